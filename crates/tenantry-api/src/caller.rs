@@ -1,0 +1,95 @@
+//! The authenticated caller. Taking a [`Caller`] as a handler argument is how a handler
+//! gets at data at all: [`Caller::scope`] hands out the store handle bound to the caller's
+//! MSP, and there is no other way to obtain one.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use tenantry_store::{AuthError, MspScope, Principal, Store};
+
+use crate::app::AppState;
+use crate::problem::ApiError;
+
+pub struct Caller {
+    store: Store,
+    principal: Principal,
+}
+
+impl Caller {
+    pub fn scope(&self) -> MspScope<'_> {
+        self.store.scope(&self.principal)
+    }
+}
+
+const MISSING_KEY: &str = "Send an API key as `Authorization: Bearer <key>`.";
+const REFUSED_KEY: &str = "The API key is not valid: it is unknown, wrong or revoked. Ask an owner or admin of your MSP for a new key.";
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let address = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
+        if let Some(wait) = state.auth_limiter.blocked_for(address) {
+            return Err(ApiError::RateLimited {
+                retry_after_secs: wait.as_secs().max(1),
+            });
+        }
+        let presented = match parts.headers.get(AUTHORIZATION) {
+            None => return Err(ApiError::Unauthenticated(MISSING_KEY.into())),
+            Some(value) => value.to_str().ok().and_then(bearer_token),
+        };
+        let result = match presented {
+            Some(token) => state.store.authenticate(token).await,
+            None => Err(AuthError::Malformed),
+        };
+        match result {
+            Ok(principal) => {
+                let span = tracing::Span::current();
+                span.record("msp_id", tracing::field::display(principal.msp_id()));
+                span.record("key_id", tracing::field::display(principal.key_id()));
+                Ok(Caller {
+                    store: state.store.clone(),
+                    principal,
+                })
+            }
+            Err(AuthError::Database(e)) => Err(ApiError::internal(format!("authenticating: {e}"))),
+            Err(AuthError::Corrupt(what)) => Err(ApiError::internal(format!(
+                "authenticating: corrupt {what}"
+            ))),
+            Err(refused) => {
+                state.auth_limiter.record_failure(address);
+                state.metrics.auth_failure(refused.reason());
+                tracing::info!(reason = refused.reason(), %address, "API key refused");
+                Err(ApiError::Unauthenticated(REFUSED_KEY.into()))
+            }
+        }
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
+fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn reads_bearer_tokens_only() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer  abc "), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("Bearer"), None);
+    }
+}

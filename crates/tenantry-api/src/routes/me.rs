@@ -1,0 +1,38 @@
+//! `GET /api/v1/me`: who the presented key belongs to. The first call a script or the
+//! dashboard makes, to check a key and learn its MSP and powers.
+
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::views::{ApiKeyView, MspView};
+use crate::caller::Caller;
+use crate::problem::{ApiError, Problem};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    pub msp: MspView,
+    pub key: ApiKeyView,
+}
+
+/// The caller's MSP and API key.
+#[utoipa::path(
+    get,
+    path = "/api/v1/me",
+    tag = "auth",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The caller", body = Me),
+        (status = 401, description = "Missing or invalid key", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed authentications", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_me(caller: Caller) -> Result<Json<Me>, ApiError> {
+    let scope = caller.scope();
+    let msp = scope.msp().await?;
+    let key = scope.own_key().await?;
+    Ok(Json(Me {
+        msp: msp.into(),
+        key: key.into(),
+    }))
+}

@@ -1,0 +1,24 @@
+//! Every route the API serves, each registered through `utoipa-axum` so it lands in the
+//! OpenAPI document as well as the router.
+
+mod api_keys;
+mod me;
+mod operations;
+mod views;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+
+pub fn all() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(operations::healthz))
+        .routes(routes!(operations::readyz))
+        .routes(routes!(operations::metrics))
+        .routes(routes!(operations::openapi_json))
+        .routes(routes!(operations::docs_page))
+        .routes(routes!(me::get_me))
+        .routes(routes!(api_keys::list_api_keys, api_keys::create_api_key))
+        .routes(routes!(api_keys::get_api_key, api_keys::revoke_api_key))
+}

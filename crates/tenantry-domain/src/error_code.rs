@@ -1,0 +1,109 @@
+//! Stable error codes. Clients branch on `code`, never on `title` or `detail`, so a code,
+//! once shipped, keeps its name and meaning. The HTTP status that goes with each code is
+//! decided in the API crate; here are only the names and human titles.
+
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    /// The request body, query or path is malformed or fails validation.
+    InvalidRequest,
+    /// No API key, or one that is malformed, unknown, wrong or revoked.
+    Unauthenticated,
+    /// The key is valid but its role or organization limit does not allow this.
+    Forbidden,
+    /// No such route, or no such object visible to the caller.
+    NotFound,
+    MethodNotAllowed,
+    /// The request took longer than the server's limit.
+    RequestTimeout,
+    /// Revoking this key would leave the MSP without an owner key.
+    LastOwnerKey,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    /// Too many failed attempts or requests; see Retry-After.
+    RateLimited,
+    /// Something broke on our side; the request id leads to the cause in the logs.
+    InternalError,
+    /// The service cannot serve yet (database unreachable or not migrated).
+    NotReady,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 12] = [
+        ErrorCode::InvalidRequest,
+        ErrorCode::Unauthenticated,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::RequestTimeout,
+        ErrorCode::LastOwnerKey,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::RateLimited,
+        ErrorCode::InternalError,
+        ErrorCode::NotReady,
+    ];
+
+    /// The machine-readable code, as sent in the `code` member.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "INVALID_REQUEST",
+            ErrorCode::Unauthenticated => "UNAUTHENTICATED",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            ErrorCode::RequestTimeout => "REQUEST_TIMEOUT",
+            ErrorCode::LastOwnerKey => "LAST_OWNER_KEY",
+            ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            ErrorCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::InternalError => "INTERNAL_ERROR",
+            ErrorCode::NotReady => "NOT_READY",
+        }
+    }
+
+    /// A short, human summary that does not change from occurrence to occurrence.
+    pub const fn title(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "The request is invalid",
+            ErrorCode::Unauthenticated => "Authentication required",
+            ErrorCode::Forbidden => "Not allowed for this API key",
+            ErrorCode::NotFound => "Not found",
+            ErrorCode::MethodNotAllowed => "Method not allowed",
+            ErrorCode::RequestTimeout => "The request took too long",
+            ErrorCode::LastOwnerKey => "The last owner key cannot be revoked",
+            ErrorCode::PayloadTooLarge => "The request body is too large",
+            ErrorCode::UnsupportedMediaType => "Unsupported media type",
+            ErrorCode::RateLimited => "Too many requests",
+            ErrorCode::InternalError => "Internal error",
+            ErrorCode::NotReady => "Service not ready",
+        }
+    }
+
+    /// The RFC 9457 `type` URI: a stable page describing the problem.
+    pub fn type_uri(self) -> String {
+        format!(
+            "https://tenantry.dev/problems/{}",
+            self.as_str().to_ascii_lowercase().replace('_', "-")
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_serialize_as_their_stable_names() {
+        for code in ErrorCode::ALL {
+            let json = serde_json::to_value(code).expect("serializes");
+            assert_eq!(json, serde_json::json!(code.as_str()));
+        }
+        assert_eq!(
+            ErrorCode::LastOwnerKey.type_uri(),
+            "https://tenantry.dev/problems/last-owner-key"
+        );
+    }
+}

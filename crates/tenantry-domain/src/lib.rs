@@ -1,0 +1,18 @@
+//! Tenantry's domain vocabulary: identifiers that parse, MSP roles, the rules for who may
+//! manage API keys, and the stable error codes every API response uses.
+//!
+//! This crate is pure on purpose: no I/O, no async, no database. Everything here is
+//! unit-tested without a network or a PostgreSQL cluster, and every other crate may depend
+//! on it.
+
+pub mod api_key;
+pub mod error_code;
+pub mod ids;
+pub mod name;
+pub mod role;
+
+pub use api_key::{ApiKeyToken, KeyGrant, KeyGrantError, KeyId, MalformedKey, OrganizationLimit};
+pub use error_code::ErrorCode;
+pub use ids::{ApiKeyRecordId, MspId, OrganizationId};
+pub use name::{DisplayName, InvalidName};
+pub use role::{Role, UnknownRole};

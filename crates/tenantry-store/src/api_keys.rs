@@ -1,0 +1,291 @@
+//! API key records: issuing, authenticating and reading them. Scoping to an MSP happens
+//! in [`crate::MspScope`] and [`crate::Operator`]; the functions here take the MSP id
+//! explicitly and are private to the crate.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::{PgPool, Postgres, Transaction};
+use tenantry_domain::api_key::KEY_PREFIX;
+use tenantry_domain::{
+    ApiKeyRecordId, ApiKeyToken, DisplayName, KeyId, MspId, OrganizationId, OrganizationLimit, Role,
+};
+use uuid::Uuid;
+
+use crate::error::{AuthError, StoreError};
+use crate::key_hash::ApiKeyPepper;
+use crate::principal::Principal;
+
+/// A key as the API shows it: never the secret, never the digest.
+#[derive(Clone, Debug)]
+pub struct ApiKeyRecord {
+    pub id: ApiKeyRecordId,
+    pub msp_id: MspId,
+    pub key_id: KeyId,
+    pub name: String,
+    pub role: Role,
+    pub organizations: OrganizationLimit,
+    pub created_by: Option<ApiKeyRecordId>,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// What a caller asks for when creating a key.
+#[derive(Clone, Debug)]
+pub struct NewApiKey {
+    pub name: DisplayName,
+    pub role: Role,
+    pub organizations: OrganizationLimit,
+}
+
+/// The full key, returned exactly once at creation. Not `Debug`, not `Clone`.
+pub struct IssuedKey(SecretString);
+
+impl IssuedKey {
+    /// The key to hand to the caller, once.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+/// Keyset pagination: up to `limit` rows with an id greater than `after`.
+#[derive(Clone, Copy, Debug)]
+pub struct Page {
+    pub limit: u32,
+    pub after: Option<Uuid>,
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    api_key_id: Uuid,
+    msp_id: Uuid,
+    key_id: String,
+    name: String,
+    role: String,
+    limited: bool,
+    organization_ids: Vec<Uuid>,
+    created_by: Option<Uuid>,
+    created_at: DateTime<Utc>,
+    last_used_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<KeyRow> for ApiKeyRecord {
+    type Error = StoreError;
+
+    fn try_from(row: KeyRow) -> Result<Self, Self::Error> {
+        let role = row
+            .role
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("api_key.role: {e}")))?;
+        let key_id = KeyId::parse(&row.key_id)
+            .ok_or_else(|| StoreError::Corrupt("api_key.key_id".into()))?;
+        Ok(Self {
+            id: ApiKeyRecordId::from_uuid(row.api_key_id),
+            msp_id: MspId::from_uuid(row.msp_id),
+            key_id,
+            name: row.name,
+            role,
+            organizations: organization_limit(row.limited, row.organization_ids),
+            created_by: row.created_by.map(ApiKeyRecordId::from_uuid),
+            created_at: row.created_at,
+            last_used_at: row.last_used_at,
+            revoked_at: row.revoked_at,
+        })
+    }
+}
+
+fn organization_limit(limited: bool, ids: Vec<Uuid>) -> OrganizationLimit {
+    if limited {
+        OrganizationLimit::Only(ids.into_iter().map(OrganizationId::from_uuid).collect())
+    } else {
+        OrganizationLimit::All
+    }
+}
+
+/// Selects a key with its organization list; callers append the `where` clause.
+const SELECT_KEY: &str = "select k.api_key_id, k.msp_id, k.key_id, k.name, k.role, k.limited,
+        coalesce((select array_agg(o.organization_id order by o.organization_id)
+                  from api_key_organization o where o.api_key_id = k.api_key_id), '{}') as organization_ids,
+        k.created_by, k.created_at, k.last_used_at, k.revoked_at
+    from api_key k";
+
+pub(crate) async fn find(
+    db: &PgPool,
+    msp_id: MspId,
+    id: ApiKeyRecordId,
+) -> Result<ApiKeyRecord, StoreError> {
+    let sql = format!("{SELECT_KEY} where k.msp_id = $1 and k.api_key_id = $2");
+    sqlx::query_as::<_, KeyRow>(sqlx::AssertSqlSafe(sql))
+        .bind(msp_id.as_uuid())
+        .bind(id.as_uuid())
+        .fetch_optional(db)
+        .await?
+        .ok_or(StoreError::NotFound)?
+        .try_into()
+}
+
+pub(crate) async fn list(
+    db: &PgPool,
+    msp_id: MspId,
+    page: Page,
+) -> Result<Vec<ApiKeyRecord>, StoreError> {
+    let sql = format!(
+        "{SELECT_KEY} where k.msp_id = $1 and ($2::uuid is null or k.api_key_id > $2)
+         order by k.api_key_id limit $3"
+    );
+    sqlx::query_as::<_, KeyRow>(sqlx::AssertSqlSafe(sql))
+        .bind(msp_id.as_uuid())
+        .bind(page.after)
+        .bind(i64::from(page.limit))
+        .fetch_all(db)
+        .await?
+        .into_iter()
+        .map(ApiKeyRecord::try_from)
+        .collect()
+}
+
+/// Inserts a key inside the caller's transaction and returns it with its one-time secret.
+pub(crate) async fn insert(
+    tx: &mut Transaction<'_, Postgres>,
+    pepper: &ApiKeyPepper,
+    msp_id: MspId,
+    new: &NewApiKey,
+    created_by: Option<ApiKeyRecordId>,
+) -> Result<(ApiKeyRecord, IssuedKey), StoreError> {
+    if let OrganizationLimit::Only(ids) = &new.organizations {
+        ensure_organizations_belong(tx, msp_id, ids).await?;
+    }
+    let (key_id, secret) = generate_key_material()?;
+    let id = ApiKeyRecordId::new();
+    let limited = matches!(new.organizations, OrganizationLimit::Only(_));
+    sqlx::query(
+        "insert into api_key (api_key_id, msp_id, key_id, secret_hmac, name, role, limited, created_by)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(id.as_uuid())
+    .bind(msp_id.as_uuid())
+    .bind(key_id.as_str())
+    .bind(pepper.digest(&key_id, secret.expose_secret()))
+    .bind(new.name.as_str())
+    .bind(new.role.as_str())
+    .bind(limited)
+    .bind(created_by.map(|id| id.as_uuid()))
+    .execute(&mut **tx)
+    .await?;
+    if let OrganizationLimit::Only(ids) = &new.organizations {
+        let ids: Vec<Uuid> = ids.iter().map(OrganizationId::as_uuid).collect();
+        sqlx::query(
+            "insert into api_key_organization (msp_id, api_key_id, organization_id)
+             select $1, $2, unnest($3::uuid[])",
+        )
+        .bind(msp_id.as_uuid())
+        .bind(id.as_uuid())
+        .bind(&ids)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let sql = format!("{SELECT_KEY} where k.api_key_id = $1");
+    let record: ApiKeyRecord = sqlx::query_as::<_, KeyRow>(sqlx::AssertSqlSafe(sql))
+        .bind(id.as_uuid())
+        .fetch_one(&mut **tx)
+        .await?
+        .try_into()?;
+    let full = format!("{KEY_PREFIX}{key_id}_{}", secret.expose_secret());
+    Ok((record, IssuedKey(SecretString::from(full))))
+}
+
+async fn ensure_organizations_belong(
+    tx: &mut Transaction<'_, Postgres>,
+    msp_id: MspId,
+    ids: &BTreeSet<OrganizationId>,
+) -> Result<(), StoreError> {
+    let wanted: Vec<Uuid> = ids.iter().map(OrganizationId::as_uuid).collect();
+    let found: Vec<Uuid> = sqlx::query_scalar(
+        "select organization_id from organization where msp_id = $1 and organization_id = any($2)",
+    )
+    .bind(msp_id.as_uuid())
+    .bind(&wanted)
+    .fetch_all(&mut **tx)
+    .await?;
+    match ids.iter().find(|id| !found.contains(&id.as_uuid())) {
+        Some(missing) => Err(StoreError::UnknownOrganization(*missing)),
+        None => Ok(()),
+    }
+}
+
+/// 64 random bits of public key id and 256 random bits of secret, from the OS.
+fn generate_key_material() -> Result<(KeyId, SecretString), StoreError> {
+    let mut id = [0u8; 8];
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut id)
+        .and_then(|()| getrandom::fill(&mut secret))
+        .map_err(|e| StoreError::Corrupt(format!("the OS random source failed: {e}")))?;
+    let key_id = KeyId::parse(&hex::encode(id))
+        .ok_or_else(|| StoreError::Corrupt("generated key id".into()))?;
+    Ok((key_id, SecretString::from(hex::encode(secret))))
+}
+
+#[derive(sqlx::FromRow)]
+struct AuthRow {
+    api_key_id: Uuid,
+    msp_id: Uuid,
+    secret_hmac: Vec<u8>,
+    role: String,
+    limited: bool,
+    organization_ids: Vec<Uuid>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A digest that matches nothing, verified against when the key id is unknown so that
+/// unknown and known ids cost the same time.
+const DECOY_DIGEST: [u8; 32] = [0; 32];
+
+pub(crate) async fn authenticate(
+    db: &PgPool,
+    pepper: &ApiKeyPepper,
+    presented: &str,
+) -> Result<Principal, AuthError> {
+    let token = ApiKeyToken::parse(presented).map_err(|_| AuthError::Malformed)?;
+    let row: Option<AuthRow> = sqlx::query_as(
+        "select k.api_key_id, k.msp_id, k.secret_hmac, k.role, k.limited, k.revoked_at,
+                coalesce((select array_agg(o.organization_id) from api_key_organization o
+                          where o.api_key_id = k.api_key_id), '{}') as organization_ids
+         from api_key k where k.key_id = $1",
+    )
+    .bind(token.key_id().as_str())
+    .fetch_optional(db)
+    .await?;
+    let Some(row) = row else {
+        let _ = pepper.verify(token.key_id(), token.secret(), &DECOY_DIGEST);
+        return Err(AuthError::UnknownKey);
+    };
+    if !pepper.verify(token.key_id(), token.secret(), &row.secret_hmac) {
+        return Err(AuthError::WrongSecret);
+    }
+    if row.revoked_at.is_some() {
+        return Err(AuthError::Revoked);
+    }
+    // Recording every single use would turn each read into a write; a minute's precision
+    // is what an owner auditing stale keys needs.
+    sqlx::query(
+        "update api_key set last_used_at = now()
+         where api_key_id = $1 and (last_used_at is null or last_used_at < now() - interval '1 minute')",
+    )
+    .bind(row.api_key_id)
+    .execute(db)
+    .await?;
+    let role: Role = row
+        .role
+        .parse()
+        .map_err(|_| AuthError::Corrupt("api_key.role"))?;
+    Ok(Principal::new(
+        MspId::from_uuid(row.msp_id),
+        ApiKeyRecordId::from_uuid(row.api_key_id),
+        token.key_id().clone(),
+        role,
+        organization_limit(row.limited, row.organization_ids),
+    ))
+}

@@ -1,0 +1,70 @@
+//! PostgreSQL persistence for Tenantry.
+//!
+//! The one rule this crate exists to enforce: nothing MSP-owned can be read or written
+//! without an [`MspScope`], and an `MspScope` can only be obtained from a [`Principal`],
+//! which only [`Store::authenticate`] can produce. Operator tasks that legitimately span
+//! MSPs (the `admin` CLI) go through [`Store::operator`], which the HTTP layer never calls.
+
+mod api_keys;
+mod error;
+mod key_hash;
+mod operator;
+mod principal;
+mod readiness;
+mod scope;
+
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+
+pub use api_keys::{ApiKeyRecord, IssuedKey, NewApiKey, Page};
+pub use error::{AuthError, StoreError};
+pub use key_hash::{ApiKeyPepper, InvalidPepper};
+pub use operator::{MspRecord, Operator};
+pub use principal::Principal;
+pub use readiness::Readiness;
+pub use scope::MspScope;
+
+/// The workspace's migrations (the top-level `migrations/` folder). sqlx's migrator takes
+/// an advisory lock, so several processes may run it at once safely.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../../migrations");
+
+/// Runs every pending migration.
+pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    MIGRATOR.run(pool).await
+}
+
+/// The handle the rest of the service holds: a connection pool and the API-key pepper.
+#[derive(Clone)]
+pub struct Store {
+    pool: PgPool,
+    pepper: ApiKeyPepper,
+}
+
+impl Store {
+    pub fn new(pool: PgPool, pepper: ApiKeyPepper) -> Self {
+        Self { pool, pepper }
+    }
+
+    /// Checks a presented API key and returns who is calling. Unknown ids, wrong secrets and
+    /// revoked keys are distinguished for logs and metrics only; the API answers all of
+    /// them with the same 401.
+    pub async fn authenticate(&self, presented: &str) -> Result<Principal, AuthError> {
+        api_keys::authenticate(&self.pool, &self.pepper, presented).await
+    }
+
+    /// Everything the caller may touch, bound to the caller's MSP.
+    pub fn scope<'a>(&'a self, principal: &'a Principal) -> MspScope<'a> {
+        MspScope::new(&self.pool, &self.pepper, principal)
+    }
+
+    /// Cross-MSP operator tasks (creating MSPs and their first keys). Not for request
+    /// handlers.
+    pub fn operator(&self) -> Operator<'_> {
+        Operator::new(&self.pool, &self.pepper)
+    }
+
+    /// Whether the database answers and every migration this build knows is applied.
+    pub async fn readiness(&self) -> Readiness {
+        readiness::check(&self.pool).await
+    }
+}

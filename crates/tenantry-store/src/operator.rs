@@ -1,0 +1,112 @@
+//! Operator tasks that stand outside any one MSP: creating an MSP with its first owner key,
+//! minting a key for a given MSP. Used by the `tenantry admin` CLI and `tenantry dev`, never
+//! by request handlers.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use tenantry_domain::{DisplayName, MspId, OrganizationLimit, Role};
+use uuid::Uuid;
+
+use crate::api_keys::{self, ApiKeyRecord, IssuedKey, NewApiKey};
+use crate::error::StoreError;
+use crate::key_hash::ApiKeyPepper;
+
+#[derive(Clone, Debug)]
+pub struct MspRecord {
+    pub id: MspId,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+pub struct Operator<'a> {
+    pool: &'a PgPool,
+    pepper: &'a ApiKeyPepper,
+}
+
+impl<'a> Operator<'a> {
+    pub(crate) fn new(pool: &'a PgPool, pepper: &'a ApiKeyPepper) -> Self {
+        Self { pool, pepper }
+    }
+
+    /// Creates an MSP and its first owner key, in one transaction.
+    pub async fn create_msp(
+        &self,
+        name: DisplayName,
+    ) -> Result<(MspRecord, ApiKeyRecord, IssuedKey), StoreError> {
+        let id = MspId::new();
+        let mut tx = self.pool.begin().await?;
+        let (name, created_at): (String, DateTime<Utc>) = sqlx::query_as(
+            "insert into msp (msp_id, name) values ($1, $2) returning name, created_at",
+        )
+        .bind(id.as_uuid())
+        .bind(name.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        let first_key = NewApiKey {
+            name: DisplayName::parse("initial owner key")
+                .map_err(|e| StoreError::Corrupt(format!("built-in key name: {e}")))?,
+            role: Role::Owner,
+            organizations: OrganizationLimit::All,
+        };
+        let (key, issued) = api_keys::insert(&mut tx, self.pepper, id, &first_key, None).await?;
+        tx.commit().await?;
+        Ok((
+            MspRecord {
+                id,
+                name,
+                created_at,
+            },
+            key,
+            issued,
+        ))
+    }
+
+    /// Mints a key for an existing MSP; `NotFound` when there is no such MSP.
+    pub async fn create_key(
+        &self,
+        msp_id: MspId,
+        new: NewApiKey,
+    ) -> Result<(ApiKeyRecord, IssuedKey), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let exists: Option<Uuid> =
+            sqlx::query_scalar("select msp_id from msp where msp_id = $1 for share")
+                .bind(msp_id.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        let issued = api_keys::insert(&mut tx, self.pepper, msp_id, &new, None).await?;
+        tx.commit().await?;
+        Ok(issued)
+    }
+
+    /// The oldest MSP with exactly this name, if any (used by `tenantry dev`).
+    pub async fn find_msp_by_name(&self, name: &str) -> Result<Option<MspRecord>, StoreError> {
+        let row: Option<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(
+            "select msp_id, name, created_at from msp where name = $1 order by msp_id limit 1",
+        )
+        .bind(name)
+        .fetch_optional(self.pool)
+        .await?;
+        Ok(row.map(|(id, name, created_at)| MspRecord {
+            id: MspId::from_uuid(id),
+            name,
+            created_at,
+        }))
+    }
+}
+
+pub(crate) async fn find_msp(db: &PgPool, id: MspId) -> Result<MspRecord, StoreError> {
+    let row: Option<(String, DateTime<Utc>)> =
+        sqlx::query_as("select name, created_at from msp where msp_id = $1")
+            .bind(id.as_uuid())
+            .fetch_optional(db)
+            .await?;
+    let (name, created_at) = row.ok_or(StoreError::NotFound)?;
+    Ok(MspRecord {
+        id,
+        name,
+        created_at,
+    })
+}

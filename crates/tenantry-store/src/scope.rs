@@ -1,0 +1,126 @@
+//! [`MspScope`]: the only door to MSP-owned data for request handlers. Every query it runs
+//! binds the caller's MSP id, and every method checks the caller's role, so a handler
+//! cannot forget either.
+
+use sqlx::PgPool;
+use tenantry_domain::{ApiKeyRecordId, Role};
+
+use crate::api_keys::{self, ApiKeyRecord, IssuedKey, NewApiKey, Page};
+use crate::error::StoreError;
+use crate::key_hash::ApiKeyPepper;
+use crate::operator::{self, MspRecord};
+use crate::principal::Principal;
+
+pub struct MspScope<'a> {
+    pool: &'a PgPool,
+    pepper: &'a ApiKeyPepper,
+    principal: &'a Principal,
+}
+
+impl<'a> MspScope<'a> {
+    pub(crate) fn new(
+        pool: &'a PgPool,
+        pepper: &'a ApiKeyPepper,
+        principal: &'a Principal,
+    ) -> Self {
+        Self {
+            pool,
+            pepper,
+            principal,
+        }
+    }
+
+    pub fn principal(&self) -> &Principal {
+        self.principal
+    }
+
+    /// The caller's own MSP.
+    pub async fn msp(&self) -> Result<MspRecord, StoreError> {
+        operator::find_msp(self.pool, self.principal.msp_id()).await
+    }
+
+    /// The key the caller authenticated with.
+    pub async fn own_key(&self) -> Result<ApiKeyRecord, StoreError> {
+        api_keys::find(
+            self.pool,
+            self.principal.msp_id(),
+            self.principal.api_key_id(),
+        )
+        .await
+    }
+
+    /// One key of this MSP (owner or admin).
+    pub async fn api_key(&self, id: ApiKeyRecordId) -> Result<ApiKeyRecord, StoreError> {
+        self.principal.grant().may_manage_keys()?;
+        api_keys::find(self.pool, self.principal.msp_id(), id).await
+    }
+
+    pub async fn list_api_keys(&self, page: Page) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        self.principal.grant().may_manage_keys()?;
+        api_keys::list(self.pool, self.principal.msp_id(), page).await
+    }
+
+    pub async fn create_api_key(
+        &self,
+        new: NewApiKey,
+    ) -> Result<(ApiKeyRecord, IssuedKey), StoreError> {
+        self.principal.grant().may_manage_key_with_role(new.role)?;
+        let mut tx = self.pool.begin().await?;
+        let issued = api_keys::insert(
+            &mut tx,
+            self.pepper,
+            self.principal.msp_id(),
+            &new,
+            Some(self.principal.api_key_id()),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(issued)
+    }
+
+    /// Revokes a key of this MSP. Revoking an already revoked key changes nothing. The last
+    /// active owner key cannot be revoked: the MSP would be locked out of its own account.
+    pub async fn revoke_api_key(&self, id: ApiKeyRecordId) -> Result<ApiKeyRecord, StoreError> {
+        let grant = self.principal.grant();
+        grant.may_manage_keys()?;
+        let msp = self.principal.msp_id().as_uuid();
+        let mut tx = self.pool.begin().await?;
+        // Lock the MSP's active owner keys first, so two concurrent revocations cannot each
+        // believe the other owner key survives.
+        let active_owners: Vec<uuid::Uuid> = sqlx::query_scalar(
+            "select api_key_id from api_key
+             where msp_id = $1 and role = 'owner' and revoked_at is null
+             order by api_key_id for update",
+        )
+        .bind(msp)
+        .fetch_all(&mut *tx)
+        .await?;
+        let target: Option<(String, bool)> = sqlx::query_as(
+            "select role, revoked_at is not null from api_key
+             where msp_id = $1 and api_key_id = $2 for update",
+        )
+        .bind(msp)
+        .bind(id.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (role, already_revoked) = target.ok_or(StoreError::NotFound)?;
+        let role: Role = role
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("api_key.role: {e}")))?;
+        grant.may_manage_key_with_role(role)?;
+        if !already_revoked {
+            if role == Role::Owner && active_owners.iter().all(|owner| *owner == id.as_uuid()) {
+                return Err(StoreError::LastOwnerKey);
+            }
+            sqlx::query(
+                "update api_key set revoked_at = now() where msp_id = $1 and api_key_id = $2",
+            )
+            .bind(msp)
+            .bind(id.as_uuid())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        api_keys::find(self.pool, self.principal.msp_id(), id).await
+    }
+}

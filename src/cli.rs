@@ -1,0 +1,143 @@
+//! The command line. Each subcommand's work lives in [`crate::commands`].
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tenantry_domain::Role;
+use uuid::Uuid;
+
+use crate::commands;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tenantry",
+    version,
+    about = "Multi-tenant Microsoft 365 management for MSPs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP API and the background workers in one process (migrates first).
+    Serve,
+    /// Run only the HTTP API.
+    Api,
+    /// Run only the background workers.
+    Worker,
+    /// Apply pending database migrations, then exit.
+    Migrate,
+    /// Everything on one machine: a private PostgreSQL, the Graph simulator, API and workers.
+    Dev {
+        /// Print one JSON line (url, api_key, msp_id, demo_tenants) once ready.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the Microsoft identity platform + Graph simulator.
+    GraphSim {
+        /// The scenario to load.
+        #[arg(long, default_value = "demo")]
+        scenario: String,
+        /// The port to listen on (127.0.0.1).
+        #[arg(long, default_value_t = 9000)]
+        port: u16,
+    },
+    /// Operator tasks across MSPs.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Master-key management.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Run a command with DATABASE_URL pointing at a throwaway PostgreSQL cluster, which is
+    /// removed afterwards (used by the test suite).
+    TestEnv {
+        /// The command and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create an MSP and print its first owner API key (shown once).
+    CreateMsp {
+        #[arg(long)]
+        name: String,
+        /// Print one JSON object with msp_id and api_key.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create an API key for an MSP and print it (shown once).
+    CreateKey {
+        #[arg(long)]
+        msp: Uuid,
+        /// owner, admin, technician or viewer.
+        #[arg(long)]
+        role: Role,
+        /// What the key is for.
+        #[arg(long, default_value = "created with tenantry admin")]
+        name: String,
+        /// Print one JSON object with msp_id and api_key.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Re-seal every organization's data key under the current master key.
+    Rotate,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: starting the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve => commands::serve::run(commands::serve::Mode::ApiAndWorkers).await,
+            Command::Api => commands::serve::run(commands::serve::Mode::ApiOnly).await,
+            Command::Migrate => commands::migrate::run().await,
+            Command::Dev { json } => commands::dev::run(json).await,
+            Command::Admin {
+                command: AdminCommand::CreateMsp { name, json },
+            } => commands::admin::create_msp(&name, json).await,
+            Command::Admin {
+                command:
+                    AdminCommand::CreateKey {
+                        msp,
+                        role,
+                        name,
+                        json,
+                    },
+            } => commands::admin::create_key(msp, role, &name, json).await,
+            Command::TestEnv { command } => commands::test_env::run(command).await,
+            Command::Worker => Err(commands::not_yet("worker", "the durable job engine")),
+            Command::GraphSim { .. } => Err(commands::not_yet("graph-sim", "the Graph simulator")),
+            Command::Keys {
+                command: KeysCommand::Rotate,
+            } => Err(commands::not_yet("keys rotate", "sealed client secrets")),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! `tenantry dev`: the whole service on one machine with nothing to set up. A private
+//! PostgreSQL cluster in the data folder (unless `TENANTRY__DATABASE__URL` is set),
+//! generated secrets, a demo MSP with an owner key, and the API, until Ctrl-C. Everything
+//! is kept in the data folder and reused by the next run, the demo key included.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sqlx::Connection;
+use tenantry_api::Metrics;
+use tenantry_domain::DisplayName;
+use tenantry_store::Store;
+
+use super::serve::bind;
+use super::{connect, load_settings, shutdown_signal, success};
+use crate::postgres::{ClusterError, DevCluster};
+use crate::settings::Settings;
+
+const DEMO_MSP_NAME: &str = "Demo MSP";
+
+pub async fn run(json: bool) -> anyhow::Result<ExitCode> {
+    let mut settings = load_settings(Some("dev"))?;
+    let data_dir = settings.dev.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+
+    let cluster = match &settings.database.url {
+        Some(_) => None,
+        None => Some(start_cluster(&data_dir).await?),
+    };
+    let database_url = match &cluster {
+        Some(cluster) => cluster.url(),
+        None => settings.database_url()?.clone(),
+    };
+    fill_dev_secrets(&mut settings, &data_dir)?;
+
+    let pool = connect(&settings.database, &database_url).await?;
+    tenantry_store::migrate(&pool)
+        .await
+        .context("applying migrations")?;
+    let store = Store::new(pool, settings.api_key_pepper()?);
+    let (msp_id, api_key) = demo_owner_key(&store, &data_dir).await?;
+
+    let listener = bind(&settings).await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let app = tenantry_api::build(store, &settings.http, Arc::new(Metrics::new()))?;
+    let database = match &cluster {
+        Some(cluster) => format!(
+            "private PostgreSQL cluster in {} (127.0.0.1:{})",
+            cluster.cluster().data_dir().display(),
+            cluster.cluster().port()
+        ),
+        None => "TENANTRY__DATABASE__URL".to_owned(),
+    };
+    announce(json, &url, api_key.expose_secret(), msp_id, &database);
+
+    let served = tenantry_api::serve(listener, app, shutdown_signal()).await;
+    if let Some(cluster) = cluster.filter(|cluster| cluster.started_here) {
+        tokio::task::spawn_blocking(move || cluster.cluster().stop()).await??;
+        tracing::info!("private PostgreSQL stopped");
+    }
+    served?;
+    success()
+}
+
+async fn start_cluster(data_dir: &Path) -> anyhow::Result<DevCluster> {
+    let dir = data_dir.to_path_buf();
+    let cluster = tokio::task::spawn_blocking(move || DevCluster::ensure(&dir)).await??;
+    let mut admin = sqlx::PgConnection::connect(cluster.admin_url().expose_secret())
+        .await
+        .context("connecting to the private PostgreSQL cluster")?;
+    let exists: bool =
+        sqlx::query_scalar("select exists(select 1 from pg_database where datname = $1)")
+            .bind(cluster.database())
+            .fetch_one(&mut admin)
+            .await?;
+    if !exists {
+        // The name is our own constant, never input.
+        let create = format!("create database \"{}\"", cluster.database());
+        sqlx::query(sqlx::AssertSqlSafe(create))
+            .execute(&mut admin)
+            .await?;
+    }
+    Ok(cluster)
+}
+
+/// Secrets `dev` generates once and keeps in `<data dir>/secrets.json` (mode 0600), unless
+/// the environment provides them.
+#[derive(Serialize, Deserialize)]
+struct DevSecrets {
+    master_key: String,
+    api_key_pepper: String,
+}
+
+fn fill_dev_secrets(settings: &mut Settings, data_dir: &Path) -> anyhow::Result<()> {
+    let path = data_dir.join("secrets.json");
+    let stored: Option<DevSecrets> = std::fs::read(&path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    let secrets = match stored {
+        Some(secrets) => secrets,
+        None => {
+            let secrets = DevSecrets {
+                master_key: random_base64()?,
+                api_key_pepper: random_base64()?,
+            };
+            crate::postgres::write_private(&path, &serde_json::to_vec_pretty(&secrets)?)?;
+            secrets
+        }
+    };
+    let fill = |slot: &mut Option<SecretString>, value: String| {
+        slot.get_or_insert_with(|| SecretString::from(value));
+    };
+    fill(&mut settings.secrets.master_key, secrets.master_key);
+    fill(&mut settings.secrets.api_key_pepper, secrets.api_key_pepper);
+    settings.check_master_key()?;
+    Ok(())
+}
+
+fn random_base64() -> Result<String, ClusterError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| ClusterError::Setup(format!("random source: {e}")))?;
+    Ok(BASE64.encode(bytes))
+}
+
+/// The demo MSP's owner key: the one remembered in `<data dir>/dev-api-key` while it still
+/// works, else a new one (creating the demo MSP on first run).
+async fn demo_owner_key(
+    store: &Store,
+    data_dir: &Path,
+) -> anyhow::Result<(uuid::Uuid, SecretString)> {
+    let path = data_dir.join("dev-api-key");
+    if let Ok(remembered) = std::fs::read_to_string(&path) {
+        let remembered = remembered.trim().to_owned();
+        if let Ok(principal) = store.authenticate(&remembered).await {
+            return Ok((principal.msp_id().as_uuid(), SecretString::from(remembered)));
+        }
+    }
+    let operator = store.operator();
+    let (msp_id, issued) = match operator.find_msp_by_name(DEMO_MSP_NAME).await? {
+        Some(msp) => {
+            let new = tenantry_store::NewApiKey {
+                name: DisplayName::parse("dev owner key")?,
+                role: tenantry_domain::Role::Owner,
+                organizations: tenantry_domain::OrganizationLimit::All,
+            };
+            let (_, issued) = operator.create_key(msp.id, new).await?;
+            (msp.id, issued)
+        }
+        None => {
+            let (msp, _, issued) = operator
+                .create_msp(DisplayName::parse(DEMO_MSP_NAME)?)
+                .await?;
+            (msp.id, issued)
+        }
+    };
+    crate::postgres::write_private(&path, issued.expose().as_bytes())?;
+    Ok((
+        msp_id.as_uuid(),
+        SecretString::from(issued.expose().to_owned()),
+    ))
+}
+
+fn announce(json: bool, url: &str, api_key: &str, msp_id: uuid::Uuid, database: &str) {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "url": url,
+                "api_key": api_key,
+                "msp_id": msp_id,
+                "database": database,
+                // Filled by the Graph simulator's demo scenario once it lands.
+                "demo_tenants": [],
+            })
+        );
+        return;
+    }
+    println!("Tenantry dev is running.");
+    println!("  API:      {url}   (docs: {url}/api/docs)");
+    println!("  API key:  {api_key}   (owner of \"{DEMO_MSP_NAME}\")");
+    println!("  Database: {database}");
+    println!();
+    println!("Try:  curl -H \"Authorization: Bearer {api_key}\" {url}/api/v1/me");
+    println!("Stop with Ctrl-C.");
+}

@@ -1,0 +1,65 @@
+//! What each subcommand does, plus the pieces they share: loading settings, connecting to
+//! the database, waiting for a shutdown signal.
+
+pub mod admin;
+pub mod dev;
+pub mod migrate;
+pub mod serve;
+pub mod test_env;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+use crate::settings::{DatabaseSettings, Settings, Sources};
+use crate::telemetry;
+
+/// Loads settings (`implied_env` when `TENANTRY_ENV` is unset) and starts logging.
+pub fn load_settings(implied_env: Option<&str>) -> anyhow::Result<Settings> {
+    let settings = Settings::load(&Sources::from_process(implied_env))?;
+    telemetry::init(&settings.log);
+    Ok(settings)
+}
+
+pub async fn connect(database: &DatabaseSettings, url: &SecretString) -> anyhow::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(database.max_connections)
+        .acquire_timeout(Duration::from_secs(database.acquire_timeout_secs))
+        .connect(url.expose_secret())
+        .await
+        // sqlx's connection errors do not echo the URL, so the password stays out.
+        .context("connecting to PostgreSQL")
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested; finishing requests in flight");
+}
+
+/// The answer of a subcommand whose capability has not landed yet.
+pub fn not_yet(command: &str, capability: &str) -> anyhow::Error {
+    anyhow::anyhow!("`tenantry {command}` is not available yet: it arrives with {capability}")
+}
+
+pub(crate) fn success() -> anyhow::Result<ExitCode> {
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,175 @@
+//! API-key authentication: good, wrong, unknown, malformed and revoked keys; what is
+//! stored; throttling of repeated failures.
+
+use reqwest::Method;
+use serde_json::Value;
+use sqlx::PgPool;
+
+use crate::helpers::{TestApp, assert_problem};
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn a_good_key_identifies_its_msp_and_records_its_use(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Contoso IT").await;
+
+    let response = app.get("/api/v1/me", &msp.owner_key).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().contains_key("x-request-id"));
+    let me: Value = response.json().await.expect("json");
+    assert_eq!(me["msp"]["id"], msp.id.to_string());
+    assert_eq!(me["msp"]["name"], "Contoso IT");
+    assert_eq!(me["key"]["role"], "owner");
+    assert_eq!(me["key"]["organization_ids"], Value::Null);
+    assert!(
+        me["key"]["last_used_at"].is_string(),
+        "last_used_at is recorded: {me}"
+    );
+    assert!(
+        msp.owner_key
+            .contains(me["key"]["key_id"].as_str().expect("key id"))
+    );
+    assert!(
+        !me.to_string().contains(&msp.owner_key[22..]),
+        "the secret is never echoed"
+    );
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn only_an_hmac_of_the_secret_is_stored(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Contoso IT").await;
+    let secret = msp.owner_key.rsplit('_').next().expect("secret part");
+    let rows: Vec<String> = sqlx::query_scalar("select row_to_json(k)::text from api_key k")
+        .fetch_all(&app.pool)
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 1);
+    assert!(
+        !rows[0].contains(secret),
+        "the key's secret must not be stored: {}",
+        rows[0]
+    );
+    let digest_len: i32 = sqlx::query_scalar("select octet_length(secret_hmac) from api_key")
+        .fetch_one(&app.pool)
+        .await
+        .expect("digest");
+    assert_eq!(digest_len, 32);
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn refused_keys_answer_401_with_a_bearer_challenge(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Contoso IT").await;
+    let (key_id, secret) = {
+        let rest = msp.owner_key.strip_prefix("tnty_").expect("prefix");
+        rest.split_once('_').expect("two parts")
+    };
+    let wrong_secret = format!("tnty_{key_id}_{}", "0".repeat(64));
+    let unknown_id = format!("tnty_ffffffffffffffff_{secret}");
+    let malformed = format!("tnty_{key_id}_{}", &secret[..10]);
+
+    for (label, key) in [
+        ("wrong secret", wrong_secret.as_str()),
+        ("unknown key id", unknown_id.as_str()),
+        ("malformed", malformed.as_str()),
+        ("not a key at all", "hunter2"),
+    ] {
+        let response = app.get("/api/v1/me", key).await;
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        assert!(
+            challenge.starts_with("Bearer"),
+            "{label}: WWW-Authenticate is {challenge:?}"
+        );
+        let body = assert_problem(response, 401, "UNAUTHENTICATED").await;
+        assert!(
+            !body.to_string().contains(secret),
+            "{label}: the presented secret is not echoed"
+        );
+    }
+
+    let missing = app
+        .request(Method::GET, "/api/v1/me", None)
+        .send()
+        .await
+        .expect("sent");
+    assert!(missing.headers().contains_key("www-authenticate"));
+    assert_problem(missing, 401, "UNAUTHENTICATED").await;
+
+    let basic = app
+        .request(Method::GET, "/api/v1/me", None)
+        .header("authorization", format!("Basic {}", msp.owner_key))
+        .send()
+        .await
+        .expect("sent");
+    assert_problem(basic, 401, "UNAUTHENTICATED").await;
+
+    // The failures did not disturb the real key.
+    assert_eq!(app.get("/api/v1/me", &msp.owner_key).await.status(), 200);
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn a_revoked_key_stops_working_at_once(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Contoso IT").await;
+    let (admin_id, admin_key) = app.key_for(&msp, tenantry_domain::Role::Admin).await;
+    assert_eq!(app.get("/api/v1/me", &admin_key).await.status(), 200);
+
+    let revoked = app
+        .delete(&format!("/api/v1/api-keys/{admin_id}"), &msp.owner_key)
+        .await;
+    assert_eq!(revoked.status(), 204);
+
+    assert_problem(
+        app.get("/api/v1/me", &admin_key).await,
+        401,
+        "UNAUTHENTICATED",
+    )
+    .await;
+    let revoked_at: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("select revoked_at from api_key where api_key_id = $1")
+            .bind(admin_id)
+            .fetch_one(&app.pool)
+            .await
+            .expect("row");
+    assert!(revoked_at.is_some());
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn repeated_bad_keys_from_one_address_are_rate_limited(pool: PgPool) {
+    let app = TestApp::spawn_with(pool, |config| config.auth_failures_per_minute = 3).await;
+    let msp = app.create_msp("Contoso IT").await;
+    let guess = format!("tnty_0123456789abcdef_{}", "a".repeat(64));
+    for _ in 0..3 {
+        assert_problem(app.get("/api/v1/me", &guess).await, 401, "UNAUTHENTICATED").await;
+    }
+    let limited = app.get("/api/v1/me", &guess).await;
+    let retry_after: u64 = limited
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in whole seconds");
+    assert!((1..=60).contains(&retry_after), "Retry-After {retry_after}");
+    assert_problem(limited, 429, "RATE_LIMITED").await;
+    // While blocked, the address gets no answer about any key, good ones included.
+    assert_problem(
+        app.get("/api/v1/me", &msp.owner_key).await,
+        429,
+        "RATE_LIMITED",
+    )
+    .await;
+    // Unauthenticated probes stay available.
+    assert_eq!(
+        app.request(Method::GET, "/healthz", None)
+            .send()
+            .await
+            .expect("sent")
+            .status(),
+        200
+    );
+}

@@ -1,0 +1,187 @@
+//! `TestApp`: the real API on a random port, over a fresh database per test (from
+//! `#[sqlx::test]`), driven with a real HTTP client.
+
+use std::sync::Arc;
+
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::Value;
+use sqlx::PgPool;
+use tenantry_api::{ApiConfig, Metrics};
+use tenantry_domain::{DisplayName, OrganizationLimit, Role};
+use tenantry_store::{ApiKeyPepper, NewApiKey, Store};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+pub struct TestApp {
+    pub url: String,
+    pub pool: PgPool,
+    pub store: Store,
+    client: reqwest::Client,
+    _shutdown: oneshot::Sender<()>,
+}
+
+/// One MSP with its first owner key.
+pub struct TestMsp {
+    pub id: Uuid,
+    pub name: String,
+    pub owner_key: String,
+    pub owner_key_id: Uuid,
+}
+
+pub fn test_config() -> ApiConfig {
+    ApiConfig {
+        addr: "127.0.0.1:0".into(),
+        body_limit_bytes: 64 * 1024,
+        request_timeout_secs: 30,
+        cors_allowed_origins: Vec::new(),
+        auth_failures_per_minute: 1000,
+    }
+}
+
+pub fn test_pepper() -> ApiKeyPepper {
+    ApiKeyPepper::new(vec![0x5a; 32]).expect("pepper")
+}
+
+impl TestApp {
+    pub async fn spawn(pool: PgPool) -> Self {
+        Self::spawn_with(pool, |_| {}).await
+    }
+
+    pub async fn spawn_with(pool: PgPool, tweak: impl FnOnce(&mut ApiConfig)) -> Self {
+        let mut config = test_config();
+        tweak(&mut config);
+        let store = Store::new(pool.clone(), test_pepper());
+        let app = tenantry_api::build(store.clone(), &config, Arc::new(Metrics::new()))
+            .expect("app builds");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        tokio::spawn(tenantry_api::serve(listener, app, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            url,
+            pool,
+            store,
+            client: reqwest::Client::new(),
+            _shutdown: shutdown,
+        }
+    }
+
+    pub fn request(&self, method: Method, path: &str, key: Option<&str>) -> RequestBuilder {
+        let builder = self.client.request(method, format!("{}{path}", self.url));
+        match key {
+            Some(key) => builder.bearer_auth(key),
+            None => builder,
+        }
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> Response {
+        self.request(Method::GET, path, Some(key))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn post_json(&self, path: &str, key: &str, body: Value) -> Response {
+        self.request(Method::POST, path, Some(key))
+            .json(&body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn delete(&self, path: &str, key: &str) -> Response {
+        self.request(Method::DELETE, path, Some(key))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn create_msp(&self, name: &str) -> TestMsp {
+        let (msp, key, issued) = self
+            .store
+            .operator()
+            .create_msp(DisplayName::parse(name).expect("name"))
+            .await
+            .expect("create msp");
+        TestMsp {
+            id: msp.id.as_uuid(),
+            name: msp.name,
+            owner_key: issued.expose().to_owned(),
+            owner_key_id: key.id.as_uuid(),
+        }
+    }
+
+    /// A key of `role` for `msp`, made through the operator path (no API call).
+    pub async fn key_for(&self, msp: &TestMsp, role: Role) -> (Uuid, String) {
+        let new = NewApiKey {
+            name: DisplayName::parse(&format!("{role} key")).expect("name"),
+            role,
+            organizations: OrganizationLimit::All,
+        };
+        let (record, issued) = self
+            .store
+            .operator()
+            .create_key(tenantry_domain::MspId::from_uuid(msp.id), new)
+            .await
+            .expect("create key");
+        (record.id.as_uuid(), issued.expose().to_owned())
+    }
+
+    /// An organization row for `msp` (the organizations API arrives with "add a tenant").
+    pub async fn insert_organization(&self, msp: &TestMsp, name: &str) -> Uuid {
+        let id = Uuid::now_v7();
+        sqlx::query("insert into organization (organization_id, msp_id, name) values ($1, $2, $3)")
+            .bind(id)
+            .bind(msp.id)
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .expect("insert organization");
+        id
+    }
+}
+
+/// Asserts the response is a problem document with `status` and `code`, and returns it.
+pub async fn assert_problem(response: Response, status: u16, code: &str) -> Value {
+    assert_eq!(
+        response.status().as_u16(),
+        status,
+        "status of {}",
+        response.url()
+    );
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body: Value = response.json().await.expect("problem body is JSON");
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status, "{body}");
+    assert!(
+        body["type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("https://tenantry.dev/problems/")),
+        "{body}"
+    );
+    assert!(
+        body["title"].is_string() && body["detail"].is_string(),
+        "{body}"
+    );
+    assert_eq!(
+        body["request_id"].as_str(),
+        request_id.as_deref(),
+        "request id in body and header"
+    );
+    body
+}

@@ -1,0 +1,87 @@
+//! MSP isolation: a second MSP's owner key walks every operation of the OpenAPI document,
+//! aimed at the first MSP's objects, and must neither see nor change anything. A route
+//! with a path parameter this test does not know fails the test, so every new route gets
+//! its isolation checked.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tenantry_domain::Role;
+
+use crate::helpers::TestApp;
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn another_msps_key_sees_and_touches_nothing_on_any_route(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let victim = app.create_msp("Victim MSP").await;
+    let (victim_admin_id, victim_admin_key) = app.key_for(&victim, Role::Admin).await;
+    let attacker = app.create_msp("Attacker MSP").await;
+
+    let doc: Value = app
+        .request(Method::GET, "/api/openapi.json", None)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let secrets_and_ids = [
+        victim.id.to_string(),
+        victim.name.clone(),
+        victim.owner_key_id.to_string(),
+        victim_admin_id.to_string(),
+        victim.owner_key.clone(),
+        victim_admin_key.clone(),
+    ];
+    let mut walked = 0;
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if item.get(method).is_none() {
+                continue;
+            }
+            walked += 1;
+            let has_params = path.contains('{');
+            let concrete = path.replace("{id}", &victim_admin_id.to_string());
+            assert!(
+                !concrete.contains('{'),
+                "{method} {path}: add a victim fixture for this path parameter"
+            );
+            let http_method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+            let mut request = app.request(http_method, &concrete, Some(&attacker.owner_key));
+            if matches!(method, "post" | "put" | "patch") {
+                request = request.json(&json!({"name": "probe", "role": "viewer"}));
+            }
+            let response = request.send().await.expect("sent");
+            let status = response.status().as_u16();
+            let body = response.text().await.expect("body");
+            if has_params {
+                assert_eq!(
+                    status, 404,
+                    "{method} {path} with another MSP's id must be 404, got {status}: {body}"
+                );
+            }
+            for needle in &secrets_and_ids {
+                assert!(
+                    !body.contains(needle.as_str()),
+                    "{method} {path} leaked {needle:?}: {body}"
+                );
+            }
+        }
+    }
+    assert!(
+        walked >= 8,
+        "the walk covered the API ({walked} operations)"
+    );
+
+    // The victim's keys are untouched and still work.
+    assert_eq!(app.get("/api/v1/me", &victim_admin_key).await.status(), 200);
+    let keys: Value = app
+        .get("/api/v1/api-keys", &victim.owner_key)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let keys = keys["data"].as_array().expect("data");
+    assert_eq!(keys.len(), 2, "nothing was added to the victim's MSP");
+    assert!(keys.iter().all(|key| key["revoked_at"].is_null()));
+}

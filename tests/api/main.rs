@@ -1,0 +1,9 @@
+//! End-to-end tests of the HTTP API: a real server on a random port, a real PostgreSQL
+//! database per test (`#[sqlx::test]`, from the cluster `scripts/test` starts).
+
+mod api_keys;
+mod auth;
+mod helpers;
+mod http_conventions;
+mod isolation;
+mod operations;

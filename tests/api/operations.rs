@@ -1,0 +1,185 @@
+//! Probes, metrics, the OpenAPI document and migrations.
+
+use std::collections::BTreeSet;
+
+use reqwest::Method;
+use serde_json::Value;
+use sqlx::PgPool;
+
+use crate::helpers::{TestApp, assert_problem};
+
+/// Every operation the API serves. Adding a route without documenting it, or documenting
+/// one that is not served, fails a test below.
+const OPERATIONS: [(&str, &str); 10] = [
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/api/openapi.json"),
+    ("get", "/api/docs"),
+    ("get", "/api/v1/me"),
+    ("get", "/api/v1/api-keys"),
+    ("post", "/api/v1/api-keys"),
+    ("get", "/api/v1/api-keys/{id}"),
+    ("delete", "/api/v1/api-keys/{id}"),
+];
+
+async fn openapi(app: &TestApp) -> Value {
+    let response = app
+        .request(Method::GET, "/api/openapi.json", None)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("json")
+}
+
+fn documented(doc: &Value) -> BTreeSet<(String, String)> {
+    doc["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .expect("path item")
+                .keys()
+                .map(move |method| (method.clone(), path.clone()))
+        })
+        .filter(|(method, _)| ["get", "post", "put", "patch", "delete"].contains(&method.as_str()))
+        .collect()
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn the_openapi_document_lists_exactly_the_served_operations(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let doc = openapi(&app).await;
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")),
+        "OpenAPI 3.1: {}",
+        doc["openapi"]
+    );
+    assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
+    let expected: BTreeSet<(String, String)> = OPERATIONS
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(documented(&doc), expected);
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn every_api_operation_is_served_and_demands_a_key(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    for (method, path) in OPERATIONS {
+        let concrete = path.replace("{id}", &uuid::Uuid::now_v7().to_string());
+        let response = app
+            .request(
+                Method::from_bytes(method.to_uppercase().as_bytes()).expect("method"),
+                &concrete,
+                None,
+            )
+            .send()
+            .await
+            .expect("sent");
+        if path.starts_with("/api/v1/") {
+            assert_problem(response, 401, "UNAUTHENTICATED").await;
+        } else {
+            assert_eq!(response.status(), 200, "{method} {path}");
+        }
+    }
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn probes_metrics_and_docs_answer(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let health: Value = app
+        .request(Method::GET, "/healthz", None)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(health["status"], "ok");
+    let ready: Value = app
+        .request(Method::GET, "/readyz", None)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ready["status"], "ready");
+
+    let msp = app.create_msp("Contoso IT").await;
+    assert_eq!(app.get("/api/v1/me", &msp.owner_key).await.status(), 200);
+    let metrics = app
+        .request(Method::GET, "/metrics", None)
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(
+            r#"tenantry_http_requests_total{method="GET",route="/api/v1/me",status="200"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tenantry_http_request_duration_seconds_bucket"),
+        "{metrics}"
+    );
+
+    let docs = app
+        .request(Method::GET, "/api/docs", None)
+        .send()
+        .await
+        .expect("sent");
+    assert!(
+        docs.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/html")
+    );
+    let html = docs.text().await.expect("html");
+    assert!(html.contains("/api/v1/api-keys/{id}") && html.contains("/api/openapi.json"));
+}
+
+#[sqlx::test(migrations = false)]
+async fn readiness_fails_until_migrations_are_applied_and_migrating_twice_is_harmless(
+    pool: PgPool,
+) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let response = app
+        .request(Method::GET, "/readyz", None)
+        .send()
+        .await
+        .expect("sent");
+    let body = assert_problem(response, 503, "NOT_READY").await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("tenantry migrate")),
+        "{body}"
+    );
+
+    tenantry_store::migrate(&pool)
+        .await
+        .expect("first migration");
+    tenantry_store::migrate(&pool)
+        .await
+        .expect("second migration is a no-op");
+    let applied: i64 = sqlx::query_scalar("select count(*) from _sqlx_migrations")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(applied as usize, tenantry_store::MIGRATOR.iter().count());
+    let response = app
+        .request(Method::GET, "/readyz", None)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+}
