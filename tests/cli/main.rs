@@ -1,0 +1,280 @@
+//! End-to-end tests of the `tenantry` binary as an operator uses it: `--help`, `admin`,
+//! `migrate`, `serve` and `dev` (with an external database and with its own private
+//! PostgreSQL cluster), checking the `--json` interface points, graceful shutdown, and
+//! that no secret reaches the logs.
+
+mod process;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use sqlx::PgPool;
+
+use process::{Tenantry, database_url_for, http_get};
+
+#[test]
+fn help_lists_every_subcommand() {
+    let output = Tenantry::new().arg("--help").output();
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for command in [
+        "serve",
+        "api",
+        "worker",
+        "migrate",
+        "dev",
+        "graph-sim",
+        "admin",
+        "keys",
+        "test-env",
+    ] {
+        assert!(help.contains(command), "--help lacks {command}:\n{help}");
+    }
+    let admin = Tenantry::new().args(["admin", "--help"]).output();
+    let admin = String::from_utf8_lossy(&admin.stdout);
+    assert!(
+        admin.contains("create-msp") && admin.contains("create-key"),
+        "{admin}"
+    );
+    let keys = Tenantry::new().args(["keys", "--help"]).output();
+    assert!(String::from_utf8_lossy(&keys.stdout).contains("rotate"));
+}
+
+#[test]
+fn subcommands_of_later_capabilities_say_so_and_fail() {
+    for args in [
+        &["worker"][..],
+        &["graph-sim", "--scenario", "demo"],
+        &["keys", "rotate"],
+    ] {
+        let output = Tenantry::new().args(args.iter().copied()).output();
+        assert!(!output.status.success(), "{args:?} must exit non-zero");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("not available yet"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn bad_configuration_is_reported_before_anything_starts() {
+    let output = Tenantry::new()
+        .env("TENANTRY__HTTP__ADRR", "x")
+        .arg("migrate")
+        .output();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("adrr"));
+    let output = Tenantry::new()
+        .env_remove("TENANTRY__DATABASE__URL")
+        .arg("migrate")
+        .output();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("TENANTRY__DATABASE__URL"));
+}
+
+#[sqlx::test(migrations = false)]
+async fn migrate_then_admin_create_msp_and_key_print_json(pool: PgPool) {
+    let url = database_url_for(&pool);
+    let not_migrated = Tenantry::new()
+        .database(&url)
+        .args(["admin", "create-msp", "--name", "Contoso IT"])
+        .output();
+    assert!(!not_migrated.status.success());
+    assert!(String::from_utf8_lossy(&not_migrated.stderr).contains("tenantry migrate"));
+
+    for _ in 0..2 {
+        let migrated = Tenantry::new().database(&url).arg("migrate").output();
+        assert!(
+            migrated.status.success(),
+            "{}",
+            String::from_utf8_lossy(&migrated.stderr)
+        );
+    }
+
+    let created = Tenantry::new()
+        .database(&url)
+        .args(["admin", "create-msp", "--name", "Contoso IT", "--json"])
+        .output();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let msp: Value = serde_json::from_slice(&created.stdout).expect("one JSON object");
+    let msp_id = msp["msp_id"].as_str().expect("msp_id").to_owned();
+    let owner_key = msp["api_key"].as_str().expect("api_key").to_owned();
+    assert!(owner_key.starts_with("tnty_"));
+
+    let key = Tenantry::new()
+        .database(&url)
+        .args([
+            "admin",
+            "create-key",
+            "--msp",
+            &msp_id,
+            "--role",
+            "viewer",
+            "--json",
+        ])
+        .output();
+    assert!(
+        key.status.success(),
+        "{}",
+        String::from_utf8_lossy(&key.stderr)
+    );
+    let key: Value = serde_json::from_slice(&key.stdout).expect("one JSON object");
+    assert_eq!(key["msp_id"], msp_id.as_str());
+    assert_eq!(key["role"], "viewer");
+    assert_ne!(key["api_key"], owner_key.as_str());
+
+    let unknown = Tenantry::new()
+        .database(&url)
+        .args([
+            "admin",
+            "create-key",
+            "--msp",
+            &uuid::Uuid::now_v7().to_string(),
+            "--role",
+            "viewer",
+        ])
+        .output();
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no MSP"));
+    let bad_role = Tenantry::new()
+        .database(&url)
+        .args(["admin", "create-key", "--msp", &msp_id, "--role", "root"])
+        .output();
+    assert!(!bad_role.status.success());
+
+    let stored: i64 = sqlx::query_scalar("select count(*) from api_key where msp_id = $1::uuid")
+        .bind(&msp_id)
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(stored, 2);
+}
+
+#[sqlx::test(migrations = false)]
+async fn serve_migrates_serves_keeps_secrets_out_of_logs_and_stops_on_sigterm(pool: PgPool) {
+    let url = database_url_for(&pool);
+    let mut server = Tenantry::new()
+        .database(&url)
+        .env("RUST_LOG", "debug")
+        .arg("serve")
+        .spawn();
+    let addr = server.wait_for_stderr("listening addr=", Duration::from_secs(60));
+    let addr = addr
+        .split("listening addr=")
+        .nth(1)
+        .expect("address")
+        .trim()
+        .to_owned();
+    let base = format!("http://{addr}");
+    let (status, _) = http_get(&format!("{base}/readyz"), None).await;
+    assert_eq!(status, 200, "serve applied the migrations itself");
+
+    let created = Tenantry::new()
+        .database(&url)
+        .args(["admin", "create-msp", "--name", "Contoso IT", "--json"])
+        .output();
+    let created: Value = serde_json::from_slice(&created.stdout).expect("json");
+    let key = created["api_key"].as_str().expect("key");
+    let (status, body) = http_get(&format!("{base}/api/v1/me"), Some(key)).await;
+    assert_eq!(status, 200, "{body}");
+    let wrong = format!("{}{}", &key[..key.len() - 4], "0000");
+    let (status, _) = http_get(&format!("{base}/api/v1/me"), Some(&wrong)).await;
+    assert_eq!(status, 401);
+
+    let (code, logs) = server.terminate(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "graceful shutdown exits 0; logs:\n{logs}");
+    let secret = key.rsplit('_').next().expect("secret");
+    assert!(
+        !logs.contains(secret),
+        "the API key's secret reached the logs"
+    );
+    assert!(
+        !logs.contains(&wrong[wrong.len() - 40..]),
+        "a presented wrong key reached the logs"
+    );
+    assert!(
+        logs.contains("API key refused"),
+        "refusals are logged (without the key)"
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn dev_with_an_external_database_prints_json_and_a_working_key(pool: PgPool) {
+    let url = database_url_for(&pool);
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut dev = Tenantry::new()
+        .database(&url)
+        .env("TENANTRY__DEV__DATA_DIR", data.path())
+        .args(["dev", "--json"])
+        .spawn();
+    let line = dev.wait_for_stdout_line(Duration::from_secs(60));
+    let ready: Value = serde_json::from_str(&line).expect("one JSON line");
+    for field in ["url", "api_key", "msp_id", "demo_tenants"] {
+        assert!(!ready[field].is_null(), "{field} missing from {ready}");
+    }
+    let (status, body) = http_get(
+        &format!("{}/api/v1/me", ready["url"].as_str().expect("url")),
+        ready["api_key"].as_str(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Demo MSP"));
+    let (code, logs) = dev.terminate(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{logs}");
+    assert!(
+        !logs.contains(ready["api_key"].as_str().expect("key")),
+        "the key is printed on stdout only"
+    );
+}
+
+#[test]
+fn dev_brings_up_its_own_postgres_and_reuses_it() {
+    let data = tempfile::tempdir().expect("temp dir");
+    // Let the postgres user reach the folder, as it can in a usual checkout.
+    std::fs::set_permissions(
+        data.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let mut keys = Vec::new();
+    for run in 0..2 {
+        let mut dev = Tenantry::new()
+            .env_remove("TENANTRY__DATABASE__URL")
+            .env("TENANTRY__DEV__DATA_DIR", data.path())
+            .args(["dev", "--json"])
+            .spawn();
+        let line = dev.wait_for_stdout_line(Duration::from_secs(120));
+        let ready: Value = serde_json::from_str(&line).expect("one JSON line");
+        let key = ready["api_key"].as_str().expect("key").to_owned();
+        let (status, body) = runtime.block_on(http_get(
+            &format!("{}/api/v1/me", ready["url"].as_str().expect("url")),
+            Some(&key),
+        ));
+        assert_eq!(status, 200, "run {run}: {body}");
+        let (code, logs) = dev.terminate(Duration::from_secs(30));
+        assert_eq!(code, Some(0), "run {run}: {logs}");
+        let record: Value = serde_json::from_slice(
+            &std::fs::read(data.path().join("postgres.json")).expect("cluster record"),
+        )
+        .expect("json");
+        let password = record["password"].as_str().expect("password");
+        assert!(
+            !logs.contains(password),
+            "the database password reached the logs"
+        );
+        let port = record["port"].as_u64().expect("port");
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", u16::try_from(port).expect("port")))
+                .is_err(),
+            "run {run}: dev stops the PostgreSQL it started"
+        );
+        keys.push(key);
+    }
+    assert_eq!(
+        keys[0], keys[1],
+        "the second run reuses the cluster, the demo MSP and its key"
+    );
+}
