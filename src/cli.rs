@@ -37,10 +37,13 @@ enum Command {
     },
     /// Run the Microsoft identity platform + Graph simulator.
     GraphSim {
-        /// The scenario to load.
+        /// The scenario to load (demo or empty).
         #[arg(long, default_value = "demo")]
         scenario: String,
-        /// The port to listen on (127.0.0.1).
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// The port to listen on.
         #[arg(long, default_value_t = 9000)]
         port: u16,
     },
@@ -127,7 +130,11 @@ pub fn main() -> ExitCode {
             } => commands::admin::create_key(msp, role, &name, json).await,
             Command::TestEnv { command } => commands::test_env::run(command).await,
             Command::Worker => Err(commands::not_yet("worker", "the durable job engine")),
-            Command::GraphSim { .. } => Err(commands::not_yet("graph-sim", "the Graph simulator")),
+            Command::GraphSim {
+                scenario,
+                host,
+                port,
+            } => commands::graph_sim::run(&scenario, &host, port).await,
             Command::Keys {
                 command: KeysCommand::Rotate,
             } => Err(commands::not_yet("keys rotate", "sealed client secrets")),

@@ -85,6 +85,8 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields)]
 pub struct DevSettings {
     pub data_dir: PathBuf,
+    /// Where `dev` runs the Microsoft simulator (port 0: any free port).
+    pub graph_sim_addr: String,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Connection;
 use tenantry_api::Metrics;
 use tenantry_domain::DisplayName;
+use tenantry_graph_sim::GraphSim;
 use tenantry_store::Store;
 
 use super::serve::bind;
@@ -40,6 +41,22 @@ pub async fn run(json: bool) -> anyhow::Result<ExitCode> {
     };
     fill_dev_secrets(&mut settings, &data_dir)?;
 
+    // Microsoft is the simulator, with the demo tenants; every Graph call of the service
+    // goes there.
+    let sim = GraphSim::start_on(
+        &settings.dev.graph_sim_addr,
+        tenantry_graph_sim::scenario::demo(),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "starting the Microsoft simulator on {}",
+            settings.dev.graph_sim_addr
+        )
+    })?;
+    settings.microsoft.authority_url = sim.base_url();
+    settings.microsoft.graph_url = sim.base_url();
+
     let pool = connect(&settings.database, &database_url).await?;
     tenantry_store::migrate(&pool)
         .await
@@ -58,9 +75,10 @@ pub async fn run(json: bool) -> anyhow::Result<ExitCode> {
         ),
         None => "TENANTRY__DATABASE__URL".to_owned(),
     };
-    announce(json, &url, api_key.expose_secret(), msp_id, &database);
+    announce(json, &url, api_key.expose_secret(), msp_id, &database, &sim);
 
     let served = tenantry_api::serve(listener, app, shutdown_signal()).await;
+    sim.stop().await;
     if let Some(cluster) = cluster.filter(|cluster| cluster.started_here) {
         tokio::task::spawn_blocking(move || cluster.cluster().stop()).await??;
         tracing::info!("private PostgreSQL stopped");
@@ -167,7 +185,15 @@ async fn demo_owner_key(
     ))
 }
 
-fn announce(json: bool, url: &str, api_key: &str, msp_id: uuid::Uuid, database: &str) {
+fn announce(
+    json: bool,
+    url: &str,
+    api_key: &str,
+    msp_id: uuid::Uuid,
+    database: &str,
+    sim: &GraphSim,
+) {
+    let scenario = sim.state().scenario();
     if json {
         println!(
             "{}",
@@ -176,8 +202,8 @@ fn announce(json: bool, url: &str, api_key: &str, msp_id: uuid::Uuid, database: 
                 "api_key": api_key,
                 "msp_id": msp_id,
                 "database": database,
-                // Filled by the Graph simulator's demo scenario once it lands.
-                "demo_tenants": [],
+                "graph_sim_url": sim.base_url(),
+                "demo_tenants": tenantry_graph_sim::credentials(&scenario)["tenants"],
             })
         );
         return;
@@ -186,6 +212,8 @@ fn announce(json: bool, url: &str, api_key: &str, msp_id: uuid::Uuid, database: 
     println!("  API:      {url}   (docs: {url}/api/docs)");
     println!("  API key:  {api_key}   (owner of \"{DEMO_MSP_NAME}\")");
     println!("  Database: {database}");
+    println!();
+    super::graph_sim::print_credentials(&sim.base_url(), &scenario);
     println!();
     println!("Try:  curl -H \"Authorization: Bearer {api_key}\" {url}/api/v1/me");
     println!("Stop with Ctrl-C.");

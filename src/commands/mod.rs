@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod dev;
+pub mod graph_sim;
 pub mod migrate;
 pub mod serve;
 pub mod test_env;

@@ -42,11 +42,7 @@ fn help_lists_every_subcommand() {
 
 #[test]
 fn subcommands_of_later_capabilities_say_so_and_fail() {
-    for args in [
-        &["worker"][..],
-        &["graph-sim", "--scenario", "demo"],
-        &["keys", "rotate"],
-    ] {
+    for args in [&["worker"][..], &["keys", "rotate"]] {
         let output = Tenantry::new().args(args.iter().copied()).output();
         assert!(!output.status.success(), "{args:?} must exit non-zero");
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -68,6 +64,67 @@ fn bad_configuration_is_reported_before_anything_starts() {
         .output();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("TENANTRY__DATABASE__URL"));
+}
+
+#[tokio::test]
+async fn graph_sim_serves_the_demo_tenants_it_prints() {
+    let mut sim = Tenantry::new()
+        .args(["graph-sim", "--scenario", "demo", "--port", "0"])
+        .spawn();
+    let first = sim.wait_for_stdout_line(Duration::from_secs(30));
+    let base = first
+        .strip_prefix("Microsoft simulator at ")
+        .expect("the URL comes first")
+        .trim()
+        .to_owned();
+    let mut tenants = Vec::new();
+    loop {
+        let line = sim.wait_for_stdout_line(Duration::from_secs(5));
+        if line.starts_with("Stop with") {
+            break;
+        }
+        tenants.push(line);
+    }
+    let contoso = tenants
+        .iter()
+        .find(|l| l.trim_start().starts_with("contoso"))
+        .expect("contoso is listed");
+    let words: Vec<&str> = contoso.split_whitespace().collect();
+    let field = |name: &str| words[words.iter().position(|w| *w == name).expect(name) + 1];
+    let (tenant, client, secret) = (field("tenant"), field("client"), field("secret"));
+    assert!(contoso.ends_with("(healthy)"), "{contoso}");
+    let response = reqwest::Client::new()
+        .post(format!("{base}/{tenant}/oauth2/v2.0/token"))
+        .form(&[
+            ("client_id", client),
+            ("client_secret", secret),
+            ("scope", "https://graph.microsoft.com/.default"),
+            ("grant_type", "client_credentials"),
+        ])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    let token: Value = response.json().await.expect("json");
+    let (status, body) = http_get(
+        &format!("{base}/v1.0/organization"),
+        token["access_token"].as_str(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Contoso Ltd"));
+    assert!(
+        tenants
+            .iter()
+            .any(|l| l.contains("litware") && l.contains("healthy"))
+    );
+    assert!(
+        tenants
+            .iter()
+            .any(|l| l.contains("woodgrove") && l.contains("secret expired"))
+    );
+    let (code, _) = sim.terminate(Duration::from_secs(10));
+    assert_eq!(code, Some(0));
 }
 
 #[sqlx::test(migrations = false)]
@@ -211,9 +268,42 @@ async fn dev_with_an_external_database_prints_json_and_a_working_key(pool: PgPoo
         .spawn();
     let line = dev.wait_for_stdout_line(Duration::from_secs(60));
     let ready: Value = serde_json::from_str(&line).expect("one JSON line");
-    for field in ["url", "api_key", "msp_id", "demo_tenants"] {
+    for field in ["url", "api_key", "msp_id", "demo_tenants", "graph_sim_url"] {
         assert!(!ready[field].is_null(), "{field} missing from {ready}");
     }
+    let demo = ready["demo_tenants"].as_array().expect("demo tenants");
+    let names: Vec<&str> = demo.iter().filter_map(|t| t["name"].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "contoso",
+            "fabrikam",
+            "northwind",
+            "woodgrove",
+            "tailspin",
+            "litware"
+        ]
+    );
+    let contoso = &demo[0];
+    let token = reqwest::Client::new()
+        .post(format!(
+            "{}/{}/oauth2/v2.0/token",
+            ready["graph_sim_url"].as_str().expect("url"),
+            contoso["tenant_id"].as_str().expect("tid")
+        ))
+        .form(&[
+            ("client_id", contoso["client_id"].as_str().expect("client")),
+            (
+                "client_secret",
+                contoso["client_secret"].as_str().expect("secret"),
+            ),
+            ("scope", "https://graph.microsoft.com/.default"),
+            ("grant_type", "client_credentials"),
+        ])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(token.status(), 200, "the printed demo credentials work");
     let (status, body) = http_get(
         &format!("{}/api/v1/me", ready["url"].as_str().expect("url")),
         ready["api_key"].as_str(),

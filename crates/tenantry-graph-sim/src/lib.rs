@@ -2,4 +2,265 @@
 //! `tenantry dev`, the tests and the benchmarks. It knows nothing of Tenantry and depends
 //! on no other crate of the workspace.
 //!
-//! Empty until the simulator capability lands.
+//! One listener serves the login authority (`/{tenant}/oauth2/v2.0/token`, OpenID
+//! configuration, JWKS), Graph (`/v1.0/...`) and a control API (`/_sim/...`). Wire
+//! formats follow `graph-facts.md` (the reference notes of the project); where that
+//! reference marks a behaviour UNVERIFIED, the code says so where it chooses.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! let sim = tenantry_graph_sim::GraphSim::start(tenantry_graph_sim::scenario::demo()).await?;
+//! println!("authority and Graph at {}", sim.base_url());
+//! # Ok(()) }
+//! ```
+
+mod control;
+pub use control::credentials;
+mod faults;
+mod graph;
+mod keys;
+pub mod model;
+pub mod permissions;
+mod record;
+pub mod scenario;
+mod throttle;
+mod token;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use axum::Router;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub use faults::{FaultSpec, Faults};
+pub use record::RequestRecord;
+pub use scenario::{Scenario, TenantSpec};
+
+use model::World;
+
+/// Shared simulator state; cheap to clone.
+#[derive(Clone)]
+pub struct SimState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    scenario: RwLock<Scenario>,
+    world: RwLock<World>,
+    base_url: RwLock<String>,
+    log: Mutex<Vec<RequestRecord>>,
+    faults: RwLock<Faults>,
+    throttle: Mutex<throttle::Throttle>,
+}
+
+impl SimState {
+    pub fn new(scenario: Scenario) -> Self {
+        let world = World::new(&scenario);
+        Self {
+            inner: Arc::new(Inner {
+                scenario: RwLock::new(scenario),
+                world: RwLock::new(world),
+                base_url: RwLock::new(String::new()),
+                log: Mutex::new(Vec::new()),
+                faults: RwLock::new(Faults::default()),
+                throttle: Mutex::new(throttle::Throttle::default()),
+            }),
+        }
+    }
+
+    pub(crate) fn world(&self) -> RwLockReadGuard<'_, World> {
+        self.inner.world.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn world_mut(&self) -> RwLockWriteGuard<'_, World> {
+        self.inner.world.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The scheme and authority the simulator is reached at, e.g. `http://127.0.0.1:9000`.
+    pub fn base_url(&self) -> String {
+        self.inner
+            .base_url
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_base_url(&self, url: String) {
+        *self
+            .inner
+            .base_url
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = url;
+    }
+
+    /// Replaces the scenario and forgets every write, the request log and the throttles.
+    pub fn load(&self, scenario: Scenario) {
+        *self.world_mut() = World::new(&scenario);
+        *self
+            .inner
+            .scenario
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = scenario;
+        self.inner
+            .log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        *self
+            .inner
+            .throttle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = throttle::Throttle::default();
+    }
+
+    /// Back to the loaded scenario's initial state.
+    pub fn reset(&self) {
+        let scenario = self.scenario();
+        self.load(scenario);
+        *self.inner.faults.write().unwrap_or_else(|p| p.into_inner()) = Faults::default();
+    }
+
+    pub fn scenario(&self) -> Scenario {
+        self.inner
+            .scenario
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Every request served so far (login and Graph; not the control API).
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.inner
+            .log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn clear_requests(&self) {
+        self.inner
+            .log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        *self.inner.faults.write().unwrap_or_else(|p| p.into_inner()) = faults;
+    }
+
+    pub fn faults(&self) -> Faults {
+        self.inner
+            .faults
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn record(&self, record: RequestRecord) {
+        let mut log = self.inner.log.lock().unwrap_or_else(|p| p.into_inner());
+        if log.len() >= record::MAX_RECORDS {
+            log.drain(..record::MAX_RECORDS / 10);
+        }
+        log.push(record);
+    }
+
+    pub(crate) fn throttle(&self) -> std::sync::MutexGuard<'_, throttle::Throttle> {
+        self.inner
+            .throttle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The whole simulator as an axum router (login, Graph and `/_sim/`).
+pub fn router(state: SimState) -> Router {
+    let served = Router::new()
+        .route("/{tenant}/oauth2/v2.0/token", post(token::token))
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(token::openid_configuration),
+        )
+        .route("/{tenant}/discovery/v2.0/keys", get(token::jwks))
+        .route("/v1.0/{*path}", axum::routing::any(graph::entry))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            record::observe,
+        ));
+    served.merge(control::router()).with_state(state)
+}
+
+/// A running simulator.
+pub struct GraphSim {
+    state: SimState,
+    addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl GraphSim {
+    /// Starts the simulator on a free port of 127.0.0.1.
+    pub async fn start(scenario: Scenario) -> std::io::Result<Self> {
+        Self::start_on("127.0.0.1:0", scenario).await
+    }
+
+    /// Starts the simulator on `addr` (e.g. `127.0.0.1:9000`).
+    pub async fn start_on(addr: &str, scenario: Scenario) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let state = SimState::new(scenario);
+        state.set_base_url(format!("http://{addr}"));
+        let app = router(state.clone());
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = stopped.await;
+            });
+            if let Err(error) = served.await {
+                tracing::error!(%error, "the Graph simulator stopped");
+            }
+        });
+        Ok(Self {
+            state,
+            addr,
+            shutdown: Some(shutdown),
+            task: Some(task),
+        })
+    }
+
+    pub fn base_url(&self) -> String {
+        self.state.base_url()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> &SimState {
+        &self.state
+    }
+
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.state.requests()
+    }
+
+    /// Stops accepting connections and waits for the server task.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for GraphSim {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! The control API under `/_sim/` (only on the simulator's own listener): load a scenario,
+//! reset, set faults and latency, read or clear the request log, list the credentials of
+//! the loaded tenants.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use crate::{Faults, Scenario, SimState};
+
+pub fn router() -> Router<SimState> {
+    Router::new()
+        .route("/_sim/requests", get(requests).delete(clear_requests))
+        .route("/_sim/reset", post(reset))
+        .route("/_sim/scenario", get(scenario).put(load_scenario))
+        .route("/_sim/faults", get(faults).put(set_faults))
+        .route("/_sim/throttle", get(throttle).put(set_throttle))
+}
+
+async fn requests(State(state): State<SimState>) -> impl IntoResponse {
+    Json(state.requests())
+}
+
+async fn clear_requests(State(state): State<SimState>) -> StatusCode {
+    state.clear_requests();
+    StatusCode::NO_CONTENT
+}
+
+async fn reset(State(state): State<SimState>) -> StatusCode {
+    state.reset();
+    StatusCode::NO_CONTENT
+}
+
+async fn scenario(State(state): State<SimState>) -> Json<Value> {
+    Json(credentials(&state.scenario()))
+}
+
+async fn load_scenario(
+    State(state): State<SimState>,
+    Json(scenario): Json<Scenario>,
+) -> StatusCode {
+    state.load(scenario);
+    StatusCode::NO_CONTENT
+}
+
+async fn faults(State(state): State<SimState>) -> Json<Faults> {
+    Json(state.faults())
+}
+
+async fn set_faults(State(state): State<SimState>, Json(faults): Json<Faults>) -> StatusCode {
+    state.set_faults(faults);
+    StatusCode::NO_CONTENT
+}
+
+#[derive(serde::Deserialize, serde::Serialize)]
+struct ThrottleSettings {
+    /// Multiplies Microsoft's budgets (1.0); budgets restart full when it changes.
+    scale: f64,
+}
+
+async fn throttle(State(state): State<SimState>) -> Json<ThrottleSettings> {
+    Json(ThrottleSettings {
+        scale: state.throttle().scale(),
+    })
+}
+
+async fn set_throttle(
+    State(state): State<SimState>,
+    Json(settings): Json<ThrottleSettings>,
+) -> StatusCode {
+    if !(settings.scale > 0.0 && settings.scale.is_finite()) {
+        return StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    *state.throttle() = crate::throttle::Throttle::with_scale(settings.scale);
+    StatusCode::NO_CONTENT
+}
+
+/// What an MSP would paste for each tenant, and what the simulator will say about it.
+pub fn credentials(scenario: &Scenario) -> Value {
+    let tenants: Vec<Value> = scenario
+        .tenants
+        .iter()
+        .map(|t| {
+            let app = t.apps.first();
+            let expect = match app {
+                None => "no app registration",
+                Some(app) if app.secrets.iter().all(|s| s.end <= chrono::Utc::now()) => {
+                    "secret expired"
+                }
+                Some(app) => match &app.service_principal {
+                    None => "no service principal",
+                    Some(sp) if sp.directory_roles.is_empty() => {
+                        "no directory role on the service principal"
+                    }
+                    Some(sp)
+                        if crate::permissions::DEFAULT_REQUIRED
+                            .iter()
+                            .any(|p| !sp.granted.iter().any(|g| g == p)) =>
+                    {
+                        "permissions missing"
+                    }
+                    Some(_) => "healthy",
+                },
+            };
+            json!({
+                "name": t.name,
+                "display_name": t.display_name,
+                "tenant_id": t.id,
+                "domains": t.domains,
+                "users": t.users,
+                "client_id": app.map(|a| a.client_id),
+                "client_secret": app.and_then(|a| a.secrets.first()).map(|s| s.value.clone()),
+                "secret_id": app.and_then(|a| a.secrets.first()).map(|s| s.key_id),
+                "expect": expect,
+            })
+        })
+        .collect();
+    json!({"tenants": tenants})
+}

@@ -1,0 +1,144 @@
+//! Injected latency, server errors and dropped connections, globally or per tenant, so the
+//! client's retry and timeout paths can be exercised and benchmarks can model Microsoft's
+//! round-trip times.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Faults {
+    #[serde(default)]
+    pub global: FaultSpec,
+    /// By tenant GUID.
+    #[serde(default)]
+    pub tenants: HashMap<String, FaultSpec>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    /// Added to every response.
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// Up to this much more, uniformly.
+    #[serde(default)]
+    pub jitter_ms: u64,
+    /// Share of requests (0–1) answered with one of `error_statuses`.
+    #[serde(default)]
+    pub error_rate: f64,
+    /// Defaults to 500, 503 and 504.
+    #[serde(default)]
+    pub error_statuses: Vec<u16>,
+    /// Share of requests (0–1) whose connection is cut mid-response.
+    #[serde(default)]
+    pub drop_rate: f64,
+}
+
+pub struct Decision {
+    pub delay: Option<Duration>,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug)]
+pub enum Outcome {
+    Pass,
+    Error(u16),
+    Drop,
+}
+
+/// Marks a response whose connection the simulator cut.
+#[derive(Clone, Copy, Debug)]
+pub struct Dropped;
+
+impl Faults {
+    pub fn decide(&self, tenant: Option<&str>) -> Decision {
+        let spec = tenant
+            .and_then(|t| self.tenants.get(t))
+            .unwrap_or(&self.global);
+        let delay = match (spec.latency_ms, spec.jitter_ms) {
+            (0, 0) => None,
+            (fixed, 0) => Some(Duration::from_millis(fixed)),
+            (fixed, jitter) => Some(Duration::from_millis(fixed + fastrand::u64(0..=jitter))),
+        };
+        let roll = fastrand::f64();
+        let outcome = if roll < spec.drop_rate {
+            Outcome::Drop
+        } else if roll < spec.drop_rate + spec.error_rate {
+            let statuses: &[u16] = if spec.error_statuses.is_empty() {
+                &[500, 503, 504]
+            } else {
+                &spec.error_statuses
+            };
+            Outcome::Error(statuses[fastrand::usize(..statuses.len())])
+        } else {
+            Outcome::Pass
+        };
+        Decision { delay, outcome }
+    }
+}
+
+impl Outcome {
+    pub fn respond(self) -> Response {
+        match self {
+            Outcome::Pass => StatusCode::OK.into_response(),
+            Outcome::Error(status) => {
+                let status =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                // Envelope as for other Graph errors; the codes Graph uses for these
+                // outages are UNVERIFIED.
+                let code = match status {
+                    StatusCode::SERVICE_UNAVAILABLE => "serviceNotAvailable",
+                    StatusCode::GATEWAY_TIMEOUT => "gatewayTimeout",
+                    _ => "UnknownError",
+                };
+                let body = json!({"error": {"code": code, "message": "The service is temporarily unavailable (simulated fault).",
+                    "innerError": {"date": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string(), "request-id": uuid::Uuid::new_v4(), "client-request-id": uuid::Uuid::new_v4()}}});
+                let mut response = (
+                    status,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    body.to_string(),
+                )
+                    .into_response();
+                if status == StatusCode::SERVICE_UNAVAILABLE {
+                    response
+                        .headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                }
+                response
+            }
+            Outcome::Drop => {
+                let mut response = Response::new(Body::from_stream(FailingBody(false)));
+                response.extensions_mut().insert(Dropped);
+                response
+            }
+        }
+    }
+}
+
+/// A body stream that fails at once, so the server aborts the connection mid-response.
+struct FailingBody(bool);
+
+impl futures_core::Stream for FailingBody {
+    type Item = Result<axum::body::Bytes, std::io::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        if self.0 {
+            return std::task::Poll::Ready(None);
+        }
+        self.0 = true;
+        let error = std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "simulated dropped connection",
+        );
+        std::task::Poll::Ready(Some(Err(error)))
+    }
+}

@@ -1,0 +1,330 @@
+//! Users: generated from the tenant's seed on demand (index → user), with writes kept as
+//! overlays (patched copies, deletions, created users). Listing, paging and lookups never
+//! materialise the whole tenant.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::ids::{self, Kind};
+
+const FIRST: [&str; 24] = [
+    "Adele",
+    "Alex",
+    "Allan",
+    "Diego",
+    "Emily",
+    "Grady",
+    "Henrietta",
+    "Isaiah",
+    "Johanna",
+    "Joni",
+    "Lee",
+    "Lidia",
+    "Lynne",
+    "Megan",
+    "Miriam",
+    "Nestor",
+    "Patti",
+    "Pradeep",
+    "Sarah",
+    "John",
+    "Maria",
+    "Wei",
+    "Fatima",
+    "Olga",
+];
+const LAST: [&str; 20] = [
+    "Vance",
+    "Wilber",
+    "Deyoung",
+    "Siciliani",
+    "Braun",
+    "Archie",
+    "Mueller",
+    "Henderson",
+    "Lauer",
+    "Sherman",
+    "Gu",
+    "Holloway",
+    "Robbins",
+    "Bowen",
+    "Graham",
+    "Wilke",
+    "Fernandez",
+    "Gupta",
+    "Smith",
+    "Garcia",
+];
+const DEPARTMENTS: [&str; 8] = [
+    "Finance",
+    "Sales",
+    "Marketing",
+    "IT",
+    "Operations",
+    "Legal",
+    "HR",
+    "Engineering",
+];
+const TITLES: [&str; 6] = [
+    "Analyst",
+    "Manager",
+    "Specialist",
+    "Director",
+    "Coordinator",
+    "Engineer",
+];
+const OFFICES: [&str; 4] = ["18/2111", "131/1104", "20/1101", "24/1106"];
+
+/// The properties `/users` returns without `$select` (DOCS user-list.md).
+pub const DEFAULT_PROPERTIES: [&str; 11] = [
+    "businessPhones",
+    "displayName",
+    "givenName",
+    "id",
+    "jobTitle",
+    "mail",
+    "mobilePhone",
+    "officeLocation",
+    "preferredLanguage",
+    "surname",
+    "userPrincipalName",
+];
+
+pub struct Users {
+    prefix: u64,
+    domain: String,
+    generated: u32,
+    patched: HashMap<u32, Map<String, Value>>,
+    deleted: HashSet<u32>,
+    created: Vec<Map<String, Value>>,
+    upn_index: HashMap<String, u32>,
+}
+
+impl Users {
+    pub fn new(prefix: u64, domain: &str, generated: u32) -> Self {
+        Self {
+            prefix,
+            domain: domain.to_owned(),
+            generated,
+            patched: HashMap::new(),
+            deleted: HashSet::new(),
+            created: Vec::new(),
+            upn_index: HashMap::new(),
+        }
+    }
+
+    /// How many index slots exist (generated plus created); some may be deleted.
+    pub fn slots(&self) -> u32 {
+        self.generated + u32::try_from(self.created.len()).unwrap_or(u32::MAX)
+    }
+
+    pub fn id_at(&self, index: u32) -> Uuid {
+        ids::generated(self.prefix, Kind::User, index)
+    }
+
+    /// The user at `index`, unless deleted.
+    pub fn at(&self, index: u32) -> Option<Map<String, Value>> {
+        if self.deleted.contains(&index) {
+            return None;
+        }
+        if let Some(user) = self.patched.get(&index) {
+            return Some(user.clone());
+        }
+        if index < self.generated {
+            return Some(self.generate(index));
+        }
+        self.created.get((index - self.generated) as usize).cloned()
+    }
+
+    /// Finds a user by object id or user principal name.
+    pub fn find(&self, key: &str) -> Option<u32> {
+        let index = match Uuid::parse_str(key) {
+            Ok(id) => ids::index_of(self.prefix, Kind::User, id)?,
+            Err(_) => {
+                let upn = key.to_ascii_lowercase();
+                match self.upn_index.get(&upn) {
+                    Some(index) => *index,
+                    None => {
+                        let index = parse_generated_upn(&upn, &self.domain)?;
+                        // A patched user may have moved away from its generated UPN.
+                        if self.patched.get(&index).is_some_and(|u| {
+                            u["userPrincipalName"]
+                                .as_str()
+                                .map(str::to_ascii_lowercase)
+                                .as_deref()
+                                != Some(upn.as_str())
+                        }) {
+                            return None;
+                        }
+                        index
+                    }
+                }
+            }
+        };
+        (index < self.slots() && !self.deleted.contains(&index)).then_some(index)
+    }
+
+    pub fn replace(&mut self, index: u32, user: Map<String, Value>) {
+        if let Some(upn) = user.get("userPrincipalName").and_then(Value::as_str) {
+            self.upn_index.insert(upn.to_ascii_lowercase(), index);
+        }
+        if index >= self.generated
+            && let Some(slot) = self.created.get_mut((index - self.generated) as usize)
+        {
+            *slot = user;
+            return;
+        }
+        self.patched.insert(index, user);
+    }
+
+    pub fn delete(&mut self, index: u32) {
+        self.deleted.insert(index);
+    }
+
+    /// Adds a user and returns its index; `fields` are the creation body's properties.
+    pub fn create(&mut self, mut fields: Map<String, Value>) -> (u32, Map<String, Value>) {
+        let index = self.slots();
+        fields.insert("id".into(), json!(self.id_at(index)));
+        if let Some(upn) = fields.get("userPrincipalName").and_then(Value::as_str) {
+            self.upn_index.insert(upn.to_ascii_lowercase(), index);
+        }
+        self.created.push(fields.clone());
+        (index, fields)
+    }
+
+    pub fn upn_taken(&self, upn: &str) -> bool {
+        self.find(upn).is_some()
+    }
+
+    fn generate(&self, index: u32) -> Map<String, Value> {
+        let h = ids::stable_hash(&[&self.prefix.to_le_bytes(), &index.to_le_bytes()]);
+        let pick = |n: usize, shift: u32| ((h >> shift) as usize) % n;
+        let (first, last) = match index {
+            0 => ("Megan", "Bowen"),
+            1 => ("Adele", "Vance"),
+            2 => ("Alex", "Wilber"),
+            _ => (FIRST[pick(FIRST.len(), 0)], LAST[pick(LAST.len(), 8)]),
+        };
+        let upn = generated_upn(first, last, index, &self.domain);
+        let department = DEPARTMENTS[pick(DEPARTMENTS.len(), 16)];
+        let title = match index {
+            0 => "IT Director".to_owned(),
+            1 => "User Administrator".to_owned(),
+            2 => "Helpdesk Technician".to_owned(),
+            _ => format!("{department} {}", TITLES[pick(TITLES.len(), 24)]),
+        };
+        let mut user = Map::new();
+        user.insert("id".into(), json!(self.id_at(index)));
+        user.insert(
+            "businessPhones".into(),
+            json!([format!("+1 425 555 {:04}", index % 10_000)]),
+        );
+        user.insert("displayName".into(), json!(format!("{first} {last}")));
+        user.insert("givenName".into(), json!(first));
+        user.insert("jobTitle".into(), json!(title));
+        user.insert("mail".into(), json!(upn));
+        user.insert(
+            "mobilePhone".into(),
+            if h.is_multiple_of(3) {
+                Value::Null
+            } else {
+                json!(format!("+1 206 555 {:04}", (h >> 32) % 10_000))
+            },
+        );
+        user.insert(
+            "officeLocation".into(),
+            json!(OFFICES[pick(OFFICES.len(), 32)]),
+        );
+        user.insert("preferredLanguage".into(), json!("en-US"));
+        user.insert("surname".into(), json!(last));
+        user.insert("userPrincipalName".into(), json!(upn));
+        user.insert(
+            "accountEnabled".into(),
+            json!(index < 3 || !h.is_multiple_of(23)),
+        );
+        user.insert("department".into(), json!(department));
+        user.insert("usageLocation".into(), json!("US"));
+        user.insert(
+            "onPremisesSyncEnabled".into(),
+            if h.is_multiple_of(5) {
+                json!(true)
+            } else {
+                Value::Null
+            },
+        );
+        user.insert(
+            "createdDateTime".into(),
+            json!(format!(
+                "2021-0{}-{:02}T10:{:02}:00Z",
+                1 + h % 9,
+                1 + (h >> 8) % 28,
+                (h >> 16) % 60
+            )),
+        );
+        user.insert("userType".into(), json!("Member"));
+        user
+    }
+}
+
+fn generated_upn(first: &str, last: &str, index: u32, domain: &str) -> String {
+    format!(
+        "{}.{}{index}@{domain}",
+        first.to_ascii_lowercase(),
+        last.to_ascii_lowercase()
+    )
+}
+
+/// `first.last123@domain` → 123, when the domain is the tenant's.
+fn parse_generated_upn(upn: &str, domain: &str) -> Option<u32> {
+    let (local, host) = upn.split_once('@')?;
+    if !host.eq_ignore_ascii_case(domain) {
+        return None;
+    }
+    let digits = local.len() - local.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    local[local.len() - digits..].parse().ok()
+}
+
+/// Applies `$select` (or the default property set) to a user.
+pub fn project(user: &Map<String, Value>, select: Option<&[String]>) -> Map<String, Value> {
+    let mut out = Map::new();
+    match select {
+        Some(fields) => {
+            for field in fields {
+                out.insert(
+                    field.clone(),
+                    user.get(field).cloned().unwrap_or(Value::Null),
+                );
+            }
+        }
+        None => {
+            for field in DEFAULT_PROPERTIES {
+                out.insert(
+                    field.to_owned(),
+                    user.get(field).cloned().unwrap_or(Value::Null),
+                );
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_are_stable_and_found_by_id_and_upn() {
+        let users = Users::new(42, "contoso.onmicrosoft.com", 1000);
+        let a = users.at(500).expect("user");
+        assert_eq!(a, users.at(500).expect("user"), "deterministic");
+        let id = a["id"].as_str().expect("id");
+        assert_eq!(users.find(id), Some(500));
+        let upn = a["userPrincipalName"].as_str().expect("upn");
+        assert_eq!(users.find(upn), Some(500));
+        assert_eq!(users.find(&upn.to_uppercase()), Some(500));
+        assert_eq!(users.find("nobody@contoso.onmicrosoft.com"), None);
+        assert_eq!(users.at(1000), None);
+    }
+}

@@ -1,0 +1,197 @@
+//! Scenarios are data: a list of tenants with their app registrations, granted permissions,
+//! directory roles and sizes. `demo` is built here; tests build their own with
+//! [`TenantSpec`]'s builder methods or load JSON (`PUT /_sim/scenario`).
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::model::ids::named;
+use crate::permissions;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Scenario {
+    pub tenants: Vec<TenantSpec>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TenantSpec {
+    /// Short name; also the first label of the initial `<name>.onmicrosoft.com` domain.
+    pub name: String,
+    pub id: Uuid,
+    pub display_name: String,
+    /// Verified domains; the first is the initial `onmicrosoft.com` one.
+    pub domains: Vec<String>,
+    pub users: u32,
+    pub apps: Vec<AppSpec>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AppSpec {
+    pub client_id: Uuid,
+    pub display_name: String,
+    pub secrets: Vec<SecretSpec>,
+    /// `None`: registered but never consented in the tenant (no enterprise application).
+    pub service_principal: Option<ServicePrincipalSpec>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SecretSpec {
+    pub key_id: Uuid,
+    pub value: String,
+    pub display_name: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ServicePrincipalSpec {
+    pub id: Uuid,
+    /// Granted Microsoft Graph application permissions, by value (`User.Read.All`).
+    pub granted: Vec<String>,
+    /// Directory roles held by the service principal, by display name.
+    pub directory_roles: Vec<String>,
+}
+
+impl Scenario {
+    pub fn by_name(name: &str) -> Option<Scenario> {
+        match name {
+            "demo" => Some(demo()),
+            "empty" => Some(Scenario::default()),
+            _ => None,
+        }
+    }
+}
+
+impl TenantSpec {
+    /// A healthy tenant named `name` with `users` users and one app holding every permission
+    /// of the default required set and User Administrator.
+    pub fn healthy(name: &str, display_name: &str, users: u32) -> Self {
+        let client_id = named(&format!("{name}.app"));
+        Self {
+            name: name.to_owned(),
+            id: named(&format!("{name}.tenant")),
+            display_name: display_name.to_owned(),
+            domains: vec![format!("{name}.onmicrosoft.com"), format!("{name}.example")],
+            users,
+            apps: vec![AppSpec {
+                client_id,
+                display_name: "Tenantry".to_owned(),
+                secrets: vec![SecretSpec::valid(name)],
+                service_principal: Some(ServicePrincipalSpec {
+                    id: named(&format!("{name}.sp")),
+                    granted: permissions::DEFAULT_REQUIRED
+                        .iter()
+                        .map(|p| (*p).to_owned())
+                        .collect(),
+                    directory_roles: vec!["User Administrator".to_owned()],
+                }),
+            }],
+        }
+    }
+
+    pub fn app(&self) -> &AppSpec {
+        &self.apps[0]
+    }
+
+    fn app_mut(&mut self) -> &mut AppSpec {
+        &mut self.apps[0]
+    }
+
+    fn sp_mut(&mut self) -> Option<&mut ServicePrincipalSpec> {
+        self.app_mut().service_principal.as_mut()
+    }
+
+    /// Revokes consent for these permissions.
+    pub fn without_permissions(mut self, missing: &[&str]) -> Self {
+        if let Some(sp) = self.sp_mut() {
+            sp.granted.retain(|p| !missing.contains(&p.as_str()));
+        }
+        self
+    }
+
+    /// Adds consent for these permissions.
+    pub fn with_permissions(mut self, extra: &[&str]) -> Self {
+        if let Some(sp) = self.sp_mut() {
+            sp.granted.extend(extra.iter().map(|p| (*p).to_owned()));
+        }
+        self
+    }
+
+    pub fn without_service_principal(mut self) -> Self {
+        self.app_mut().service_principal = None;
+        self
+    }
+
+    pub fn with_directory_roles(mut self, roles: &[&str]) -> Self {
+        if let Some(sp) = self.sp_mut() {
+            sp.directory_roles = roles.iter().map(|r| (*r).to_owned()).collect();
+        }
+        self
+    }
+
+    pub fn with_expired_secret(mut self) -> Self {
+        let name = self.name.clone();
+        self.app_mut().secrets = vec![SecretSpec::expired(&name)];
+        self
+    }
+
+    /// The value of the app's first secret (what an MSP pastes).
+    pub fn secret_value(&self) -> &str {
+        &self.app().secrets[0].value
+    }
+}
+
+impl SecretSpec {
+    fn value_for(name: &str) -> String {
+        // Entra secret values are 40 characters with `8Q~` after the three-character hint.
+        let hash = |salt: &[u8]| crate::model::ids::stable_hash(&[name.as_bytes(), salt]);
+        let digest = format!(
+            "{:016x}{:016x}{:016x}",
+            hash(b"s1"),
+            hash(b"s2"),
+            hash(b"s3")
+        );
+        format!("{}8Q~{}", &digest[..3], &digest[3..37])
+    }
+
+    pub fn valid(name: &str) -> Self {
+        let start = DateTime::parse_from_rfc3339("2026-01-15T09:00:00Z")
+            .map_or_else(|_| Utc::now(), |t| t.with_timezone(&Utc));
+        Self {
+            key_id: named(&format!("{name}.secret")),
+            value: Self::value_for(name),
+            display_name: "Tenantry".to_owned(),
+            start,
+            end: start + Duration::days(730),
+        }
+    }
+
+    pub fn expired(name: &str) -> Self {
+        let start = DateTime::parse_from_rfc3339("2024-01-15T09:00:00Z")
+            .map_or_else(|_| Utc::now(), |t| t.with_timezone(&Utc));
+        Self {
+            end: start + Duration::days(365),
+            start,
+            ..Self::valid(name)
+        }
+    }
+}
+
+/// The `demo` scenario: one tenant for each situation an MSP meets when adding a tenant.
+pub fn demo() -> Scenario {
+    Scenario {
+        tenants: vec![
+            TenantSpec::healthy("contoso", "Contoso Ltd", 250),
+            TenantSpec::healthy("fabrikam", "Fabrikam Inc", 120).without_permissions(&[
+                "AuditLog.Read.All",
+                "Sites.Read.All",
+                "Reports.Read.All",
+            ]),
+            TenantSpec::healthy("northwind", "Northwind Traders", 80).without_service_principal(),
+            TenantSpec::healthy("woodgrove", "Woodgrove Bank", 60).with_expired_secret(),
+            TenantSpec::healthy("tailspin", "Tailspin Toys", 40).with_directory_roles(&[]),
+            TenantSpec::healthy("litware", "Litware Inc", 50_000),
+        ],
+    }
+}

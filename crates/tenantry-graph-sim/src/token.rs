@@ -1,0 +1,408 @@
+//! The login authority: `POST /{tenant}/oauth2/v2.0/token` (client credentials with a
+//! client secret), the OpenID configuration and the JWKS, with Entra's error bodies and
+//! AADSTS codes (graph-facts §1).
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::SimState;
+use crate::keys;
+
+/// Claims of an app-only Graph token (graph-facts §1.5; the exact live claim set is
+/// UNVERIFIED, this is the documented template).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub aud: String,
+    pub iss: String,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    pub app_displayname: String,
+    pub appid: String,
+    pub appidacr: String,
+    pub idp: String,
+    pub idtyp: String,
+    pub oid: String,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    pub sub: String,
+    pub tid: String,
+    pub ver: String,
+}
+
+pub const GRAPH_AUDIENCE: &str = "https://graph.microsoft.com";
+pub const TOKEN_LIFETIME_SECS: i64 = 3599;
+
+/// An AADSTS error as Entra's token endpoint answers it.
+pub struct StsError {
+    status: StatusCode,
+    error: &'static str,
+    code: u32,
+    message: String,
+}
+
+impl StsError {
+    fn new(status: StatusCode, error: &'static str, code: u32, message: String) -> Self {
+        Self {
+            status,
+            error,
+            code,
+            message,
+        }
+    }
+}
+
+impl IntoResponse for StsError {
+    fn into_response(self) -> Response {
+        let now = Utc::now();
+        let timestamp = now.format("%Y-%m-%d %H:%M:%SZ").to_string();
+        let trace = Uuid::new_v4();
+        let correlation = Uuid::new_v4();
+        let body = json!({
+            "error": self.error,
+            "error_description": format!(
+                "AADSTS{}: {}\r\nTrace ID: {trace}\r\nCorrelation ID: {correlation}\r\nTimestamp: {timestamp}",
+                self.code, self.message
+            ),
+            "error_codes": [self.code],
+            "timestamp": timestamp,
+            "trace_id": trace,
+            "correlation_id": correlation,
+            "error_uri": format!("https://login.microsoftonline.com/error?code={}", self.code),
+        });
+        (self.status, sts_headers(), body.to_string()).into_response()
+    }
+}
+
+fn sts_headers() -> [(header::HeaderName, HeaderValue); 4] {
+    [
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        ),
+        (
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store, no-cache"),
+        ),
+        (header::PRAGMA, HeaderValue::from_static("no-cache")),
+        (header::EXPIRES, HeaderValue::from_static("-1")),
+    ]
+}
+
+/// AADSTS900023: neither a GUID nor a DNS name.
+fn is_valid_tenant_identifier(tenant: &str) -> bool {
+    if Uuid::parse_str(tenant).is_ok() {
+        return true;
+    }
+    let labels: Vec<&str> = tenant.split('.').collect();
+    labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+fn tenant_not_found(tenant: &str, error: &'static str) -> StsError {
+    StsError::new(
+        StatusCode::BAD_REQUEST,
+        error,
+        90002,
+        format!(
+            "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant."
+        ),
+    )
+}
+
+fn bad_identifier(tenant: &str) -> StsError {
+    StsError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        900023,
+        format!(
+            "Specified tenant identifier '{tenant}' is neither a valid DNS name, nor a valid external domain."
+        ),
+    )
+}
+
+pub async fn token(
+    State(state): State<SimState>,
+    Path(tenant_key): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    match issue(&state, &tenant_key, &headers, &body) {
+        Ok(token) => {
+            let body = json!({
+                "token_type": "Bearer",
+                "expires_in": TOKEN_LIFETIME_SECS,
+                "ext_expires_in": TOKEN_LIFETIME_SECS,
+                "access_token": token,
+            });
+            (StatusCode::OK, sts_headers(), body.to_string()).into_response()
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+fn issue(
+    state: &SimState,
+    tenant_key: &str,
+    headers: &HeaderMap,
+    body: &str,
+) -> Result<String, StsError> {
+    if !is_valid_tenant_identifier(tenant_key) {
+        return Err(bad_identifier(tenant_key));
+    }
+    let form: HashMap<String, String> = serde_urlencoded_pairs(body);
+    let (basic_id, basic_secret) = basic_credentials(headers).unzip();
+    let client_id = form
+        .get("client_id")
+        .cloned()
+        .or(basic_id)
+        .unwrap_or_default();
+    let grant_type = form.get("grant_type").map(String::as_str).unwrap_or("");
+    if grant_type != "client_credentials" {
+        // UNVERIFIED: AADSTS70003 for unsupported grant types.
+        return Err(StsError::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            70003,
+            format!("The app requested an unsupported grant type '{grant_type}'."),
+        ));
+    }
+    let scope = form.get("scope").map(String::as_str).unwrap_or("");
+    if !matches!(
+        scope,
+        "https://graph.microsoft.com/.default" | "00000003-0000-0000-c000-000000000000/.default"
+    ) {
+        return Err(StsError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            70011,
+            format!(
+                "The provided value for the input parameter 'scope' isn't valid. The scope {scope} isn't valid."
+            ),
+        ));
+    }
+    let world = state.world();
+    let Some(index) = world.tenant_index(tenant_key) else {
+        // The token endpoint answered `invalid_request` in recorded responses; newer ones
+        // may say `invalid_tenant` (UNVERIFIED). Clients must map on error_codes.
+        return Err(tenant_not_found(tenant_key, "invalid_request"));
+    };
+    let tenant = &world.tenants[index];
+    let client_uuid = Uuid::parse_str(&client_id).ok();
+    let Some(app) = client_uuid.and_then(|id| tenant.app(id)) else {
+        return Err(StsError::new(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            format!(
+                "Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
+                tenant.display_name
+            ),
+        ));
+    };
+    if form.contains_key("client_assertion") {
+        // Certificate credentials: the app registrations of the scenarios carry no
+        // certificates yet, so every assertion is refused as Entra refuses an unknown key
+        // (AADSTS700027; wording UNVERIFIED).
+        return Err(StsError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            700027,
+            format!(
+                "The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '{client_id}'.]"
+            ),
+        ));
+    }
+    let presented = form
+        .get("client_secret")
+        .cloned()
+        .or(basic_secret.flatten())
+        .unwrap_or_default();
+    let now = Utc::now();
+    match app.secrets.iter().find(|s| s.spec.value == presented) {
+        None => {
+            return Err(StsError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                7000215,
+                format!(
+                    "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
+                ),
+            ));
+        }
+        Some(secret) if secret.spec.end <= now => {
+            return Err(StsError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                7000222,
+                format!(
+                    "The provided client secret keys for app '{client_id}' are expired. Visit the Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for added security: https://aka.ms/certCreds."
+                ),
+            ));
+        }
+        Some(_) => {}
+    }
+    let Some(sp) = &app.sp else {
+        // HTTP status UNVERIFIED (graph-facts §1.4: 401 likely).
+        return Err(StsError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000229,
+            format!(
+                "The client application {client_id} is missing service principal in the tenant {}. See instructions here: https://go.microsoft.com/fwlink/?linkid=2225119",
+                tenant.id
+            ),
+        ));
+    };
+    let iat = now.timestamp();
+    let issuer = format!("https://sts.windows.net/{}/", tenant.id);
+    let claims = Claims {
+        aud: GRAPH_AUDIENCE.to_owned(),
+        iss: issuer.clone(),
+        iat,
+        nbf: iat,
+        exp: iat + TOKEN_LIFETIME_SECS + 1,
+        app_displayname: app.display_name.clone(),
+        appid: client_id,
+        appidacr: "1".to_owned(),
+        idp: issuer,
+        idtyp: "app".to_owned(),
+        oid: sp.id.to_string(),
+        roles: sp
+            .granted
+            .iter()
+            .filter_map(|(_, role, _)| crate::permissions::value_of(*role))
+            .map(str::to_owned)
+            .collect(),
+        sub: sp.id.to_string(),
+        tid: tenant.id.to_string(),
+        ver: "1.0".to_owned(),
+    };
+    jsonwebtoken::encode(&keys::header(), &claims, &keys::KEYS.encoding).map_err(|e| {
+        StsError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "temporarily_unavailable",
+            90033,
+            format!("signing failed: {e}"),
+        )
+    })
+}
+
+/// `Authorization: Basic base64(client_id:client_secret)`, the RFC 6749 alternative.
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, Option<String>)> {
+    use base64::Engine;
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let encoded = value.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    let unescape = |s: &str| {
+        serde_urlencoded_pairs(&format!("v={s}"))
+            .remove("v")
+            .unwrap_or_default()
+    };
+    Some((unescape(id), Some(unescape(secret))))
+}
+
+/// Parses an `application/x-www-form-urlencoded` body (last value wins).
+fn serde_urlencoded_pairs(body: &str) -> HashMap<String, String> {
+    body.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match u8::from_str_radix(
+                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or(""),
+                    16,
+                ) {
+                    Ok(byte) => {
+                        out.push(byte);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub async fn openid_configuration(
+    State(state): State<SimState>,
+    Path(tenant_key): Path<String>,
+) -> Response {
+    if !is_valid_tenant_identifier(&tenant_key) {
+        return bad_identifier(&tenant_key).into_response();
+    }
+    let world = state.world();
+    let Some(index) = world.tenant_index(&tenant_key) else {
+        return tenant_not_found(&tenant_key, "invalid_tenant").into_response();
+    };
+    let tid = world.tenants[index].id;
+    let base = state.base_url();
+    let body = json!({
+        "token_endpoint": format!("{base}/{tid}/oauth2/v2.0/token"),
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        "jwks_uri": format!("{base}/{tid}/discovery/v2.0/keys"),
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "issuer": format!("{base}/{tid}/v2.0"),
+        "request_uri_parameter_supported": false,
+        "userinfo_endpoint": format!("{base}/oidc/userinfo"),
+        "authorization_endpoint": format!("{base}/{tid}/oauth2/v2.0/authorize"),
+        "device_authorization_endpoint": format!("{base}/{tid}/oauth2/v2.0/devicecode"),
+        "http_logout_supported": true,
+        "frontchannel_logout_supported": true,
+        "end_session_endpoint": format!("{base}/{tid}/oauth2/v2.0/logout"),
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "nonce", "tid", "ver", "oid", "roles"],
+        "kerberos_endpoint": format!("{base}/{tid}/kerberos"),
+        "tenant_region_scope": "NA",
+        "cloud_instance_name": "microsoftonline.com",
+        "cloud_graph_host_name": "graph.windows.net",
+        "msgraph_host": "graph.microsoft.com",
+        "rbac_url": "https://pas.windows.net"
+    });
+    (StatusCode::OK, sts_headers(), body.to_string()).into_response()
+}
+
+pub async fn jwks(Path(_tenant): Path<String>) -> Response {
+    (StatusCode::OK, sts_headers(), keys::jwks().to_string()).into_response()
+}
+
+/// Verifies a Graph bearer token: signature, expiry, audience. Returns its claims.
+pub fn verify(token: &str) -> Result<Claims, jsonwebtoken::errors::Error> {
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&[GRAPH_AUDIENCE]);
+    validation.leeway = 0;
+    jsonwebtoken::decode::<Claims>(token, &keys::KEYS.decoding, &validation).map(|data| data.claims)
+}

@@ -1,0 +1,42 @@
+//! `tenantry graph-sim`: the Microsoft identity platform + Graph simulator on its own, for
+//! trying scripts and SDKs against a safe stand-in.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use tenantry_graph_sim::{GraphSim, Scenario};
+
+use super::{load_settings, shutdown_signal, success};
+
+pub async fn run(scenario: &str, host: &str, port: u16) -> anyhow::Result<ExitCode> {
+    load_settings(None)?;
+    let loaded = Scenario::by_name(scenario)
+        .with_context(|| format!("unknown scenario {scenario:?}; known: demo, empty"))?;
+    let sim = GraphSim::start_on(&format!("{host}:{port}"), loaded)
+        .await
+        .with_context(|| format!("listening on {host}:{port}"))?;
+    print_credentials(&sim.base_url(), &sim.state().scenario());
+    println!("Stop with Ctrl-C.");
+    shutdown_signal().await;
+    sim.stop().await;
+    success()
+}
+
+/// The simulator's URL and what to paste for each demo tenant.
+pub fn print_credentials(base_url: &str, scenario: &Scenario) {
+    println!("Microsoft simulator at {base_url}");
+    println!(
+        "  login authority: {base_url}/<tenant>   Graph: {base_url}/v1.0   control: {base_url}/_sim/"
+    );
+    let credentials = tenantry_graph_sim::credentials(scenario);
+    for tenant in credentials["tenants"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<10} tenant {}  client {}  secret {}  ({})",
+            tenant["name"].as_str().unwrap_or(""),
+            tenant["tenant_id"].as_str().unwrap_or(""),
+            tenant["client_id"].as_str().unwrap_or("-"),
+            tenant["client_secret"].as_str().unwrap_or("-"),
+            tenant["expect"].as_str().unwrap_or(""),
+        );
+    }
+}
