@@ -40,6 +40,9 @@ enum Command {
         /// The scenario to load (demo or empty).
         #[arg(long, default_value = "demo")]
         scenario: String,
+        /// Load the scenario from a JSON file instead (the shape `PUT /_sim/scenario` takes).
+        #[arg(long)]
+        scenario_file: Option<std::path::PathBuf>,
         /// The address to listen on.
         #[arg(long, default_value = "127.0.0.1")]
         host: String,
@@ -132,9 +135,10 @@ pub fn main() -> ExitCode {
             Command::Worker => Err(commands::not_yet("worker", "the durable job engine")),
             Command::GraphSim {
                 scenario,
+                scenario_file,
                 host,
                 port,
-            } => commands::graph_sim::run(&scenario, &host, port).await,
+            } => commands::graph_sim::run(&scenario, scenario_file.as_deref(), &host, port).await,
             Command::Keys {
                 command: KeysCommand::Rotate,
             } => Err(commands::not_yet("keys rotate", "sealed client secrets")),

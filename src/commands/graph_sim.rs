@@ -1,6 +1,7 @@
 //! `tenantry graph-sim`: the Microsoft identity platform + Graph simulator on its own, for
 //! trying scripts and SDKs against a safe stand-in.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -8,10 +9,23 @@ use tenantry_graph_sim::{GraphSim, Scenario};
 
 use super::{load_settings, shutdown_signal, success};
 
-pub async fn run(scenario: &str, host: &str, port: u16) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    scenario: &str,
+    file: Option<&Path>,
+    host: &str,
+    port: u16,
+) -> anyhow::Result<ExitCode> {
     load_settings(None)?;
-    let loaded = Scenario::by_name(scenario)
-        .with_context(|| format!("unknown scenario {scenario:?}; known: demo, empty"))?;
+    let loaded = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a scenario", path.display()))?
+        }
+        None => Scenario::by_name(scenario)
+            .with_context(|| format!("unknown scenario {scenario:?}; known: demo, empty"))?,
+    };
     let sim = GraphSim::start_on(&format!("{host}:{port}"), loaded)
         .await
         .with_context(|| format!("listening on {host}:{port}"))?;

@@ -31,6 +31,9 @@ pub struct AppSpec {
     pub client_id: Uuid,
     pub display_name: String,
     pub secrets: Vec<SecretSpec>,
+    /// Certificate credentials (PEM), for client assertions.
+    #[serde(default)]
+    pub certificates: Vec<CertificateSpec>,
     /// `None`: registered but never consented in the tenant (no enterprise application).
     pub service_principal: Option<ServicePrincipalSpec>,
 }
@@ -40,6 +43,16 @@ pub struct SecretSpec {
     pub key_id: Uuid,
     pub value: String,
     pub display_name: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CertificateSpec {
+    pub key_id: Uuid,
+    pub display_name: String,
+    /// The public certificate, PEM (`-----BEGIN CERTIFICATE-----`).
+    pub certificate_pem: String,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
 }
@@ -78,6 +91,7 @@ impl TenantSpec {
                 client_id,
                 display_name: "Tenantry".to_owned(),
                 secrets: vec![SecretSpec::valid(name)],
+                certificates: Vec::new(),
                 service_principal: Some(ServicePrincipalSpec {
                     id: named(&format!("{name}.sp")),
                     granted: permissions::DEFAULT_REQUIRED
@@ -133,6 +147,24 @@ impl TenantSpec {
     pub fn with_expired_secret(mut self) -> Self {
         let name = self.name.clone();
         self.app_mut().secrets = vec![SecretSpec::expired(&name)];
+        self
+    }
+
+    /// Registers a certificate credential (PEM) on the app, valid for two years.
+    pub fn with_certificate(mut self, certificate_pem: &str) -> Self {
+        let start = Utc::now() - Duration::days(1);
+        let key_id = named(&format!(
+            "{}.certificate.{}",
+            self.name,
+            self.app().certificates.len()
+        ));
+        self.app_mut().certificates.push(CertificateSpec {
+            key_id,
+            display_name: "CN=tenantry".to_owned(),
+            certificate_pem: certificate_pem.to_owned(),
+            start,
+            end: start + Duration::days(730),
+        });
         self
     }
 

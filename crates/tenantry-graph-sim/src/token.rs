@@ -211,48 +211,30 @@ fn issue(
             ),
         ));
     };
-    if form.contains_key("client_assertion") {
-        // Certificate credentials: the app registrations of the scenarios carry no
-        // certificates yet, so every assertion is refused as Entra refuses an unknown key
-        // (AADSTS700027; wording UNVERIFIED).
-        return Err(StsError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            700027,
-            format!(
-                "The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '{client_id}'.]"
-            ),
-        ));
-    }
-    let presented = form
-        .get("client_secret")
-        .cloned()
-        .or(basic_secret.flatten())
-        .unwrap_or_default();
     let now = Utc::now();
-    match app.secrets.iter().find(|s| s.spec.value == presented) {
+    // "1": client secret, "2": certificate (graph-facts §1.5).
+    let appidacr = match form.get("client_assertion") {
+        Some(assertion) => {
+            verify_assertion(
+                state,
+                app,
+                tenant_key,
+                &client_id,
+                form.get("client_assertion_type"),
+                assertion,
+            )?;
+            "2"
+        }
         None => {
-            return Err(StsError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_client",
-                7000215,
-                format!(
-                    "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
-                ),
-            ));
+            let presented = form
+                .get("client_secret")
+                .cloned()
+                .or(basic_secret.flatten())
+                .unwrap_or_default();
+            check_secret(app, &client_id, &presented, now)?;
+            "1"
         }
-        Some(secret) if secret.spec.end <= now => {
-            return Err(StsError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_client",
-                7000222,
-                format!(
-                    "The provided client secret keys for app '{client_id}' are expired. Visit the Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for added security: https://aka.ms/certCreds."
-                ),
-            ));
-        }
-        Some(_) => {}
-    }
+    };
     let Some(sp) = &app.sp else {
         // HTTP status UNVERIFIED (graph-facts §1.4: 401 likely).
         return Err(StsError::new(
@@ -275,7 +257,7 @@ fn issue(
         exp: iat + TOKEN_LIFETIME_SECS + 1,
         app_displayname: app.display_name.clone(),
         appid: client_id,
-        appidacr: "1".to_owned(),
+        appidacr: appidacr.to_owned(),
         idp: issuer,
         idtyp: "app".to_owned(),
         oid: sp.id.to_string(),
@@ -297,6 +279,129 @@ fn issue(
             format!("signing failed: {e}"),
         )
     })
+}
+
+fn check_secret(
+    app: &crate::model::App,
+    client_id: &str,
+    presented: &str,
+    now: chrono::DateTime<Utc>,
+) -> Result<(), StsError> {
+    match app.secrets.iter().find(|s| s.spec.value == presented) {
+        None => Err(StsError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000215,
+            format!(
+                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
+            ),
+        )),
+        Some(secret) if secret.spec.end <= now => Err(StsError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000222,
+            format!(
+                "The provided client secret keys for app '{client_id}' are expired. Visit the Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for added security: https://aka.ms/certCreds."
+            ),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+#[derive(Deserialize)]
+struct AssertionClaims {
+    iss: String,
+    sub: String,
+}
+
+/// Certificate credentials: a JWT signed (PS256 or RS256) with a certificate registered on
+/// the app, named by its `x5t#S256` thumbprint, addressed to this token endpoint, with
+/// `iss` = `sub` = the client id. The AADSTS codes for the failures (700027, 700024,
+/// 700023) are UNVERIFIED in graph-facts; they are the ones Entra is commonly seen to use.
+fn verify_assertion(
+    state: &SimState,
+    app: &crate::model::App,
+    tenant_key: &str,
+    client_id: &str,
+    assertion_type: Option<&String>,
+    assertion: &str,
+) -> Result<(), StsError> {
+    if assertion_type.map(String::as_str)
+        != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+    {
+        return Err(StsError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            700023,
+            "The client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer.".to_owned(),
+        ));
+    }
+    let invalid = |message: String| {
+        StsError::new(StatusCode::UNAUTHORIZED, "invalid_client", 700027, message)
+    };
+    let header = jsonwebtoken::decode_header(assertion)
+        .map_err(|_| invalid("Client assertion failed signature validation.".to_owned()))?;
+    let not_registered = || {
+        invalid(format!(
+            "The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '{client_id}'.]"
+        ))
+    };
+    let thumbprint = header.x5t_s256.as_deref().ok_or_else(not_registered)?;
+    let certificate = app
+        .certificates
+        .iter()
+        .find(|c| c.thumbprint_s256 == thumbprint)
+        .ok_or_else(not_registered)?;
+    if !matches!(
+        header.alg,
+        jsonwebtoken::Algorithm::PS256 | jsonwebtoken::Algorithm::RS256
+    ) {
+        return Err(invalid(
+            "Client assertion failed signature validation.".to_owned(),
+        ));
+    }
+    let mut validation = jsonwebtoken::Validation::new(header.alg);
+    // Clock skew tolerated on assertions: five minutes (UNVERIFIED, the usual value).
+    validation.leeway = 300;
+    let base = state.base_url();
+    validation.set_audience(&[
+        format!("{base}/{tenant_key}/oauth2/v2.0/token"),
+        format!("https://login.microsoftonline.com/{tenant_key}/oauth2/v2.0/token"),
+    ]);
+    validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
+    let claims = jsonwebtoken::decode::<AssertionClaims>(assertion, &certificate.key, &validation)
+        .map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature
+            | jsonwebtoken::errors::ErrorKind::ImmatureSignature => StsError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                700024,
+                "Client assertion is not within its valid time range.".to_owned(),
+            ),
+            jsonwebtoken::errors::ErrorKind::InvalidAudience => invalid(
+                "The audience claim of the client assertion does not match the token endpoint."
+                    .to_owned(),
+            ),
+            _ => invalid("Client assertion failed signature validation.".to_owned()),
+        })?;
+    if !claims.claims.iss.eq_ignore_ascii_case(client_id)
+        || !claims.claims.sub.eq_ignore_ascii_case(client_id)
+    {
+        return Err(StsError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            700021,
+            "Client assertion application identifier doesn't match 'client_id' parameter."
+                .to_owned(),
+        ));
+    }
+    if certificate.end <= Utc::now() {
+        return Err(invalid(format!(
+            "The certificate used to sign the client assertion for app '{client_id}' has expired."
+        )));
+    }
+    let _ = certificate.key_id;
+    Ok(())
 }
 
 /// `Authorization: Basic base64(client_id:client_secret)`, the RFC 6749 alternative.

@@ -824,3 +824,234 @@ async fn writes_follow_microsofts_rules() {
         .expect("sent");
     assert_eq!(photo.status(), 200);
 }
+
+#[tokio::test]
+async fn discovery_endpoints_match_the_documented_shapes() {
+    let spec = contoso(120).with_permissions(&[
+        "IdentityRiskyUser.Read.All",
+        "DeviceManagementManagedDevices.Read.All",
+    ]);
+    let sim = Sim::start(vec![spec.clone()]).await;
+    let token = sim.token(&spec).await;
+    let fields = |value: &Value, names: &[&str], what: &str| {
+        for name in names {
+            assert!(value.get(*name).is_some(), "{what}.{name} in {value}");
+        }
+    };
+
+    let domains: Value = sim
+        .get(&token, "/domains")
+        .await
+        .json()
+        .await
+        .expect("json");
+    fields(
+        &domains["value"][0],
+        &[
+            "authenticationType",
+            "availabilityStatus",
+            "isAdminManaged",
+            "isDefault",
+            "isInitial",
+            "isRoot",
+            "id",
+            "supportedServices",
+        ],
+        "domain",
+    );
+    assert_eq!(domains["value"][0]["id"], "contoso.onmicrosoft.com");
+
+    let response = sim.get(&token, "/subscribedSkus").await;
+    assert_eq!(response.headers()["x-ms-resource-unit"], "3");
+    let skus: Value = response.json().await.expect("json");
+    let sku = &skus["value"][0];
+    fields(
+        sku,
+        &[
+            "accountName",
+            "accountId",
+            "appliesTo",
+            "capabilityStatus",
+            "consumedUnits",
+            "id",
+            "prepaidUnits",
+            "servicePlans",
+            "skuId",
+            "skuPartNumber",
+            "subscriptionIds",
+        ],
+        "subscribedSku",
+    );
+    assert_eq!(
+        sku["id"],
+        format!("{}_{}", spec.id, sku["skuId"].as_str().expect("sku id")),
+        "id = {{tenantId}}_{{skuId}}"
+    );
+    fields(
+        &sku["prepaidUnits"],
+        &["enabled", "lockedOut", "suspended", "warning"],
+        "prepaidUnits",
+    );
+
+    let roles: Value = sim
+        .get(&token, "/directoryRoles")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let names: Vec<&str> = roles["value"]
+        .as_array()
+        .expect("roles")
+        .iter()
+        .filter_map(|r| r["displayName"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"Global Administrator") && names.contains(&"User Administrator"),
+        "{names:?}"
+    );
+    fields(
+        &roles["value"][0],
+        &["id", "description", "displayName", "roleTemplateId"],
+        "directoryRole",
+    );
+    let admins: Value = sim
+        .get(
+            &token,
+            "/directoryRoles(roleTemplateId='62e90394-69f5-4237-9190-012177145e10')/members",
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(admins["value"][0]["@odata.type"], "#microsoft.graph.user");
+    let user_admins: Value = sim
+        .get(
+            &token,
+            "/directoryRoles(roleTemplateId='fe930be7-5e62-47db-91af-98c3a49a38b1')/members",
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        user_admins["value"]
+            .as_array()
+            .expect("members")
+            .iter()
+            .any(|m| m["@odata.type"] == "#microsoft.graph.servicePrincipal"),
+        "the app's SP holds User Administrator"
+    );
+    assert_graph_error(
+        sim.get(
+            &token,
+            "/directoryRoles(roleTemplateId='e8611ab8-c189-46e8-94e1-60213ab1f814')/members",
+        )
+        .await,
+        404,
+        "Request_ResourceNotFound",
+    )
+    .await;
+
+    let devices: Value = sim
+        .get(&token, "/deviceManagement/managedDevices")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let device = &devices["value"][0];
+    assert_eq!(device["@odata.type"], "#microsoft.graph.managedDevice");
+    fields(
+        device,
+        &[
+            "id",
+            "userId",
+            "deviceName",
+            "managedDeviceOwnerType",
+            "enrolledDateTime",
+            "lastSyncDateTime",
+            "operatingSystem",
+            "complianceState",
+            "osVersion",
+            "userPrincipalName",
+            "serialNumber",
+        ],
+        "managedDevice",
+    );
+
+    let risky: Value = sim
+        .get(&token, "/identityProtection/riskyUsers")
+        .await
+        .json()
+        .await
+        .expect("json");
+    fields(
+        &risky["value"][0],
+        &[
+            "id",
+            "isDeleted",
+            "isProcessing",
+            "riskLastUpdatedDateTime",
+            "riskLevel",
+            "riskState",
+            "riskDetail",
+            "userDisplayName",
+            "userPrincipalName",
+        ],
+        "riskyUser",
+    );
+
+    let groups: Value = sim.get(&token, "/groups").await.json().await.expect("json");
+    fields(
+        &groups["value"][0],
+        &[
+            "id",
+            "displayName",
+            "groupTypes",
+            "mail",
+            "mailEnabled",
+            "mailNickname",
+            "securityEnabled",
+        ],
+        "group",
+    );
+    let all_staff = groups["value"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .find(|g| g["displayName"] == "All Staff")
+        .expect("All Staff");
+    assert_eq!(all_staff["groupTypes"], json!(["Unified"]));
+    let members: Value = sim
+        .get(
+            &token,
+            &format!(
+                "/groups/{}/members?$top=5",
+                all_staff["id"].as_str().expect("id")
+            ),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(members["value"].as_array().expect("members").len(), 5);
+    assert!(members["@odata.nextLink"].is_string());
+    let member_of: Value = sim
+        .get(
+            &token,
+            &format!(
+                "/users/{}/memberOf",
+                members["value"][0]["id"].as_str().expect("id")
+            ),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        member_of["value"]
+            .as_array()
+            .expect("memberOf")
+            .iter()
+            .any(|g| g["id"] == all_staff["id"])
+    );
+}

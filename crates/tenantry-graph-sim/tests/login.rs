@@ -263,3 +263,125 @@ async fn openid_configuration_and_keys_are_served_for_guid_and_domain() {
     assert_eq!(body["error"], "invalid_tenant");
     assert_eq!(body["error_codes"][0], 90002);
 }
+
+const CERT: &str = include_str!("data/app-cert.pem");
+const KEY: &str = include_str!("data/app-cert.key");
+
+fn thumbprint() -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let body: String = CERT.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .expect("pem body");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(der))
+}
+
+fn assertion(audience: &str, client_id: &str, exp_offset: i64, x5t_s256: Option<String>) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::PS256);
+    header.x5t_s256 = x5t_s256;
+    let claims = serde_json::json!({"aud": audience, "iss": client_id, "sub": client_id, "jti": uuid::Uuid::new_v4(),
+        "nbf": now - 60, "iat": now - 60, "exp": now + exp_offset});
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(KEY.as_bytes()).expect("test key");
+    jsonwebtoken::encode(&header, &claims, &key).expect("signed")
+}
+
+#[tokio::test]
+async fn certificate_credentials_work_and_bad_assertions_are_refused() {
+    let contoso = TenantSpec::healthy("contoso", "Contoso Ltd", 30).with_certificate(CERT);
+    let sim = Sim::start(vec![contoso.clone()]).await;
+    let tenant = contoso.id.to_string();
+    let client = contoso.app().client_id.to_string();
+    let audience = sim.url(&format!("/{tenant}/oauth2/v2.0/token"));
+    let send = |assertion: String| {
+        sim.client
+            .post(audience.clone())
+            .form(&[
+                ("client_id", client.as_str()),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
+                ("client_assertion", assertion.as_str()),
+                ("scope", "https://graph.microsoft.com/.default"),
+                ("grant_type", "client_credentials"),
+            ])
+            .send()
+    };
+    let ok = send(assertion(&audience, &client, 600, Some(thumbprint())))
+        .await
+        .expect("sent");
+    assert_eq!(ok.status(), 200);
+    let token: Value = ok.json().await.expect("json");
+    assert_eq!(
+        claims(token["access_token"].as_str().expect("token"))["appidacr"],
+        "2",
+        "certificate credential"
+    );
+
+    assert_sts_error(
+        send(assertion(&audience, &client, 600, None))
+            .await
+            .expect("sent"),
+        401,
+        "invalid_client",
+        700027,
+    )
+    .await;
+    assert_sts_error(
+        send(assertion(&audience, &client, 600, Some("AAAA".into())))
+            .await
+            .expect("sent"),
+        401,
+        "invalid_client",
+        700027,
+    )
+    .await;
+    assert_sts_error(
+        send(assertion(&audience, &client, -600, Some(thumbprint())))
+            .await
+            .expect("sent"),
+        401,
+        "invalid_client",
+        700024,
+    )
+    .await;
+    assert_sts_error(
+        send(assertion(
+            "https://evil.example/token",
+            &client,
+            600,
+            Some(thumbprint()),
+        ))
+        .await
+        .expect("sent"),
+        401,
+        "invalid_client",
+        700027,
+    )
+    .await;
+    let mut tampered = assertion(&audience, &client, 600, Some(thumbprint()));
+    tampered.replace_range(tampered.len() - 6.., "AAAAAA");
+    assert_sts_error(
+        send(tampered).await.expect("sent"),
+        401,
+        "invalid_client",
+        700027,
+    )
+    .await;
+    assert_sts_error(
+        send(assertion(
+            &audience,
+            &uuid::Uuid::new_v4().to_string(),
+            600,
+            Some(thumbprint()),
+        ))
+        .await
+        .expect("sent"),
+        400,
+        "invalid_request",
+        700021,
+    )
+    .await;
+}

@@ -138,11 +138,46 @@ pub struct ServicePrincipal {
     pub directory_roles: Vec<Uuid>,
 }
 
+/// A certificate credential: its SHA-256 thumbprint (base64url, as in `x5t#S256`) and
+/// the key that verifies assertions signed with it.
+pub struct Certificate {
+    pub key_id: Uuid,
+    pub thumbprint_s256: String,
+    pub key: jsonwebtoken::DecodingKey,
+    pub end: DateTime<Utc>,
+}
+
+impl Certificate {
+    /// `None` when the PEM is not an RSA certificate.
+    pub fn from_spec(spec: &crate::scenario::CertificateSpec) -> Option<Self> {
+        use base64::Engine;
+        use sha2::Digest;
+        let body: String = spec
+            .certificate_pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body.trim())
+            .ok()?;
+        let thumbprint_s256 =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(&der));
+        let key = jsonwebtoken::DecodingKey::from_rsa_pem(spec.certificate_pem.as_bytes()).ok()?;
+        Some(Self {
+            key_id: spec.key_id,
+            thumbprint_s256,
+            key,
+            end: spec.end,
+        })
+    }
+}
+
 pub struct App {
     pub client_id: Uuid,
     pub object_id: Uuid,
     pub display_name: String,
     pub secrets: Vec<Secret>,
+    pub certificates: Vec<Certificate>,
     pub sp: Option<ServicePrincipal>,
 }
 
@@ -245,6 +280,11 @@ impl Tenant {
                     .secrets
                     .iter()
                     .map(|s| Secret { spec: s.clone() })
+                    .collect(),
+                certificates: app
+                    .certificates
+                    .iter()
+                    .filter_map(Certificate::from_spec)
                     .collect(),
                 sp: app.service_principal.as_ref().map(|sp| {
                     let mut directory_roles = Vec::new();
