@@ -7,6 +7,16 @@
 //! formats follow `graph-facts.md` (the reference notes of the project); where that
 //! reference marks a behaviour UNVERIFIED, the code says so where it chooses.
 //!
+//! # Performance
+//!
+//! Paging through all 50,000 users of the demo's `litware` tenant with `$top=999` and a
+//! 12-property `$select` (51 pages over loopback, `cargo bench -p tenantry-graph-sim
+//! --bench paging`, release build, this project's 2-core machine, 2026-11-22): the
+//! simulator spends 535–646 ms in its handlers (1.5–1.9× the lower bound of generating and
+//! serialising the same users once in-process, 348 ms); wall time 0.83–1.0 s. With 50 ms
+//! of injected latency per request the run takes 3.6 s, 1.4× the sequential lower bound of
+//! 51 × 50 ms. Users are generated on demand, so a large tenant costs no start-up time.
+//!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! let sim = tenantry_graph_sim::GraphSim::start(tenantry_graph_sim::scenario::demo()).await?;

@@ -500,9 +500,8 @@ fn role_members(
     let mut value: Vec<Value> = role
         .user_members
         .iter()
-        .filter_map(|u| tenant.users.at(*u))
-        .map(|user| {
-            let mut member = super::users::project_user(&user, None);
+        .filter_map(|u| tenant.users.view(*u, None))
+        .map(|mut member| {
             member.insert("@odata.type".into(), json!("#microsoft.graph.user"));
             Value::Object(member)
         })

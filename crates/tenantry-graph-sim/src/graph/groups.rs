@@ -145,10 +145,9 @@ fn members(state: &SimState, caller: &Caller, call: &Call<'_>, position: usize) 
             tenant
                 .users
                 .find(&id.to_string())
-                .and_then(|i| tenant.users.at(i))
+                .and_then(|i| tenant.users.view(i, None))
         })
-        .map(|user| {
-            let mut member = super::users::project_user(&user, None);
+        .map(|mut member| {
             member.insert("@odata.type".into(), json!("#microsoft.graph.user"));
             Value::Object(member)
         })

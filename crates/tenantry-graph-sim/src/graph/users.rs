@@ -87,10 +87,6 @@ const GLOBAL_ADMIN: &str = "62e90394-69f5-4237-9190-012177145e10";
 const PRIVILEGED_AUTH_ADMIN: &str = "7be44c8a-adaf-4e2a-84d6-ab2649e08a13";
 const USER_ADMIN: &str = "fe930be7-5e62-47db-91af-98c3a49a38b1";
 
-pub fn project_user(user: &Map<String, Value>, select: Option<&[String]>) -> Map<String, Value> {
-    project(user, select)
-}
-
 fn select(call: &Call<'_>) -> Result<Option<Vec<String>>, GraphError> {
     let Some(raw) = call.param("$select") else {
         return Ok(None);
@@ -121,8 +117,8 @@ pub fn route(state: &SimState, caller: &Caller, call: &Call<'_>, segments: &[&st
             let render = |index: u32| {
                 tenant
                     .users
-                    .at(index)
-                    .map(|u| Value::Object(project(&u, select.as_deref())))
+                    .view(index, select.as_deref())
+                    .map(Value::Object)
             };
             let by_id = |id: Uuid| tenant.users.find(&id.to_string()).and_then(&render);
             delta(
@@ -215,8 +211,11 @@ fn list(state: &SimState, caller: &Caller, call: &Call<'_>) -> Outcome {
     let mut value = Vec::with_capacity(top);
     let mut next = start;
     while next < slots && value.len() < top {
-        if let Some(user) = tenant.users.at(u32::try_from(next).unwrap_or(u32::MAX)) {
-            value.push(Value::Object(project(&user, select.as_deref())));
+        if let Some(user) = tenant
+            .users
+            .view(u32::try_from(next).unwrap_or(u32::MAX), select.as_deref())
+        {
+            value.push(Value::Object(user));
         }
         next += 1;
     }
@@ -231,11 +230,10 @@ fn get(state: &SimState, caller: &Caller, call: &Call<'_>, index: u32) -> Outcom
     caller.require(needs::USERS_READ)?;
     let select = select(call)?;
     let world = state.world();
-    let user = world.tenants[caller.tenant]
+    let mut body = world.tenants[caller.tenant]
         .users
-        .at(index)
+        .view(index, select.as_deref())
         .ok_or_else(|| GraphError::not_found(&index.to_string()))?;
-    let mut body = project(&user, select.as_deref());
     body.insert(
         "@odata.context".into(),
         json!(context(call, "users/$entity")),

@@ -92,6 +92,38 @@ pub const DEFAULT_PROPERTIES: [&str; 11] = [
     "userPrincipalName",
 ];
 
+/// Every property a generated user has.
+const GENERATED_PROPERTIES: [&str; 18] = [
+    "id",
+    "businessPhones",
+    "displayName",
+    "givenName",
+    "jobTitle",
+    "mail",
+    "mobilePhone",
+    "officeLocation",
+    "preferredLanguage",
+    "surname",
+    "userPrincipalName",
+    "accountEnabled",
+    "department",
+    "usageLocation",
+    "onPremisesSyncEnabled",
+    "createdDateTime",
+    "userType",
+    "mailNickname",
+];
+
+/// What a generated user is derived from.
+#[derive(Clone, Copy)]
+struct Seed {
+    index: u32,
+    h: u64,
+    first: &'static str,
+    last: &'static str,
+    department: &'static str,
+}
+
 pub struct Users {
     prefix: u64,
     domain: String,
@@ -198,7 +230,48 @@ impl Users {
         self.find(upn).is_some()
     }
 
+    /// The user at `index` with only the `select`ed properties (or the default set),
+    /// generating just those for untouched users: listing 50,000 users builds no more
+    /// than it sends.
+    pub fn view(&self, index: u32, select: Option<&[String]>) -> Option<Map<String, Value>> {
+        if self.deleted.contains(&index) {
+            return None;
+        }
+        if let Some(user) = self.patched.get(&index) {
+            return Some(project(user, select));
+        }
+        if index >= self.generated {
+            return self
+                .created
+                .get((index - self.generated) as usize)
+                .map(|u| project(u, select));
+        }
+        let seed = self.seed(index);
+        let mut out = Map::new();
+        match select {
+            Some(fields) => {
+                for field in fields {
+                    out.insert(field.clone(), self.field(&seed, field));
+                }
+            }
+            None => {
+                for field in DEFAULT_PROPERTIES {
+                    out.insert(field.to_owned(), self.field(&seed, field));
+                }
+            }
+        }
+        Some(out)
+    }
+
     fn generate(&self, index: u32) -> Map<String, Value> {
+        let seed = self.seed(index);
+        GENERATED_PROPERTIES
+            .iter()
+            .map(|field| ((*field).to_owned(), self.field(&seed, field)))
+            .collect()
+    }
+
+    fn seed(&self, index: u32) -> Seed {
         let h = ids::stable_hash(&[&self.prefix.to_le_bytes(), &index.to_le_bytes()]);
         let pick = |n: usize, shift: u32| ((h >> shift) as usize) % n;
         let (first, last) = match index {
@@ -207,64 +280,60 @@ impl Users {
             2 => ("Alex", "Wilber"),
             _ => (FIRST[pick(FIRST.len(), 0)], LAST[pick(LAST.len(), 8)]),
         };
-        let upn = generated_upn(first, last, index, &self.domain);
-        let department = DEPARTMENTS[pick(DEPARTMENTS.len(), 16)];
-        let title = match index {
-            0 => "IT Director".to_owned(),
-            1 => "User Administrator".to_owned(),
-            2 => "Helpdesk Technician".to_owned(),
-            _ => format!("{department} {}", TITLES[pick(TITLES.len(), 24)]),
-        };
-        let mut user = Map::new();
-        user.insert("id".into(), json!(self.id_at(index)));
-        user.insert(
-            "businessPhones".into(),
-            json!([format!("+1 425 555 {:04}", index % 10_000)]),
-        );
-        user.insert("displayName".into(), json!(format!("{first} {last}")));
-        user.insert("givenName".into(), json!(first));
-        user.insert("jobTitle".into(), json!(title));
-        user.insert("mail".into(), json!(upn));
-        user.insert(
-            "mobilePhone".into(),
-            if h.is_multiple_of(3) {
-                Value::Null
-            } else {
-                json!(format!("+1 206 555 {:04}", (h >> 32) % 10_000))
+        Seed {
+            index,
+            h,
+            first,
+            last,
+            department: DEPARTMENTS[pick(DEPARTMENTS.len(), 16)],
+        }
+    }
+
+    /// One property of a generated user.
+    fn field(&self, seed: &Seed, name: &str) -> Value {
+        let Seed {
+            index,
+            h,
+            first,
+            last,
+            department,
+        } = *seed;
+        let pick = |n: usize, shift: u32| ((h >> shift) as usize) % n;
+        match name {
+            "id" => json!(self.id_at(index)),
+            "businessPhones" => json!([format!("+1 425 555 {:04}", index % 10_000)]),
+            "displayName" => json!(format!("{first} {last}")),
+            "givenName" => json!(first),
+            "surname" => json!(last),
+            "jobTitle" => match index {
+                0 => json!("IT Director"),
+                1 => json!("User Administrator"),
+                2 => json!("Helpdesk Technician"),
+                _ => json!(format!("{department} {}", TITLES[pick(TITLES.len(), 24)])),
             },
-        );
-        user.insert(
-            "officeLocation".into(),
-            json!(OFFICES[pick(OFFICES.len(), 32)]),
-        );
-        user.insert("preferredLanguage".into(), json!("en-US"));
-        user.insert("surname".into(), json!(last));
-        user.insert("userPrincipalName".into(), json!(upn));
-        user.insert(
-            "accountEnabled".into(),
-            json!(index < 3 || !h.is_multiple_of(23)),
-        );
-        user.insert("department".into(), json!(department));
-        user.insert("usageLocation".into(), json!("US"));
-        user.insert(
-            "onPremisesSyncEnabled".into(),
-            if h.is_multiple_of(5) {
-                json!(true)
-            } else {
-                Value::Null
-            },
-        );
-        user.insert(
-            "createdDateTime".into(),
-            json!(format!(
+            "mail" | "userPrincipalName" => json!(generated_upn(first, last, index, &self.domain)),
+            "mobilePhone" if h.is_multiple_of(3) => Value::Null,
+            "mobilePhone" => json!(format!("+1 206 555 {:04}", (h >> 32) % 10_000)),
+            "officeLocation" => json!(OFFICES[pick(OFFICES.len(), 32)]),
+            "preferredLanguage" => json!("en-US"),
+            "accountEnabled" => json!(index < 3 || !h.is_multiple_of(23)),
+            "department" => json!(department),
+            "usageLocation" => json!("US"),
+            "onPremisesSyncEnabled" if h.is_multiple_of(5) => json!(true),
+            "createdDateTime" => json!(format!(
                 "2021-0{}-{:02}T10:{:02}:00Z",
                 1 + h % 9,
                 1 + (h >> 8) % 28,
                 (h >> 16) % 60
             )),
-        );
-        user.insert("userType".into(), json!("Member"));
-        user
+            "userType" => json!("Member"),
+            "mailNickname" => json!(format!(
+                "{}.{}{index}",
+                first.to_ascii_lowercase(),
+                last.to_ascii_lowercase()
+            )),
+            _ => Value::Null,
+        }
     }
 }
 
