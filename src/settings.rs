@@ -160,6 +160,7 @@ impl Settings {
                     .separator("__")
                     .list_separator(",")
                     .with_list_parse_key("http.cors_allowed_origins")
+                    .with_list_parse_key("http.trusted_proxies")
                     .try_parsing(true)
                     .source(Some(env)),
             )
@@ -270,15 +271,23 @@ pub fn env_var_name(key: &str) -> String {
     )
 }
 
-/// Whether a `scheme://user:password@host/…` URL carries a password.
+/// Whether a `scheme://user:password@host/…` URL carries a password (in the authority or
+/// as a `password=` query parameter).
 fn url_has_password(url: &str) -> bool {
     let Some((_, rest)) = url.split_once("://") else {
         return false;
     };
     let authority = rest.split(['/', '?']).next().unwrap_or("");
-    authority
+    let in_authority = authority
         .rsplit_once('@')
-        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'));
+    // sqlx also takes the password as a query parameter.
+    let in_query = rest.split_once('?').is_some_and(|(_, query)| {
+        query
+            .split('&')
+            .any(|pair| pair.to_ascii_lowercase().starts_with("password="))
+    });
+    in_authority || in_query
 }
 
 #[cfg(test)]
@@ -452,5 +461,6 @@ mod tests {
         assert!(url_has_password("postgres://u:p@h/db"));
         assert!(!url_has_password("postgres://u@h/db"));
         assert!(!url_has_password("postgres://h/db?user=a"));
+        assert!(url_has_password("postgres://h/db?user=a&password=b"));
     }
 }

@@ -79,10 +79,9 @@ pub async fn run(json: bool) -> anyhow::Result<ExitCode> {
 
     let served = tenantry_api::serve(listener, app, shutdown_signal()).await;
     sim.stop().await;
-    if let Some(cluster) = cluster.filter(|cluster| cluster.started_here) {
-        tokio::task::spawn_blocking(move || cluster.cluster().stop()).await??;
-        tracing::info!("private PostgreSQL stopped");
-    }
+    // Dropping the cluster stops it when this process started it (also on every early
+    // return above).
+    drop(cluster);
     served?;
     success()
 }
@@ -118,9 +117,16 @@ struct DevSecrets {
 
 fn fill_dev_secrets(settings: &mut Settings, data_dir: &Path) -> anyhow::Result<()> {
     let path = data_dir.join("secrets.json");
-    let stored: Option<DevSecrets> = std::fs::read(&path)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    // A secrets file that exists but cannot be read is an error, not a reason to make new
+    // secrets: new ones would invalidate every API key issued so far.
+    let stored: Option<DevSecrets> = match std::fs::read(&path) {
+        Ok(bytes) => Some(
+            serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is not valid", path.display()))?,
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
     let secrets = match stored {
         Some(secrets) => secrets,
         None => {

@@ -19,9 +19,12 @@ pub async fn run(command: Vec<String>) -> anyhow::Result<ExitCode> {
         cluster.cluster().port(),
         cluster.cluster().data_dir().display()
     );
+    // The command runs in its own process group, so an interruption can end all of it
+    // (cargo and every test binary it started), not just its first process.
     let mut child = tokio::process::Command::new(program)
         .args(args)
         .env("DATABASE_URL", cluster.url())
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("starting {program}"))?;
@@ -31,7 +34,10 @@ pub async fn run(command: Vec<String>) -> anyhow::Result<ExitCode> {
             status.code().map_or(ExitCode::FAILURE, |code| ExitCode::from(u8::try_from(code).unwrap_or(1)))
         }
         () = shutdown_signal() => {
-            let _ = child.kill().await;
+            if let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) {
+                let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+            }
+            let _ = child.wait().await;
             eprintln!("test-env: interrupted");
             ExitCode::from(130)
         }

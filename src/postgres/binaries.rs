@@ -73,16 +73,29 @@ fn install_debian_package() -> Result<(), ClusterError> {
     eprintln!(
         "PostgreSQL is not installed; installing Debian's postgresql package (a minute or two)…"
     );
-    for args in [
-        &["update", "-qq"][..],
-        &[
-            "install",
-            "-y",
-            "-qq",
-            "--no-install-recommends",
-            "postgresql",
-        ][..],
-    ] {
+    // Debian's package creates and starts a system-wide cluster on port 5432; a
+    // policy-rc.d answering 101 ("action forbidden") keeps it from starting, the usual way
+    // containers install services. Only a file we created is removed afterwards.
+    let policy = Path::new("/usr/sbin/policy-rc.d");
+    let placed_policy = !policy.exists()
+        && std::fs::write(policy, "#!/bin/sh\nexit 101\n").is_ok()
+        && std::fs::set_permissions(policy, std::fs::Permissions::from_mode(0o755)).is_ok();
+    let installed = run_apt_get(hint);
+    if placed_policy {
+        let _ = std::fs::remove_file(policy);
+    }
+    installed
+}
+
+fn run_apt_get(hint: &str) -> Result<(), ClusterError> {
+    let install = [
+        "install",
+        "-y",
+        "-qq",
+        "--no-install-recommends",
+        "postgresql",
+    ];
+    for args in [&["update", "-qq"][..], &install[..]] {
         let status = Command::new("/usr/bin/apt-get")
             .args(args)
             .env("DEBIAN_FRONTEND", "noninteractive")

@@ -1,10 +1,16 @@
 //! A PostgreSQL cluster driven with `initdb` and `pg_ctl`, listening on 127.0.0.1 only
-//! (no unix socket, so long folder paths never hit the socket-path limit).
+//! (no unix socket, so long folder paths never hit the socket-path limit), with SCRAM
+//! password authentication and a generated password, so other local users cannot connect.
 //!
-//! - [`TempCluster`]: throwaway, trust authentication, durability off for speed; stopped
-//!   and deleted when dropped. For the test suite.
-//! - [`DevCluster`]: persistent in `tenantry dev`'s data folder, password authentication,
-//!   reused across runs.
+//! - [`TempCluster`]: throwaway, durability off for speed; stopped and deleted when
+//!   dropped. For the test suite.
+//! - [`DevCluster`]: persistent in `tenantry dev`'s data folder, reused across runs, stopped
+//!   when dropped if this process started it.
+//!
+//! When Tenantry runs as root, the cluster's folder belongs to an unprivileged user. Root
+//! never follows a path inside that folder that the user could have replaced with a link:
+//! the password file is written before the folder is handed over, command output goes into
+//! errors instead of log files, and `postgresql.conf` is opened with `O_NOFOLLOW`.
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -27,11 +33,11 @@ pub enum ClusterError {
         what: String,
         source: std::io::Error,
     },
-    #[error("{program} failed ({status}); see {log}")]
+    #[error("{program} failed ({status}): {output}")]
     Command {
         program: &'static str,
         status: String,
-        log: String,
+        output: String,
     },
     #[error("{0}")]
     Setup(String),
@@ -42,7 +48,16 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ClusterError {
     move |source| ClusterError::Io { what, source }
 }
 
-/// One cluster: its programs, its data folder and its port.
+/// The last part of a command's output, for an error message.
+fn tail(output: &std::process::Output) -> String {
+    let mut text = String::from_utf8_lossy(&output.stderr).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stdout));
+    let text = text.trim();
+    let start = text.char_indices().rev().nth(1500).map_or(0, |(i, _)| i);
+    text[start..].to_owned()
+}
+
+/// One cluster: its programs, its data folder, its log and its port.
 #[derive(Debug)]
 pub struct Cluster {
     binaries: PgBinaries,
@@ -61,35 +76,35 @@ impl Cluster {
         if output.status.success() {
             return Ok(());
         }
-        let log = self.log.display().to_string();
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log);
-        if let Ok(file) = file.as_mut() {
-            let _ = file.write_all(&output.stdout);
-            let _ = file.write_all(&output.stderr);
-        }
         Err(ClusterError::Command {
             program,
             status: output.status.to_string(),
-            log,
+            output: tail(&output),
         })
     }
 
-    /// `initdb` the data folder (which must not exist yet) and write the listen settings.
+    /// `initdb` the data folder (which must not exist yet) with a password from `pwfile`,
+    /// and write the listen settings.
     fn init(
         &self,
         superuser: &str,
-        auth: &[&str],
+        pwfile: &Path,
         extra_settings: &[(&str, &str)],
     ) -> Result<(), ClusterError> {
         let mut initdb = self.run_as.command(&self.binaries.initdb);
         initdb
             .arg("-D")
             .arg(&self.data)
-            .args(["-U", superuser, "-E", "UTF8", "--no-locale", "--no-sync"])
-            .args(auth)
+            .args([
+                "-U",
+                superuser,
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "--no-sync",
+                "--auth=scram-sha-256",
+            ])
+            .arg(format!("--pwfile={}", pwfile.display()))
             .current_dir(self.data.parent().unwrap_or(Path::new("/")));
         self.run("initdb", initdb)?;
         let mut settings = vec![
@@ -105,6 +120,7 @@ impl Cluster {
         let conf = self.data.join("postgresql.conf");
         let mut file = std::fs::OpenOptions::new()
             .append(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
             .open(&conf)
             .map_err(io(format!("opening {}", conf.display())))?;
         let lines: String = settings
@@ -124,7 +140,12 @@ impl Cluster {
             .arg(&self.log)
             .args(["-w", "-t", "60", "start"])
             .current_dir(&self.data);
-        self.run("pg_ctl start", pg_ctl)
+        let started = self.run("pg_ctl start", pg_ctl);
+        if started.is_err() && self.is_running() {
+            // Timed out waiting, but a server is up: stop it rather than leave it behind.
+            let _ = self.stop();
+        }
+        started
     }
 
     pub fn is_running(&self) -> bool {
@@ -168,20 +189,36 @@ fn free_port() -> Result<u16, ClusterError> {
         .port())
 }
 
-fn make_dir_for(run_as: &RunAs, dir: &Path) -> Result<(), ClusterError> {
-    std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(io(format!("securing {}", dir.display())))?;
-    run_as.give(dir).map_err(io(format!(
+fn random_password() -> Result<String, ClusterError> {
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes).map_err(|e| ClusterError::Setup(format!("random source: {e}")))?;
+    Ok(hex::encode(bytes))
+}
+
+/// Prepares `root` (created empty, owned by us, mode 0700) with a password file for
+/// `initdb`, and only then hands the folder and the file to `run_as`: nothing the
+/// unprivileged user controls is ever opened by root.
+fn prepare_root(run_as: &RunAs, root: &Path, password: &str) -> Result<PathBuf, ClusterError> {
+    std::fs::create_dir_all(root).map_err(io(format!("creating {}", root.display())))?;
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700))
+        .map_err(io(format!("securing {}", root.display())))?;
+    let pwfile = root.join("initdb.pw");
+    let file = create_new_private(&pwfile, password.as_bytes())?;
+    run_as
+        .give_file(&file)
+        .map_err(io("handing the password file over"))?;
+    run_as.give(root).map_err(io(format!(
         "handing {} to {}",
-        dir.display(),
+        root.display(),
         run_as.name()
-    )))
+    )))?;
+    Ok(pwfile)
 }
 
 /// A throwaway cluster for one test run.
 pub struct TempCluster {
     cluster: Cluster,
+    password: String,
     _root: tempfile::TempDir,
 }
 
@@ -193,7 +230,8 @@ impl TempCluster {
             .prefix("tenantry-test-pg-")
             .tempdir()
             .map_err(io("creating a temporary folder"))?;
-        make_dir_for(&run_as, root.path())?;
+        let password = random_password()?;
+        let pwfile = prepare_root(&run_as, root.path(), &password)?;
         let cluster = Cluster {
             binaries,
             run_as,
@@ -201,9 +239,9 @@ impl TempCluster {
             log: root.path().join("postgres.log"),
             port: free_port()?,
         };
-        cluster.init(
+        let initialised = cluster.init(
             "postgres",
-            &["-A", "trust"],
+            &pwfile,
             &[
                 ("fsync", "off"),
                 ("synchronous_commit", "off"),
@@ -211,10 +249,13 @@ impl TempCluster {
                 ("max_connections", "300"),
                 ("shared_buffers", "'128MB'"),
             ],
-        )?;
+        );
+        let _ = std::fs::remove_file(&pwfile);
+        initialised?;
         cluster.start()?;
         Ok(Self {
             cluster,
+            password,
             _root: root,
         })
     }
@@ -222,7 +263,8 @@ impl TempCluster {
     /// A superuser URL (tests create a database each).
     pub fn url(&self) -> String {
         format!(
-            "postgres://postgres@127.0.0.1:{}/postgres",
+            "postgres://postgres:{}@127.0.0.1:{}/postgres",
+            self.password,
             self.cluster.port()
         )
     }
@@ -254,7 +296,7 @@ struct DevClusterRecord {
 pub struct DevCluster {
     cluster: Cluster,
     record: DevClusterRecord,
-    /// Whether this process started it (and so stops it on the way out).
+    /// Whether this process started it (and so stops it when dropped).
     pub started_here: bool,
 }
 
@@ -265,10 +307,16 @@ impl DevCluster {
         let binaries = PgBinaries::locate_or_install()?;
         let run_as = RunAs::detect().map_err(ClusterError::Setup)?;
         let record = match std::fs::read(&record_path) {
-            Ok(bytes) => serde_json::from_slice::<DevClusterRecord>(&bytes)
-                .ok()
-                .filter(|record| record.pgdata.join("PG_VERSION").is_file()),
-            Err(_) => None,
+            Ok(bytes) => Some(
+                serde_json::from_slice::<DevClusterRecord>(&bytes).map_err(|e| {
+                    ClusterError::Setup(format!(
+                        "{} is not valid ({e}); delete it and the cluster folder to start over",
+                        record_path.display()
+                    ))
+                })?,
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io(format!("reading {}", record_path.display()))(e)),
         };
         let (mut dev, fresh) = match record {
             Some(record) => {
@@ -319,22 +367,20 @@ impl DevCluster {
             data_dir.join("postgres")
         } else {
             // e.g. a checkout under /root (mode 0700) that the postgres user cannot enter.
-            let digest = path_tag(data_dir.as_os_str().as_encoded_bytes());
-            PathBuf::from(format!("/var/lib/tenantry/dev-{digest}"))
+            let tag = path_tag(data_dir.as_os_str().as_encoded_bytes());
+            PathBuf::from(format!("/var/lib/tenantry/dev-{tag}"))
         };
         if root.exists() {
-            std::fs::remove_dir_all(&root).map_err(io(format!("clearing {}", root.display())))?;
+            // Never delete a cluster we have no record of: it may hold someone's data, or
+            // still be running.
+            return Err(ClusterError::Setup(format!(
+                "{} exists but {} does not describe it; delete the folder to start over",
+                root.display(),
+                data_dir.join("postgres.json").display()
+            )));
         }
-        make_dir_for(&run_as, &root)?;
-        let mut password = [0u8; 24];
-        getrandom::fill(&mut password)
-            .map_err(|e| ClusterError::Setup(format!("random source: {e}")))?;
-        let password = hex::encode(password);
-        let pwfile = root.join("initdb.pw");
-        write_private(&pwfile, password.as_bytes())?;
-        run_as
-            .give(&pwfile)
-            .map_err(io("handing the password file over"))?;
+        let password = random_password()?;
+        let pwfile = prepare_root(&run_as, &root, &password)?;
         let cluster = Cluster {
             binaries,
             run_as,
@@ -342,10 +388,9 @@ impl DevCluster {
             log: root.join("postgres.log"),
             port: free_port()?,
         };
-        let pwfile_arg = format!("--pwfile={}", pwfile.display());
-        let result = cluster.init("tenantry", &["--auth=scram-sha-256", &pwfile_arg], &[]);
+        let initialised = cluster.init("tenantry", &pwfile, &[]);
         let _ = std::fs::remove_file(&pwfile);
-        result?;
+        initialised?;
         let record = DevClusterRecord {
             pgdata: cluster.data.clone(),
             port: cluster.port,
@@ -394,18 +439,41 @@ impl DevCluster {
     }
 }
 
-/// Writes a file only its owner can read.
+impl Drop for DevCluster {
+    fn drop(&mut self) {
+        if self.started_here {
+            match self.cluster.stop() {
+                Ok(()) => tracing::info!("private PostgreSQL stopped"),
+                Err(error) => eprintln!("stopping the private PostgreSQL cluster: {error}"),
+            }
+        }
+    }
+}
+
+/// Creates `path` (which must not exist, and is never a followed link) readable only by
+/// its owner, with `content`.
+fn create_new_private(path: &Path, content: &[u8]) -> Result<std::fs::File, ClusterError> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(io(format!("creating {}", path.display())))?;
+    file.write_all(content)
+        .map_err(io(format!("writing {}", path.display())))?;
+    Ok(file)
+}
+
+/// Replaces `path` with a file only its owner can read (written aside, then renamed).
 pub(crate) fn write_private(path: &Path, content: &[u8]) -> Result<(), ClusterError> {
     let tmp = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io(format!("writing {}", tmp.display())))?;
-    file.write_all(content)
-        .map_err(io(format!("writing {}", tmp.display())))?;
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(format!("removing {}", tmp.display()))(e)),
+    }
+    create_new_private(&tmp, content)?;
     std::fs::rename(&tmp, path).map_err(io(format!("writing {}", path.display())))
 }
 

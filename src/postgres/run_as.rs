@@ -52,6 +52,16 @@ impl RunAs {
         }
     }
 
+    /// Hands a file we just created to this user, through its open handle.
+    pub fn give_file(&self, file: &std::fs::File) -> std::io::Result<()> {
+        match &self.user {
+            Some(user) => {
+                std::os::unix::fs::fchown(file, Some(user.uid.as_raw()), Some(user.gid.as_raw()))
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Whether this user can reach `path` (every existing ancestor searchable by it).
     pub fn can_traverse(&self, path: &Path) -> bool {
         let Some(user) = &self.user else { return true };

@@ -355,3 +355,69 @@ async fn key_lists_page_with_a_cursor(pool: PgPool) {
     )
     .await;
 }
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn a_key_revoked_mid_request_cannot_mint_or_revoke_keys(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Contoso IT").await;
+    let (admin_id, admin_key) = app.key_for(&msp, Role::Admin).await;
+    let (viewer_id, _) = app.key_for(&msp, Role::Viewer).await;
+    // Authenticated first, then revoked before the work: as with a slow request body.
+    let principal = app
+        .store
+        .authenticate(&admin_key)
+        .await
+        .expect("valid at first");
+    sqlx::query("update api_key set revoked_at = now() where api_key_id = $1")
+        .bind(admin_id)
+        .execute(&app.pool)
+        .await
+        .expect("revoke");
+    let scope = app.store.scope(&principal);
+    let new = tenantry_store::NewApiKey {
+        name: tenantry_domain::DisplayName::parse("late").expect("name"),
+        role: Role::Admin,
+        organizations: tenantry_domain::OrganizationLimit::All,
+    };
+    assert!(matches!(
+        scope.create_api_key(new).await,
+        Err(tenantry_store::StoreError::CallerRevoked)
+    ));
+    assert!(matches!(
+        scope
+            .revoke_api_key(tenantry_domain::ApiKeyRecordId::from_uuid(viewer_id))
+            .await,
+        Err(tenantry_store::StoreError::CallerRevoked)
+    ));
+    let count: i64 = sqlx::query_scalar("select count(*) from api_key where revoked_at is null")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(count, 2, "nothing minted, the viewer key untouched");
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn a_limited_owner_key_does_not_count_as_the_surviving_owner(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Contoso IT").await;
+    let organization = app.insert_organization(&msp, "Woodgrove Bank").await;
+    let limited = app
+        .post_json(
+            "/api/v1/api-keys",
+            &msp.owner_key,
+            json!({"name": "limited owner", "role": "owner", "organization_ids": [organization]}),
+        )
+        .await;
+    assert_eq!(limited.status(), 201);
+    // The limited owner cannot manage keys, so the unlimited one is still the last.
+    assert_problem(
+        app.delete(
+            &format!("/api/v1/api-keys/{}", msp.owner_key_id),
+            &msp.owner_key,
+        )
+        .await,
+        409,
+        "LAST_OWNER_KEY",
+    )
+    .await;
+}

@@ -35,6 +35,7 @@ pub fn test_config() -> ApiConfig {
         request_timeout_secs: 30,
         cors_allowed_origins: Vec::new(),
         auth_failures_per_minute: 1000,
+        trusted_proxies: Vec::new(),
     }
 }
 

@@ -34,6 +34,7 @@ pub struct AppState {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) auth_limiter: Arc<AuthFailureLimiter>,
     pub(crate) docs: Arc<ApiDocs>,
+    pub(crate) trusted_proxies: Arc<[std::net::IpAddr]>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +59,7 @@ pub fn build(
         metrics,
         auth_limiter: Arc::new(AuthFailureLimiter::new(config.auth_failures_per_minute)),
         docs: Arc::new(ApiDocs::new(&doc)?),
+        trusted_proxies: config.trusted_proxies.clone().into(),
     };
     let mut router = router
         .fallback(|| async { StatusCode::NOT_FOUND })

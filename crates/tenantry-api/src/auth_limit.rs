@@ -1,21 +1,32 @@
-//! Slows down key guessing: after too many failed authentications from one address within a
-//! minute, every request from that address is answered 429 until the minute is over, before
-//! any key is checked. In-process by design: with N API replicas an attacker gets N× the
-//! budget, which still makes guessing a 256-bit secret hopeless; the point is to keep
-//! noise out of the database and the logs.
+//! Slows down key guessing: after too many failed authentications from one client within
+//! a minute, every request from that client is answered 429 until the minute is over,
+//! before any key is checked.
+//!
+//! Clients are counted by address, IPv6 by /64 (one host usually owns a whole /64). The
+//! table is bounded: past [`MAX_TRACKED`] clients, expired windows are dropped (at most
+//! once a second), and if it is still full, new clients are not tracked: the limiter fails
+//! open rather than growing without bound or locking everyone out. In-process by design:
+//! with N API replicas an attacker gets N× the budget, which still makes guessing a 256-bit
+//! secret hopeless; the point is to keep noise out of the database and the logs.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const WINDOW: Duration = Duration::from_secs(60);
-/// Above this many tracked addresses, expired windows are dropped on the next failure.
-const PRUNE_ABOVE: usize = 10_000;
+const PRUNE_INTERVAL: Duration = Duration::from_secs(1);
+/// The most clients tracked at once.
+pub const MAX_TRACKED: usize = 100_000;
 
 pub struct AuthFailureLimiter {
     max_failures: u32,
-    windows: Mutex<HashMap<IpAddr, Window>>,
+    state: Mutex<State>,
+}
+
+struct State {
+    windows: HashMap<IpAddr, Window>,
+    last_prune: Instant,
 }
 
 struct Window {
@@ -23,34 +34,60 @@ struct Window {
     failures: u32,
 }
 
+/// The unit counted: the address itself, or its /64 for IPv6.
+fn client_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
 impl AuthFailureLimiter {
     pub fn new(max_failures_per_minute: u32) -> Self {
         Self {
             max_failures: max_failures_per_minute.max(1),
-            windows: Mutex::new(HashMap::new()),
+            state: Mutex::new(State {
+                windows: HashMap::new(),
+                last_prune: Instant::now(),
+            }),
         }
     }
 
     /// How long `address` must still wait, if it has used up its failures.
     pub fn blocked_for(&self, address: IpAddr) -> Option<Duration> {
-        let windows = self
-            .windows
+        let state = self
+            .state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let window = windows.get(&address)?;
+        let window = state.windows.get(&client_key(address))?;
         let elapsed = window.started.elapsed();
         (window.failures >= self.max_failures && elapsed < WINDOW).then(|| WINDOW - elapsed)
     }
 
     pub fn record_failure(&self, address: IpAddr) {
-        let mut windows = self
-            .windows
+        let key = client_key(address);
+        let mut state = self
+            .state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if windows.len() > PRUNE_ABOVE {
-            windows.retain(|_, window| window.started.elapsed() < WINDOW);
+        if state.windows.len() >= MAX_TRACKED && !state.windows.contains_key(&key) {
+            if state.last_prune.elapsed() >= PRUNE_INTERVAL {
+                state
+                    .windows
+                    .retain(|_, window| window.started.elapsed() < WINDOW);
+                state.last_prune = Instant::now();
+            }
+            if state.windows.len() >= MAX_TRACKED {
+                return;
+            }
         }
-        let window = windows.entry(address).or_insert_with(|| Window {
+        let window = state.windows.entry(key).or_insert_with(|| Window {
             started: Instant::now(),
             failures: 0,
         });
@@ -83,5 +120,27 @@ mod tests {
             .expect("blocked after 3 failures");
         assert!(wait <= WINDOW && wait > Duration::from_secs(50));
         assert!(limiter.blocked_for(bystander).is_none());
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64() {
+        let limiter = AuthFailureLimiter::new(2);
+        let a: IpAddr = "2001:db8:1:2::1".parse().expect("ip");
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().expect("ip");
+        let other: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        limiter.record_failure(a);
+        limiter.record_failure(b);
+        assert!(limiter.blocked_for(a).is_some(), "same /64");
+        assert!(limiter.blocked_for(other).is_none());
+    }
+
+    #[test]
+    fn the_table_is_bounded() {
+        let limiter = AuthFailureLimiter::new(1);
+        for i in 0..(MAX_TRACKED as u32 + 10) {
+            limiter.record_failure(IpAddr::V4(i.into()));
+        }
+        let state = limiter.state.lock().expect("lock");
+        assert_eq!(state.windows.len(), MAX_TRACKED);
     }
 }

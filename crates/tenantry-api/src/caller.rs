@@ -5,6 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use tenantry_store::{AuthError, MspScope, Principal, Store};
@@ -30,10 +31,11 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let address = parts
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
+        let address = client_address(peer, &parts.headers, &state.trusted_proxies);
         if let Some(wait) = state.auth_limiter.blocked_for(address) {
             return Err(ApiError::RateLimited {
                 retry_after_secs: wait.as_secs().max(1),
@@ -71,6 +73,25 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// The client's address: the peer, unless the peer is a trusted reverse proxy; then the
+/// rightmost `X-Forwarded-For` entry that is not itself a trusted proxy.
+fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|entry| entry.trim().parse::<IpAddr>().ok())
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .find(|address| !trusted.contains(address))
+        .unwrap_or(peer)
+}
+
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
 fn bearer_token(header: &str) -> Option<&str> {
     let (scheme, token) = header.split_once(' ')?;
@@ -82,7 +103,7 @@ fn bearer_token(header: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
-    use super::bearer_token;
+    use super::{HeaderMap, IpAddr, bearer_token, client_address};
 
     #[test]
     fn reads_bearer_tokens_only() {
@@ -91,5 +112,33 @@ mod tests {
         assert_eq!(bearer_token("Basic abc"), None);
         assert_eq!(bearer_token("Bearer "), None);
         assert_eq!(bearer_token("Bearer"), None);
+    }
+
+    #[test]
+    fn trusts_forwarded_addresses_only_from_trusted_proxies() {
+        let proxy: IpAddr = [10, 0, 0, 1].into();
+        let client: IpAddr = [203, 0, 113, 7].into();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            "198.51.100.1, 203.0.113.7".parse().expect("header"),
+        );
+        assert_eq!(
+            client_address(proxy, &headers, &[proxy]),
+            client,
+            "rightmost untrusted entry"
+        );
+        assert_eq!(
+            client_address(proxy, &headers, &[]),
+            proxy,
+            "no trusted proxies: the peer"
+        );
+        let stranger: IpAddr = [192, 0, 2, 9].into();
+        assert_eq!(
+            client_address(stranger, &headers, &[proxy]),
+            stranger,
+            "spoofed header ignored"
+        );
+        assert_eq!(client_address(proxy, &HeaderMap::new(), &[proxy]), proxy);
     }
 }

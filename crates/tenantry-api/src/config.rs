@@ -18,6 +18,10 @@ pub struct ApiConfig {
     pub cors_allowed_origins: Vec<String>,
     /// Failed authentications allowed per client address per minute before 429.
     pub auth_failures_per_minute: u32,
+    /// Reverse proxies whose `X-Forwarded-For` names the real client. Empty: the peer
+    /// address is the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl ApiConfig {

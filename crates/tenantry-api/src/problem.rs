@@ -271,6 +271,9 @@ impl From<StoreError> for ApiError {
                 format!("contains {id}, which is not one of this MSP's organizations"),
             )]),
             StoreError::LastOwnerKey => ApiError::LastOwnerKey,
+            StoreError::CallerRevoked => {
+                ApiError::Unauthenticated("This API key was revoked.".into())
+            }
             StoreError::NotAllowed(reason) => ApiError::Forbidden(capitalize(&reason.to_string())),
             StoreError::Database(e) => ApiError::internal(format!("database: {e}")),
             StoreError::Corrupt(what) => ApiError::internal(format!("corrupt row: {what}")),

@@ -10,6 +10,8 @@ pub enum StoreError {
     NotFound,
     #[error("organization {0} is not one of this MSP's organizations")]
     UnknownOrganization(tenantry_domain::OrganizationId),
+    #[error("the caller's own API key was revoked during the request")]
+    CallerRevoked,
     #[error("revoking this key would leave the MSP without an active owner key")]
     LastOwnerKey,
     #[error(transparent)]

@@ -66,6 +66,7 @@ impl<'a> MspScope<'a> {
     ) -> Result<(ApiKeyRecord, IssuedKey), StoreError> {
         self.principal.grant().may_manage_key_with_role(new.role)?;
         let mut tx = self.pool.begin().await?;
+        self.caller_still_active(&mut tx).await?;
         let issued = api_keys::insert(
             &mut tx,
             self.pepper,
@@ -85,11 +86,12 @@ impl<'a> MspScope<'a> {
         grant.may_manage_keys()?;
         let msp = self.principal.msp_id().as_uuid();
         let mut tx = self.pool.begin().await?;
+        self.caller_still_active(&mut tx).await?;
         // Lock the MSP's active owner keys first, so two concurrent revocations cannot each
         // believe the other owner key survives.
         let active_owners: Vec<uuid::Uuid> = sqlx::query_scalar(
             "select api_key_id from api_key
-             where msp_id = $1 and role = 'owner' and revoked_at is null
+             where msp_id = $1 and role = 'owner' and revoked_at is null and not limited
              order by api_key_id for update",
         )
         .bind(msp)
@@ -109,6 +111,7 @@ impl<'a> MspScope<'a> {
             .map_err(|e| StoreError::Corrupt(format!("api_key.role: {e}")))?;
         grant.may_manage_key_with_role(role)?;
         if !already_revoked {
+            // Only unlimited owner keys can manage keys, so only they count as the survivor.
             if role == Role::Owner && active_owners.iter().all(|owner| *owner == id.as_uuid()) {
                 return Err(StoreError::LastOwnerKey);
             }
@@ -122,5 +125,19 @@ impl<'a> MspScope<'a> {
         }
         tx.commit().await?;
         api_keys::find(self.pool, self.principal.msp_id(), id).await
+    }
+
+    /// Key management re-checks, inside its transaction, that the caller's own key is
+    /// still active: a request authenticated just before its key was revoked must not mint
+    /// or revoke keys afterwards.
+    async fn caller_still_active(&self, tx: &mut sqlx::PgConnection) -> Result<(), StoreError> {
+        let active: Option<i32> = sqlx::query_scalar(
+            "select 1 from api_key where msp_id = $1 and api_key_id = $2 and revoked_at is null for share",
+        )
+        .bind(self.principal.msp_id().as_uuid())
+        .bind(self.principal.api_key_id().as_uuid())
+        .fetch_optional(tx)
+        .await?;
+        active.map(|_| ()).ok_or(StoreError::CallerRevoked)
     }
 }

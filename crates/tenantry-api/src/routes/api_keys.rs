@@ -32,7 +32,8 @@ pub struct CreateApiKey {
     pub organization_ids: Option<Vec<Uuid>>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+/// Not `Debug`: it carries the key.
+#[derive(Serialize, ToSchema)]
 pub struct CreatedApiKey {
     /// The full key. Shown this once; store it now.
     pub api_key: String,
