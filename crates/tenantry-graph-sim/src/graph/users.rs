@@ -10,39 +10,8 @@ use super::paging;
 use super::{Call, Caller, GraphError, Outcome, Reply, context, needs};
 use crate::SimState;
 use crate::model::methods::DeleteError;
-use crate::model::users::{DEFAULT_PROPERTIES, project};
+use crate::model::users::{DEFAULT_PROPERTIES, SELECTABLE, project};
 use crate::model::{ChangeKind, Tenant};
-
-/// Properties a `$select` may name (a subset of microsoft.graph.user).
-const KNOWN: [&str; 27] = [
-    "id",
-    "businessPhones",
-    "displayName",
-    "givenName",
-    "jobTitle",
-    "mail",
-    "mobilePhone",
-    "officeLocation",
-    "preferredLanguage",
-    "surname",
-    "userPrincipalName",
-    "accountEnabled",
-    "department",
-    "usageLocation",
-    "onPremisesSyncEnabled",
-    "createdDateTime",
-    "userType",
-    "companyName",
-    "employeeId",
-    "city",
-    "country",
-    "state",
-    "streetAddress",
-    "postalCode",
-    "mailNickname",
-    "passwordPolicies",
-    "otherMails",
-];
 
 /// Properties an application can never update (graph-facts §6.6).
 const APP_ONLY_FORBIDDEN: [&str; 10] = [
@@ -96,7 +65,7 @@ fn select(call: &Call<'_>) -> Result<Option<Vec<String>>, GraphError> {
         .map(|f| f.trim().to_owned())
         .filter(|f| !f.is_empty())
         .collect();
-    if let Some(unknown) = fields.iter().find(|f| !KNOWN.contains(&f.as_str())) {
+    if let Some(unknown) = fields.iter().find(|f| !SELECTABLE.contains(&f.as_str())) {
         // Wording and code UNVERIFIED.
         return Err(GraphError::bad_request(format!(
             "Could not find a property named '{unknown}' on type 'microsoft.graph.user'."
@@ -413,7 +382,9 @@ fn create(state: &SimState, caller: &Caller, call: &Call<'_>) -> Outcome {
         user.insert("businessPhones".into(), json!([]));
     }
     for (key, value) in &body {
-        if key != "passwordProfile" && (KNOWN.contains(&key.as_str()) || key == "usageLocation") {
+        if key != "passwordProfile"
+            && (SELECTABLE.contains(&key.as_str()) || key == "usageLocation")
+        {
             user.insert(key.clone(), value.clone());
         }
     }

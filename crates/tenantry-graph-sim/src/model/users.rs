@@ -92,8 +92,9 @@ pub const DEFAULT_PROPERTIES: [&str; 11] = [
     "userPrincipalName",
 ];
 
-/// Every property a generated user has.
-const GENERATED_PROPERTIES: [&str; 18] = [
+/// Properties a `$select` may name (a subset of microsoft.graph.user); the first
+/// [`GENERATED`] are the ones a generated user has.
+pub const SELECTABLE: [&str; 27] = [
     "id",
     "businessPhones",
     "displayName",
@@ -112,7 +113,17 @@ const GENERATED_PROPERTIES: [&str; 18] = [
     "createdDateTime",
     "userType",
     "mailNickname",
+    "companyName",
+    "employeeId",
+    "city",
+    "country",
+    "state",
+    "streetAddress",
+    "postalCode",
+    "passwordPolicies",
+    "otherMails",
 ];
+const GENERATED: usize = 18;
 
 /// What a generated user is derived from.
 #[derive(Clone, Copy)]
@@ -265,7 +276,7 @@ impl Users {
 
     fn generate(&self, index: u32) -> Map<String, Value> {
         let seed = self.seed(index);
-        GENERATED_PROPERTIES
+        SELECTABLE[..GENERATED]
             .iter()
             .map(|field| ((*field).to_owned(), self.field(&seed, field)))
             .collect()
