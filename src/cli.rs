@@ -49,6 +49,18 @@ enum Command {
         /// The port to listen on.
         #[arg(long, default_value_t = 9000)]
         port: u16,
+        /// Serve HTTPS (as `https://localhost:<port>`), as Microsoft's SDKs require.
+        #[arg(long)]
+        tls: bool,
+        /// The certificate chain to serve (PEM), with --tls-key; generated when absent.
+        #[arg(long, requires = "tls_key", requires = "tls")]
+        tls_cert: Option<std::path::PathBuf>,
+        /// The private key of --tls-cert (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<std::path::PathBuf>,
+        /// Where to write the CA certificate clients should trust (default: a temporary file).
+        #[arg(long, requires = "tls")]
+        ca_out: Option<std::path::PathBuf>,
     },
     /// Operator tasks across MSPs.
     Admin {
@@ -138,7 +150,19 @@ pub fn main() -> ExitCode {
                 scenario_file,
                 host,
                 port,
-            } => commands::graph_sim::run(&scenario, scenario_file.as_deref(), &host, port).await,
+                tls,
+                tls_cert,
+                tls_key,
+                ca_out,
+            } => {
+                let tls = tls.then_some(commands::graph_sim::TlsFiles {
+                    cert: tls_cert,
+                    key: tls_key,
+                    ca_out,
+                });
+                commands::graph_sim::run(&scenario, scenario_file.as_deref(), &host, port, tls)
+                    .await
+            }
             Command::Keys {
                 command: KeysCommand::Rotate,
             } => Err(commands::not_yet("keys rotate", "sealed client secrets")),

@@ -87,6 +87,9 @@ pub struct DevSettings {
     pub data_dir: PathBuf,
     /// Where `dev` runs the Microsoft simulator (port 0: any free port).
     pub graph_sim_addr: String,
+    /// Serve the simulator over HTTPS (its CA is written to the data folder).
+    #[serde(default)]
+    pub graph_sim_tls: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -43,17 +43,21 @@ pub async fn run(json: bool) -> anyhow::Result<ExitCode> {
 
     // Microsoft is the simulator, with the demo tenants; every Graph call of the service
     // goes there.
-    let sim = GraphSim::start_on(
-        &settings.dev.graph_sim_addr,
-        tenantry_graph_sim::scenario::demo(),
-    )
-    .await
-    .with_context(|| {
-        format!(
-            "starting the Microsoft simulator on {}",
-            settings.dev.graph_sim_addr
-        )
-    })?;
+    let demo = tenantry_graph_sim::scenario::demo();
+    let sim_addr = settings.dev.graph_sim_addr.clone();
+    let sim = if settings.dev.graph_sim_tls {
+        let options = tenantry_graph_sim::TlsOptions {
+            ca_out: Some(data_dir.join("graph-sim-ca.pem")),
+            ..Default::default()
+        };
+        GraphSim::start_tls(&sim_addr, demo, options)
+            .await
+            .with_context(|| format!("starting the Microsoft simulator on {sim_addr}"))?
+    } else {
+        GraphSim::start_on(&sim_addr, demo)
+            .await
+            .with_context(|| format!("starting the Microsoft simulator on {sim_addr}"))?
+    };
     settings.microsoft.authority_url = sim.base_url();
     settings.microsoft.graph_url = sim.base_url();
 

@@ -1,19 +1,27 @@
 //! `tenantry graph-sim`: the Microsoft identity platform + Graph simulator on its own, for
 //! trying scripts and SDKs against a safe stand-in.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use tenantry_graph_sim::{GraphSim, Scenario};
+use tenantry_graph_sim::{GraphSim, Scenario, TlsOptions};
 
 use super::{load_settings, shutdown_signal, success};
+
+/// `--tls` and its files.
+pub struct TlsFiles {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub ca_out: Option<PathBuf>,
+}
 
 pub async fn run(
     scenario: &str,
     file: Option<&Path>,
     host: &str,
     port: u16,
+    tls: Option<TlsFiles>,
 ) -> anyhow::Result<ExitCode> {
     load_settings(None)?;
     let loaded = match file {
@@ -26,14 +34,40 @@ pub async fn run(
         None => Scenario::by_name(scenario)
             .with_context(|| format!("unknown scenario {scenario:?}; known: demo, empty"))?,
     };
-    let sim = GraphSim::start_on(&format!("{host}:{port}"), loaded)
-        .await
-        .with_context(|| format!("listening on {host}:{port}"))?;
+    let addr = format!("{host}:{port}");
+    let sim = match tls {
+        None => GraphSim::start_on(&addr, loaded)
+            .await
+            .with_context(|| format!("listening on {addr}"))?,
+        Some(files) => GraphSim::start_tls(&addr, loaded, tls_options(files)?)
+            .await
+            .with_context(|| format!("serving HTTPS on {addr}"))?,
+    };
     print_credentials(&sim.base_url(), &sim.state().scenario());
+    if let Some(ca) = sim.ca_pem_path() {
+        println!(
+            "  TLS: trust {} (REQUESTS_CA_BUNDLE / SSL_CERT_FILE)",
+            ca.display()
+        );
+    }
     println!("Stop with Ctrl-C.");
     shutdown_signal().await;
     sim.stop().await;
     success()
+}
+
+fn tls_options(files: TlsFiles) -> anyhow::Result<TlsOptions> {
+    let read = |path: &Path| {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+    };
+    let cert_and_key_pem = match (files.cert, files.key) {
+        (Some(cert), Some(key)) => Some((read(&cert)?, read(&key)?)),
+        _ => None,
+    };
+    Ok(TlsOptions {
+        cert_and_key_pem,
+        ca_out: files.ca_out,
+    })
 }
 
 /// The simulator's URL and what to paste for each demo tenant.

@@ -127,6 +127,67 @@ async fn graph_sim_serves_the_demo_tenants_it_prints() {
     assert_eq!(code, Some(0));
 }
 
+#[test]
+fn graph_sim_serves_https_with_a_ca_it_writes_out() {
+    let ca = tempfile::NamedTempFile::new().expect("temp file");
+    let ca_path = ca.path().display().to_string();
+    let mut sim = Tenantry::new()
+        .args(["graph-sim", "--port", "0", "--tls", "--ca-out", &ca_path])
+        .spawn();
+    let first = sim.wait_for_stdout_line(Duration::from_secs(30));
+    let base = first
+        .strip_prefix("Microsoft simulator at ")
+        .expect("the URL comes first")
+        .trim()
+        .to_owned();
+    assert!(base.starts_with("https://localhost:"), "{base}");
+    let trust = loop {
+        let line = sim.wait_for_stdout_line(Duration::from_secs(5));
+        if line.contains("TLS: trust") {
+            break line;
+        }
+    };
+    assert!(trust.contains(&ca_path), "{trust}");
+    // OpenSSL (through Python's ssl) accepts the chain for localhost with that CA.
+    let tenant = tenantry_graph_sim::scenario::demo().tenants[0].id;
+    let script = "import ssl, sys, urllib.request\n\
+        ctx = ssl.create_default_context(cafile=sys.argv[2])\n\
+        body = urllib.request.urlopen(sys.argv[1], context=ctx).read().decode()\n\
+        print(body)";
+    let url = format!("{base}/{tenant}/v2.0/.well-known/openid-configuration");
+    let output = std::process::Command::new("python3")
+        .args(["-c", script, &url, &ca_path])
+        .output()
+        .expect("python3");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let config: Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(
+        config["token_endpoint"],
+        format!("{base}/{tenant}/oauth2/v2.0/token"),
+        "links use the https base"
+    );
+    let untrusted = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import urllib.request, sys; urllib.request.urlopen(sys.argv[1])",
+            &url,
+        ])
+        .env_remove("SSL_CERT_FILE")
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .output()
+        .expect("python3");
+    assert!(
+        !untrusted.status.success(),
+        "without the CA the certificate is not trusted"
+    );
+    let (code, _) = sim.terminate(Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+}
+
 #[sqlx::test(migrations = false)]
 async fn migrate_then_admin_create_msp_and_key_print_json(pool: PgPool) {
     let url = database_url_for(&pool);

@@ -34,6 +34,7 @@ pub mod permissions;
 mod record;
 pub mod scenario;
 mod throttle;
+mod tls;
 mod token;
 
 use std::net::SocketAddr;
@@ -47,6 +48,7 @@ use tokio::sync::oneshot;
 pub use faults::{FaultSpec, Faults};
 pub use record::RequestRecord;
 pub use scenario::{Scenario, TenantSpec};
+pub use tls::{TlsError, TlsOptions};
 
 use model::World;
 
@@ -202,10 +204,20 @@ pub fn router(state: SimState) -> Router {
     served.merge(control::router()).with_state(state)
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("listening: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
 /// A running simulator.
 pub struct GraphSim {
     state: SimState,
     addr: SocketAddr,
+    /// With TLS: the PEM clients should trust.
+    ca_pem_path: Option<std::path::PathBuf>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -235,9 +247,52 @@ impl GraphSim {
         Ok(Self {
             state,
             addr,
+            ca_pem_path: None,
             shutdown: Some(shutdown),
             task: Some(task),
         })
+    }
+
+    /// Starts the simulator over HTTPS on `addr`, reached as `https://localhost:<port>`.
+    /// The PEM to trust is written to `options.ca_out` (or a temporary file) and returned by
+    /// [`GraphSim::ca_pem_path`].
+    pub async fn start_tls(
+        addr: &str,
+        scenario: Scenario,
+        options: TlsOptions,
+    ) -> Result<Self, StartError> {
+        let identity = match options.cert_and_key_pem {
+            Some((chain_pem, key_pem)) => tls::Identity {
+                trust_pem: chain_pem.clone(),
+                chain_pem,
+                key_pem,
+            },
+            None => tls::generate()?,
+        };
+        let acceptor = tls::acceptor(&identity)?;
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let ca_path = options.ca_out.unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("tenantry-graph-sim-{}-ca.pem", addr.port()))
+        });
+        tls::write_trust(&identity.trust_pem, &ca_path)?;
+        let state = SimState::new(scenario);
+        state.set_base_url(format!("https://localhost:{}", addr.port()));
+        let app = router(state.clone());
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(tls::serve(listener, acceptor, app, stopped));
+        Ok(Self {
+            state,
+            addr,
+            ca_pem_path: Some(ca_path),
+            shutdown: Some(shutdown),
+            task: Some(task),
+        })
+    }
+
+    /// With TLS, the file holding the PEM clients should trust.
+    pub fn ca_pem_path(&self) -> Option<&std::path::Path> {
+        self.ca_pem_path.as_deref()
     }
 
     pub fn base_url(&self) -> String {
