@@ -12,6 +12,7 @@ mod operator;
 mod principal;
 mod readiness;
 mod scope;
+pub mod sealing;
 
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
