@@ -6,9 +6,11 @@
 //! on it.
 
 pub mod api_key;
+pub mod capabilities;
 pub mod error_code;
 pub mod ids;
 pub mod name;
+pub mod permissions;
 pub mod role;
 
 pub use api_key::{ApiKeyToken, KeyGrant, KeyGrantError, KeyId, MalformedKey, OrganizationLimit};

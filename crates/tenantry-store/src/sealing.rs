@@ -30,7 +30,9 @@ pub enum SealError {
     UnknownVersion(u8),
     #[error("the value was sealed under a master key that is not configured (key id {0})")]
     UnknownMasterKey(String),
-    #[error("the sealed value does not open: wrong key, wrong organization or purpose, or tampered")]
+    #[error(
+        "the sealed value does not open: wrong key, wrong organization or purpose, or tampered"
+    )]
     Open,
     #[error("the OS random source failed")]
     Random,
@@ -65,10 +67,16 @@ struct Key {
 impl Key {
     fn new(bytes: &[u8]) -> Result<Self, SealError> {
         let array: [u8; 32] = bytes.try_into().map_err(|_| SealError::KeyLength)?;
-        let digest = Sha256::new().chain_update(b"tenantry key id\0").chain_update(array).finalize();
+        let digest = Sha256::new()
+            .chain_update(b"tenantry key id\0")
+            .chain_update(array)
+            .finalize();
         let mut id = [0u8; KEY_ID_LEN];
         id.copy_from_slice(&digest[..KEY_ID_LEN]);
-        Ok(Self { id, bytes: SecretBox::new(Box::new(array)) })
+        Ok(Self {
+            id,
+            bytes: SecretBox::new(Box::new(array)),
+        })
     }
 
     fn cipher(&self) -> Aes256Gcm {
@@ -80,7 +88,13 @@ impl Key {
         getrandom::fill(&mut nonce).map_err(|_| SealError::Random)?;
         let ciphertext = self
             .cipher()
-            .encrypt(&Nonce::from(nonce), Payload { msg: plaintext, aad })
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
             .map_err(|_| SealError::Open)?;
         let mut out = Vec::with_capacity(HEADER_LEN + ciphertext.len());
         out.push(FORMAT_VERSION);
@@ -96,7 +110,13 @@ impl Key {
             return Err(SealError::Open);
         }
         self.cipher()
-            .decrypt(&Nonce::from(header.nonce), Payload { msg: &sealed[HEADER_LEN..], aad })
+            .decrypt(
+                &Nonce::from(header.nonce),
+                Payload {
+                    msg: &sealed[HEADER_LEN..],
+                    aad,
+                },
+            )
             .map_err(|_| SealError::Open)
     }
 }
@@ -123,7 +143,11 @@ impl Header {
 }
 
 fn associated_data(purpose: Purpose, organization: OrganizationId, object: &str) -> Vec<u8> {
-    format!("tenantry\0v{FORMAT_VERSION}\0{}\0{organization}\0{object}", purpose.label()).into_bytes()
+    format!(
+        "tenantry\0v{FORMAT_VERSION}\0{}\0{organization}\0{object}",
+        purpose.label()
+    )
+    .into_bytes()
 }
 
 /// The master keys: the current one seals, older ones (during a rotation) still open.
@@ -134,7 +158,13 @@ pub struct Keyring {
 
 impl Keyring {
     pub fn new(current: &[u8], previous: &[&[u8]]) -> Result<Self, SealError> {
-        Ok(Self { current: Key::new(current)?, previous: previous.iter().map(|k| Key::new(k)).collect::<Result<_, _>>()? })
+        Ok(Self {
+            current: Key::new(current)?,
+            previous: previous
+                .iter()
+                .map(|k| Key::new(k))
+                .collect::<Result<_, _>>()?,
+        })
     }
 
     /// The fingerprint of the current master key, as stored in sealed data keys.
@@ -143,17 +173,29 @@ impl Keyring {
     }
 
     fn find(&self, id: [u8; KEY_ID_LEN]) -> Option<&Key> {
-        std::iter::once(&self.current).chain(&self.previous).find(|k| k.id == id)
+        std::iter::once(&self.current)
+            .chain(&self.previous)
+            .find(|k| k.id == id)
     }
 
-    pub fn seal_data_key(&self, data_key: &DataKey, organization: OrganizationId) -> Result<Vec<u8>, SealError> {
+    pub fn seal_data_key(
+        &self,
+        data_key: &DataKey,
+        organization: OrganizationId,
+    ) -> Result<Vec<u8>, SealError> {
         let aad = associated_data(Purpose::DataKey, organization, "");
         self.current.seal(data_key.0.bytes.expose_secret(), &aad)
     }
 
-    pub fn open_data_key(&self, sealed: &[u8], organization: OrganizationId) -> Result<DataKey, SealError> {
+    pub fn open_data_key(
+        &self,
+        sealed: &[u8],
+        organization: OrganizationId,
+    ) -> Result<DataKey, SealError> {
         let header = Header::parse(sealed)?;
-        let key = self.find(header.key_id).ok_or_else(|| SealError::UnknownMasterKey(hex::encode(header.key_id)))?;
+        let key = self
+            .find(header.key_id)
+            .ok_or_else(|| SealError::UnknownMasterKey(hex::encode(header.key_id)))?;
         let aad = associated_data(Purpose::DataKey, organization, "");
         let bytes = key.open(sealed, &aad)?;
         Ok(DataKey(Key::new(&bytes)?))
@@ -165,7 +207,11 @@ impl Keyring {
     }
 
     /// Opens a data key (under any configured master key) and seals it under the current one.
-    pub fn reseal_data_key(&self, sealed: &[u8], organization: OrganizationId) -> Result<Vec<u8>, SealError> {
+    pub fn reseal_data_key(
+        &self,
+        sealed: &[u8],
+        organization: OrganizationId,
+    ) -> Result<Vec<u8>, SealError> {
         let data_key = self.open_data_key(sealed, organization)?;
         self.seal_data_key(&data_key, organization)
     }
@@ -183,13 +229,32 @@ impl DataKey {
 
     /// Seals `secret` for `organization`, bound to `purpose` and `object` (e.g. the
     /// credential's id).
-    pub fn seal(&self, secret: &str, organization: OrganizationId, purpose: Purpose, object: &str) -> Result<Vec<u8>, SealError> {
-        self.0.seal(secret.as_bytes(), &associated_data(purpose, organization, object))
+    pub fn seal(
+        &self,
+        secret: &str,
+        organization: OrganizationId,
+        purpose: Purpose,
+        object: &str,
+    ) -> Result<Vec<u8>, SealError> {
+        self.0.seal(
+            secret.as_bytes(),
+            &associated_data(purpose, organization, object),
+        )
     }
 
-    pub fn open(&self, sealed: &[u8], organization: OrganizationId, purpose: Purpose, object: &str) -> Result<SecretString, SealError> {
-        let bytes = self.0.open(sealed, &associated_data(purpose, organization, object))?;
-        String::from_utf8(bytes).map(SecretString::from).map_err(|_| SealError::Malformed)
+    pub fn open(
+        &self,
+        sealed: &[u8],
+        organization: OrganizationId,
+        purpose: Purpose,
+        object: &str,
+    ) -> Result<SecretString, SealError> {
+        let bytes = self
+            .0
+            .open(sealed, &associated_data(purpose, organization, object))?;
+        String::from_utf8(bytes)
+            .map(SecretString::from)
+            .map_err(|_| SealError::Malformed)
     }
 }
 
@@ -211,23 +276,59 @@ mod tests {
         let keyring = Keyring::new(&A, &[]).expect("keyring");
         let (org, other_org) = (OrganizationId::new(), OrganizationId::new());
         let data_key = DataKey::generate().expect("data key");
-        let sealed = data_key.seal("s3cr3t~value", org, Purpose::ClientSecret, "cred-1").expect("sealed");
-        assert!(!sealed.windows(6).any(|w| w == b"s3cr3t"), "no plaintext in the sealed bytes");
-        let opened = data_key.open(&sealed, org, Purpose::ClientSecret, "cred-1").expect("opens");
+        let sealed = data_key
+            .seal("s3cr3t~value", org, Purpose::ClientSecret, "cred-1")
+            .expect("sealed");
+        assert!(
+            !sealed.windows(6).any(|w| w == b"s3cr3t"),
+            "no plaintext in the sealed bytes"
+        );
+        let opened = data_key
+            .open(&sealed, org, Purpose::ClientSecret, "cred-1")
+            .expect("opens");
         assert_eq!(opened.expose_secret(), "s3cr3t~value");
-        assert_eq!(data_key.open(&sealed, other_org, Purpose::ClientSecret, "cred-1").err(), Some(SealError::Open));
-        assert_eq!(data_key.open(&sealed, org, Purpose::WebhookSigningSecret, "cred-1").err(), Some(SealError::Open));
-        assert_eq!(data_key.open(&sealed, org, Purpose::ClientSecret, "cred-2").err(), Some(SealError::Open));
+        assert_eq!(
+            data_key
+                .open(&sealed, other_org, Purpose::ClientSecret, "cred-1")
+                .err(),
+            Some(SealError::Open)
+        );
+        assert_eq!(
+            data_key
+                .open(&sealed, org, Purpose::WebhookSigningSecret, "cred-1")
+                .err(),
+            Some(SealError::Open)
+        );
+        assert_eq!(
+            data_key
+                .open(&sealed, org, Purpose::ClientSecret, "cred-2")
+                .err(),
+            Some(SealError::Open)
+        );
         let mut tampered = sealed.clone();
         let last = tampered.len() - 1;
         tampered[last] ^= 1;
-        assert_eq!(data_key.open(&tampered, org, Purpose::ClientSecret, "cred-1").err(), Some(SealError::Open));
+        assert_eq!(
+            data_key
+                .open(&tampered, org, Purpose::ClientSecret, "cred-1")
+                .err(),
+            Some(SealError::Open)
+        );
 
         // The data key itself only opens for its organization.
         let sealed_key = keyring.seal_data_key(&data_key, org).expect("sealed key");
         let reopened = keyring.open_data_key(&sealed_key, org).expect("opens");
-        assert_eq!(reopened.open(&sealed, org, Purpose::ClientSecret, "cred-1").expect("opens").expose_secret(), "s3cr3t~value");
-        assert_eq!(keyring.open_data_key(&sealed_key, other_org).err(), Some(SealError::Open));
+        assert_eq!(
+            reopened
+                .open(&sealed, org, Purpose::ClientSecret, "cred-1")
+                .expect("opens")
+                .expose_secret(),
+            "s3cr3t~value"
+        );
+        assert_eq!(
+            keyring.open_data_key(&sealed_key, other_org).err(),
+            Some(SealError::Open)
+        );
     }
 
     #[test]
@@ -235,28 +336,54 @@ mod tests {
         let org = OrganizationId::new();
         let old = Keyring::new(&A, &[]).expect("keyring");
         let data_key = DataKey::generate().expect("data key");
-        let secret = data_key.seal("value", org, Purpose::ClientSecret, "c").expect("sealed");
+        let secret = data_key
+            .seal("value", org, Purpose::ClientSecret, "c")
+            .expect("sealed");
         let sealed_key = old.seal_data_key(&data_key, org).expect("sealed");
 
         let rotating = Keyring::new(&B, &[&A]).expect("keyring");
         assert!(rotating.needs_reseal(&sealed_key).expect("parse"));
-        let resealed = rotating.reseal_data_key(&sealed_key, org).expect("resealed");
+        let resealed = rotating
+            .reseal_data_key(&sealed_key, org)
+            .expect("resealed");
         assert!(!rotating.needs_reseal(&resealed).expect("parse"));
 
         let new_only = Keyring::new(&B, &[]).expect("keyring");
-        let opened = new_only.open_data_key(&resealed, org).expect("opens with the new key alone");
-        assert_eq!(opened.open(&secret, org, Purpose::ClientSecret, "c").expect("opens").expose_secret(), "value");
-        assert!(matches!(new_only.open_data_key(&sealed_key, org), Err(SealError::UnknownMasterKey(_))));
+        let opened = new_only
+            .open_data_key(&resealed, org)
+            .expect("opens with the new key alone");
+        assert_eq!(
+            opened
+                .open(&secret, org, Purpose::ClientSecret, "c")
+                .expect("opens")
+                .expose_secret(),
+            "value"
+        );
+        assert!(matches!(
+            new_only.open_data_key(&sealed_key, org),
+            Err(SealError::UnknownMasterKey(_))
+        ));
     }
 
     #[test]
     fn malformed_values_are_refused() {
         let keyring = Keyring::new(&A, &[]).expect("keyring");
         let org = OrganizationId::new();
-        assert_eq!(keyring.open_data_key(&[1, 2, 3], org).err(), Some(SealError::Malformed));
-        let mut future = keyring.seal_data_key(&DataKey::generate().expect("key"), org).expect("sealed");
+        assert_eq!(
+            keyring.open_data_key(&[1, 2, 3], org).err(),
+            Some(SealError::Malformed)
+        );
+        let mut future = keyring
+            .seal_data_key(&DataKey::generate().expect("key"), org)
+            .expect("sealed");
         future[0] = 9;
-        assert_eq!(keyring.open_data_key(&future, org).err(), Some(SealError::UnknownVersion(9)));
-        assert_eq!(Keyring::new(&[0; 31], &[]).err(), Some(SealError::KeyLength));
+        assert_eq!(
+            keyring.open_data_key(&future, org).err(),
+            Some(SealError::UnknownVersion(9))
+        );
+        assert_eq!(
+            Keyring::new(&[0; 31], &[]).err(),
+            Some(SealError::KeyLength)
+        );
     }
 }

@@ -1,0 +1,386 @@
+//! What Tenantry can do in a tenant, and what each capability needs from Microsoft: Graph
+//! application permissions (groups of alternatives, every group satisfied) and, for some
+//! writes, a directory role on the service principal (any of those listed).
+//!
+//! Alternatives are listed least privileged first, except that the permission Dex's guide
+//! asks for (seed 000) comes first where there is one, so that the permission reported as
+//! missing is the one an MSP following that guide would add.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::permissions::DEFAULT_REQUIRED;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Capability {
+    Discovery,
+    Devices,
+    PasswordReset,
+    MfaReset,
+    UnblockSignin,
+    RevokeSessions,
+    DisableAccount,
+    UpdateUserProfile,
+    UpdatePhoto,
+    GrantAccess,
+    CreateUser,
+    AuditLogs,
+    Mail,
+    Sites,
+    Teams,
+}
+
+/// Entra role template ids (graph-facts §6.1).
+pub mod roles {
+    pub const GLOBAL_ADMINISTRATOR: &str = "62e90394-69f5-4237-9190-012177145e10";
+    pub const PRIVILEGED_AUTHENTICATION_ADMINISTRATOR: &str =
+        "7be44c8a-adaf-4e2a-84d6-ab2649e08a13";
+    pub const USER_ADMINISTRATOR: &str = "fe930be7-5e62-47db-91af-98c3a49a38b1";
+
+    pub fn name_of(template_id: &str) -> &'static str {
+        match template_id {
+            GLOBAL_ADMINISTRATOR => "Global Administrator",
+            PRIVILEGED_AUTHENTICATION_ADMINISTRATOR => "Privileged Authentication Administrator",
+            USER_ADMINISTRATOR => "User Administrator",
+            _ => "a directory role",
+        }
+    }
+}
+
+const USERS_READ: &[&str] = &[
+    "User.ReadWrite.All",
+    "User.Read.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+];
+const USERS_WRITE: &[&str] = &["User.ReadWrite.All", "Directory.ReadWrite.All"];
+const GROUPS_READ: &[&str] = &[
+    "Group.ReadWrite.All",
+    "GroupMember.Read.All",
+    "Group.Read.All",
+    "GroupMember.ReadWrite.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+];
+const GROUP_MEMBERS_WRITE: &[&str] = &[
+    "GroupMember.ReadWrite.All",
+    "Group.ReadWrite.All",
+    "Directory.ReadWrite.All",
+];
+const ORGANIZATION_READ: &[&str] = &[
+    "Organization.Read.All",
+    "Directory.Read.All",
+    "Organization.ReadWrite.All",
+    "Directory.ReadWrite.All",
+];
+const ROLES_READ: &[&str] = &[
+    "RoleManagement.Read.Directory",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+];
+const APPLICATIONS_READ: &[&str] = &[
+    "Application.Read.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+];
+/// Password reset by an application: User Administrator or higher (graph-facts §6.2).
+const PASSWORD_ROLES: &[&str] = &[
+    roles::USER_ADMINISTRATOR,
+    roles::PRIVILEGED_AUTHENTICATION_ADMINISTRATOR,
+    roles::GLOBAL_ADMINISTRATOR,
+];
+
+/// What one capability needs.
+pub struct Needs {
+    /// Every group must be satisfied by one of its permissions.
+    pub permissions: &'static [&'static [&'static str]],
+    /// When not empty, the service principal must hold one of these roles (template ids).
+    pub directory_roles: &'static [&'static str],
+}
+
+impl Capability {
+    pub const ALL: [Capability; 15] = [
+        Capability::Discovery,
+        Capability::Devices,
+        Capability::PasswordReset,
+        Capability::MfaReset,
+        Capability::UnblockSignin,
+        Capability::RevokeSessions,
+        Capability::DisableAccount,
+        Capability::UpdateUserProfile,
+        Capability::UpdatePhoto,
+        Capability::GrantAccess,
+        Capability::CreateUser,
+        Capability::AuditLogs,
+        Capability::Mail,
+        Capability::Sites,
+        Capability::Teams,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capability::Discovery => "discovery",
+            Capability::Devices => "devices",
+            Capability::PasswordReset => "password_reset",
+            Capability::MfaReset => "mfa_reset",
+            Capability::UnblockSignin => "unblock_signin",
+            Capability::RevokeSessions => "revoke_sessions",
+            Capability::DisableAccount => "disable_account",
+            Capability::UpdateUserProfile => "update_user_profile",
+            Capability::UpdatePhoto => "update_photo",
+            Capability::GrantAccess => "grant_access",
+            Capability::CreateUser => "create_user",
+            Capability::AuditLogs => "audit_logs",
+            Capability::Mail => "mail",
+            Capability::Sites => "sites",
+            Capability::Teams => "teams",
+        }
+    }
+
+    pub fn needs(self) -> Needs {
+        let none: &'static [&'static str] = &[];
+        match self {
+            Capability::Discovery => Needs {
+                permissions: &[
+                    USERS_READ,
+                    GROUPS_READ,
+                    ORGANIZATION_READ,
+                    ROLES_READ,
+                    APPLICATIONS_READ,
+                ],
+                directory_roles: none,
+            },
+            Capability::Devices => Needs {
+                permissions: &[&[
+                    "DeviceManagementManagedDevices.ReadWrite.All",
+                    "DeviceManagementManagedDevices.Read.All",
+                ]],
+                directory_roles: none,
+            },
+            Capability::PasswordReset => Needs {
+                permissions: &[USERS_WRITE],
+                directory_roles: PASSWORD_ROLES,
+            },
+            // No directory role is documented for app-only method deletes (UNVERIFIED).
+            Capability::MfaReset => Needs {
+                permissions: &[&["UserAuthenticationMethod.ReadWrite.All"]],
+                directory_roles: none,
+            },
+            Capability::UnblockSignin => Needs {
+                permissions: &[&["IdentityRiskyUser.ReadWrite.All"]],
+                directory_roles: none,
+            },
+            Capability::RevokeSessions
+            | Capability::DisableAccount
+            | Capability::UpdateUserProfile => Needs {
+                permissions: &[USERS_WRITE],
+                directory_roles: none,
+            },
+            Capability::UpdatePhoto => Needs {
+                permissions: &[&["User.ReadWrite.All"]],
+                directory_roles: none,
+            },
+            Capability::GrantAccess => Needs {
+                permissions: &[GROUP_MEMBERS_WRITE],
+                directory_roles: none,
+            },
+            Capability::CreateUser => Needs {
+                permissions: &[USERS_WRITE],
+                directory_roles: none,
+            },
+            Capability::AuditLogs => Needs {
+                permissions: &[&["AuditLog.Read.All"]],
+                directory_roles: none,
+            },
+            Capability::Mail => Needs {
+                permissions: &[&["Mail.ReadWrite"], &["Mail.Send"]],
+                directory_roles: none,
+            },
+            Capability::Sites => Needs {
+                permissions: &[&[
+                    "Sites.Read.All",
+                    "Sites.ReadWrite.All",
+                    "Sites.FullControl.All",
+                ]],
+                directory_roles: none,
+            },
+            Capability::Teams => Needs {
+                permissions: &[
+                    &["TeamsAppInstallation.ReadWriteForUser.All"],
+                    &["AppCatalog.ReadWrite.All"],
+                ],
+                directory_roles: none,
+            },
+        }
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown capability {0:?}")]
+pub struct UnknownCapability(pub String);
+
+impl FromStr for Capability {
+    type Err = UnknownCapability;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Capability::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| UnknownCapability(s.to_owned()))
+    }
+}
+
+/// The permissions to require: Dex's 27 by default, else, for each requirement group of
+/// the chosen capabilities that no other chosen permission already satisfies, its first
+/// alternative.
+pub fn required_permissions(capabilities: Option<&[Capability]>) -> BTreeSet<String> {
+    let Some(capabilities) = capabilities else {
+        return DEFAULT_REQUIRED.iter().map(|p| (*p).to_owned()).collect();
+    };
+    let mut required = BTreeSet::new();
+    for capability in capabilities {
+        for group in capability.needs().permissions {
+            if !group.iter().any(|p| required.contains(*p)) {
+                required.insert(group[0].to_owned());
+            }
+        }
+    }
+    required
+}
+
+/// Whether a capability is available, and if not, why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CapabilityStatus {
+    pub capability: Capability,
+    pub available: bool,
+    /// Permissions to grant (one per unsatisfied group: the preferred alternative).
+    pub missing_permissions: Vec<String>,
+    /// Directory roles of which the service principal needs one, when it has none.
+    pub missing_directory_role: Vec<String>,
+}
+
+pub fn evaluate(
+    capability: Capability,
+    granted: &BTreeSet<String>,
+    directory_roles: &BTreeSet<String>,
+) -> CapabilityStatus {
+    let needs = capability.needs();
+    let missing_permissions: Vec<String> = needs
+        .permissions
+        .iter()
+        .filter(|group| !group.iter().any(|p| granted.contains(*p)))
+        .map(|group| group[0].to_owned())
+        .collect();
+    let role_ok = needs.directory_roles.is_empty()
+        || needs
+            .directory_roles
+            .iter()
+            .any(|r| directory_roles.contains(*r));
+    let missing_directory_role = if role_ok {
+        Vec::new()
+    } else {
+        needs
+            .directory_roles
+            .iter()
+            .map(|r| roles::name_of(r).to_owned())
+            .collect()
+    };
+    CapabilityStatus {
+        capability,
+        available: missing_permissions.is_empty() && role_ok,
+        missing_permissions,
+        missing_directory_role,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(values: &[&str]) -> BTreeSet<String> {
+        values.iter().map(|v| (*v).to_owned()).collect()
+    }
+
+    #[test]
+    fn the_default_required_set_is_dex_s_27() {
+        let required = required_permissions(None);
+        assert_eq!(required.len(), 27);
+        assert!(required.contains("TeamsAppInstallation.ReadWriteForUser.All"));
+    }
+
+    #[test]
+    fn capabilities_narrow_the_required_set() {
+        let required =
+            required_permissions(Some(&[Capability::PasswordReset, Capability::GrantAccess]));
+        assert_eq!(
+            required,
+            set(&["User.ReadWrite.All", "GroupMember.ReadWrite.All"])
+        );
+        let discovery = required_permissions(Some(&[Capability::Discovery]));
+        assert_eq!(
+            discovery,
+            set(&[
+                "User.ReadWrite.All",
+                "Group.ReadWrite.All",
+                "Organization.Read.All",
+                "RoleManagement.Read.Directory",
+                "Application.Read.All"
+            ])
+        );
+    }
+
+    #[test]
+    fn every_default_capability_is_covered_by_the_default_set_except_the_documented_gaps() {
+        let granted = required_permissions(None);
+        let roles = set(&[roles::USER_ADMINISTRATOR]);
+        let unavailable: Vec<Capability> = Capability::ALL
+            .into_iter()
+            .filter(|c| !evaluate(*c, &granted, &roles).available)
+            .collect();
+        // Dex's list has no IdentityRiskyUser.* permission.
+        assert_eq!(unavailable, [Capability::UnblockSignin]);
+    }
+
+    #[test]
+    fn password_reset_needs_a_directory_role_on_the_service_principal() {
+        let granted = set(&["User.ReadWrite.All"]);
+        let without = evaluate(Capability::PasswordReset, &granted, &BTreeSet::new());
+        assert!(!without.available);
+        assert!(without.missing_permissions.is_empty());
+        assert!(
+            without
+                .missing_directory_role
+                .contains(&"User Administrator".to_owned())
+        );
+        let with = evaluate(
+            Capability::PasswordReset,
+            &granted,
+            &set(&[roles::USER_ADMINISTRATOR]),
+        );
+        assert!(with.available);
+        let no_permission = evaluate(
+            Capability::PasswordReset,
+            &BTreeSet::new(),
+            &set(&[roles::USER_ADMINISTRATOR]),
+        );
+        assert_eq!(no_permission.missing_permissions, ["User.ReadWrite.All"]);
+    }
+
+    #[test]
+    fn capabilities_parse_from_their_names() {
+        for capability in Capability::ALL {
+            assert_eq!(capability.as_str().parse::<Capability>(), Ok(capability));
+        }
+        assert!("root_access".parse::<Capability>().is_err());
+    }
+}
