@@ -3,5 +3,6 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    tenantry_graph::install_default_crypto();
     tenantry::cli::main()
 }

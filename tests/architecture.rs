@@ -24,13 +24,14 @@ const ALLOWED: [(&str, &[&str]); 6] = [
     ("tenantry-graph-sim", &[]),
 ];
 
-/// The `tenantry-*` names a manifest lists in any dependency table.
+/// The `tenantry-*` names a manifest lists in its `[dependencies]` (what ships; tests may
+/// use the simulator as a dev-dependency).
 fn workspace_dependencies(manifest: &str) -> Vec<String> {
     let mut in_dependencies = false;
     let mut found = Vec::new();
     for line in manifest.lines().map(str::trim) {
         if line.starts_with('[') {
-            in_dependencies = line.contains("dependencies");
+            in_dependencies = line == "[dependencies]";
             continue;
         }
         if in_dependencies && line.starts_with("tenantry") {

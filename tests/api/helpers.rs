@@ -49,6 +49,7 @@ impl TestApp {
     }
 
     pub async fn spawn_with(pool: PgPool, tweak: impl FnOnce(&mut ApiConfig)) -> Self {
+        tenantry_graph::install_default_crypto();
         let mut config = test_config();
         tweak(&mut config);
         let store = Store::new(pool.clone(), test_pepper());

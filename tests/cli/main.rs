@@ -68,6 +68,7 @@ fn bad_configuration_is_reported_before_anything_starts() {
 
 #[tokio::test]
 async fn graph_sim_serves_the_demo_tenants_it_prints() {
+    tenantry_graph::install_default_crypto();
     let mut sim = Tenantry::new()
         .args(["graph-sim", "--scenario", "demo", "--port", "0"])
         .spawn();
@@ -320,6 +321,7 @@ async fn serve_migrates_serves_keeps_secrets_out_of_logs_and_stops_on_sigterm(po
 
 #[sqlx::test(migrations = false)]
 async fn dev_with_an_external_database_prints_json_and_a_working_key(pool: PgPool) {
+    tenantry_graph::install_default_crypto();
     let url = database_url_for(&pool);
     let data = tempfile::tempdir().expect("temp dir");
     let mut dev = Tenantry::new()

@@ -172,6 +172,7 @@ pub fn database_url_for(pool: &PgPool) -> String {
 }
 
 pub async fn http_get(url: &str, key: Option<&str>) -> (u16, String) {
+    tenantry_graph::install_default_crypto();
     let client = reqwest::Client::new();
     let mut request = client.get(url);
     if let Some(key) = key {

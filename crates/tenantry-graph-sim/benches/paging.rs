@@ -19,6 +19,7 @@ const SELECT: &str = "id,displayName,userPrincipalName,mail,department,jobTitle,
 
 #[tokio::main]
 async fn main() {
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
     let scenario = Scenario {
         tenants: vec![tenantry_graph_sim::scenario::demo().tenants.remove(5)],
     };

@@ -13,6 +13,8 @@ pub struct Sim {
 
 impl Sim {
     pub async fn start(tenants: Vec<TenantSpec>) -> Self {
+        // When the workspace builds reqwest with rustls (and no provider of its own).
+        let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
         let sim = GraphSim::start(Scenario { tenants })
             .await
             .expect("simulator starts");

@@ -1,8 +1,21 @@
-//! The Microsoft identity platform and Microsoft Graph client: token acquisition and cache,
-//! typed calls for each endpoint Tenantry uses, `@odata.nextLink` paging, `$batch`,
-//! throttling, error classification into domain errors, and the credential validator.
-//! No database. Base URLs (login authority, Graph) are always injected, so the simulator,
-//! tests and national clouds take the same path.
+//! The Microsoft identity platform and Microsoft Graph client: token acquisition (through
+//! the `oauth2` crate, with Entra's error body classified on `error` and `error_codes`,
+//! never on message text), a token cache with early refresh and single flight, typed
+//! calls for the endpoints Tenantry uses, error classification (throttling and outages are
+//! never reported as bad credentials), and the credential validator.
 //!
-//! Empty until the "add a tenant" capability lands; the crate exists now so the dependency
-//! rules of the workspace hold from the start (it may depend on `tenantry-domain` only).
+//! No database. The login authority and Graph base URL are always injected, so the
+//! simulator, tests and national clouds take the same code path.
+
+pub mod calls;
+mod config;
+mod http_client;
+pub mod report;
+pub mod token;
+pub mod validator;
+
+pub use config::GraphConfig;
+pub use http_client::{GraphHttp, install_default_crypto};
+pub use report::ValidationReport;
+pub use token::{TokenCache, TokenFailure};
+pub use validator::{CredentialReason, Credentials, ValidationError, Validator};

@@ -1,0 +1,127 @@
+//! Graph requests and their failures. Throttling (429, with `Retry-After`), outages (5xx,
+//! timeouts, refused connections) and refusals (403/404) are told apart here, once, so no
+//! caller can mistake an outage for a verdict.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+use crate::http_client::GraphHttp;
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GraphFailure {
+    #[error("throttled by Microsoft")]
+    Throttled { retry_after: Option<Duration> },
+    #[error("Microsoft Graph is unavailable: {0}")]
+    Unavailable(String),
+    #[error("Graph denied the request ({code})")]
+    Denied { code: String },
+    #[error("not found")]
+    NotFound,
+    #[error("Graph answered {status} ({code})")]
+    Unexpected { status: u16, code: String },
+}
+
+impl GraphFailure {
+    pub fn is_outage(&self) -> bool {
+        matches!(
+            self,
+            GraphFailure::Throttled { .. } | GraphFailure::Unavailable(_)
+        )
+    }
+}
+
+/// `Retry-After` in seconds; Microsoft may send fractions (graph-facts §7.4).
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    let value = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?;
+    value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+/// GETs a Graph URL (absolute, e.g. a next link) and returns its JSON body.
+pub async fn get_url(
+    http: &GraphHttp,
+    token: &SecretString,
+    url: &str,
+) -> Result<Value, GraphFailure> {
+    let response = http
+        .client
+        .get(url)
+        .bearer_auth(token.expose_secret())
+        .header("client-request-id", uuid::Uuid::new_v4().to_string())
+        .send()
+        .await
+        .map_err(|e| {
+            GraphFailure::Unavailable(if e.is_timeout() {
+                "timed out".into()
+            } else {
+                "connection failed".into()
+            })
+        })?;
+    let status = response.status();
+    if status.is_success() {
+        return response
+            .json()
+            .await
+            .map_err(|_| GraphFailure::Unavailable("unreadable answer".into()));
+    }
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        return Err(GraphFailure::Throttled {
+            retry_after: retry_after(&response),
+        });
+    }
+    if status.is_server_error() {
+        return Err(GraphFailure::Unavailable(format!("HTTP {status}")));
+    }
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let code = body["error"]["code"].as_str().unwrap_or("").to_owned();
+    Err(match status {
+        StatusCode::FORBIDDEN => GraphFailure::Denied { code },
+        StatusCode::NOT_FOUND => GraphFailure::NotFound,
+        other => GraphFailure::Unexpected {
+            status: other.as_u16(),
+            code,
+        },
+    })
+}
+
+/// GETs `path` (after `/v1.0`).
+pub async fn get(
+    http: &GraphHttp,
+    token: &SecretString,
+    path: &str,
+) -> Result<Value, GraphFailure> {
+    get_url(http, token, &http.config.graph(path)).await
+}
+
+/// GETs every page of a collection, following `@odata.nextLink` (whole URLs, as Graph
+/// asks). Bounded to 100 pages, far above what the validator reads.
+pub async fn get_all(
+    http: &GraphHttp,
+    token: &SecretString,
+    path: &str,
+) -> Result<Vec<Value>, GraphFailure> {
+    let mut url = http.config.graph(path);
+    let mut rows = Vec::new();
+    for _ in 0..100 {
+        let mut page = get_url(http, token, &url).await?;
+        if let Value::Array(values) = page["value"].take() {
+            rows.extend(values);
+        }
+        match page["@odata.nextLink"].as_str() {
+            Some(next) => url = next.to_owned(),
+            None => return Ok(rows),
+        }
+    }
+    Ok(rows)
+}

@@ -1,0 +1,191 @@
+//! App-only tokens (client credentials) through the `oauth2` crate, with Entra's error body
+//! (`error`, `error_codes`) parsed and classified, and a cache per (tenant, client, secret
+//! fingerprint) that refreshes five minutes early and lets only one request per key go to
+//! the token endpoint at a time.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use oauth2::basic::{
+    BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenResponse,
+};
+use oauth2::{
+    AuthType, ClientId, ClientSecret, EndpointNotSet, EndpointSet, RequestTokenError, Scope,
+    StandardRevocableToken, TokenResponse, TokenUrl,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::http_client::{GraphHttp, OauthClient};
+
+pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
+/// Tokens are refreshed this long before they expire.
+const EARLY_REFRESH: Duration = Duration::from_secs(300);
+
+/// Entra's token error body (graph-facts §1.3). Only `error` and `error_codes` are used to
+/// decide anything; the description is kept for logs, never parsed.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct EntraError {
+    pub error: String,
+    #[serde(default)]
+    pub error_description: Option<String>,
+    #[serde(default)]
+    pub error_codes: Vec<u32>,
+    #[serde(default)]
+    pub trace_id: Option<String>,
+    #[serde(default)]
+    pub correlation_id: Option<String>,
+}
+
+impl fmt::Display for EntraError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {:?}", self.error, self.error_codes)
+    }
+}
+
+impl oauth2::ErrorResponse for EntraError {}
+
+type EntraClient = oauth2::Client<
+    EntraError,
+    BasicTokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
+
+/// Why no token was issued.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TokenFailure {
+    /// Entra refused the credentials; `code` is the AADSTS code.
+    #[error("Entra refused the request: {error} (AADSTS{code})")]
+    Refused { error: String, code: u32 },
+    /// Microsoft could not be reached, timed out, answered 5xx or `temporarily_unavailable`.
+    #[error("Microsoft's login service is unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[derive(Clone)]
+struct CachedToken {
+    token: SecretString,
+    refresh_at: Instant,
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<CachedToken>>>;
+
+/// Tokens by (tenant, client id, secret fingerprint). Cheap to clone.
+#[derive(Clone, Default)]
+pub struct TokenCache {
+    slots: Arc<Mutex<HashMap<String, Slot>>>,
+}
+
+impl TokenCache {
+    /// A token for `tenant` and `client_id`, from the cache or from the token endpoint.
+    /// Concurrent callers for the same key wait for one request instead of each sending one.
+    pub async fn token(
+        &self,
+        http: &GraphHttp,
+        tenant: &str,
+        client_id: &str,
+        secret: &SecretString,
+    ) -> Result<SecretString, TokenFailure> {
+        let fingerprint = hex::encode(&Sha256::digest(secret.expose_secret().as_bytes())[..8]);
+        let key = format!(
+            "{}|{}|{fingerprint}",
+            tenant.to_ascii_lowercase(),
+            client_id.to_ascii_lowercase()
+        );
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            slots.entry(key).or_default().clone()
+        };
+        let mut cached = slot.lock().await;
+        if let Some(token) = cached.as_ref().filter(|t| Instant::now() < t.refresh_at) {
+            return Ok(token.token.clone());
+        }
+        let (token, lifetime) = request_token(http, tenant, client_id, secret).await?;
+        *cached = Some(CachedToken {
+            token: token.clone(),
+            refresh_at: Instant::now() + lifetime.saturating_sub(EARLY_REFRESH),
+        });
+        Ok(token)
+    }
+
+    /// Forgets every token (after a credential change).
+    pub fn clear(&self) {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
+/// One client-credentials request.
+pub async fn request_token(
+    http: &GraphHttp,
+    tenant: &str,
+    client_id: &str,
+    secret: &SecretString,
+) -> Result<(SecretString, Duration), TokenFailure> {
+    let token_url = TokenUrl::new(http.config.token_url(tenant))
+        .map_err(|e| TokenFailure::Unavailable(e.to_string()))?;
+    let client: EntraClient = oauth2::Client::new(ClientId::new(client_id.to_owned()))
+        .set_client_secret(ClientSecret::new(secret.expose_secret().to_owned()))
+        .set_auth_type(AuthType::RequestBody)
+        .set_token_uri(token_url);
+    let result = client
+        .exchange_client_credentials()
+        .add_scope(Scope::new(GRAPH_SCOPE.to_owned()))
+        .request_async(&OauthClient(http))
+        .await;
+    match result {
+        Ok(response) => {
+            let lifetime = response.expires_in().unwrap_or(Duration::from_secs(3599));
+            Ok((
+                SecretString::from(response.access_token().secret().to_owned()),
+                lifetime,
+            ))
+        }
+        Err(RequestTokenError::ServerResponse(error)) => Err(classify(&error)),
+        Err(RequestTokenError::Request(error)) => Err(TokenFailure::Unavailable(format!(
+            "request failed: {error}"
+        ))),
+        // A body that is not Entra's JSON (an HTML error page from a gateway, say) is an
+        // outage, not a verdict on the credentials.
+        Err(RequestTokenError::Parse(_, _)) => Err(TokenFailure::Unavailable(
+            "unreadable answer from the token endpoint".into(),
+        )),
+        Err(RequestTokenError::Other(message)) => Err(TokenFailure::Unavailable(message)),
+    }
+}
+
+fn classify(error: &EntraError) -> TokenFailure {
+    if error.error == "temporarily_unavailable" {
+        return TokenFailure::Unavailable(error.to_string());
+    }
+    match error.error_codes.first() {
+        Some(code) => TokenFailure::Refused {
+            error: error.error.clone(),
+            code: *code,
+        },
+        None => TokenFailure::Refused {
+            error: error.error.clone(),
+            code: 0,
+        },
+    }
+}
+
+/// Reads claims of an access token without verifying it (the service only needs `tid`
+/// and `oid`, from a token it just received over TLS from the authority).
+pub fn unverified_claims(token: &str) -> Option<serde_json::Value> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}

@@ -1,0 +1,475 @@
+//! The credential validator (DESIGN §5): pre-flight checks on the pasted values, a token,
+//! then everything else concurrently — organization, the app's own service principal (the
+//! token's `oid`), the Microsoft Graph service principal, granted app roles, directory
+//! roles and the app's secret expiry — so a validation costs two sequential round trips.
+//! The required permissions are compared with the granted ones four ways, and each
+//! capability is reported available or not, with the reason.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use tenantry_domain::capabilities::{self, Capability};
+use tenantry_domain::permissions::{self, PermissionDiff};
+use uuid::Uuid;
+
+use crate::calls::{self, GraphFailure};
+use crate::http_client::GraphHttp;
+use crate::report::{SecretExpiry, ValidationReport};
+use crate::token::{TokenCache, TokenFailure, unverified_claims};
+
+/// Longest accepted secret; Entra's are 40 characters.
+const MAX_SECRET_LEN: usize = 1024;
+/// Secret expiry warnings start this many days ahead.
+const EXPIRY_WARNING_DAYS: i64 = 30;
+
+/// Why the credentials themselves were refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CredentialReason {
+    SecretInvalid,
+    SecretExpired,
+    SecretIdNotValue,
+    AppNotFoundInTenant,
+    TenantNotFound,
+    /// Another AADSTS refusal.
+    Rejected,
+}
+
+impl CredentialReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialReason::SecretInvalid => "secret_invalid",
+            CredentialReason::SecretExpired => "secret_expired",
+            CredentialReason::SecretIdNotValue => "secret_id_not_value",
+            CredentialReason::AppNotFoundInTenant => "app_not_found_in_tenant",
+            CredentialReason::TenantNotFound => "tenant_not_found",
+            CredentialReason::Rejected => "rejected",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ValidationError {
+    #[error("invalid input")]
+    Invalid(Vec<(&'static str, String)>),
+    #[error("the credentials were refused ({})", reason.as_str())]
+    InvalidCredentials {
+        reason: CredentialReason,
+        aadsts: Option<u32>,
+    },
+    #[error("the credentials belong to tenant {actual}, not {expected}")]
+    TenantMismatch { expected: String, actual: String },
+    #[error("the app has no service principal in the tenant")]
+    ServicePrincipalNotFound,
+    #[error("{} permissions are missing", missing.len())]
+    MissingPermissions {
+        missing: Vec<String>,
+        admin_consent_url: String,
+        report: Box<ValidationReport>,
+    },
+    #[error("Microsoft is unavailable: {cause}")]
+    UpstreamUnavailable {
+        retry_after: Option<Duration>,
+        cause: String,
+    },
+}
+
+/// Pasted credentials after pre-flight: trimmed and shaped, not yet proven.
+#[derive(Clone)]
+pub struct Credentials {
+    pub tenant: String,
+    pub client_id: Uuid,
+    pub client_secret: SecretString,
+}
+
+impl Credentials {
+    /// Checks the pasted values before any network call.
+    pub fn preflight(
+        tenant: &str,
+        client_id: &str,
+        client_secret: &str,
+    ) -> Result<Self, ValidationError> {
+        let (tenant, client_id, secret) = (tenant.trim(), client_id.trim(), client_secret.trim());
+        let mut problems = Vec::new();
+        if !(Uuid::parse_str(tenant).is_ok() || is_domain(tenant)) {
+            problems.push((
+                "tenant_id",
+                "must be the tenant's GUID or one of its verified domains".to_owned(),
+            ));
+        }
+        let parsed_client = Uuid::parse_str(client_id).ok();
+        if parsed_client.is_none() {
+            problems.push((
+                "client_id",
+                "must be the app registration's Application (client) ID, a GUID".to_owned(),
+            ));
+        }
+        if secret.is_empty() || secret.len() > MAX_SECRET_LEN {
+            problems.push((
+                "client_secret",
+                format!("must be 1–{MAX_SECRET_LEN} characters"),
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(ValidationError::Invalid(problems));
+        }
+        // A GUID is the Secret ID column of "Certificates & secrets", not the Value.
+        if Uuid::parse_str(secret).is_ok() {
+            return Err(ValidationError::InvalidCredentials {
+                reason: CredentialReason::SecretIdNotValue,
+                aadsts: None,
+            });
+        }
+        Ok(Self {
+            tenant: tenant.to_ascii_lowercase(),
+            client_id: parsed_client.unwrap_or_default(),
+            client_secret: SecretString::from(secret.to_owned()),
+        })
+    }
+}
+
+fn is_domain(value: &str) -> bool {
+    let labels: Vec<&str> = value.split('.').collect();
+    value.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+#[derive(Clone)]
+pub struct Validator {
+    http: GraphHttp,
+    tokens: TokenCache,
+}
+
+impl Validator {
+    pub fn new(http: GraphHttp, tokens: TokenCache) -> Self {
+        Self { http, tokens }
+    }
+
+    /// Proves the credentials and reports what they allow. `capabilities` narrows the
+    /// required permissions (`None`: the default set).
+    pub async fn validate(
+        &self,
+        credentials: &Credentials,
+        capabilities: Option<&[Capability]>,
+    ) -> Result<ValidationReport, ValidationError> {
+        let client = credentials.client_id.to_string();
+        let token = self
+            .tokens
+            .token(
+                &self.http,
+                &credentials.tenant,
+                &client,
+                &credentials.client_secret,
+            )
+            .await
+            .map_err(from_token_failure)?;
+        let claims = unverified_claims(token.expose_secret()).unwrap_or(Value::Null);
+        let token_tenant = claims["tid"].as_str().and_then(|t| Uuid::parse_str(t).ok());
+        let sp_id = claims["oid"].as_str().and_then(|t| Uuid::parse_str(t).ok());
+        let (Some(token_tenant), Some(sp_id)) = (token_tenant, sp_id) else {
+            return Err(ValidationError::UpstreamUnavailable {
+                retry_after: None,
+                cause: "token without tid/oid".into(),
+            });
+        };
+        if let Ok(expected) = Uuid::parse_str(&credentials.tenant)
+            && expected != token_tenant
+        {
+            return Err(ValidationError::TenantMismatch {
+                expected: expected.to_string(),
+                actual: token_tenant.to_string(),
+            });
+        }
+
+        let http = &self.http;
+        let own_sp_path = format!("/servicePrincipals/{sp_id}?$select=id,appId,displayName");
+        let graph_sp_path = format!(
+            "/servicePrincipals(appId='{}')?$select=id",
+            permissions::GRAPH_APP_ID
+        );
+        let assignments_path = format!("/servicePrincipals/{sp_id}/appRoleAssignments?$top=999");
+        let roles_path =
+            format!("/roleManagement/directory/roleAssignments?$filter=principalId eq '{sp_id}'");
+        let application_path =
+            format!("/applications(appId='{client}')?$select=id,appId,passwordCredentials");
+        let (organization, own_sp, graph_sp, assignments, role_assignments, application) = tokio::join!(
+            calls::get(
+                http,
+                &token,
+                "/organization?$select=id,displayName,verifiedDomains"
+            ),
+            calls::get(http, &token, &own_sp_path),
+            calls::get(http, &token, &graph_sp_path),
+            calls::get_all(http, &token, &assignments_path),
+            calls::get_all(http, &token, &roles_path),
+            calls::get(http, &token, &application_path),
+        );
+        let outcomes: [Option<&GraphFailure>; 6] = [
+            organization.as_ref().err(),
+            own_sp.as_ref().err(),
+            graph_sp.as_ref().err(),
+            assignments.as_ref().err(),
+            role_assignments.as_ref().err(),
+            application.as_ref().err(),
+        ];
+        if let Some(outage) = outages(&outcomes) {
+            return Err(outage);
+        }
+        let mut warnings = Vec::new();
+
+        let (display_name, verified_domains) = match &organization {
+            Ok(body) => {
+                let org = &body["value"][0];
+                let id = org["id"].as_str().and_then(|t| Uuid::parse_str(t).ok());
+                if id != Some(token_tenant) {
+                    return Err(ValidationError::TenantMismatch {
+                        expected: token_tenant.to_string(),
+                        actual: id.map_or_else(String::new, |i| i.to_string()),
+                    });
+                }
+                let domains = org["verifiedDomains"]
+                    .as_array()
+                    .map(|d| {
+                        d.iter()
+                            .filter_map(|d| d["name"].as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (org["displayName"].as_str().map(str::to_owned), domains)
+            }
+            Err(_) => {
+                warnings.push("The organization could not be read (Organization.Read.All is not granted); the tenant was identified from the token.".to_owned());
+                (None, Vec::new())
+            }
+        };
+        match &own_sp {
+            Ok(sp)
+                if sp["appId"]
+                    .as_str()
+                    .is_some_and(|a| a.eq_ignore_ascii_case(&client)) => {}
+            Ok(_) | Err(GraphFailure::NotFound) => {
+                return Err(ValidationError::ServicePrincipalNotFound);
+            }
+            Err(_) => warnings.push("The app's service principal could not be read.".to_owned()),
+        }
+
+        let granted: BTreeSet<String> = match &assignments {
+            Ok(rows) => {
+                let graph_id = graph_sp
+                    .as_ref()
+                    .ok()
+                    .and_then(|sp| sp["id"].as_str().map(str::to_owned));
+                rows.iter()
+                    .filter(|row| {
+                        graph_id
+                            .as_deref()
+                            .is_none_or(|g| row["resourceId"].as_str() == Some(g))
+                    })
+                    .filter_map(|row| {
+                        row["appRoleId"]
+                            .as_str()
+                            .and_then(|id| Uuid::parse_str(id).ok())
+                    })
+                    .filter_map(permissions::permission_of)
+                    .map(str::to_owned)
+                    .collect()
+            }
+            Err(_) => {
+                warnings.push("Granted permissions could not be listed (Application.Read.All is not granted); they were read from the token instead.".to_owned());
+                claims["roles"]
+                    .as_array()
+                    .map(|r| {
+                        r.iter()
+                            .filter_map(|v| v.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            }
+        };
+        let directory_roles: BTreeSet<String> = match &role_assignments {
+            Ok(rows) => rows
+                .iter()
+                .filter_map(|r| r["roleDefinitionId"].as_str().map(str::to_ascii_lowercase))
+                .collect(),
+            Err(_) => {
+                warnings.push("Directory roles could not be read (RoleManagement.Read.Directory is not granted); actions that need a role are reported unavailable.".to_owned());
+                BTreeSet::new()
+            }
+        };
+        let secret = match &application {
+            Ok(app) => Some(secret_expiry(
+                app,
+                credentials.client_secret.expose_secret(),
+                &mut warnings,
+            )),
+            Err(_) => {
+                warnings.push("The client secret's expiry could not be read.".to_owned());
+                None
+            }
+        };
+
+        let required = capabilities::required_permissions(capabilities);
+        let diff = PermissionDiff::compute(&required, &granted);
+        let capability_statuses = Capability::ALL
+            .iter()
+            .map(|c| capabilities::evaluate(*c, &granted, &directory_roles))
+            .collect();
+        let report = ValidationReport {
+            tenant_id: token_tenant,
+            tenant_display_name: display_name,
+            verified_domains,
+            service_principal_id: sp_id,
+            permissions: diff,
+            directory_roles,
+            capabilities: capability_statuses,
+            secret,
+            warnings,
+            checked_at: Utc::now(),
+        };
+        if !report.permissions.missing.is_empty() {
+            return Err(ValidationError::MissingPermissions {
+                missing: report.permissions.missing.iter().cloned().collect(),
+                admin_consent_url: format!(
+                    "{}/{token_tenant}/adminconsent?client_id={client}",
+                    self.http.config().authority_url
+                ),
+                report: Box::new(report),
+            });
+        }
+        Ok(report)
+    }
+}
+
+fn from_token_failure(failure: TokenFailure) -> ValidationError {
+    match failure {
+        TokenFailure::Unavailable(cause) => ValidationError::UpstreamUnavailable {
+            retry_after: None,
+            cause,
+        },
+        TokenFailure::Refused { code, .. } => {
+            let reason = match code {
+                7000215 => CredentialReason::SecretInvalid,
+                7000222 => CredentialReason::SecretExpired,
+                700016 => CredentialReason::AppNotFoundInTenant,
+                90002 | 900023 => CredentialReason::TenantNotFound,
+                7000229 => return ValidationError::ServicePrincipalNotFound,
+                _ => CredentialReason::Rejected,
+            };
+            ValidationError::InvalidCredentials {
+                reason,
+                aadsts: Some(code),
+            }
+        }
+    }
+}
+
+/// The first outage among the concurrent calls, with the longest `Retry-After` seen.
+fn outages(outcomes: &[Option<&GraphFailure>]) -> Option<ValidationError> {
+    let failures: Vec<&GraphFailure> = outcomes
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|f| f.is_outage())
+        .collect();
+    let first = failures.first()?;
+    let retry_after = failures
+        .iter()
+        .filter_map(|f| match f {
+            GraphFailure::Throttled { retry_after } => *retry_after,
+            _ => None,
+        })
+        .max();
+    Some(ValidationError::UpstreamUnavailable {
+        retry_after,
+        cause: first.to_string(),
+    })
+}
+
+/// Finds the secret in use among the app's password credentials by its hint (its first
+/// three characters; UNVERIFIED that hints are always three characters).
+fn secret_expiry(app: &Value, secret: &str, warnings: &mut Vec<String>) -> SecretExpiry {
+    let hint: String = secret.chars().take(3).collect();
+    let credentials = app["passwordCredentials"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let matching: Vec<&Value> = credentials
+        .iter()
+        .filter(|c| c["hint"].as_str() == Some(hint.as_str()))
+        .collect();
+    let Some(credential) = matching.first() else {
+        warnings.push("The secret in use was not found among the app's client secrets; its expiry is unknown.".to_owned());
+        return SecretExpiry {
+            key_id: None,
+            hint: Some(hint),
+            expires_at: None,
+            days_left: None,
+        };
+    };
+    let expires_at = credential["endDateTime"]
+        .as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc));
+    let days_left = expires_at.map(|t| (t - Utc::now()).num_days());
+    if let Some(days) = days_left.filter(|d| *d <= EXPIRY_WARNING_DAYS) {
+        warnings.push(format!("The client secret expires in {days} days; add a new secret in Entra and update it here."));
+    }
+    SecretExpiry {
+        key_id: credential["keyId"].as_str().map(str::to_owned),
+        hint: Some(hint),
+        expires_at,
+        days_left,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preflight_trims_and_catches_the_secret_id() {
+        let ok = Credentials::preflight(
+            " contoso.onmicrosoft.com ",
+            " 8962d11c-c54a-4cd2-8d5a-8a20e69df16d\n",
+            " abc8Q~x ",
+        )
+        .expect("valid");
+        assert_eq!(ok.tenant, "contoso.onmicrosoft.com");
+        assert_eq!(ok.client_secret.expose_secret(), "abc8Q~x");
+        let secret_id = Credentials::preflight(
+            "b3918e60-3cab-40d7-885a-9b8ccc8dfba0",
+            "8962d11c-c54a-4cd2-8d5a-8a20e69df16d",
+            "f0b0b335-1d71-4883-8f98-567911bfdca6",
+        );
+        assert!(matches!(
+            secret_id,
+            Err(ValidationError::InvalidCredentials {
+                reason: CredentialReason::SecretIdNotValue,
+                ..
+            })
+        ));
+        match Credentials::preflight("not a tenant", "nope", "") {
+            Err(ValidationError::Invalid(problems)) => {
+                let fields: Vec<&str> = problems.iter().map(|(f, _)| *f).collect();
+                assert_eq!(fields, ["tenant_id", "client_id", "client_secret"]);
+            }
+            _ => panic!("three field errors"),
+        }
+        assert!(
+            Credentials::preflight(
+                "a.b",
+                "8962d11c-c54a-4cd2-8d5a-8a20e69df16d",
+                &"x".repeat(1025)
+            )
+            .is_err()
+        );
+    }
+}

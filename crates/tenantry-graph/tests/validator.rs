@@ -1,0 +1,350 @@
+//! The validator against the simulator over real HTTP: one test per outcome.
+
+use std::time::Duration;
+
+use tenantry_domain::capabilities::{Capability, roles};
+use tenantry_graph::{
+    CredentialReason, Credentials, GraphConfig, GraphHttp, TokenCache, ValidationError, Validator,
+};
+use tenantry_graph_sim::scenario::demo;
+use tenantry_graph_sim::{Faults, GraphSim, Scenario, TenantSpec};
+
+struct Fixture {
+    sim: GraphSim,
+    validator: Validator,
+    scenario: Scenario,
+}
+
+async fn fixture() -> Fixture {
+    fixture_with(Duration::from_secs(15)).await
+}
+
+async fn fixture_with(timeout: Duration) -> Fixture {
+    // The demo without its 50,000-user tenant, which these tests do not need.
+    let mut scenario = demo();
+    scenario.tenants.retain(|t| t.name != "litware");
+    let sim = GraphSim::start(scenario.clone()).await.expect("simulator");
+    let mut config = GraphConfig::new(&sim.base_url(), &sim.base_url());
+    config.request_timeout = timeout;
+    let validator = Validator::new(
+        GraphHttp::new(config).expect("client"),
+        TokenCache::default(),
+    );
+    Fixture {
+        sim,
+        validator,
+        scenario,
+    }
+}
+
+impl Fixture {
+    fn tenant(&self, name: &str) -> &TenantSpec {
+        self.scenario
+            .tenants
+            .iter()
+            .find(|t| t.name == name)
+            .expect("demo tenant")
+    }
+
+    fn credentials(&self, name: &str) -> Credentials {
+        let t = self.tenant(name);
+        Credentials::preflight(
+            &t.id.to_string(),
+            &t.app().client_id.to_string(),
+            t.secret_value(),
+        )
+        .expect("preflight")
+    }
+}
+
+fn reason(result: Result<tenantry_graph::ValidationReport, ValidationError>) -> CredentialReason {
+    match result {
+        Err(ValidationError::InvalidCredentials { reason, .. }) => reason,
+        other => panic!("expected INVALID_CREDENTIALS, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_healthy_tenant_gets_a_full_report() {
+    let f = fixture().await;
+    let report = f
+        .validator
+        .validate(&f.credentials("contoso"), None)
+        .await
+        .expect("valid");
+    assert_eq!(report.tenant_id, f.tenant("contoso").id);
+    assert_eq!(report.tenant_display_name.as_deref(), Some("Contoso Ltd"));
+    assert!(
+        report
+            .verified_domains
+            .contains(&"contoso.onmicrosoft.com".to_owned())
+    );
+    assert_eq!(report.permissions.granted.len(), 27);
+    assert!(report.permissions.missing.is_empty() && report.permissions.extra.is_empty());
+    assert!(report.directory_roles.contains(roles::USER_ADMINISTRATOR));
+    let status = |c: Capability| {
+        report
+            .capabilities
+            .iter()
+            .find(|s| s.capability == c)
+            .expect("listed")
+            .clone()
+    };
+    assert!(status(Capability::PasswordReset).available);
+    assert!(
+        !status(Capability::UnblockSignin).available,
+        "Dex's list has no IdentityRiskyUser permission"
+    );
+    let secret = report.secret.as_ref().expect("secret expiry");
+    assert_eq!(
+        secret.hint.as_deref(),
+        Some(&f.tenant("contoso").secret_value()[..3])
+    );
+    assert!(secret.days_left.is_some_and(|d| d > 30));
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+}
+
+#[tokio::test]
+async fn a_verified_domain_names_the_tenant_too() {
+    let f = fixture().await;
+    let t = f.tenant("contoso");
+    let credentials = Credentials::preflight(
+        "Contoso.OnMicrosoft.com",
+        &t.app().client_id.to_string(),
+        t.secret_value(),
+    )
+    .expect("ok");
+    let report = f
+        .validator
+        .validate(&credentials, None)
+        .await
+        .expect("valid");
+    assert_eq!(report.tenant_id, t.id);
+}
+
+#[tokio::test]
+async fn missing_permissions_are_listed_exactly_with_a_consent_link() {
+    let f = fixture().await;
+    match f.validator.validate(&f.credentials("fabrikam"), None).await {
+        Err(ValidationError::MissingPermissions {
+            missing,
+            admin_consent_url,
+            report,
+        }) => {
+            assert_eq!(
+                missing,
+                ["AuditLog.Read.All", "Reports.Read.All", "Sites.Read.All"]
+            );
+            let t = f.tenant("fabrikam");
+            assert_eq!(
+                admin_consent_url,
+                format!(
+                    "{}/{}/adminconsent?client_id={}",
+                    f.sim.base_url(),
+                    t.id,
+                    t.app().client_id
+                )
+            );
+            assert_eq!(report.permissions.granted.len(), 24);
+        }
+        other => panic!("expected MISSING_PERMISSIONS, got {other:?}"),
+    }
+    // Narrowed to what password resets need, the same tenant passes.
+    let report = f
+        .validator
+        .validate(
+            &f.credentials("fabrikam"),
+            Some(&[Capability::PasswordReset]),
+        )
+        .await
+        .expect("valid");
+    assert!(
+        report
+            .permissions
+            .extra
+            .contains("AppCatalog.ReadWrite.All"),
+        "granted but not required"
+    );
+}
+
+#[tokio::test]
+async fn each_refusal_maps_to_its_reason() {
+    let f = fixture().await;
+    let contoso = f.tenant("contoso");
+    let (tenant, client) = (contoso.id.to_string(), contoso.app().client_id.to_string());
+    let creds = |t: &str, c: &str, s: &str| Credentials::preflight(t, c, s).expect("preflight");
+    assert_eq!(
+        reason(
+            f.validator
+                .validate(&creds(&tenant, &client, "wrong-secret-value"), None)
+                .await
+        ),
+        CredentialReason::SecretInvalid
+    );
+    assert_eq!(
+        reason(
+            f.validator
+                .validate(&f.credentials("woodgrove"), None)
+                .await
+        ),
+        CredentialReason::SecretExpired
+    );
+    let stranger = uuid::Uuid::new_v4().to_string();
+    assert_eq!(
+        reason(
+            f.validator
+                .validate(&creds(&tenant, &stranger, "x"), None)
+                .await
+        ),
+        CredentialReason::AppNotFoundInTenant
+    );
+    assert_eq!(
+        reason(
+            f.validator
+                .validate(&creds(&stranger, &client, "x"), None)
+                .await
+        ),
+        CredentialReason::TenantNotFound
+    );
+    assert_eq!(
+        reason(
+            f.validator
+                .validate(&creds("nobody.example", &client, "x"), None)
+                .await
+        ),
+        CredentialReason::TenantNotFound
+    );
+    assert!(matches!(
+        f.validator
+            .validate(&f.credentials("northwind"), None)
+            .await,
+        Err(ValidationError::ServicePrincipalNotFound)
+    ));
+    assert!(matches!(
+        Credentials::preflight(
+            &tenant,
+            &client,
+            &contoso.app().secrets[0].key_id.to_string()
+        ),
+        Err(ValidationError::InvalidCredentials {
+            reason: CredentialReason::SecretIdNotValue,
+            ..
+        })
+    ));
+    assert!(
+        f.sim
+            .requests()
+            .iter()
+            .all(|r| !r.path.contains(contoso.secret_value()))
+    );
+}
+
+#[tokio::test]
+async fn without_a_directory_role_password_reset_is_unavailable() {
+    let f = fixture().await;
+    let report = f
+        .validator
+        .validate(&f.credentials("tailspin"), None)
+        .await
+        .expect("valid");
+    let reset = report
+        .capabilities
+        .iter()
+        .find(|s| s.capability == Capability::PasswordReset)
+        .expect("listed");
+    assert!(!reset.available);
+    assert!(reset.missing_permissions.is_empty());
+    assert!(
+        reset
+            .missing_directory_role
+            .contains(&"User Administrator".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn an_outage_is_never_reported_as_bad_credentials() {
+    let f = fixture_with(Duration::from_millis(400)).await;
+    let credentials = f.credentials("contoso");
+    for faults in [
+        serde_json::json!({"global": {"error_rate": 1.0, "error_statuses": [503]}}),
+        serde_json::json!({"global": {"error_rate": 1.0, "error_statuses": [500]}}),
+        serde_json::json!({"global": {"drop_rate": 1.0}}),
+        serde_json::json!({"global": {"latency_ms": 1000}}),
+    ] {
+        f.sim
+            .state()
+            .set_faults(serde_json::from_value::<Faults>(faults.clone()).expect("faults"));
+        // A fresh cache each time, so the token endpoint is exercised too.
+        let validator = Validator::new(
+            GraphHttp::new({
+                let mut c = GraphConfig::new(&f.sim.base_url(), &f.sim.base_url());
+                c.request_timeout = Duration::from_millis(400);
+                c
+            })
+            .expect("client"),
+            TokenCache::default(),
+        );
+        match validator.validate(&credentials, None).await {
+            Err(ValidationError::UpstreamUnavailable { .. }) => {}
+            other => panic!("{faults}: expected UPSTREAM_UNAVAILABLE, got {other:?}"),
+        }
+    }
+    // Graph throttling after a good token is an outage too, with Microsoft's Retry-After.
+    f.sim.state().set_faults(Faults::default());
+    let _ = f
+        .validator
+        .validate(&credentials, None)
+        .await
+        .expect("warm the token cache");
+    let client = reqwest::Client::new();
+    client
+        .put(format!("{}/_sim/throttle", f.sim.base_url()))
+        .json(&serde_json::json!({"scale": 0.0001}))
+        .send()
+        .await
+        .expect("sent");
+    match f.validator.validate(&credentials, None).await {
+        Err(ValidationError::UpstreamUnavailable { retry_after, .. }) => {
+            assert!(retry_after.is_some(), "Retry-After is kept")
+        }
+        other => panic!("expected UPSTREAM_UNAVAILABLE, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_validations_share_one_token_request() {
+    let f = fixture().await;
+    let tenant = f.tenant("contoso").clone();
+    let runs: Vec<_> = (0..5)
+        .map(|_| {
+            let validator = f.validator.clone();
+            let t = tenant.clone();
+            tokio::spawn(async move {
+                let credentials = Credentials::preflight(
+                    &t.id.to_string(),
+                    &t.app().client_id.to_string(),
+                    t.secret_value(),
+                )
+                .expect("ok");
+                validator.validate(&credentials, None).await.map(|_| ())
+            })
+        })
+        .collect();
+    for run in runs {
+        run.await.expect("task").expect("valid");
+    }
+    let token_requests = f
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/oauth2/v2.0/token"))
+        .count();
+    assert_eq!(token_requests, 1, "single flight and cache");
+    let graph_requests = f
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/v1.0/"))
+        .count();
+    assert_eq!(graph_requests, 5 * 6, "six Graph calls per validation");
+}
