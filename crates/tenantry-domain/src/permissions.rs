@@ -11,37 +11,17 @@ use uuid::Uuid;
 /// Microsoft Graph's application id, the same in every tenant.
 pub const GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 
-/// The 27 application permissions Dex's setup guide asks for (seed 000), so an app
-/// registered by that guide passes unchanged. The default required set.
-pub const DEFAULT_REQUIRED: [&str; 27] = [
-    "User.ReadWrite.All",
-    "Directory.ReadWrite.All",
-    "Group.ReadWrite.All",
-    "GroupMember.ReadWrite.All",
-    "UserAuthenticationMethod.ReadWrite.All",
-    "AuditLog.Read.All",
-    "Application.Read.All",
-    "RoleManagement.Read.Directory",
-    "BitlockerKey.Read.All",
-    "DeviceManagementApps.ReadWrite.All",
-    "DeviceManagementConfiguration.Read.All",
-    "DeviceManagementManagedDevices.PrivilegedOperations.All",
-    "DeviceManagementManagedDevices.ReadWrite.All",
-    "Mail.Send",
-    "Mail.ReadWrite",
-    "Calendars.ReadWrite",
-    "MailboxSettings.ReadWrite",
-    "Sites.Read.All",
-    "Sites.ReadWrite.All",
-    "Sites.FullControl.All",
-    "Files.Read.All",
-    "Files.ReadWrite.All",
-    "Organization.Read.All",
-    "Reports.Read.All",
-    "ReportSettings.ReadWrite.All",
-    "TeamsAppInstallation.ReadWriteForUser.All",
-    "AppCatalog.ReadWrite.All",
-];
+/// The default required set: the 27 permissions of Dex's setup guide (seed 000), from
+/// `data/default-required-permissions.txt`, the one list both the validator and the
+/// simulator read.
+pub static DEFAULT_REQUIRED: std::sync::LazyLock<Vec<&'static str>> =
+    std::sync::LazyLock::new(|| {
+        include_str!("../../../data/default-required-permissions.txt")
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .collect()
+    });
 
 #[derive(Debug, Deserialize)]
 struct Entry {
@@ -147,7 +127,7 @@ mod tests {
 
     #[test]
     fn the_catalogue_knows_every_default_permission_by_its_global_id() {
-        for permission in DEFAULT_REQUIRED {
+        for permission in DEFAULT_REQUIRED.iter().copied() {
             let id = app_role_id_of(permission).unwrap_or_else(|| panic!("{permission} has an id"));
             assert_eq!(permission_of(id), Some(permission));
         }

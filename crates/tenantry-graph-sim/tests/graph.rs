@@ -236,7 +236,8 @@ async fn service_principal_and_app_role_assignments_follow_the_reference() {
 
 #[tokio::test]
 async fn every_permission_gated_endpoint_answers_403_without_its_permission() {
-    let bare = contoso(30).without_permissions(&tenantry_graph_sim::permissions::DEFAULT_REQUIRED);
+    let bare =
+        contoso(30).without_permissions(&tenantry_graph_sim::permissions::DEFAULT_REQUIRED[..]);
     let sim = Sim::start(vec![bare.clone()]).await;
     let token = sim.token(&bare).await;
     let user = "megan.bowen0@contoso.onmicrosoft.com";

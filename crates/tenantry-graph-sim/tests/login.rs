@@ -64,8 +64,8 @@ async fn a_healthy_tenant_gets_an_app_only_graph_token() {
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    for permission in DEFAULT_REQUIRED {
-        assert!(roles.contains(&permission), "{permission} in roles");
+    for permission in DEFAULT_REQUIRED.iter() {
+        assert!(roles.contains(permission), "{permission} in roles");
     }
     assert!(claims.get("scp").is_none(), "no scp in app-only tokens");
 

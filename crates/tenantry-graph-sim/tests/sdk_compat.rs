@@ -94,7 +94,7 @@ async fn msal_and_the_graph_sdk_work_against_the_simulator_over_tls() {
     };
     let healthy = TenantSpec::healthy("contoso", "Contoso Ltd", 250);
     let bare = TenantSpec::healthy("fabrikam", "Fabrikam Inc", 20)
-        .without_permissions(&tenantry_graph_sim::permissions::DEFAULT_REQUIRED);
+        .without_permissions(&tenantry_graph_sim::permissions::DEFAULT_REQUIRED[..]);
     let scenario = Scenario {
         tenants: vec![healthy.clone(), bare],
     };
