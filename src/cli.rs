@@ -165,7 +165,7 @@ pub fn main() -> ExitCode {
             }
             Command::Keys {
                 command: KeysCommand::Rotate,
-            } => Err(commands::not_yet("keys rotate", "sealed client secrets")),
+            } => commands::keys::rotate().await,
         }
     });
     match result {

@@ -56,6 +56,9 @@ pub struct SecretsSettings {
     pub master_key: Option<SecretString>,
     /// `TENANTRY__SECRETS__API_KEY_PEPPER`: base64 of at least 32 bytes; keys API-key HMACs.
     pub api_key_pepper: Option<SecretString>,
+    /// `TENANTRY__SECRETS__PREVIOUS_MASTER_KEYS`: comma-separated older master keys, kept
+    /// while `tenantry keys rotate` re-seals data keys under the current one.
+    pub previous_master_keys: Option<SecretString>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -196,6 +199,43 @@ impl Settings {
             .decode(encoded.expose_secret().trim())
             .map_err(|_| bad())?;
         ApiKeyPepper::new(bytes).map_err(|_| bad())
+    }
+
+    /// The master keys: the current one (required) and any previous ones.
+    pub fn keyring(&self) -> Result<tenantry_store::sealing::Keyring, SettingsError> {
+        let var = env_var_name("secrets.master_key");
+        let encoded = self
+            .secrets
+            .master_key
+            .as_ref()
+            .ok_or_else(|| SettingsError::Missing(var.clone()))?;
+        let decode = |value: &str, var: String| {
+            BASE64
+                .decode(value.trim())
+                .ok()
+                .filter(|bytes| bytes.len() == 32)
+                .ok_or(SettingsError::BadSecret {
+                    var,
+                    expected: "exactly 32 bytes",
+                })
+        };
+        let current = decode(encoded.expose_secret(), var)?;
+        let previous: Vec<Vec<u8>> = match &self.secrets.previous_master_keys {
+            None => Vec::new(),
+            Some(list) => list
+                .expose_secret()
+                .split(',')
+                .filter(|k| !k.trim().is_empty())
+                .map(|k| decode(k, env_var_name("secrets.previous_master_keys")))
+                .collect::<Result<_, _>>()?,
+        };
+        let previous: Vec<&[u8]> = previous.iter().map(Vec::as_slice).collect();
+        tenantry_store::sealing::Keyring::new(&current, &previous).map_err(|_| {
+            SettingsError::BadSecret {
+                var: env_var_name("secrets.master_key"),
+                expected: "exactly 32 bytes",
+            }
+        })
     }
 
     /// Checks the master key's shape when one is set (it is used from the credential-sealing

@@ -65,12 +65,19 @@ pub async fn run(json: bool) -> anyhow::Result<ExitCode> {
     tenantry_store::migrate(&pool)
         .await
         .context("applying migrations")?;
-    let store = Store::new(pool, settings.api_key_pepper()?);
+    let store = Store::new(pool, settings.api_key_pepper()?).with_keyring(settings.keyring()?);
     let (msp_id, api_key) = demo_owner_key(&store, &data_dir).await?;
 
     let listener = bind(&settings).await?;
     let url = format!("http://{}", listener.local_addr()?);
-    let app = tenantry_api::build(store, &settings.http, Arc::new(Metrics::new()))?;
+    let extra_ca = match sim.ca_pem_path() {
+        Some(path) => Some(
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let validator = super::validator(&settings, extra_ca)?;
+    let app = tenantry_api::build(store, validator, &settings.http, Arc::new(Metrics::new()))?;
     let database = match &cluster {
         Some(cluster) => format!(
             "private PostgreSQL cluster in {} (127.0.0.1:{})",

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod dev;
 pub mod graph_sim;
+pub mod keys;
 pub mod migrate;
 pub mod serve;
 pub mod test_env;
@@ -34,6 +35,24 @@ pub async fn connect(database: &DatabaseSettings, url: &SecretString) -> anyhow:
         .await
         // sqlx's connection errors do not echo the URL, so the password stays out.
         .context("connecting to PostgreSQL")
+}
+
+/// The credential validator, talking to the configured Microsoft endpoints (and trusting
+/// `extra_ca_pem` too, e.g. the simulator's own CA).
+pub fn validator(
+    settings: &Settings,
+    extra_ca_pem: Option<String>,
+) -> anyhow::Result<tenantry_graph::Validator> {
+    let mut config = tenantry_graph::GraphConfig::new(
+        &settings.microsoft.authority_url,
+        &settings.microsoft.graph_url,
+    );
+    config.extra_ca_pem = extra_ca_pem;
+    let http = tenantry_graph::GraphHttp::new(config)?;
+    Ok(tenantry_graph::Validator::new(
+        http,
+        tenantry_graph::TokenCache::default(),
+    ))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -20,7 +20,8 @@ pub enum Mode {
 
 pub async fn run(mode: Mode) -> anyhow::Result<ExitCode> {
     let settings = load_settings(None)?;
-    settings.check_master_key()?;
+    // Without the master key no credential can be stored or read: refuse to start.
+    let keyring = settings.keyring()?;
     let pool = connect(&settings.database, settings.database_url()?).await?;
     if mode == Mode::ApiAndWorkers {
         tenantry_store::migrate(&pool)
@@ -29,10 +30,15 @@ pub async fn run(mode: Mode) -> anyhow::Result<ExitCode> {
         // The job engine lands with its own capability; until then there is no work to run.
         tracing::info!("no background job kinds exist yet; serving the API only");
     }
-    let store = Store::new(pool, settings.api_key_pepper()?);
+    let store = Store::new(pool, settings.api_key_pepper()?).with_keyring(keyring);
     let listener = bind(&settings).await?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
-    let app = tenantry_api::build(store, &settings.http, Arc::new(Metrics::new()))?;
+    let app = tenantry_api::build(
+        store,
+        super::validator(&settings, None)?,
+        &settings.http,
+        Arc::new(Metrics::new()),
+    )?;
     tenantry_api::serve(listener, app, shutdown_signal()).await?;
     success()
 }

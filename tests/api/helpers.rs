@@ -16,6 +16,9 @@ pub struct TestApp {
     pub url: String,
     pub pool: PgPool,
     pub store: Store,
+    /// Microsoft, for this test: the demo tenants without the 50,000-user one.
+    pub sim: tenantry_graph_sim::GraphSim,
+    pub scenario: tenantry_graph_sim::Scenario,
     client: reqwest::Client,
     _shutdown: oneshot::Sender<()>,
 }
@@ -39,6 +42,8 @@ pub fn test_config() -> ApiConfig {
     }
 }
 
+pub const TEST_MASTER_KEY: [u8; 32] = [0x4d; 32];
+
 pub fn test_pepper() -> ApiKeyPepper {
     ApiKeyPepper::new(vec![0x5a; 32]).expect("pepper")
 }
@@ -52,8 +57,20 @@ impl TestApp {
         tenantry_graph::install_default_crypto();
         let mut config = test_config();
         tweak(&mut config);
-        let store = Store::new(pool.clone(), test_pepper());
-        let app = tenantry_api::build(store.clone(), &config, Arc::new(Metrics::new()))
+        let keyring =
+            tenantry_store::sealing::Keyring::new(&TEST_MASTER_KEY, &[]).expect("keyring");
+        let store = Store::new(pool.clone(), test_pepper()).with_keyring(keyring);
+        let mut scenario = tenantry_graph_sim::scenario::demo();
+        scenario.tenants.retain(|t| t.name != "litware");
+        let sim = tenantry_graph_sim::GraphSim::start(scenario.clone())
+            .await
+            .expect("simulator");
+        let graph = tenantry_graph::GraphConfig::new(&sim.base_url(), &sim.base_url());
+        let validator = tenantry_graph::Validator::new(
+            tenantry_graph::GraphHttp::new(graph).expect("client"),
+            tenantry_graph::TokenCache::default(),
+        );
+        let app = tenantry_api::build(store.clone(), validator, &config, Arc::new(Metrics::new()))
             .expect("app builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -67,6 +84,8 @@ impl TestApp {
             url,
             pool,
             store,
+            sim,
+            scenario,
             client: reqwest::Client::new(),
             _shutdown: shutdown,
         }
@@ -144,6 +163,25 @@ impl TestApp {
             .await
             .expect("insert organization");
         id
+    }
+}
+
+impl TestApp {
+    pub fn demo(&self, name: &str) -> &tenantry_graph_sim::TenantSpec {
+        self.scenario
+            .tenants
+            .iter()
+            .find(|t| t.name == name)
+            .expect("demo tenant")
+    }
+
+    /// The body an MSP would send to connect demo tenant `name`.
+    pub fn connect_body(&self, name: &str) -> Value {
+        let t = self.demo(name);
+        serde_json::json!({
+            "name": t.display_name, "provider": "microsoft365", "tenant_id": t.id,
+            "client_id": t.app().client_id, "client_secret": t.secret_value(),
+        })
     }
 }
 

@@ -16,6 +16,20 @@ async fn another_msps_key_sees_and_touches_nothing_on_any_route(pool: PgPool) {
     let victim = app.create_msp("Victim MSP").await;
     let (victim_admin_id, victim_admin_key) = app.key_for(&victim, Role::Admin).await;
     let attacker = app.create_msp("Attacker MSP").await;
+    let connected: Value = app
+        .post_json(
+            "/api/v1/organizations",
+            &victim.owner_key,
+            app.connect_body("contoso"),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let victim_org = connected["organization"]["id"]
+        .as_str()
+        .expect("org id")
+        .to_owned();
 
     let doc: Value = app
         .request(Method::GET, "/api/openapi.json", None)
@@ -32,6 +46,8 @@ async fn another_msps_key_sees_and_touches_nothing_on_any_route(pool: PgPool) {
         victim_admin_id.to_string(),
         victim.owner_key.clone(),
         victim_admin_key.clone(),
+        victim_org.clone(),
+        app.demo("contoso").id.to_string(),
     ];
     let mut walked = 0;
     for (path, item) in doc["paths"].as_object().expect("paths") {
@@ -41,15 +57,30 @@ async fn another_msps_key_sees_and_touches_nothing_on_any_route(pool: PgPool) {
             }
             walked += 1;
             let has_params = path.contains('{');
-            let concrete = path.replace("{id}", &victim_admin_id.to_string());
+            let fixture = if path.contains("/organizations/") {
+                victim_org.clone()
+            } else {
+                victim_admin_id.to_string()
+            };
+            let concrete = path.replace("{id}", &fixture);
             assert!(
                 !concrete.contains('{'),
                 "{method} {path}: add a victim fixture for this path parameter"
             );
             let http_method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
             let mut request = app.request(http_method, &concrete, Some(&attacker.owner_key));
-            if matches!(method, "post" | "put" | "patch") {
-                request = request.json(&json!({"name": "probe", "role": "viewer"}));
+            // A body each operation accepts, so the answer is about the id, not the body.
+            let body = match (method, path.as_str()) {
+                ("post", "/api/v1/api-keys") => Some(json!({"name": "probe", "role": "viewer"})),
+                ("post", "/api/v1/organizations") => Some(app.connect_body("fabrikam")),
+                ("patch", _) => Some(json!({"name": "probe"})),
+                ("put", _) => Some(
+                    json!({"client_id": uuid::Uuid::new_v4(), "client_secret": "probe-secret"}),
+                ),
+                _ => None,
+            };
+            if let Some(body) = body {
+                request = request.json(&body);
             }
             let response = request.send().await.expect("sent");
             let status = response.status().as_u16();

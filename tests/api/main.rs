@@ -7,3 +7,4 @@ mod helpers;
 mod http_conventions;
 mod isolation;
 mod operations;
+mod organizations;

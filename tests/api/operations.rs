@@ -10,7 +10,7 @@ use crate::helpers::{TestApp, assert_problem};
 
 /// Every operation the API serves. Adding a route without documenting it, or documenting
 /// one that is not served, fails a test below.
-const OPERATIONS: [(&str, &str); 10] = [
+const OPERATIONS: [(&str, &str); 18] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -21,6 +21,14 @@ const OPERATIONS: [(&str, &str); 10] = [
     ("post", "/api/v1/api-keys"),
     ("get", "/api/v1/api-keys/{id}"),
     ("delete", "/api/v1/api-keys/{id}"),
+    ("get", "/api/v1/organizations"),
+    ("post", "/api/v1/organizations"),
+    ("get", "/api/v1/organizations/{id}"),
+    ("patch", "/api/v1/organizations/{id}"),
+    ("delete", "/api/v1/organizations/{id}"),
+    ("post", "/api/v1/organizations/{id}/validate"),
+    ("get", "/api/v1/organizations/{id}/validation"),
+    ("put", "/api/v1/organizations/{id}/credentials"),
 ];
 
 async fn openapi(app: &TestApp) -> Value {

@@ -21,6 +21,10 @@ impl Tenantry {
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env("TENANTRY_ENV", "test")
             .env("TENANTRY__SECRETS__API_KEY_PEPPER", pepper)
+            .env(
+                "TENANTRY__SECRETS__MASTER_KEY",
+                base64::engine::general_purpose::STANDARD.encode([0x21u8; 32]),
+            )
             .env_remove("RUST_LOG")
             .stdin(Stdio::null());
         Self { command }

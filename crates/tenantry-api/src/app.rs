@@ -35,6 +35,7 @@ pub struct AppState {
     pub(crate) auth_limiter: Arc<AuthFailureLimiter>,
     pub(crate) docs: Arc<ApiDocs>,
     pub(crate) trusted_proxies: Arc<[std::net::IpAddr]>,
+    pub(crate) validator: tenantry_graph::Validator,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +49,7 @@ pub enum BuildError {
 /// Builds the whole HTTP application.
 pub fn build(
     store: Store,
+    validator: tenantry_graph::Validator,
     config: &ApiConfig,
     metrics: Arc<Metrics>,
 ) -> Result<Router, BuildError> {
@@ -60,6 +62,7 @@ pub fn build(
         auth_limiter: Arc::new(AuthFailureLimiter::new(config.auth_failures_per_minute)),
         docs: Arc::new(ApiDocs::new(&doc)?),
         trusted_proxies: config.trusted_proxies.clone().into(),
+        validator,
     };
     let mut router = router
         .fallback(|| async { StatusCode::NOT_FOUND })

@@ -17,6 +17,7 @@ use utoipa::{Modify, OpenApi};
     tags(
         (name = "auth", description = "Who am I"),
         (name = "api-keys", description = "API keys of the caller's MSP"),
+        (name = "organizations", description = "Customers' Microsoft 365 tenants"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     )
 )]

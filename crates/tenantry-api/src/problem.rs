@@ -42,6 +42,10 @@ pub struct Problem {
     /// The id of this request, also in the `x-request-id` header and in the service's logs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// Members particular to the problem (e.g. `reason`, `missing_permissions`).
+    #[serde(flatten)]
+    #[schema(additional_properties)]
+    pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 /// One invalid input field.
@@ -71,7 +75,14 @@ impl Problem {
             detail: detail.into(),
             errors: Vec::new(),
             request_id: None,
+            extensions: serde_json::Map::new(),
         }
+    }
+
+    /// Adds a problem-specific member.
+    pub fn with(mut self, name: &str, value: serde_json::Value) -> Self {
+        self.extensions.insert(name.to_owned(), value);
+        self
     }
 
     /// The problem for a response that some layer produced without one (axum's 405, a
@@ -149,6 +160,12 @@ pub enum ApiError {
     NotReady(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A fully described problem (validation outcomes and the like).
+    #[error("{}: {}", problem.code, problem.detail)]
+    Described {
+        problem: Box<Problem>,
+        retry_after_secs: Option<u64>,
+    },
 }
 
 impl ApiError {
@@ -228,6 +245,7 @@ impl ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 INTERNAL_DETAIL,
             ),
+            ApiError::Described { problem, .. } => (**problem).clone(),
         }
     }
 }
@@ -245,7 +263,11 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static("Bearer realm=\"tenantry\""),
                 );
             }
-            ApiError::RateLimited { retry_after_secs } => {
+            ApiError::RateLimited { retry_after_secs }
+            | ApiError::Described {
+                retry_after_secs: Some(retry_after_secs),
+                ..
+            } => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
@@ -275,6 +297,16 @@ impl From<StoreError> for ApiError {
                 ApiError::Unauthenticated("This API key was revoked.".into())
             }
             StoreError::NotAllowed(reason) => ApiError::Forbidden(capitalize(&reason.to_string())),
+            StoreError::TenantAlreadyBound => ApiError::Described {
+                problem: Box::new(Problem::new(
+                    ErrorCode::TenantAlreadyBound,
+                    StatusCode::CONFLICT,
+                    "This Microsoft 365 tenant is already connected to an organization. If it should be connected here, ask whoever connected it to remove it first.",
+                )),
+                retry_after_secs: None,
+            },
+            StoreError::NoMasterKey => ApiError::internal("no master key configured"),
+            StoreError::Sealing(e) => ApiError::internal(format!("sealing: {e}")),
             StoreError::Database(e) => ApiError::internal(format!("database: {e}")),
             StoreError::Corrupt(what) => ApiError::internal(format!("corrupt row: {what}")),
         }

@@ -26,12 +26,24 @@ pub enum ErrorCode {
     RateLimited,
     /// Something broke on our side; the request id leads to the cause in the logs.
     InternalError,
+    /// Entra refused the pasted credentials; `reason` says which part is wrong.
+    InvalidCredentials,
+    /// The credentials work, but for another tenant than the one given.
+    TenantMismatch,
+    /// The app has no enterprise application (service principal) in the tenant.
+    ServicePrincipalNotFound,
+    /// Graph application permissions still need admin consent.
+    MissingPermissions,
+    /// The tenant is already connected to an organization.
+    TenantAlreadyBound,
+    /// Microsoft timed out, failed or throttled; retry later.
+    UpstreamUnavailable,
     /// The service cannot serve yet (database unreachable or not migrated).
     NotReady,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 18] = [
         ErrorCode::InvalidRequest,
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
@@ -44,6 +56,12 @@ impl ErrorCode {
         ErrorCode::RateLimited,
         ErrorCode::InternalError,
         ErrorCode::NotReady,
+        ErrorCode::InvalidCredentials,
+        ErrorCode::TenantMismatch,
+        ErrorCode::ServicePrincipalNotFound,
+        ErrorCode::MissingPermissions,
+        ErrorCode::TenantAlreadyBound,
+        ErrorCode::UpstreamUnavailable,
     ];
 
     /// The machine-readable code, as sent in the `code` member.
@@ -61,6 +79,12 @@ impl ErrorCode {
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::InternalError => "INTERNAL_ERROR",
             ErrorCode::NotReady => "NOT_READY",
+            ErrorCode::InvalidCredentials => "INVALID_CREDENTIALS",
+            ErrorCode::TenantMismatch => "TENANT_MISMATCH",
+            ErrorCode::ServicePrincipalNotFound => "SERVICE_PRINCIPAL_NOT_FOUND",
+            ErrorCode::MissingPermissions => "MISSING_PERMISSIONS",
+            ErrorCode::TenantAlreadyBound => "TENANT_ALREADY_BOUND",
+            ErrorCode::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
         }
     }
 
@@ -79,6 +103,12 @@ impl ErrorCode {
             ErrorCode::RateLimited => "Too many requests",
             ErrorCode::InternalError => "Internal error",
             ErrorCode::NotReady => "Service not ready",
+            ErrorCode::InvalidCredentials => "The credentials were refused by Microsoft",
+            ErrorCode::TenantMismatch => "The credentials belong to another tenant",
+            ErrorCode::ServicePrincipalNotFound => "The app is not set up in the tenant",
+            ErrorCode::MissingPermissions => "Missing Microsoft Graph permissions",
+            ErrorCode::TenantAlreadyBound => "The tenant is already connected",
+            ErrorCode::UpstreamUnavailable => "Microsoft is unavailable",
         }
     }
 

@@ -10,6 +10,12 @@ pub enum StoreError {
     NotFound,
     #[error("organization {0} is not one of this MSP's organizations")]
     UnknownOrganization(tenantry_domain::OrganizationId),
+    #[error("this Microsoft 365 tenant is already bound to an organization")]
+    TenantAlreadyBound,
+    #[error("no master key is configured, so credentials cannot be sealed or opened")]
+    NoMasterKey,
+    #[error("sealing: {0}")]
+    Sealing(#[from] crate::sealing::SealError),
     #[error("the caller's own API key was revoked during the request")]
     CallerRevoked,
     #[error("revoking this key would leave the MSP without an active owner key")]

@@ -9,6 +9,7 @@ mod api_keys;
 mod error;
 mod key_hash;
 mod operator;
+mod organizations;
 mod principal;
 mod readiness;
 mod scope;
@@ -21,6 +22,7 @@ pub use api_keys::{ApiKeyRecord, IssuedKey, NewApiKey, Page};
 pub use error::{AuthError, StoreError};
 pub use key_hash::{ApiKeyPepper, InvalidPepper};
 pub use operator::{MspRecord, Operator};
+pub use organizations::{NewOrganization, OrganizationRecord};
 pub use principal::Principal;
 pub use readiness::Readiness;
 pub use scope::MspScope;
@@ -39,11 +41,23 @@ pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
 pub struct Store {
     pool: PgPool,
     pepper: ApiKeyPepper,
+    keyring: Option<std::sync::Arc<sealing::Keyring>>,
 }
 
 impl Store {
     pub fn new(pool: PgPool, pepper: ApiKeyPepper) -> Self {
-        Self { pool, pepper }
+        Self {
+            pool,
+            pepper,
+            keyring: None,
+        }
+    }
+
+    /// The master keys that seal organizations' data keys; without them, credentials can
+    /// be neither stored nor read.
+    pub fn with_keyring(mut self, keyring: sealing::Keyring) -> Self {
+        self.keyring = Some(std::sync::Arc::new(keyring));
+        self
     }
 
     /// Checks a presented API key and returns who is calling. Unknown ids, wrong secrets and
@@ -55,13 +69,13 @@ impl Store {
 
     /// Everything the caller may touch, bound to the caller's MSP.
     pub fn scope<'a>(&'a self, principal: &'a Principal) -> MspScope<'a> {
-        MspScope::new(&self.pool, &self.pepper, principal)
+        MspScope::new(&self.pool, &self.pepper, self.keyring.as_deref(), principal)
     }
 
     /// Cross-MSP operator tasks (creating MSPs and their first keys). Not for request
     /// handlers.
     pub fn operator(&self) -> Operator<'_> {
-        Operator::new(&self.pool, &self.pepper)
+        Operator::new(&self.pool, &self.pepper, self.keyring.as_deref())
     }
 
     /// Whether the database answers and every migration this build knows is applied.

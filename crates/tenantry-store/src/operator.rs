@@ -21,11 +21,27 @@ pub struct MspRecord {
 pub struct Operator<'a> {
     pool: &'a PgPool,
     pepper: &'a ApiKeyPepper,
+    keyring: Option<&'a crate::sealing::Keyring>,
 }
 
 impl<'a> Operator<'a> {
-    pub(crate) fn new(pool: &'a PgPool, pepper: &'a ApiKeyPepper) -> Self {
-        Self { pool, pepper }
+    pub(crate) fn new(
+        pool: &'a PgPool,
+        pepper: &'a ApiKeyPepper,
+        keyring: Option<&'a crate::sealing::Keyring>,
+    ) -> Self {
+        Self {
+            pool,
+            pepper,
+            keyring,
+        }
+    }
+
+    /// Re-seals every organization's data key under the current master key (`keys rotate`);
+    /// returns how many were re-sealed.
+    pub async fn rotate_data_keys(&self) -> Result<usize, StoreError> {
+        let keyring = self.keyring.ok_or(StoreError::NoMasterKey)?;
+        crate::organizations::rotate_data_keys(self.pool, keyring).await
     }
 
     /// Creates an MSP and its first owner key, in one transaction.

@@ -5,15 +5,21 @@
 use sqlx::PgPool;
 use tenantry_domain::{ApiKeyRecordId, Role};
 
+use secrecy::SecretString;
+use tenantry_domain::{DisplayName, OrganizationId};
+
 use crate::api_keys::{self, ApiKeyRecord, IssuedKey, NewApiKey, Page};
 use crate::error::StoreError;
 use crate::key_hash::ApiKeyPepper;
 use crate::operator::{self, MspRecord};
+use crate::organizations::{self, NewOrganization, OrganizationRecord};
 use crate::principal::Principal;
+use crate::sealing::Keyring;
 
 pub struct MspScope<'a> {
     pool: &'a PgPool,
     pepper: &'a ApiKeyPepper,
+    keyring: Option<&'a Keyring>,
     principal: &'a Principal,
 }
 
@@ -21,13 +27,118 @@ impl<'a> MspScope<'a> {
     pub(crate) fn new(
         pool: &'a PgPool,
         pepper: &'a ApiKeyPepper,
+        keyring: Option<&'a Keyring>,
         principal: &'a Principal,
     ) -> Self {
         Self {
             pool,
             pepper,
+            keyring,
             principal,
         }
+    }
+
+    fn keyring(&self) -> Result<&'a Keyring, StoreError> {
+        self.keyring.ok_or(StoreError::NoMasterKey)
+    }
+
+    /// Adding, changing and deleting organizations needs an unlimited admin or owner key.
+    fn may_manage_organizations(&self) -> Result<(), StoreError> {
+        Ok(self.principal.grant().may_manage_keys()?)
+    }
+
+    /// The caller's organizations (all, or those its key is limited to).
+    pub async fn list_organizations(
+        &self,
+        page: Page,
+    ) -> Result<Vec<OrganizationRecord>, StoreError> {
+        organizations::list(
+            self.pool,
+            self.principal.msp_id(),
+            self.principal.organizations(),
+            page,
+        )
+        .await
+    }
+
+    pub async fn organization(&self, id: OrganizationId) -> Result<OrganizationRecord, StoreError> {
+        organizations::find(
+            self.pool,
+            self.principal.msp_id(),
+            self.principal.organizations(),
+            id,
+        )
+        .await
+    }
+
+    /// Whether a tenant is bound anywhere in the service (never says where).
+    pub async fn tenant_bound(&self, tenant_id: uuid::Uuid) -> Result<bool, StoreError> {
+        self.may_manage_organizations()?;
+        organizations::tenant_bound(self.pool, tenant_id).await
+    }
+
+    pub async fn create_organization(
+        &self,
+        new: NewOrganization,
+    ) -> Result<OrganizationRecord, StoreError> {
+        self.may_manage_organizations()?;
+        let keyring = self.keyring()?;
+        let mut tx = self.pool.begin().await?;
+        self.caller_still_active(&mut tx).await?;
+        let record = organizations::insert(&mut tx, keyring, self.principal.msp_id(), &new).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// The organization's client secret, for re-validation and Graph calls.
+    pub async fn client_secret(&self, id: OrganizationId) -> Result<SecretString, StoreError> {
+        self.organization(id).await?;
+        organizations::client_secret(self.pool, self.keyring()?, id).await
+    }
+
+    pub async fn replace_credentials(
+        &self,
+        id: OrganizationId,
+        client_id: uuid::Uuid,
+        secret: &SecretString,
+    ) -> Result<(), StoreError> {
+        self.may_manage_organizations()?;
+        self.organization(id).await?;
+        organizations::replace_secret(
+            self.pool,
+            self.keyring()?,
+            self.principal.msp_id(),
+            id,
+            client_id,
+            secret,
+        )
+        .await
+    }
+
+    pub async fn save_validation(
+        &self,
+        id: OrganizationId,
+        status: &str,
+        report: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.organization(id).await?;
+        organizations::save_validation(self.pool, self.principal.msp_id(), id, status, report).await
+    }
+
+    pub async fn rename_organization(
+        &self,
+        id: OrganizationId,
+        name: &DisplayName,
+    ) -> Result<(), StoreError> {
+        self.may_manage_organizations()?;
+        self.organization(id).await?;
+        organizations::rename(self.pool, self.principal.msp_id(), id, name).await
+    }
+
+    pub async fn delete_organization(&self, id: OrganizationId) -> Result<(), StoreError> {
+        self.may_manage_organizations()?;
+        self.organization(id).await?;
+        organizations::delete(self.pool, self.principal.msp_id(), id).await
     }
 
     pub fn principal(&self) -> &Principal {

@@ -4,6 +4,7 @@
 mod api_keys;
 mod me;
 mod operations;
+mod organizations;
 mod views;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -21,4 +22,16 @@ pub fn all() -> OpenApiRouter<AppState> {
         .routes(routes!(me::get_me))
         .routes(routes!(api_keys::list_api_keys, api_keys::create_api_key))
         .routes(routes!(api_keys::get_api_key, api_keys::revoke_api_key))
+        .routes(routes!(
+            organizations::list_organizations,
+            organizations::create_organization
+        ))
+        .routes(routes!(
+            organizations::get_organization,
+            organizations::update_organization,
+            organizations::delete_organization
+        ))
+        .routes(routes!(organizations::validate_organization))
+        .routes(routes!(organizations::get_validation))
+        .routes(routes!(organizations::replace_credentials))
 }

@@ -1,0 +1,457 @@
+//! `/api/v1/organizations`: connecting a customer's Microsoft 365 tenant (validate the
+//! pasted credentials, then store the secret sealed), listing, renaming, removing (which
+//! destroys the organization's data key), re-validating and rotating the client secret
+//! without a window in which no working secret is stored.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tenantry_domain::capabilities::Capability;
+use tenantry_domain::{DisplayName, ErrorCode, OrganizationId};
+use tenantry_graph::{Credentials, ValidationError, ValidationReport};
+use tenantry_store::{NewOrganization, OrganizationRecord};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::caller::Caller;
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::pagination::{PageQuery, Paginated};
+use crate::problem::{ApiError, FieldError, Problem};
+
+const PROBLEM: &str = "application/problem+json";
+
+/// What an MSP pastes from the customer's app registration.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrganization {
+    /// The customer's name in Tenantry (1–100 characters).
+    pub name: String,
+    /// Only `microsoft365`.
+    pub provider: String,
+    /// Directory (tenant) ID, or one of the tenant's verified domains.
+    pub tenant_id: String,
+    /// Application (client) ID of the app registration.
+    pub client_id: String,
+    /// The client secret's **Value** (not its Secret ID). Never returned.
+    pub client_secret: String,
+    /// Narrow the required permissions to these capabilities (default: the full set).
+    pub capabilities: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateOrganization {
+    pub name: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaceCredentials {
+    /// The app's client id (unchanged or a new app registration in the same tenant).
+    pub client_id: String,
+    /// The new secret's Value.
+    pub client_secret: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OrganizationView {
+    pub id: Uuid,
+    pub name: String,
+    pub provider: String,
+    pub tenant_id: Option<Uuid>,
+    pub client_id: Option<Uuid>,
+    /// `connected`, `needs_attention`, `credentials_invalid` or `secret_expiring`.
+    pub status: String,
+    pub validated_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<OrganizationRecord> for OrganizationView {
+    fn from(o: OrganizationRecord) -> Self {
+        Self {
+            id: o.id.as_uuid(),
+            name: o.name,
+            provider: o.provider,
+            tenant_id: o.tenant_id,
+            client_id: o.client_id,
+            status: o.status,
+            validated_at: o.validated_at,
+            created_at: o.created_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ConnectedOrganization {
+    pub organization: OrganizationView,
+    /// The validation report: permissions, directory roles, capabilities, secret expiry.
+    #[schema(value_type = Object)]
+    pub validation: Value,
+}
+
+/// The organization's status from a passing report.
+fn status_of(report: &ValidationReport) -> &'static str {
+    let expiring = report
+        .secret
+        .as_ref()
+        .and_then(|s| s.days_left)
+        .is_some_and(|d| d <= 30);
+    if expiring {
+        "secret_expiring"
+    } else if report.warnings.is_empty()
+        && report.capabilities.iter().all(|c| {
+            c.available || !c.missing_directory_role.is_empty() || !c.missing_permissions.is_empty()
+        })
+    {
+        "connected"
+    } else {
+        "needs_attention"
+    }
+}
+
+fn report_json(report: &ValidationReport) -> Result<Value, ApiError> {
+    serde_json::to_value(report).map_err(ApiError::internal)
+}
+
+fn described(code: ErrorCode, status: StatusCode, detail: &str) -> Problem {
+    Problem::new(code, status, detail)
+}
+
+/// Maps a validation outcome to the problem an MSP technician can act on.
+pub(crate) fn validation_problem(error: ValidationError) -> ApiError {
+    let (problem, retry_after_secs) = match error {
+        ValidationError::Invalid(problems) => {
+            return ApiError::validation(problems.into_iter().map(|(f, m)| FieldError::new(f, m)).collect());
+        }
+        ValidationError::InvalidCredentials { reason, aadsts } => {
+            use tenantry_graph::CredentialReason as R;
+            let detail = match reason {
+                R::SecretInvalid => "The client secret is wrong. In Entra: App registrations → your app → Certificates & secrets; copy the secret's Value (shown only when it is created) or create a new secret.",
+                R::SecretExpired => "The client secret has expired. In Entra: App registrations → your app → Certificates & secrets → New client secret, then paste its Value.",
+                R::SecretIdNotValue => "This is the secret's Secret ID, not its Value. In Entra: Certificates & secrets shows both; the Value is shown only right after the secret is created — create a new secret if you did not copy it.",
+                R::AppNotFoundInTenant => "No app with this client id exists in this tenant. Check the Application (client) ID on the app's Overview page, and that the tenant id is the customer's.",
+                R::TenantNotFound => "No tenant with this id or domain exists. Copy the Directory (tenant) ID from the app's Overview page in Entra.",
+                R::Rejected => "Microsoft refused the credentials. Check the tenant id, client id and secret in Entra.",
+            };
+            let mut p = described(ErrorCode::InvalidCredentials, StatusCode::UNPROCESSABLE_ENTITY, detail).with("reason", json!(reason.as_str()));
+            if let Some(code) = aadsts {
+                p = p.with("aadsts_code", json!(code));
+            }
+            (p, None)
+        }
+        ValidationError::TenantMismatch { expected, actual } => (
+            described(ErrorCode::TenantMismatch, StatusCode::UNPROCESSABLE_ENTITY, "The credentials work, but for another tenant than the one given. Check the Directory (tenant) ID.")
+                .with("expected_tenant_id", json!(expected))
+                .with("actual_tenant_id", json!(actual)),
+            None,
+        ),
+        ValidationError::ServicePrincipalNotFound => (
+            described(ErrorCode::ServicePrincipalNotFound, StatusCode::UNPROCESSABLE_ENTITY, "The app is registered but not consented in this tenant. In Entra: App registrations → your app → API permissions → Grant admin consent; that creates its enterprise application."),
+            None,
+        ),
+        ValidationError::MissingPermissions { missing, admin_consent_url, report } => {
+            let detail = format!(
+                "{} application permission(s) still need admin consent. In Entra: API permissions → Add a permission → Microsoft Graph → Application permissions, add them, then Grant admin consent (or open admin_consent_url).",
+                missing.len()
+            );
+            (
+                described(ErrorCode::MissingPermissions, StatusCode::UNPROCESSABLE_ENTITY, &detail)
+                    .with("missing_permissions", json!(missing))
+                    .with("admin_consent_url", json!(admin_consent_url))
+                    .with("validation", serde_json::to_value(*report).unwrap_or(Value::Null)),
+                None,
+            )
+        }
+        ValidationError::UpstreamUnavailable { retry_after, cause } => {
+            tracing::warn!(%cause, "Microsoft unavailable during validation");
+            let secs = retry_after.map_or(30, |d| d.as_secs().max(1));
+            (
+                described(ErrorCode::UpstreamUnavailable, StatusCode::SERVICE_UNAVAILABLE, "Microsoft did not answer in time, failed or throttled the request. Nothing was changed; retry after the Retry-After delay."),
+                Some(secs),
+            )
+        }
+    };
+    ApiError::Described {
+        problem: Box::new(problem),
+        retry_after_secs,
+    }
+}
+
+fn parse_capabilities(raw: Option<Vec<String>>) -> Result<Option<Vec<Capability>>, ApiError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let mut parsed = Vec::with_capacity(raw.len());
+    for name in raw.iter().take(64) {
+        parsed.push(name.parse::<Capability>().map_err(|e| {
+            ApiError::validation(vec![FieldError::new("capabilities", e.to_string())])
+        })?);
+    }
+    Ok(Some(parsed))
+}
+
+/// Connect a customer's Microsoft 365 tenant (owner or admin).
+#[utoipa::path(post, path = "/api/v1/organizations", tag = "organizations", security(("api_key" = [])),
+    request_body = CreateOrganization,
+    responses(
+        (status = 201, description = "Connected; the validation report is included", body = ConnectedOrganization),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "Missing or invalid key", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Role too low", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "TENANT_ALREADY_BOUND", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "INVALID_REQUEST, INVALID_CREDENTIALS, TENANT_MISMATCH, SERVICE_PRINCIPAL_NOT_FOUND or MISSING_PERMISSIONS", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "UPSTREAM_UNAVAILABLE (see Retry-After)", body = Problem, content_type = PROBLEM),
+    ))]
+pub async fn create_organization(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateOrganization>,
+) -> Result<(StatusCode, Json<ConnectedOrganization>), ApiError> {
+    let mut errors = Vec::new();
+    let name = DisplayName::parse(&body.name)
+        .map_err(|e| errors.push(FieldError::new("name", e.to_string())))
+        .ok();
+    if body.provider != "microsoft365" {
+        errors.push(FieldError::new("provider", "must be microsoft365"));
+    }
+    let capabilities = parse_capabilities(body.capabilities)?;
+    let credentials =
+        match Credentials::preflight(&body.tenant_id, &body.client_id, &body.client_secret) {
+            Ok(c) => Some(c),
+            Err(ValidationError::Invalid(problems)) => {
+                errors.extend(problems.into_iter().map(|(f, m)| FieldError::new(f, m)));
+                None
+            }
+            Err(other) if errors.is_empty() => return Err(validation_problem(other)),
+            Err(_) => None,
+        };
+    let (Some(name), Some(credentials)) = (name, credentials) else {
+        return Err(ApiError::validation(errors));
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let scope = caller.scope();
+    // Before any call to Microsoft: a GUID already connected anywhere is refused at once.
+    if let Ok(tenant) = Uuid::parse_str(&credentials.tenant)
+        && scope.tenant_bound(tenant).await?
+    {
+        return Err(tenantry_store::StoreError::TenantAlreadyBound.into());
+    }
+    let report = state
+        .validator
+        .validate(&credentials, capabilities.as_deref())
+        .await
+        .map_err(validation_problem)?;
+    let report_value = report_json(&report)?;
+    let record = scope
+        .create_organization(NewOrganization {
+            name,
+            tenant_id: report.tenant_id,
+            client_id: credentials.client_id,
+            client_secret: credentials.client_secret.clone(),
+            status: status_of(&report).to_owned(),
+            report: report_value.clone(),
+        })
+        .await?;
+    tracing::info!(organization_id = %record.id, tenant_id = %report.tenant_id, "tenant connected");
+    Ok((
+        StatusCode::CREATED,
+        Json(ConnectedOrganization {
+            organization: record.into(),
+            validation: report_value,
+        }),
+    ))
+}
+
+/// The MSP's organizations (those the key may see).
+#[utoipa::path(get, path = "/api/v1/organizations", tag = "organizations", security(("api_key" = [])), params(PageQuery),
+    responses((status = 200, description = "A page of organizations", body = Paginated<OrganizationView>),
+        (status = 401, description = "Missing or invalid key", body = Problem, content_type = PROBLEM)))]
+pub async fn list_organizations(
+    caller: Caller,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<Paginated<OrganizationView>>, ApiError> {
+    let page = query.to_page()?;
+    let rows = caller.scope().list_organizations(page).await?;
+    Ok(Json(Paginated::from_rows(
+        rows,
+        page,
+        |o| o.id.as_uuid(),
+        OrganizationView::from,
+    )))
+}
+
+/// One organization.
+#[utoipa::path(get, path = "/api/v1/organizations/{id}", tag = "organizations", security(("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The organization's id")),
+    responses((status = 200, description = "The organization", body = OrganizationView),
+        (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
+pub async fn get_organization(
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<OrganizationView>, ApiError> {
+    Ok(Json(
+        caller
+            .scope()
+            .organization(OrganizationId::from_uuid(id))
+            .await?
+            .into(),
+    ))
+}
+
+/// Rename an organization (owner or admin).
+#[utoipa::path(patch, path = "/api/v1/organizations/{id}", tag = "organizations", security(("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The organization's id")), request_body = UpdateOrganization,
+    responses((status = 200, description = "Renamed", body = OrganizationView),
+        (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "Invalid name", body = Problem, content_type = PROBLEM)))]
+pub async fn update_organization(
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<UpdateOrganization>,
+) -> Result<Json<OrganizationView>, ApiError> {
+    let name = DisplayName::parse(&body.name)
+        .map_err(|e| ApiError::validation(vec![FieldError::new("name", e.to_string())]))?;
+    let id = OrganizationId::from_uuid(id);
+    let scope = caller.scope();
+    scope.rename_organization(id, &name).await?;
+    Ok(Json(scope.organization(id).await?.into()))
+}
+
+/// Remove an organization and destroy its data key (owner or admin).
+#[utoipa::path(delete, path = "/api/v1/organizations/{id}", tag = "organizations", security(("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The organization's id")),
+    responses((status = 204, description = "Removed; its sealed secrets can no longer be opened"),
+        (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
+pub async fn delete_organization(
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    caller
+        .scope()
+        .delete_organization(OrganizationId::from_uuid(id))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Re-verify the stored credentials now and store the new report.
+#[utoipa::path(post, path = "/api/v1/organizations/{id}/validate", tag = "organizations", security(("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The organization's id")),
+    responses((status = 200, description = "The new validation report", body = Object),
+        (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "The credentials no longer pass", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "UPSTREAM_UNAVAILABLE", body = Problem, content_type = PROBLEM)))]
+pub async fn validate_organization(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<Value>, ApiError> {
+    let id = OrganizationId::from_uuid(id);
+    let scope = caller.scope();
+    let organization = scope.organization(id).await?;
+    let secret = scope.client_secret(id).await?;
+    let credentials = stored_credentials(&organization, &secret)?;
+    match state.validator.validate(&credentials, None).await {
+        Ok(report) => {
+            let value = report_json(&report)?;
+            scope
+                .save_validation(id, status_of(&report), &value)
+                .await?;
+            Ok(Json(value))
+        }
+        Err(error) => {
+            let status = match &error {
+                ValidationError::UpstreamUnavailable { .. } => None,
+                ValidationError::MissingPermissions { .. } => Some("needs_attention"),
+                _ => Some("credentials_invalid"),
+            };
+            if let Some(status) = status {
+                scope
+                    .save_validation(id, status, &json!({"failed": error.to_string()}))
+                    .await?;
+            }
+            Err(validation_problem(error))
+        }
+    }
+}
+
+fn stored_credentials(
+    organization: &OrganizationRecord,
+    secret: &SecretString,
+) -> Result<Credentials, ApiError> {
+    use secrecy::ExposeSecret;
+    let (Some(tenant), Some(client)) = (organization.tenant_id, organization.client_id) else {
+        return Err(ApiError::internal(
+            "organization without tenant or client id",
+        ));
+    };
+    Credentials::preflight(
+        &tenant.to_string(),
+        &client.to_string(),
+        secret.expose_secret(),
+    )
+    .map_err(validation_problem)
+}
+
+/// The latest validation report.
+#[utoipa::path(get, path = "/api/v1/organizations/{id}/validation", tag = "organizations", security(("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The organization's id")),
+    responses((status = 200, description = "The latest report", body = Object),
+        (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
+pub async fn get_validation(
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<Value>, ApiError> {
+    let organization = caller
+        .scope()
+        .organization(OrganizationId::from_uuid(id))
+        .await?;
+    Ok(Json(organization.validation_report.unwrap_or(Value::Null)))
+}
+
+/// Replace the client secret: the new one is validated first, and the old one stays until
+/// it passes (owner or admin).
+#[utoipa::path(put, path = "/api/v1/organizations/{id}/credentials", tag = "organizations", security(("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The organization's id")), request_body = ReplaceCredentials,
+    responses((status = 200, description = "Replaced; the new validation report", body = Object),
+        (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "The new credentials do not pass; the old ones stay", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "UPSTREAM_UNAVAILABLE", body = Problem, content_type = PROBLEM)))]
+pub async fn replace_credentials(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<ReplaceCredentials>,
+) -> Result<Json<Value>, ApiError> {
+    let id = OrganizationId::from_uuid(id);
+    let scope = caller.scope();
+    let organization = scope.organization(id).await?;
+    let tenant = organization
+        .tenant_id
+        .ok_or_else(|| ApiError::internal("organization without tenant"))?;
+    let credentials =
+        Credentials::preflight(&tenant.to_string(), &body.client_id, &body.client_secret)
+            .map_err(validation_problem)?;
+    let report = state
+        .validator
+        .validate(&credentials, None)
+        .await
+        .map_err(validation_problem)?;
+    if report.tenant_id != tenant {
+        return Err(validation_problem(ValidationError::TenantMismatch {
+            expected: tenant.to_string(),
+            actual: report.tenant_id.to_string(),
+        }));
+    }
+    scope
+        .replace_credentials(id, credentials.client_id, &credentials.client_secret)
+        .await?;
+    let value = report_json(&report)?;
+    scope
+        .save_validation(id, status_of(&report), &value)
+        .await?;
+    Ok(Json(value))
+}

@@ -1,0 +1,334 @@
+//! Organizations (customer tenants) of an MSP, with their sealed client secrets. Reached
+//! only through [`crate::MspScope`]; every query binds the caller's MSP and, for keys
+//! limited to some organizations, only those.
+
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::{PgPool, Postgres, Transaction};
+use tenantry_domain::{DisplayName, MspId, OrganizationId, OrganizationLimit};
+use uuid::Uuid;
+
+use crate::api_keys::Page;
+use crate::error::StoreError;
+use crate::sealing::{DataKey, Keyring, Purpose};
+
+#[derive(Clone, Debug)]
+pub struct OrganizationRecord {
+    pub id: OrganizationId,
+    pub name: String,
+    pub provider: String,
+    pub tenant_id: Option<Uuid>,
+    pub client_id: Option<Uuid>,
+    pub status: String,
+    pub validation_report: Option<serde_json::Value>,
+    pub validated_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A validated tenant to store.
+pub struct NewOrganization {
+    pub name: DisplayName,
+    pub tenant_id: Uuid,
+    pub client_id: Uuid,
+    pub client_secret: SecretString,
+    pub status: String,
+    pub report: serde_json::Value,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    organization_id: Uuid,
+    name: String,
+    provider: String,
+    tenant_id: Option<Uuid>,
+    client_id: Option<Uuid>,
+    status: String,
+    validation_report: Option<serde_json::Value>,
+    validated_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<Row> for OrganizationRecord {
+    fn from(row: Row) -> Self {
+        Self {
+            id: OrganizationId::from_uuid(row.organization_id),
+            name: row.name,
+            provider: row.provider,
+            tenant_id: row.tenant_id,
+            client_id: row.client_id,
+            status: row.status,
+            validation_report: row.validation_report,
+            validated_at: row.validated_at,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+const COLUMNS: &str = "organization_id, name, provider, tenant_id, client_id, status, validation_report, validated_at, created_at, updated_at";
+
+/// The organization ids a key may see, as a SQL array parameter (`None`: all).
+fn visible(limit: &OrganizationLimit) -> Option<Vec<Uuid>> {
+    limit
+        .as_list()
+        .map(|ids| ids.into_iter().map(|id| id.as_uuid()).collect())
+}
+
+pub(crate) async fn find(
+    db: &PgPool,
+    msp: MspId,
+    limit: &OrganizationLimit,
+    id: OrganizationId,
+) -> Result<OrganizationRecord, StoreError> {
+    let sql = format!(
+        "select {COLUMNS} from organization where msp_id = $1 and organization_id = $2 and ($3::uuid[] is null or organization_id = any($3))"
+    );
+    sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql))
+        .bind(msp.as_uuid())
+        .bind(id.as_uuid())
+        .bind(visible(limit))
+        .fetch_optional(db)
+        .await?
+        .map(OrganizationRecord::from)
+        .ok_or(StoreError::NotFound)
+}
+
+pub(crate) async fn list(
+    db: &PgPool,
+    msp: MspId,
+    limit: &OrganizationLimit,
+    page: Page,
+) -> Result<Vec<OrganizationRecord>, StoreError> {
+    let sql = format!(
+        "select {COLUMNS} from organization
+         where msp_id = $1 and ($2::uuid[] is null or organization_id = any($2)) and ($3::uuid is null or organization_id > $3)
+         order by organization_id limit $4"
+    );
+    Ok(sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql))
+        .bind(msp.as_uuid())
+        .bind(visible(limit))
+        .bind(page.after)
+        .bind(i64::from(page.limit))
+        .fetch_all(db)
+        .await?
+        .into_iter()
+        .map(OrganizationRecord::from)
+        .collect())
+}
+
+/// Whether any organization of any MSP is bound to `tenant_id` (says nothing about which).
+pub(crate) async fn tenant_bound(db: &PgPool, tenant_id: Uuid) -> Result<bool, StoreError> {
+    Ok(
+        sqlx::query_scalar("select exists(select 1 from organization where tenant_id = $1)")
+            .bind(tenant_id)
+            .fetch_one(db)
+            .await?,
+    )
+}
+
+pub(crate) async fn insert(
+    tx: &mut Transaction<'_, Postgres>,
+    keyring: &Keyring,
+    msp: MspId,
+    new: &NewOrganization,
+) -> Result<OrganizationRecord, StoreError> {
+    let id = OrganizationId::new();
+    let sql = format!(
+        "insert into organization (organization_id, msp_id, name, tenant_id, client_id, status, validation_report, validated_at)
+         values ($1, $2, $3, $4, $5, $6, $7, now()) returning {COLUMNS}"
+    );
+    let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id.as_uuid())
+        .bind(msp.as_uuid())
+        .bind(new.name.as_str())
+        .bind(new.tenant_id)
+        .bind(new.client_id)
+        .bind(&new.status)
+        .bind(&new.report)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(db)
+                if db.constraint() == Some("organization_tenant_bound_idx") =>
+            {
+                StoreError::TenantAlreadyBound
+            }
+            _ => StoreError::Database(e),
+        })?;
+    let data_key = DataKey::generate()?;
+    sqlx::query("insert into organization_data_key (organization_id, sealed, master_key_id) values ($1, $2, $3)")
+        .bind(id.as_uuid())
+        .bind(keyring.seal_data_key(&data_key, id)?)
+        .bind(keyring.current_id())
+        .execute(&mut **tx)
+        .await?;
+    store_secret(tx, &data_key, id, &new.client_secret).await?;
+    Ok(row.into())
+}
+
+async fn store_secret(
+    tx: &mut Transaction<'_, Postgres>,
+    data_key: &DataKey,
+    id: OrganizationId,
+    secret: &SecretString,
+) -> Result<(), StoreError> {
+    let credential_id = Uuid::now_v7();
+    let sealed = data_key.seal(
+        secret.expose_secret(),
+        id,
+        Purpose::ClientSecret,
+        &credential_id.to_string(),
+    )?;
+    sqlx::query(
+        "insert into organization_credential (organization_id, credential_id, sealed_secret) values ($1, $2, $3)
+         on conflict (organization_id) do update set credential_id = excluded.credential_id,
+             sealed_secret = excluded.sealed_secret, updated_at = now()",
+    )
+    .bind(id.as_uuid())
+    .bind(credential_id)
+    .bind(sealed)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn data_key(
+    db: &mut sqlx::PgConnection,
+    keyring: &Keyring,
+    id: OrganizationId,
+) -> Result<DataKey, StoreError> {
+    let sealed: Vec<u8> =
+        sqlx::query_scalar("select sealed from organization_data_key where organization_id = $1")
+            .bind(id.as_uuid())
+            .fetch_optional(&mut *db)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+    Ok(keyring.open_data_key(&sealed, id)?)
+}
+
+/// The organization's client secret, opened.
+pub(crate) async fn client_secret(
+    db: &PgPool,
+    keyring: &Keyring,
+    id: OrganizationId,
+) -> Result<SecretString, StoreError> {
+    let mut conn = db.acquire().await?;
+    let key = data_key(&mut conn, keyring, id).await?;
+    let (credential_id, sealed): (Uuid, Vec<u8>) =
+        sqlx::query_as("select credential_id, sealed_secret from organization_credential where organization_id = $1")
+            .bind(id.as_uuid())
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+    Ok(key.open(
+        &sealed,
+        id,
+        Purpose::ClientSecret,
+        &credential_id.to_string(),
+    )?)
+}
+
+/// Replaces the client secret (after the new one was validated) in one transaction.
+pub(crate) async fn replace_secret(
+    db: &PgPool,
+    keyring: &Keyring,
+    msp: MspId,
+    id: OrganizationId,
+    client_id: Uuid,
+    secret: &SecretString,
+) -> Result<(), StoreError> {
+    let mut tx = db.begin().await?;
+    let updated = sqlx::query("update organization set client_id = $3, updated_at = now() where msp_id = $1 and organization_id = $2")
+        .bind(msp.as_uuid())
+        .bind(id.as_uuid())
+        .bind(client_id)
+        .execute(&mut *tx)
+        .await?;
+    if updated.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    let key = data_key(&mut tx, keyring, id).await?;
+    store_secret(&mut tx, &key, id, secret).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(crate) async fn save_validation(
+    db: &PgPool,
+    msp: MspId,
+    id: OrganizationId,
+    status: &str,
+    report: &serde_json::Value,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "update organization set status = $3, validation_report = $4, validated_at = now(), updated_at = now()
+         where msp_id = $1 and organization_id = $2",
+    )
+    .bind(msp.as_uuid())
+    .bind(id.as_uuid())
+    .bind(status)
+    .bind(report)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn rename(
+    db: &PgPool,
+    msp: MspId,
+    id: OrganizationId,
+    name: &DisplayName,
+) -> Result<(), StoreError> {
+    let updated = sqlx::query("update organization set name = $3, updated_at = now() where msp_id = $1 and organization_id = $2")
+        .bind(msp.as_uuid())
+        .bind(id.as_uuid())
+        .bind(name.as_str())
+        .execute(db)
+        .await?;
+    if updated.rows_affected() == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
+/// Deletes the organization; its data key goes with it, so its sealed secrets can never be
+/// opened again.
+pub(crate) async fn delete(db: &PgPool, msp: MspId, id: OrganizationId) -> Result<(), StoreError> {
+    let deleted =
+        sqlx::query("delete from organization where msp_id = $1 and organization_id = $2")
+            .bind(msp.as_uuid())
+            .bind(id.as_uuid())
+            .execute(db)
+            .await?;
+    if deleted.rows_affected() == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
+/// Re-seals every data key sealed under an older master key; returns how many.
+pub(crate) async fn rotate_data_keys(db: &PgPool, keyring: &Keyring) -> Result<usize, StoreError> {
+    let rows: Vec<(Uuid, Vec<u8>)> = sqlx::query_as(
+        "select organization_id, sealed from organization_data_key where master_key_id <> $1",
+    )
+    .bind(keyring.current_id())
+    .fetch_all(db)
+    .await?;
+    let mut count = 0;
+    for (id, sealed) in rows {
+        let resealed = keyring.reseal_data_key(&sealed, OrganizationId::from_uuid(id))?;
+        sqlx::query("update organization_data_key set sealed = $2, master_key_id = $3 where organization_id = $1 and sealed = $4")
+            .bind(id)
+            .bind(resealed)
+            .bind(keyring.current_id())
+            .bind(&sealed)
+            .execute(db)
+            .await?;
+        count += 1;
+    }
+    Ok(count)
+}

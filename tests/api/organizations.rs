@@ -1,0 +1,495 @@
+//! Connecting tenants: one test per outcome of the validator through the API, against the
+//! simulator over real HTTP, plus binding, rotation, deletion and sealing.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tenantry_domain::Role;
+
+use crate::helpers::{TEST_MASTER_KEY, TestApp, assert_problem};
+
+async fn connect(app: &TestApp, key: &str, body: Value) -> reqwest::Response {
+    app.post_json("/api/v1/organizations", key, body).await
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn a_healthy_tenant_connects_with_its_report_and_a_sealed_secret(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Contoso IT").await;
+    let response = connect(&app, &msp.owner_key, app.connect_body("contoso")).await;
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.expect("json");
+    let contoso = app.demo("contoso");
+    assert_eq!(body["organization"]["tenant_id"], contoso.id.to_string());
+    assert_eq!(body["organization"]["status"], "connected");
+    assert_eq!(
+        body["validation"]["permissions"]["granted"]
+            .as_array()
+            .expect("granted")
+            .len(),
+        27
+    );
+    assert!(
+        !body.to_string().contains(contoso.secret_value()),
+        "the secret is never returned"
+    );
+
+    // Nowhere in the database, in any form a dump would show.
+    let dump: Vec<String> = sqlx::query_scalar(
+        "select row_to_json(t)::text from (select * from organization) t
+         union all select row_to_json(t)::text from (select organization_id, encode(sealed_secret, 'escape') as s from organization_credential) t
+         union all select row_to_json(t)::text from (select organization_id, encode(sealed, 'escape') as s from organization_data_key) t",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("dump");
+    assert_eq!(dump.len(), 3);
+    assert!(
+        dump.iter().all(|row| !row.contains(contoso.secret_value())),
+        "{dump:?}"
+    );
+
+    let id = body["organization"]["id"].as_str().expect("id");
+    let listed: Value = app
+        .get("/api/v1/organizations", &msp.owner_key)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["data"][0]["id"], id);
+    let validation: Value = app
+        .get(
+            &format!("/api/v1/organizations/{id}/validation"),
+            &msp.owner_key,
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(validation["tenant_id"], contoso.id.to_string());
+    let revalidated = app
+        .request(
+            Method::POST,
+            &format!("/api/v1/organizations/{id}/validate"),
+            Some(&msp.owner_key),
+        )
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(
+        revalidated.status(),
+        200,
+        "the stored, sealed secret opens and still works"
+    );
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn each_failure_has_its_code_and_reason(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Contoso IT").await;
+    let key = msp.owner_key.as_str();
+    let contoso = app.demo("contoso").clone();
+
+    let body = assert_problem(
+        connect(&app, key, app.connect_body("fabrikam")).await,
+        422,
+        "MISSING_PERMISSIONS",
+    )
+    .await;
+    assert_eq!(
+        body["missing_permissions"],
+        json!(["AuditLog.Read.All", "Reports.Read.All", "Sites.Read.All"])
+    );
+    let fabrikam = app.demo("fabrikam");
+    assert_eq!(
+        body["admin_consent_url"],
+        format!(
+            "{}/{}/adminconsent?client_id={}",
+            app.sim.base_url(),
+            fabrikam.id,
+            fabrikam.app().client_id
+        )
+    );
+
+    let reason = |body: Value| body["reason"].as_str().expect("reason").to_owned();
+    let problem = assert_problem(
+        connect(&app, key, app.connect_body("woodgrove")).await,
+        422,
+        "INVALID_CREDENTIALS",
+    )
+    .await;
+    assert_eq!(reason(problem), "secret_expired");
+    let mut wrong = app.connect_body("contoso");
+    wrong["client_secret"] = json!("not-the-secret");
+    assert_eq!(
+        reason(assert_problem(connect(&app, key, wrong).await, 422, "INVALID_CREDENTIALS").await),
+        "secret_invalid"
+    );
+    let mut unknown_app = app.connect_body("contoso");
+    unknown_app["client_id"] = json!(uuid::Uuid::new_v4());
+    assert_eq!(
+        reason(
+            assert_problem(
+                connect(&app, key, unknown_app).await,
+                422,
+                "INVALID_CREDENTIALS"
+            )
+            .await
+        ),
+        "app_not_found_in_tenant"
+    );
+    let mut unknown_tenant = app.connect_body("contoso");
+    unknown_tenant["tenant_id"] = json!(uuid::Uuid::new_v4());
+    assert_eq!(
+        reason(
+            assert_problem(
+                connect(&app, key, unknown_tenant).await,
+                422,
+                "INVALID_CREDENTIALS"
+            )
+            .await
+        ),
+        "tenant_not_found"
+    );
+    assert_problem(
+        connect(&app, key, app.connect_body("northwind")).await,
+        422,
+        "SERVICE_PRINCIPAL_NOT_FOUND",
+    )
+    .await;
+
+    let token_calls_before = app.sim.requests().len();
+    let mut secret_id = app.connect_body("contoso");
+    secret_id["client_secret"] = json!(contoso.app().secrets[0].key_id);
+    assert_eq!(
+        reason(
+            assert_problem(
+                connect(&app, key, secret_id).await,
+                422,
+                "INVALID_CREDENTIALS"
+            )
+            .await
+        ),
+        "secret_id_not_value"
+    );
+    assert_eq!(
+        app.sim.requests().len(),
+        token_calls_before,
+        "caught before any call to Microsoft"
+    );
+
+    let problem = assert_problem(
+        connect(&app, key, json!({"name": "", "provider": "google", "tenant_id": "not a tenant", "client_id": "x", "client_secret": ""})).await,
+        422,
+        "INVALID_REQUEST",
+    )
+    .await;
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .filter_map(|e| e["field"].as_str())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "name",
+            "provider",
+            "tenant_id",
+            "client_id",
+            "client_secret"
+        ]
+    );
+
+    // A verified domain names the tenant too, and whitespace around pasted values is trimmed.
+    let mut by_domain = app.connect_body("contoso");
+    by_domain["tenant_id"] = json!("  contoso.onmicrosoft.com ");
+    by_domain["client_secret"] = json!(format!(" {} \n", contoso.secret_value()));
+    let created = connect(&app, key, by_domain).await;
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.expect("json");
+    assert_eq!(created["organization"]["tenant_id"], contoso.id.to_string());
+
+    let count: i64 = sqlx::query_scalar("select count(*) from organization")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(count, 1, "failures store nothing");
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn a_tenant_binds_to_one_organization_in_the_whole_service(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let first = app.create_msp("First MSP").await;
+    let second = app.create_msp("Second MSP").await;
+    // Two MSPs race to bind the same tenant: exactly one wins.
+    let (a, b) = tokio::join!(
+        connect(&app, &first.owner_key, app.connect_body("contoso")),
+        connect(&app, &second.owner_key, app.connect_body("contoso"))
+    );
+    let mut statuses = [a.status().as_u16(), b.status().as_u16()];
+    statuses.sort();
+    assert_eq!(statuses, [201, 409]);
+    let loser = if a.status() == 409 { a } else { b };
+    let body = assert_problem(loser, 409, "TENANT_ALREADY_BOUND").await;
+    for msp in [&first, &second] {
+        assert!(
+            !body.to_string().contains(&msp.name)
+                && !body.to_string().contains(&msp.id.to_string()),
+            "no MSP is named"
+        );
+    }
+    assert_problem(
+        connect(&app, &first.owner_key, app.connect_body("contoso")).await,
+        409,
+        "TENANT_ALREADY_BOUND",
+    )
+    .await;
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn microsoft_down_is_upstream_unavailable_never_bad_credentials(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Contoso IT").await;
+    app.sim.state().set_faults(
+        serde_json::from_value(json!({"global": {"error_rate": 1.0, "error_statuses": [503]}}))
+            .expect("faults"),
+    );
+    let response = connect(&app, &msp.owner_key, app.connect_body("contoso")).await;
+    assert!(response.headers().contains_key("retry-after"));
+    assert_problem(response, 503, "UPSTREAM_UNAVAILABLE").await;
+    let count: i64 = sqlx::query_scalar("select count(*) from organization")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(count, 0);
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn once_consent_is_granted_the_same_tenant_connects(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Contoso IT").await;
+    assert_problem(
+        connect(&app, &msp.owner_key, app.connect_body("fabrikam")).await,
+        422,
+        "MISSING_PERMISSIONS",
+    )
+    .await;
+    // The customer's admin grants the three permissions in Entra.
+    let mut granted = app.scenario.clone();
+    for tenant in &mut granted.tenants {
+        if tenant.name == "fabrikam" {
+            *tenant = tenant.clone().with_permissions(&[
+                "AuditLog.Read.All",
+                "Reports.Read.All",
+                "Sites.Read.All",
+            ]);
+        }
+    }
+    app.sim.state().load(granted);
+    assert_eq!(
+        connect(&app, &msp.owner_key, app.connect_body("fabrikam"))
+            .await
+            .status(),
+        201
+    );
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn rotating_the_secret_keeps_the_old_one_until_the_new_one_passes(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Contoso IT").await;
+    let created: Value = connect(&app, &msp.owner_key, app.connect_body("contoso"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = created["organization"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let contoso = app.demo("contoso").clone();
+    let path = format!("/api/v1/organizations/{id}/credentials");
+    let put = |body: Value| {
+        app.request(Method::PUT, &path, Some(&msp.owner_key))
+            .json(&body)
+            .send()
+    };
+
+    let bad =
+        put(json!({"client_id": contoso.app().client_id, "client_secret": "wrong-new-secret"}))
+            .await
+            .expect("sent");
+    assert_problem(bad, 422, "INVALID_CREDENTIALS").await;
+    let validate = |key: String| {
+        let path = format!("/api/v1/organizations/{id}/validate");
+        let app = &app;
+        async move {
+            app.request(Method::POST, &path, Some(&key))
+                .send()
+                .await
+                .expect("sent")
+                .status()
+        }
+    };
+    assert_eq!(
+        validate(msp.owner_key.clone()).await,
+        200,
+        "the old secret is still in place"
+    );
+
+    // The admin adds a second secret in Entra and rotates to it.
+    let mut rotated = app.scenario.clone();
+    let new_secret = tenantry_graph_sim::scenario::SecretSpec {
+        key_id: uuid::Uuid::new_v4(),
+        value: "NEW8Q~rotated-secret-value-0123456789ab".to_owned(),
+        display_name: "rotated".to_owned(),
+        start: chrono::Utc::now() - chrono::Duration::days(1),
+        end: chrono::Utc::now() + chrono::Duration::days(365),
+    };
+    for tenant in &mut rotated.tenants {
+        if tenant.name == "contoso" {
+            tenant.apps[0].secrets.push(new_secret.clone());
+        }
+    }
+    app.sim.state().load(rotated.clone());
+    let good =
+        put(json!({"client_id": contoso.app().client_id, "client_secret": new_secret.value}))
+            .await
+            .expect("sent");
+    assert_eq!(good.status(), 200);
+    // The old secret is removed in Entra; the organization keeps working on the new one.
+    for tenant in &mut rotated.tenants {
+        if tenant.name == "contoso" {
+            tenant.apps[0]
+                .secrets
+                .retain(|s| s.value == new_secret.value);
+        }
+    }
+    app.sim.state().load(rotated);
+    assert_eq!(validate(msp.owner_key.clone()).await, 200);
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn deleting_destroys_the_data_key_and_the_tenant_can_be_added_again(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Contoso IT").await;
+    let created: Value = connect(&app, &msp.owner_key, app.connect_body("contoso"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = created["organization"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let (_, viewer) = app.key_for(&msp, Role::Viewer).await;
+    assert_problem(
+        app.delete(&format!("/api/v1/organizations/{id}"), &viewer)
+            .await,
+        403,
+        "FORBIDDEN",
+    )
+    .await;
+    assert_eq!(
+        app.delete(&format!("/api/v1/organizations/{id}"), &msp.owner_key)
+            .await
+            .status(),
+        204
+    );
+    let keys: i64 = sqlx::query_scalar("select count(*) from organization_data_key")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(keys, 0, "crypto-shredded");
+    assert_problem(
+        app.get(&format!("/api/v1/organizations/{id}"), &msp.owner_key)
+            .await,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+    assert_eq!(
+        connect(&app, &msp.owner_key, app.connect_body("contoso"))
+            .await
+            .status(),
+        201
+    );
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn swapped_sealed_secrets_do_not_open_and_master_key_rotation_keeps_tenants_working(
+    pool: PgPool,
+) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Contoso IT").await;
+    let a: Value = connect(&app, &msp.owner_key, app.connect_body("contoso"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let b: Value = connect(&app, &msp.owner_key, app.connect_body("tailspin"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let principal = app.store.authenticate(&msp.owner_key).await.expect("key");
+    let org = |v: &Value| {
+        tenantry_domain::OrganizationId::from_uuid(
+            v["organization"]["id"]
+                .as_str()
+                .expect("id")
+                .parse()
+                .expect("uuid"),
+        )
+    };
+
+    // Master-key rotation: new key current, old key previous; re-seal; the new key alone works.
+    let new_key = [0x77u8; 32];
+    let rotating = tenantry_store::Store::new(app.pool.clone(), crate::helpers::test_pepper())
+        .with_keyring(
+            tenantry_store::sealing::Keyring::new(&new_key, &[&TEST_MASTER_KEY]).expect("keyring"),
+        );
+    assert_eq!(
+        rotating
+            .operator()
+            .rotate_data_keys()
+            .await
+            .expect("rotated"),
+        2
+    );
+    assert_eq!(
+        rotating
+            .operator()
+            .rotate_data_keys()
+            .await
+            .expect("idempotent"),
+        0
+    );
+    let rotated = tenantry_store::Store::new(app.pool.clone(), crate::helpers::test_pepper())
+        .with_keyring(tenantry_store::sealing::Keyring::new(&new_key, &[]).expect("keyring"));
+    let secret = rotated
+        .scope(&principal)
+        .client_secret(org(&a))
+        .await
+        .expect("opens under the new key");
+    assert_eq!(
+        secrecy::ExposeSecret::expose_secret(&secret),
+        app.demo("contoso").secret_value()
+    );
+
+    // Swap the two organizations' sealed secrets: neither opens any more.
+    sqlx::query(
+        "update organization_credential c set sealed_secret = o.sealed_secret, credential_id = o.credential_id
+         from organization_credential o where c.organization_id <> o.organization_id",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("swap");
+    for organization in [org(&a), org(&b)] {
+        assert!(matches!(
+            rotated.scope(&principal).client_secret(organization).await,
+            Err(tenantry_store::StoreError::Sealing(_))
+        ));
+    }
+}
