@@ -433,6 +433,10 @@ async fn swapped_sealed_secrets_do_not_open_and_master_key_rotation_keeps_tenant
         .json()
         .await
         .expect("json");
+    assert_eq!(
+        b["organization"]["status"], "needs_attention",
+        "no directory role for password resets"
+    );
     let principal = app.store.authenticate(&msp.owner_key).await.expect("key");
     let org = |v: &Value| {
         tenantry_domain::OrganizationId::from_uuid(

@@ -93,23 +93,26 @@ pub struct ConnectedOrganization {
     pub validation: Value,
 }
 
-/// The organization's status from a passing report.
+/// The organization's status from a passing report: `secret_expiring` within 30 days of
+/// the secret's end; `needs_attention` when something could not be checked, or when a
+/// capability has its permissions but lacks the directory role it needs (a role is one
+/// assignment away, unlike a capability the MSP chose not to consent to); else `connected`.
 fn status_of(report: &ValidationReport) -> &'static str {
     let expiring = report
         .secret
         .as_ref()
         .and_then(|s| s.days_left)
         .is_some_and(|d| d <= 30);
+    let role_missing = report
+        .capabilities
+        .iter()
+        .any(|c| c.missing_permissions.is_empty() && !c.missing_directory_role.is_empty());
     if expiring {
         "secret_expiring"
-    } else if report.warnings.is_empty()
-        && report.capabilities.iter().all(|c| {
-            c.available || !c.missing_directory_role.is_empty() || !c.missing_permissions.is_empty()
-        })
-    {
-        "connected"
-    } else {
+    } else if !report.warnings.is_empty() || role_missing {
         "needs_attention"
+    } else {
+        "connected"
     }
 }
 
