@@ -218,6 +218,31 @@ async fn each_failure_has_its_code_and_reason(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn credentials_answering_for_another_tenant_are_a_mismatch(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Contoso IT").await;
+    let mut faulty = app.scenario.clone();
+    let other = uuid::Uuid::new_v4();
+    for tenant in &mut faulty.tenants {
+        if tenant.name == "contoso" {
+            *tenant = tenant.clone().with_organization_id(other);
+        }
+    }
+    app.sim.state().load(faulty);
+    let body = assert_problem(
+        connect(&app, &msp.owner_key, app.connect_body("contoso")).await,
+        422,
+        "TENANT_MISMATCH",
+    )
+    .await;
+    assert_eq!(body["actual_tenant_id"], other.to_string());
+    assert_eq!(
+        body["expected_tenant_id"],
+        app.demo("contoso").id.to_string()
+    );
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
 async fn a_tenant_binds_to_one_organization_in_the_whole_service(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let first = app.create_msp("First MSP").await;

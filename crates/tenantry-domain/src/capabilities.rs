@@ -41,14 +41,84 @@ pub mod roles {
         "7be44c8a-adaf-4e2a-84d6-ab2649e08a13";
     pub const USER_ADMINISTRATOR: &str = "fe930be7-5e62-47db-91af-98c3a49a38b1";
 
+    /// Built-in roles Tenantry reasons about (template ids from graph-facts §6.1).
+    pub const KNOWN: [(&str, &str); 8] = [
+        (GLOBAL_ADMINISTRATOR, "Global Administrator"),
+        (
+            "e8611ab8-c189-46e8-94e1-60213ab1f814",
+            "Privileged Role Administrator",
+        ),
+        (USER_ADMINISTRATOR, "User Administrator"),
+        (
+            "729827e3-9c14-49f7-bb1b-9608f156bbb8",
+            "Helpdesk Administrator",
+        ),
+        (
+            "966707d0-3269-4727-9be2-8c3a10f19b9d",
+            "Password Administrator",
+        ),
+        (
+            "c4e39bd9-1100-46d3-8c65-fb160da0071f",
+            "Authentication Administrator",
+        ),
+        (
+            PRIVILEGED_AUTHENTICATION_ADMINISTRATOR,
+            "Privileged Authentication Administrator",
+        ),
+        (
+            "194ae4cb-b126-40b2-bd5b-6091b380977d",
+            "Security Administrator",
+        ),
+    ];
+
     pub fn name_of(template_id: &str) -> &'static str {
-        match template_id {
-            GLOBAL_ADMINISTRATOR => "Global Administrator",
-            PRIVILEGED_AUTHENTICATION_ADMINISTRATOR => "Privileged Authentication Administrator",
-            USER_ADMINISTRATOR => "User Administrator",
-            _ => "a directory role",
+        KNOWN
+            .iter()
+            .find(|(id, _)| id.eq_ignore_ascii_case(template_id))
+            .map_or("a directory role", |(_, name)| name)
+    }
+}
+
+/// Directory roles of the service principal compared with what the chosen capabilities
+/// need, four ways like permissions (role template ids).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RoleDiff {
+    /// Held, and satisfying a capability's need.
+    pub granted: BTreeSet<String>,
+    /// Needed by a capability, none of whose alternatives is held (the preferred one).
+    pub missing: BTreeSet<String>,
+    /// Held without any chosen capability needing it.
+    pub extra: BTreeSet<String>,
+    /// Known roles neither needed nor held.
+    pub not_required: BTreeSet<String>,
+}
+
+/// Compares held roles with the needs of `capabilities` (`None`: every capability).
+pub fn role_diff(capabilities: Option<&[Capability]>, held: &BTreeSet<String>) -> RoleDiff {
+    let chosen: Vec<Capability> =
+        capabilities.map_or_else(|| Capability::ALL.to_vec(), <[Capability]>::to_vec);
+    let mut diff = RoleDiff::default();
+    for capability in chosen {
+        let needed = capability.needs().directory_roles;
+        if needed.is_empty() {
+            continue;
+        }
+        match needed.iter().find(|r| held.contains(**r)) {
+            Some(role) => {
+                diff.granted.insert((*role).to_owned());
+            }
+            None => {
+                diff.missing.insert(needed[0].to_owned());
+            }
         }
     }
+    diff.extra = held.difference(&diff.granted).cloned().collect();
+    diff.not_required = roles::KNOWN
+        .iter()
+        .map(|(id, _)| (*id).to_owned())
+        .filter(|id| !held.contains(id) && !diff.missing.contains(id))
+        .collect();
+    diff
 }
 
 const USERS_READ: &[&str] = &[
@@ -374,6 +444,30 @@ mod tests {
             &set(&[roles::USER_ADMINISTRATOR]),
         );
         assert_eq!(no_permission.missing_permissions, ["User.ReadWrite.All"]);
+    }
+
+    #[test]
+    fn roles_are_compared_four_ways() {
+        let held = set(&[
+            roles::USER_ADMINISTRATOR,
+            "194ae4cb-b126-40b2-bd5b-6091b380977d",
+        ]);
+        let diff = role_diff(None, &held);
+        assert_eq!(diff.granted, set(&[roles::USER_ADMINISTRATOR]));
+        assert_eq!(
+            diff.extra,
+            set(&["194ae4cb-b126-40b2-bd5b-6091b380977d"]),
+            "Security Administrator is not needed"
+        );
+        assert!(diff.missing.is_empty());
+        assert_eq!(diff.not_required.len(), 6);
+        let none = role_diff(Some(&[Capability::PasswordReset]), &BTreeSet::new());
+        assert_eq!(none.missing, set(&[roles::USER_ADMINISTRATOR]));
+        assert!(
+            role_diff(Some(&[Capability::Discovery]), &BTreeSet::new())
+                .missing
+                .is_empty()
+        );
     }
 
     #[test]

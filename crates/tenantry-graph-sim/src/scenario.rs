@@ -24,6 +24,10 @@ pub struct TenantSpec {
     pub domains: Vec<String>,
     pub users: u32,
     pub apps: Vec<AppSpec>,
+    /// Make `/organization` answer another id than the tenant's: a fault that no healthy
+    /// tenant shows, for testing a client's TENANT_MISMATCH handling.
+    #[serde(default)]
+    pub organization_id_override: Option<Uuid>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -87,6 +91,7 @@ impl TenantSpec {
             display_name: display_name.to_owned(),
             domains: vec![format!("{name}.onmicrosoft.com"), format!("{name}.example")],
             users,
+            organization_id_override: None,
             apps: vec![AppSpec {
                 client_id,
                 display_name: "Tenantry".to_owned(),
@@ -114,6 +119,12 @@ impl TenantSpec {
 
     fn sp_mut(&mut self) -> Option<&mut ServicePrincipalSpec> {
         self.app_mut().service_principal.as_mut()
+    }
+
+    /// `/organization` answers `id` instead of the tenant's own id (a fault).
+    pub fn with_organization_id(mut self, id: Uuid) -> Self {
+        self.organization_id_override = Some(id);
+        self
     }
 
     /// Revokes consent for these permissions.

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tenantry_domain::capabilities::CapabilityStatus;
+use tenantry_domain::capabilities::{CapabilityStatus, RoleDiff};
 use tenantry_domain::permissions::PermissionDiff;
 use uuid::Uuid;
 
@@ -16,8 +16,11 @@ pub struct ValidationReport {
     pub service_principal_id: Uuid,
     /// Graph application permissions: required & granted, missing, extra, not required.
     pub permissions: PermissionDiff,
-    /// Directory roles the service principal holds (names; template ids when unknown).
+    /// Directory roles the service principal holds (role template ids).
     pub directory_roles: BTreeSet<String>,
+    /// Those roles compared with what the capabilities need: granted, missing, extra, not
+    /// required (template ids).
+    pub directory_role_status: RoleDiff,
     pub capabilities: Vec<CapabilityStatus>,
     pub secret: Option<SecretExpiry>,
     pub warnings: Vec<String>,

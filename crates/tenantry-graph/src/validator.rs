@@ -328,6 +328,7 @@ impl Validator {
             verified_domains,
             service_principal_id: sp_id,
             permissions: diff,
+            directory_role_status: capabilities::role_diff(capabilities, &directory_roles),
             directory_roles,
             capabilities: capability_statuses,
             secret,

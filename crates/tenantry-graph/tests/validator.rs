@@ -82,6 +82,13 @@ async fn a_healthy_tenant_gets_a_full_report() {
     assert_eq!(report.permissions.granted.len(), 27);
     assert!(report.permissions.missing.is_empty() && report.permissions.extra.is_empty());
     assert!(report.directory_roles.contains(roles::USER_ADMINISTRATOR));
+    assert!(
+        report
+            .directory_role_status
+            .granted
+            .contains(roles::USER_ADMINISTRATOR)
+    );
+    assert!(report.directory_role_status.missing.is_empty());
     let status = |c: Capability| {
         report
             .capabilities
@@ -258,6 +265,12 @@ async fn without_a_directory_role_password_reset_is_unavailable() {
         reset
             .missing_directory_role
             .contains(&"User Administrator".to_owned())
+    );
+    assert!(
+        report
+            .directory_role_status
+            .missing
+            .contains(roles::USER_ADMINISTRATOR)
     );
 }
 

@@ -135,7 +135,7 @@ fn organization(tenant: &Tenant) -> Value {
         .map(|(i, name)| json!({"capabilities": "Email, OfficeCommunicationsOnline", "isDefault": i == 0, "isInitial": i == 0, "name": name, "type": "Managed"}))
         .collect();
     json!({
-        "id": tenant.id,
+        "id": tenant.organization_id,
         "deletedDateTime": null,
         "businessPhones": ["425-555-0100"],
         "city": null,

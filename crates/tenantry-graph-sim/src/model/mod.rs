@@ -217,6 +217,9 @@ pub struct Change {
 
 pub struct Tenant {
     pub id: Uuid,
+    /// What `/organization` answers as the id (the tenant's own id unless a scenario fault
+    /// says otherwise).
+    pub organization_id: Uuid,
     pub name: String,
     pub display_name: String,
     pub domains: Vec<String>,
@@ -319,6 +322,7 @@ impl Tenant {
         let groups = generate_groups(prefix, spec.users);
         Self {
             id: spec.id,
+            organization_id: spec.organization_id_override.unwrap_or(spec.id),
             name: spec.name.clone(),
             display_name: spec.display_name.clone(),
             domains: spec.domains.clone(),
