@@ -49,10 +49,7 @@ pub fn validator(
     );
     config.extra_ca_pem = extra_ca_pem;
     let http = tenantry_graph::GraphHttp::new(config)?;
-    Ok(tenantry_graph::Validator::new(
-        http,
-        tenantry_graph::TokenCache::default(),
-    ))
+    Ok(tenantry_graph::Validator::new(http))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

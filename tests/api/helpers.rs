@@ -66,10 +66,8 @@ impl TestApp {
             .await
             .expect("simulator");
         let graph = tenantry_graph::GraphConfig::new(&sim.base_url(), &sim.base_url());
-        let validator = tenantry_graph::Validator::new(
-            tenantry_graph::GraphHttp::new(graph).expect("client"),
-            tenantry_graph::TokenCache::default(),
-        );
+        let validator =
+            tenantry_graph::Validator::new(tenantry_graph::GraphHttp::new(graph).expect("client"));
         let app = tenantry_api::build(store.clone(), validator, &config, Arc::new(Metrics::new()))
             .expect("app builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -273,6 +273,22 @@ async fn a_tenant_binds_to_one_organization_in_the_whole_service(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn only_owners_and_admins_connect_tenants_and_others_never_reach_microsoft(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Contoso IT").await;
+    for role in [Role::Technician, Role::Viewer] {
+        let (_, key) = app.key_for(&msp, role).await;
+        let mut by_domain = app.connect_body("contoso");
+        by_domain["tenant_id"] = json!("contoso.onmicrosoft.com");
+        assert_problem(connect(&app, &key, by_domain).await, 403, "FORBIDDEN").await;
+    }
+    assert!(
+        app.sim.requests().is_empty(),
+        "no call to Microsoft on their behalf"
+    );
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
 async fn microsoft_down_is_upstream_unavailable_never_bad_credentials(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let msp = app.create_msp("Contoso IT").await;

@@ -306,6 +306,9 @@ impl From<StoreError> for ApiError {
                 retry_after_secs: None,
             },
             StoreError::NoMasterKey => ApiError::internal("no master key configured"),
+            StoreError::RotationIncomplete { left } => {
+                ApiError::internal(format!("{left} data keys not rotated"))
+            }
             StoreError::Sealing(e) => ApiError::internal(format!("sealing: {e}")),
             StoreError::Database(e) => ApiError::internal(format!("database: {e}")),
             StoreError::Corrupt(what) => ApiError::internal(format!("corrupt row: {what}")),

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use tenantry_graph::{Credentials, GraphConfig, GraphHttp, TokenCache, Validator};
+use tenantry_graph::{Credentials, GraphConfig, GraphHttp, Validator};
 use tenantry_graph_sim::{Faults, GraphSim, Scenario, TenantSpec};
 
 const LATENCY_MS: u64 = 50;
@@ -34,8 +34,8 @@ async fn main() {
     let round_trip = Duration::from_millis(LATENCY_MS);
     let mut times = Vec::new();
     for _ in 0..RUNS {
-        // A fresh token cache: every run pays for the token, as adding a tenant does.
-        let validator = Validator::new(http.clone(), TokenCache::default());
+        // Every validation asks for a fresh token, as adding a tenant does.
+        let validator = Validator::new(http.clone());
         let started = Instant::now();
         validator.validate(&credentials, None).await.expect("valid");
         times.push(started.elapsed());

@@ -33,19 +33,20 @@ impl GraphFailure {
     }
 }
 
-/// `Retry-After` in seconds; Microsoft may send fractions (graph-facts §7.4).
-fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+/// The longest `Retry-After` honoured.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// `Retry-After` in seconds; Microsoft may send fractions (graph-facts §7.4). Capped.
+pub(crate) fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     let value = response
         .headers()
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()
         .ok()?;
-    value
-        .trim()
-        .parse::<f64>()
+    let seconds = value.trim().parse::<f64>().ok()?;
+    Duration::try_from_secs_f64(seconds)
         .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+        .map(|d| d.min(MAX_RETRY_AFTER))
 }
 
 /// GETs a Graph URL (absolute, e.g. a next link) and returns its JSON body.
@@ -119,7 +120,15 @@ pub async fn get_all(
             rows.extend(values);
         }
         match page["@odata.nextLink"].as_str() {
-            Some(next) => url = next.to_owned(),
+            // The bearer token only ever goes to the configured Graph host.
+            Some(next) if next.starts_with(&format!("{}/", http.config.graph_url)) => {
+                url = next.to_owned()
+            }
+            Some(_) => {
+                return Err(GraphFailure::Unavailable(
+                    "a next link pointed outside Microsoft Graph".into(),
+                ));
+            }
             None => return Ok(rows),
         }
     }

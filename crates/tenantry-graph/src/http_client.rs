@@ -50,11 +50,13 @@ impl GraphHttp {
         &self.config
     }
 
-    /// Sends an `oauth2` request through reqwest.
+    /// Sends an `oauth2` request through reqwest. A 429 or 5xx from the token endpoint is
+    /// a transport failure (an outage), whatever its body says, so it can never be read as
+    /// a verdict on the credentials.
     pub(crate) async fn send_oauth(
         &self,
         request: oauth2::HttpRequest,
-    ) -> Result<oauth2::HttpResponse, reqwest::Error> {
+    ) -> Result<oauth2::HttpResponse, OauthTransportError> {
         let (parts, body) = request.into_parts();
         let response = self
             .client
@@ -62,15 +64,39 @@ impl GraphHttp {
             .headers(parts.headers)
             .body(body)
             .send()
-            .await?;
-        let mut builder = http::Response::builder().status(response.status());
+            .await
+            .map_err(OauthTransportError::Http)?;
+        let status = response.status();
+        if status == reqwest::StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            return Err(OauthTransportError::Unavailable {
+                status: status.as_u16(),
+                retry_after: crate::calls::retry_after(&response),
+            });
+        }
+        let mut builder = http::Response::builder().status(status);
         for (name, value) in response.headers() {
             builder = builder.header(name, value);
         }
-        let body = response.bytes().await?.to_vec();
+        let body = response
+            .bytes()
+            .await
+            .map_err(OauthTransportError::Http)?
+            .to_vec();
         // Status and headers came from a valid response, so this cannot fail.
         Ok(builder.body(body).unwrap_or_default())
     }
+}
+
+/// Why a token request did not get an answer worth classifying.
+#[derive(Debug, thiserror::Error)]
+pub enum OauthTransportError {
+    #[error("request failed: {0}")]
+    Http(reqwest::Error),
+    #[error("the token endpoint answered HTTP {status}")]
+    Unavailable {
+        status: u16,
+        retry_after: Option<std::time::Duration>,
+    },
 }
 
 /// Drives `oauth2` requests through [`GraphHttp`], with a `Send` future so token requests
@@ -78,11 +104,15 @@ impl GraphHttp {
 pub(crate) struct OauthClient<'a>(pub(crate) &'a GraphHttp);
 
 type OauthFuture<'c> = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse, reqwest::Error>> + Send + 'c>,
+    Box<
+        dyn std::future::Future<Output = Result<oauth2::HttpResponse, OauthTransportError>>
+            + Send
+            + 'c,
+    >,
 >;
 
 impl<'c> oauth2::AsyncHttpClient<'c> for OauthClient<'_> {
-    type Error = reqwest::Error;
+    type Error = OauthTransportError;
     type Future = OauthFuture<'c>;
 
     fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {

@@ -24,6 +24,8 @@ use crate::http_client::{GraphHttp, OauthClient};
 pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
 /// Tokens are refreshed this long before they expire.
 const EARLY_REFRESH: Duration = Duration::from_secs(300);
+/// The most (tenant, client, secret) keys cached; past it, the cache starts over.
+const MAX_SLOTS: usize = 10_000;
 
 /// Entra's token error body (graph-facts §1.3). Only `error` and `error_codes` are used to
 /// decide anything; the description is kept for logs, never parsed.
@@ -104,13 +106,26 @@ impl TokenCache {
         );
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-            slots.entry(key).or_default().clone()
+            if slots.len() >= MAX_SLOTS && !slots.contains_key(&key) {
+                slots.clear();
+            }
+            slots.entry(key.clone()).or_default().clone()
         };
         let mut cached = slot.lock().await;
         if let Some(token) = cached.as_ref().filter(|t| Instant::now() < t.refresh_at) {
             return Ok(token.token.clone());
         }
-        let (token, lifetime) = request_token(http, tenant, client_id, secret).await?;
+        let (token, lifetime) = match request_token(http, tenant, client_id, secret).await {
+            Ok(issued) => issued,
+            Err(failure) => {
+                // A failed key leaves nothing behind.
+                self.slots
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&key);
+                return Err(failure);
+            }
+        };
         *cached = Some(CachedToken {
             token: token.clone(),
             refresh_at: Instant::now() + lifetime.saturating_sub(EARLY_REFRESH),

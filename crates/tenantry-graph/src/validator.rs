@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::calls::{self, GraphFailure};
 use crate::http_client::GraphHttp;
 use crate::report::{SecretExpiry, ValidationReport};
-use crate::token::{TokenCache, TokenFailure, unverified_claims};
+use crate::token::{TokenFailure, unverified_claims};
 
 /// Longest accepted secret; Entra's are 40 characters.
 const MAX_SECRET_LEN: usize = 1024;
@@ -145,12 +145,11 @@ fn is_domain(value: &str) -> bool {
 #[derive(Clone)]
 pub struct Validator {
     http: GraphHttp,
-    tokens: TokenCache,
 }
 
 impl Validator {
-    pub fn new(http: GraphHttp, tokens: TokenCache) -> Self {
-        Self { http, tokens }
+    pub fn new(http: GraphHttp) -> Self {
+        Self { http }
     }
 
     /// Proves the credentials and reports what they allow. `capabilities` narrows the
@@ -161,16 +160,15 @@ impl Validator {
         capabilities: Option<&[Capability]>,
     ) -> Result<ValidationReport, ValidationError> {
         let client = credentials.client_id.to_string();
-        let token = self
-            .tokens
-            .token(
-                &self.http,
-                &credentials.tenant,
-                &client,
-                &credentials.client_secret,
-            )
-            .await
-            .map_err(from_token_failure)?;
+        // Always a fresh token: a cached one would hide a secret revoked since.
+        let (token, _) = crate::token::request_token(
+            &self.http,
+            &credentials.tenant,
+            &client,
+            &credentials.client_secret,
+        )
+        .await
+        .map_err(from_token_failure)?;
         let claims = unverified_claims(token.expose_secret()).unwrap_or(Value::Null);
         let token_tenant = claims["tid"].as_str().and_then(|t| Uuid::parse_str(t).ok());
         let sp_id = claims["oid"].as_str().and_then(|t| Uuid::parse_str(t).ok());
@@ -228,11 +226,17 @@ impl Validator {
         let (display_name, verified_domains) = match &organization {
             Ok(body) => {
                 let org = &body["value"][0];
-                let id = org["id"].as_str().and_then(|t| Uuid::parse_str(t).ok());
-                if id != Some(token_tenant) {
+                // An answer without an organization id is a broken answer, not a mismatch.
+                let Some(id) = org["id"].as_str().and_then(|t| Uuid::parse_str(t).ok()) else {
+                    return Err(ValidationError::UpstreamUnavailable {
+                        retry_after: None,
+                        cause: "/organization answered without an id".into(),
+                    });
+                };
+                if id != token_tenant {
                     return Err(ValidationError::TenantMismatch {
                         expected: token_tenant.to_string(),
-                        actual: id.map_or_else(String::new, |i| i.to_string()),
+                        actual: id.to_string(),
                     });
                 }
                 let domains = org["verifiedDomains"]
@@ -255,8 +259,13 @@ impl Validator {
                 if sp["appId"]
                     .as_str()
                     .is_some_and(|a| a.eq_ignore_ascii_case(&client)) => {}
-            Ok(_) | Err(GraphFailure::NotFound) => {
-                return Err(ValidationError::ServicePrincipalNotFound);
+            Ok(_) => return Err(ValidationError::ServicePrincipalNotFound),
+            // The token named this principal, so a 404 is replication lag, not absence.
+            Err(GraphFailure::NotFound) => {
+                return Err(ValidationError::UpstreamUnavailable {
+                    retry_after: None,
+                    cause: "the service principal is not visible yet".into(),
+                });
             }
             Err(_) => warnings.push("The app's service principal could not be read.".to_owned()),
         }
@@ -397,20 +406,22 @@ fn outages(outcomes: &[Option<&GraphFailure>]) -> Option<ValidationError> {
 /// Finds the secret in use among the app's password credentials by its hint (its first
 /// three characters; UNVERIFIED that hints are always three characters).
 fn secret_expiry(app: &Value, secret: &str, warnings: &mut Vec<String>) -> SecretExpiry {
-    let hint: String = secret.chars().take(3).collect();
+    let prefix: String = secret.chars().take(3).collect();
     let credentials = app["passwordCredentials"]
         .as_array()
         .cloned()
         .unwrap_or_default();
     let matching: Vec<&Value> = credentials
         .iter()
-        .filter(|c| c["hint"].as_str() == Some(hint.as_str()))
+        .filter(|c| c["hint"].as_str() == Some(prefix.as_str()))
         .collect();
-    let Some(credential) = matching.first() else {
-        warnings.push("The secret in use was not found among the app's client secrets; its expiry is unknown.".to_owned());
+    // Only Entra's own description of a unique match is reported: nothing derived from the
+    // pasted secret itself is kept, and two secrets with one hint tell nothing apart.
+    let [credential] = matching.as_slice() else {
+        warnings.push("The secret in use could not be told apart among the app's client secrets; its expiry is unknown.".to_owned());
         return SecretExpiry {
             key_id: None,
-            hint: Some(hint),
+            hint: None,
             expires_at: None,
             days_left: None,
         };
@@ -425,7 +436,7 @@ fn secret_expiry(app: &Value, secret: &str, warnings: &mut Vec<String>) -> Secre
     }
     SecretExpiry {
         key_id: credential["keyId"].as_str().map(str::to_owned),
-        hint: Some(hint),
+        hint: credential["hint"].as_str().map(str::to_owned),
         expires_at,
         days_left,
     }

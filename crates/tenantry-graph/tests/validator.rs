@@ -26,10 +26,7 @@ async fn fixture_with(timeout: Duration) -> Fixture {
     let sim = GraphSim::start(scenario.clone()).await.expect("simulator");
     let mut config = GraphConfig::new(&sim.base_url(), &sim.base_url());
     config.request_timeout = timeout;
-    let validator = Validator::new(
-        GraphHttp::new(config).expect("client"),
-        TokenCache::default(),
-    );
+    let validator = Validator::new(GraphHttp::new(config).expect("client"));
     Fixture {
         sim,
         validator,
@@ -287,7 +284,6 @@ async fn an_outage_is_never_reported_as_bad_credentials() {
         f.sim
             .state()
             .set_faults(serde_json::from_value::<Faults>(faults.clone()).expect("faults"));
-        // A fresh cache each time, so the token endpoint is exercised too.
         let validator = Validator::new(
             GraphHttp::new({
                 let mut c = GraphConfig::new(&f.sim.base_url(), &f.sim.base_url());
@@ -295,7 +291,6 @@ async fn an_outage_is_never_reported_as_bad_credentials() {
                 c
             })
             .expect("client"),
-            TokenCache::default(),
         );
         match validator.validate(&credentials, None).await {
             Err(ValidationError::UpstreamUnavailable { .. }) => {}
@@ -325,39 +320,59 @@ async fn an_outage_is_never_reported_as_bad_credentials() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_validations_share_one_token_request() {
+async fn concurrent_token_requests_share_one_call_and_validation_always_gets_a_fresh_token() {
     let f = fixture().await;
     let tenant = f.tenant("contoso").clone();
+    let http =
+        GraphHttp::new(GraphConfig::new(&f.sim.base_url(), &f.sim.base_url())).expect("client");
+    let cache = TokenCache::default();
+    let secret = secrecy::SecretString::from(tenant.secret_value().to_owned());
     let runs: Vec<_> = (0..5)
         .map(|_| {
-            let validator = f.validator.clone();
-            let t = tenant.clone();
-            tokio::spawn(async move {
-                let credentials = Credentials::preflight(
-                    &t.id.to_string(),
-                    &t.app().client_id.to_string(),
-                    t.secret_value(),
-                )
-                .expect("ok");
-                validator.validate(&credentials, None).await.map(|_| ())
-            })
+            let (cache, http, secret) = (cache.clone(), http.clone(), secret.clone());
+            let (tid, client) = (tenant.id.to_string(), tenant.app().client_id.to_string());
+            tokio::spawn(
+                async move { cache.token(&http, &tid, &client, &secret).await.map(|_| ()) },
+            )
         })
         .collect();
     for run in runs {
-        run.await.expect("task").expect("valid");
+        run.await.expect("task").expect("token");
     }
-    let token_requests = f
-        .sim
-        .requests()
-        .iter()
-        .filter(|r| r.path.ends_with("/oauth2/v2.0/token"))
-        .count();
-    assert_eq!(token_requests, 1, "single flight and cache");
-    let graph_requests = f
-        .sim
-        .requests()
-        .iter()
-        .filter(|r| r.path.starts_with("/v1.0/"))
-        .count();
-    assert_eq!(graph_requests, 5 * 6, "six Graph calls per validation");
+    let token_calls = || {
+        f.sim
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/oauth2/v2.0/token"))
+            .count()
+    };
+    assert_eq!(token_calls(), 1, "single flight and cache");
+    let wrong = secrecy::SecretString::from("wrong".to_owned());
+    assert!(
+        cache
+            .token(
+                &http,
+                &tenant.id.to_string(),
+                &tenant.app().client_id.to_string(),
+                &wrong
+            )
+            .await
+            .is_err()
+    );
+
+    // Validation does not trust a cached token: a secret revoked since must fail.
+    let credentials = f.credentials("contoso");
+    f.validator
+        .validate(&credentials, None)
+        .await
+        .expect("valid");
+    f.validator
+        .validate(&credentials, None)
+        .await
+        .expect("valid");
+    assert_eq!(
+        token_calls(),
+        4,
+        "one more per validation (and one for the wrong secret)"
+    );
 }

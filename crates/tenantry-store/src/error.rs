@@ -14,6 +14,10 @@ pub enum StoreError {
     TenantAlreadyBound,
     #[error("no master key is configured, so credentials cannot be sealed or opened")]
     NoMasterKey,
+    #[error(
+        "{left} data key(s) are still sealed under an older master key; restart every service with the new key, then rotate again"
+    )]
+    RotationIncomplete { left: i64 },
     #[error("sealing: {0}")]
     Sealing(#[from] crate::sealing::SealError),
     #[error("the caller's own API key was revoked during the request")]

@@ -310,7 +310,9 @@ pub(crate) async fn delete(db: &PgPool, msp: MspId, id: OrganizationId) -> Resul
     }
 }
 
-/// Re-seals every data key sealed under an older master key; returns how many.
+/// Re-seals every data key sealed under an older master key; returns how many. Fails when
+/// some remain afterwards (a service still sealing under the old key created them): restart
+/// the services with the new key, then run it again.
 pub(crate) async fn rotate_data_keys(db: &PgPool, keyring: &Keyring) -> Result<usize, StoreError> {
     let rows: Vec<(Uuid, Vec<u8>)> = sqlx::query_as(
         "select organization_id, sealed from organization_data_key where master_key_id <> $1",
@@ -321,14 +323,24 @@ pub(crate) async fn rotate_data_keys(db: &PgPool, keyring: &Keyring) -> Result<u
     let mut count = 0;
     for (id, sealed) in rows {
         let resealed = keyring.reseal_data_key(&sealed, OrganizationId::from_uuid(id))?;
-        sqlx::query("update organization_data_key set sealed = $2, master_key_id = $3 where organization_id = $1 and sealed = $4")
-            .bind(id)
-            .bind(resealed)
+        let updated = sqlx::query(
+            "update organization_data_key set sealed = $2, master_key_id = $3 where organization_id = $1 and sealed = $4",
+        )
+        .bind(id)
+        .bind(resealed)
+        .bind(keyring.current_id())
+        .bind(&sealed)
+        .execute(db)
+        .await?;
+        count += usize::try_from(updated.rows_affected()).unwrap_or(0);
+    }
+    let left: i64 =
+        sqlx::query_scalar("select count(*) from organization_data_key where master_key_id <> $1")
             .bind(keyring.current_id())
-            .bind(&sealed)
-            .execute(db)
+            .fetch_one(db)
             .await?;
-        count += 1;
+    if left > 0 {
+        return Err(StoreError::RotationIncomplete { left });
     }
     Ok(count)
 }

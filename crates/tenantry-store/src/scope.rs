@@ -43,8 +43,15 @@ impl<'a> MspScope<'a> {
     }
 
     /// Adding, changing and deleting organizations needs an unlimited admin or owner key.
-    fn may_manage_organizations(&self) -> Result<(), StoreError> {
+    /// Public so handlers can refuse before calling Microsoft on the caller's behalf.
+    pub fn may_manage_organizations(&self) -> Result<(), StoreError> {
         Ok(self.principal.grant().may_manage_keys()?)
+    }
+
+    /// Checks the caller's key is still active, for changes made outside one transaction.
+    async fn still_active(&self) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        self.caller_still_active(&mut conn).await
     }
 
     /// The caller's organizations (all, or those its key is limited to).
@@ -103,6 +110,7 @@ impl<'a> MspScope<'a> {
         secret: &SecretString,
     ) -> Result<(), StoreError> {
         self.may_manage_organizations()?;
+        self.still_active().await?;
         self.organization(id).await?;
         organizations::replace_secret(
             self.pool,
@@ -131,12 +139,14 @@ impl<'a> MspScope<'a> {
         name: &DisplayName,
     ) -> Result<(), StoreError> {
         self.may_manage_organizations()?;
+        self.still_active().await?;
         self.organization(id).await?;
         organizations::rename(self.pool, self.principal.msp_id(), id, name).await
     }
 
     pub async fn delete_organization(&self, id: OrganizationId) -> Result<(), StoreError> {
         self.may_manage_organizations()?;
+        self.still_active().await?;
         self.organization(id).await?;
         organizations::delete(self.pool, self.principal.msp_id(), id).await
     }

@@ -186,8 +186,14 @@ pub(crate) fn validation_problem(error: ValidationError) -> ApiError {
 
 fn parse_capabilities(raw: Option<Vec<String>>) -> Result<Option<Vec<Capability>>, ApiError> {
     let Some(raw) = raw else { return Ok(None) };
+    if raw.len() > Capability::ALL.len() {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "capabilities",
+            format!("may list at most {} capabilities", Capability::ALL.len()),
+        )]));
+    }
     let mut parsed = Vec::with_capacity(raw.len());
-    for name in raw.iter().take(64) {
+    for name in &raw {
         parsed.push(name.parse::<Capability>().map_err(|e| {
             ApiError::validation(vec![FieldError::new("capabilities", e.to_string())])
         })?);
@@ -237,6 +243,8 @@ pub async fn create_organization(
         return Err(ApiError::validation(errors));
     }
     let scope = caller.scope();
+    // Refused before Microsoft is called on the caller's behalf.
+    scope.may_manage_organizations()?;
     // Before any call to Microsoft: a GUID already connected anywhere is refused at once.
     if let Ok(tenant) = Uuid::parse_str(&credentials.tenant)
         && scope.tenant_bound(tenant).await?
@@ -431,6 +439,7 @@ pub async fn replace_credentials(
 ) -> Result<Json<Value>, ApiError> {
     let id = OrganizationId::from_uuid(id);
     let scope = caller.scope();
+    scope.may_manage_organizations()?;
     let organization = scope.organization(id).await?;
     let tenant = organization
         .tenant_id
