@@ -173,6 +173,24 @@ impl TestApp {
             .expect("demo tenant")
     }
 
+    /// Changes demo tenant `name` in the simulator, as an admin would in Entra (the
+    /// simulator reloads its current scenario with the change).
+    pub fn change_tenant(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut tenantry_graph_sim::TenantSpec),
+    ) {
+        let mut scenario = self.sim.state().scenario();
+        change(
+            scenario
+                .tenants
+                .iter_mut()
+                .find(|t| t.name == name)
+                .expect("demo tenant"),
+        );
+        self.sim.state().load(scenario);
+    }
+
     /// The body an MSP would send to connect demo tenant `name`.
     pub fn connect_body(&self, name: &str) -> Value {
         let t = self.demo(name);

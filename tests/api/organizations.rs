@@ -221,14 +221,8 @@ async fn each_failure_has_its_code_and_reason(pool: PgPool) {
 async fn credentials_answering_for_another_tenant_are_a_mismatch(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let msp = app.create_msp("Contoso IT").await;
-    let mut faulty = app.scenario.clone();
     let other = uuid::Uuid::new_v4();
-    for tenant in &mut faulty.tenants {
-        if tenant.name == "contoso" {
-            *tenant = tenant.clone().with_organization_id(other);
-        }
-    }
-    app.sim.state().load(faulty);
+    app.change_tenant("contoso", |t| *t = t.clone().with_organization_id(other));
     let body = assert_problem(
         connect(&app, &msp.owner_key, app.connect_body("contoso")).await,
         422,
@@ -317,17 +311,13 @@ async fn once_consent_is_granted_the_same_tenant_connects(pool: PgPool) {
     )
     .await;
     // The customer's admin grants the three permissions in Entra.
-    let mut granted = app.scenario.clone();
-    for tenant in &mut granted.tenants {
-        if tenant.name == "fabrikam" {
-            *tenant = tenant.clone().with_permissions(&[
-                "AuditLog.Read.All",
-                "Reports.Read.All",
-                "Sites.Read.All",
-            ]);
-        }
-    }
-    app.sim.state().load(granted);
+    app.change_tenant("fabrikam", |t| {
+        *t = t.clone().with_permissions(&[
+            "AuditLog.Read.All",
+            "Reports.Read.All",
+            "Sites.Read.All",
+        ]);
+    });
     assert_eq!(
         connect(&app, &msp.owner_key, app.connect_body("fabrikam"))
             .await
@@ -380,7 +370,6 @@ async fn rotating_the_secret_keeps_the_old_one_until_the_new_one_passes(pool: Pg
     );
 
     // The admin adds a second secret in Entra and rotates to it.
-    let mut rotated = app.scenario.clone();
     let new_secret = tenantry_graph_sim::scenario::SecretSpec {
         key_id: uuid::Uuid::new_v4(),
         value: "NEW8Q~rotated-secret-value-0123456789ab".to_owned(),
@@ -388,26 +377,16 @@ async fn rotating_the_secret_keeps_the_old_one_until_the_new_one_passes(pool: Pg
         start: chrono::Utc::now() - chrono::Duration::days(1),
         end: chrono::Utc::now() + chrono::Duration::days(365),
     };
-    for tenant in &mut rotated.tenants {
-        if tenant.name == "contoso" {
-            tenant.apps[0].secrets.push(new_secret.clone());
-        }
-    }
-    app.sim.state().load(rotated.clone());
+    app.change_tenant("contoso", |t| t.apps[0].secrets.push(new_secret.clone()));
     let good =
         put(json!({"client_id": contoso.app().client_id, "client_secret": new_secret.value}))
             .await
             .expect("sent");
     assert_eq!(good.status(), 200);
     // The old secret is removed in Entra; the organization keeps working on the new one.
-    for tenant in &mut rotated.tenants {
-        if tenant.name == "contoso" {
-            tenant.apps[0]
-                .secrets
-                .retain(|s| s.value == new_secret.value);
-        }
-    }
-    app.sim.state().load(rotated);
+    app.change_tenant("contoso", |t| {
+        t.apps[0].secrets.retain(|s| s.value == new_secret.value)
+    });
     assert_eq!(validate(msp.owner_key.clone()).await, 200);
 }
 

@@ -36,6 +36,7 @@ pub mod scenario;
 mod throttle;
 mod tls;
 mod token;
+mod urlencoding;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -161,6 +162,15 @@ impl SimState {
 
     pub fn set_faults(&self, faults: Faults) {
         *self.inner.faults.write().unwrap_or_else(|p| p.into_inner()) = faults;
+    }
+
+    /// What the configured faults do to one request (no copy of the configuration).
+    pub(crate) fn decide_fault(&self, tenant: Option<&str>) -> faults::Decision {
+        self.inner
+            .faults
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .decide(tenant)
     }
 
     pub fn faults(&self) -> Faults {

@@ -161,7 +161,7 @@ fn issue(
     if !is_valid_tenant_identifier(tenant_key) {
         return Err(bad_identifier(tenant_key));
     }
-    let form: HashMap<String, String> = serde_urlencoded_pairs(body);
+    let form: HashMap<String, String> = crate::urlencoding::parse_query(body);
     let (basic_id, basic_secret) = basic_credentials(headers).unzip();
     let client_id = form
         .get("client_id")
@@ -414,49 +414,8 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, Option<String>)> {
         .ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (id, secret) = text.split_once(':')?;
-    let unescape = |s: &str| {
-        serde_urlencoded_pairs(&format!("v={s}"))
-            .remove("v")
-            .unwrap_or_default()
-    };
+    let unescape = crate::urlencoding::decode;
     Some((unescape(id), Some(unescape(secret))))
-}
-
-/// Parses an `application/x-www-form-urlencoded` body (last value wins).
-fn serde_urlencoded_pairs(body: &str) -> HashMap<String, String> {
-    body.split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(
-                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or(""),
-                    16,
-                ) {
-                    Ok(byte) => {
-                        out.push(byte);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            other => out.push(other),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 pub async fn openid_configuration(
