@@ -144,7 +144,7 @@ pub fn main() -> ExitCode {
                     },
             } => commands::admin::create_key(msp, role, &name, json).await,
             Command::TestEnv { command } => commands::test_env::run(command).await,
-            Command::Worker => Err(commands::not_yet("worker", "the durable job engine")),
+            Command::Worker => commands::worker::run().await,
             Command::GraphSim {
                 scenario,
                 scenario_file,

@@ -38,6 +38,49 @@ pub struct Settings {
     pub microsoft: MicrosoftSettings,
     pub log: LogSettings,
     pub dev: DevSettings,
+    pub jobs: JobSettings,
+}
+
+/// The job engine (`[jobs]`, `TENANTRY__JOBS__…`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSettings {
+    /// Jobs one process runs at once.
+    pub concurrency: usize,
+    /// Jobs running at once for one organization, across every worker process.
+    pub per_organization: i64,
+    /// Jobs running at once in total, across every worker process.
+    pub global: i64,
+    pub poll_interval_ms: u64,
+    pub heartbeat_secs: u64,
+    /// A job whose worker missed heartbeats for this long is picked up by another.
+    pub lease_secs: u64,
+    /// How long SIGTERM waits for running jobs before giving them back to the queue.
+    pub drain_secs: u64,
+    /// Snoozes for throttling before a job counts the next one as a failed attempt.
+    pub max_snoozes: i32,
+}
+
+impl JobSettings {
+    pub fn engine(&self) -> tenantry_jobs::EngineConfig {
+        tenantry_jobs::EngineConfig {
+            concurrency: self.concurrency.max(1),
+            per_organization: self.per_organization.max(1),
+            global: self.global.max(1),
+            poll_interval: std::time::Duration::from_millis(self.poll_interval_ms.max(10)),
+            heartbeat_interval: std::time::Duration::from_secs(self.heartbeat_secs.max(1)),
+            lease: std::time::Duration::from_secs(self.lease_secs.max(2)),
+            drain: std::time::Duration::from_secs(self.drain_secs),
+            max_snoozes: self.max_snoozes.max(0),
+        }
+    }
+
+    pub fn leader(&self) -> tenantry_jobs::LeaderConfig {
+        tenantry_jobs::LeaderConfig {
+            lease: std::time::Duration::from_secs(self.lease_secs.max(2)),
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -19,7 +19,7 @@ use tenantry_graph_sim::GraphSim;
 use tenantry_store::Store;
 
 use super::serve::bind;
-use super::{connect, load_settings, shutdown_signal, success};
+use super::{connect, load_settings, shutdown_channel, spawn_workers, success, until};
 use crate::postgres::{ClusterError, DevCluster};
 use crate::settings::Settings;
 
@@ -76,7 +76,14 @@ pub async fn run(json: bool) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
-    let validator = super::validator(&settings, extra_ca)?;
+    let validator = super::validator(&settings, extra_ca.clone())?;
+    let shutdown = shutdown_channel();
+    let workers = spawn_workers(
+        store.clone(),
+        super::graph_http(&settings, extra_ca)?,
+        &settings,
+        shutdown.clone(),
+    );
     let app = tenantry_api::build(store, validator, &settings.http, Arc::new(Metrics::new()))?;
     let database = match &cluster {
         Some(cluster) => format!(
@@ -88,7 +95,8 @@ pub async fn run(json: bool) -> anyhow::Result<ExitCode> {
     };
     announce(json, &url, api_key.expose_secret(), msp_id, &database, &sim);
 
-    let served = tenantry_api::serve(listener, app, shutdown_signal()).await;
+    let served = tenantry_api::serve(listener, app, until(shutdown)).await;
+    let _ = workers.await;
     sim.stop().await;
     // Dropping the cluster stops it when this process started it (also on every early
     // return above).

@@ -8,6 +8,7 @@ pub mod keys;
 pub mod migrate;
 pub mod serve;
 pub mod test_env;
+pub mod worker;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -52,6 +53,56 @@ pub fn validator(
     Ok(tenantry_graph::Validator::new(http))
 }
 
+/// The Graph client of the workers, talking to the configured Microsoft endpoints.
+pub fn graph_http(
+    settings: &Settings,
+    extra_ca_pem: Option<String>,
+) -> anyhow::Result<tenantry_graph::GraphHttp> {
+    let mut config = tenantry_graph::GraphConfig::new(
+        &settings.microsoft.authority_url,
+        &settings.microsoft.graph_url,
+    );
+    config.extra_ca_pem = extra_ca_pem;
+    Ok(tenantry_graph::GraphHttp::new(config)?)
+}
+
+/// Starts the job engine (workers and the leader election); it drains and returns once
+/// `shutdown` turns true.
+pub fn spawn_workers(
+    store: tenantry_store::Store,
+    http: tenantry_graph::GraphHttp,
+    settings: &Settings,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tracing::info!(
+        kinds = ?[tenantry_store::discovery::DISCOVERY_JOB],
+        concurrency = settings.jobs.concurrency,
+        "starting the job engine"
+    );
+    tokio::spawn(tenantry_jobs::run(
+        store,
+        http,
+        settings.jobs.engine(),
+        settings.jobs.leader(),
+        shutdown,
+    ))
+}
+
+/// A channel that turns true on Ctrl-C or SIGTERM, for everything that must stop.
+pub fn shutdown_channel() -> tokio::sync::watch::Receiver<bool> {
+    let (sender, receiver) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = sender.send(true);
+    });
+    receiver
+}
+
+/// Resolves once `shutdown` turns true.
+pub async fn until(mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -70,11 +121,6 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutdown requested; finishing requests in flight");
-}
-
-/// The answer of a subcommand whose capability has not landed yet.
-pub fn not_yet(command: &str, capability: &str) -> anyhow::Error {
-    anyhow::anyhow!("`tenantry {command}` is not available yet: it arrives with {capability}")
 }
 
 pub(crate) fn success() -> anyhow::Result<ExitCode> {

@@ -1,5 +1,5 @@
-//! `tenantry serve` and `tenantry api`: the HTTP API (and, for `serve`, the workers) until
-//! SIGTERM or Ctrl-C.
+//! `tenantry serve` and `tenantry api`: the HTTP API (and, for `serve`, the job engine)
+//! until SIGTERM or Ctrl-C; the workers then drain before the process exits.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use tenantry_api::Metrics;
 use tenantry_store::Store;
 use tokio::net::TcpListener;
 
-use super::{connect, load_settings, shutdown_signal, success};
+use super::{connect, load_settings, shutdown_channel, spawn_workers, success, until};
 use crate::settings::Settings;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,10 +27,18 @@ pub async fn run(mode: Mode) -> anyhow::Result<ExitCode> {
         tenantry_store::migrate(&pool)
             .await
             .context("applying migrations")?;
-        // The job engine lands with its own capability; until then there is no work to run.
-        tracing::info!("no background job kinds exist yet; serving the API only");
     }
     let store = Store::new(pool, settings.api_key_pepper()?).with_keyring(keyring);
+    let shutdown = shutdown_channel();
+    let workers = match mode {
+        Mode::ApiAndWorkers => Some(spawn_workers(
+            store.clone(),
+            super::graph_http(&settings, None)?,
+            &settings,
+            shutdown.clone(),
+        )),
+        Mode::ApiOnly => None,
+    };
     let listener = bind(&settings).await?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
     let app = tenantry_api::build(
@@ -39,7 +47,11 @@ pub async fn run(mode: Mode) -> anyhow::Result<ExitCode> {
         &settings.http,
         Arc::new(Metrics::new()),
     )?;
-    tenantry_api::serve(listener, app, shutdown_signal()).await?;
+    let served = tenantry_api::serve(listener, app, until(shutdown)).await;
+    if let Some(workers) = workers {
+        let _ = workers.await;
+    }
+    served?;
     success()
 }
 

@@ -164,6 +164,128 @@ impl TestApp {
     }
 }
 
+/// Workers running in the test process; they stop when this is dropped.
+pub struct Workers {
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Engine settings for tests: quick polls and a short lease.
+pub fn test_engine() -> tenantry_jobs::EngineConfig {
+    tenantry_jobs::EngineConfig {
+        concurrency: 4,
+        poll_interval: std::time::Duration::from_millis(50),
+        heartbeat_interval: std::time::Duration::from_millis(500),
+        lease: std::time::Duration::from_secs(3),
+        drain: std::time::Duration::from_secs(5),
+        ..Default::default()
+    }
+}
+
+impl TestApp {
+    /// Starts the job engine (workers and leader) against this app's database and
+    /// simulator.
+    pub fn start_workers(&self) -> Workers {
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let graph = tenantry_graph::GraphConfig::new(&self.sim.base_url(), &self.sim.base_url());
+        let http = tenantry_graph::GraphHttp::new(graph).expect("client");
+        let leader = tenantry_jobs::LeaderConfig {
+            tick: std::time::Duration::from_millis(100),
+            lease: std::time::Duration::from_secs(3),
+            ..Default::default()
+        };
+        tokio::spawn(tenantry_jobs::run(
+            self.store.clone(),
+            http,
+            test_engine(),
+            leader,
+            shutdown,
+        ));
+        Workers { stop }
+    }
+
+    /// Polls a run until it leaves `queued`/`running` (or 60 s pass) and returns it.
+    pub async fn wait_for_run(&self, key: &str, organization: &str, run: &str) -> Value {
+        let path = format!("/api/v1/organizations/{organization}/discovery-runs/{run}");
+        for _ in 0..1200 {
+            let body: Value = self.get(&path, key).await.json().await.expect("run");
+            if !matches!(body["state"].as_str(), Some("queued" | "running")) {
+                return body;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("run {run} did not finish in 60 s");
+    }
+
+    /// Every row of a paginated list (following `next_cursor`).
+    pub async fn get_all(&self, path: &str, key: &str) -> Vec<Value> {
+        let mut rows = Vec::new();
+        let mut cursor: Option<String> = None;
+        let separator = if path.contains('?') { '&' } else { '?' };
+        loop {
+            let url = match &cursor {
+                Some(c) => format!("{path}{separator}limit=100&cursor={c}"),
+                None => format!("{path}{separator}limit=100"),
+            };
+            let response = self.get(&url, key).await;
+            assert_eq!(response.status(), 200, "{url}");
+            let body: Value = response.json().await.expect("page");
+            rows.extend(body["data"].as_array().cloned().unwrap_or_default());
+            match body["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return rows,
+            }
+        }
+    }
+
+    /// A Graph token for demo tenant `name`'s app, to change the tenant as its admin would.
+    pub async fn graph_token(&self, name: &str) -> String {
+        let t = self.demo(name);
+        let response = self
+            .client
+            .post(format!(
+                "{}/{}/oauth2/v2.0/token",
+                self.sim.base_url(),
+                t.id
+            ))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", &t.app().client_id.to_string()),
+                ("client_secret", t.secret_value()),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ])
+            .send()
+            .await
+            .expect("token request");
+        let body: Value = response.json().await.expect("token body");
+        body["access_token"].as_str().expect("token").to_owned()
+    }
+
+    /// Sends a Graph request to the simulator as demo tenant `name`'s app.
+    pub async fn graph(
+        &self,
+        name: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Response {
+        let token = self.graph_token(name).await;
+        let mut request = self
+            .client
+            .request(method, format!("{}/v1.0{path}", self.sim.base_url()))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("graph request")
+    }
+}
+
 impl TestApp {
     pub fn demo(&self, name: &str) -> &tenantry_graph_sim::TenantSpec {
         self.scenario

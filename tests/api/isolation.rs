@@ -30,6 +30,44 @@ async fn another_msps_key_sees_and_touches_nothing_on_any_route(pool: PgPool) {
         .as_str()
         .expect("org id")
         .to_owned();
+    let victim_run = connected["discovery_run_id"]
+        .as_str()
+        .expect("run id")
+        .to_owned();
+    let workers = app.start_workers();
+    let run = app
+        .wait_for_run(&victim.owner_key, &victim_org, &victim_run)
+        .await;
+    assert_eq!(run["state"], "succeeded", "{run}");
+    drop(workers);
+    let first_id = |rows: Value| rows["data"][0]["id"].as_str().expect("an id").to_owned();
+    let victim_user = first_id(
+        app.get(
+            &format!("/api/v1/organizations/{victim_org}/users?limit=1"),
+            &victim.owner_key,
+        )
+        .await
+        .json()
+        .await
+        .expect("users"),
+    );
+    let victim_group = first_id(
+        app.get(
+            &format!("/api/v1/organizations/{victim_org}/groups?limit=1"),
+            &victim.owner_key,
+        )
+        .await
+        .json()
+        .await
+        .expect("groups"),
+    );
+    let victim_job = first_id(
+        app.get("/api/v1/jobs", &victim.owner_key)
+            .await
+            .json()
+            .await
+            .expect("jobs"),
+    );
 
     let doc: Value = app
         .request(Method::GET, "/api/openapi.json", None)
@@ -48,6 +86,10 @@ async fn another_msps_key_sees_and_touches_nothing_on_any_route(pool: PgPool) {
         victim_admin_key.clone(),
         victim_org.clone(),
         app.demo("contoso").id.to_string(),
+        victim_run.clone(),
+        victim_user.clone(),
+        victim_group.clone(),
+        victim_job.clone(),
     ];
     let mut walked = 0;
     for (path, item) in doc["paths"].as_object().expect("paths") {
@@ -59,10 +101,16 @@ async fn another_msps_key_sees_and_touches_nothing_on_any_route(pool: PgPool) {
             let has_params = path.contains('{');
             let fixture = if path.contains("/organizations/") {
                 victim_org.clone()
+            } else if path.starts_with("/api/v1/jobs/") {
+                victim_job.clone()
             } else {
                 victim_admin_id.to_string()
             };
-            let concrete = path.replace("{id}", &fixture);
+            let concrete = path
+                .replace("{id}", &fixture)
+                .replace("{run}", &victim_run)
+                .replace("{user}", &victim_user)
+                .replace("{group}", &victim_group);
             assert!(
                 !concrete.contains('{'),
                 "{method} {path}: add a victim fixture for this path parameter"

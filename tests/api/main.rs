@@ -3,6 +3,7 @@
 
 mod api_keys;
 mod auth;
+mod discovery;
 mod helpers;
 mod http_conventions;
 mod isolation;

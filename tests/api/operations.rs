@@ -10,7 +10,7 @@ use crate::helpers::{TestApp, assert_problem};
 
 /// Every operation the API serves. Adding a route without documenting it, or documenting
 /// one that is not served, fails a test below.
-const OPERATIONS: [(&str, &str); 18] = [
+const OPERATIONS: [(&str, &str); 34] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -29,6 +29,22 @@ const OPERATIONS: [(&str, &str); 18] = [
     ("post", "/api/v1/organizations/{id}/validate"),
     ("get", "/api/v1/organizations/{id}/validation"),
     ("put", "/api/v1/organizations/{id}/credentials"),
+    ("get", "/api/v1/organizations/{id}/discovery-runs"),
+    ("post", "/api/v1/organizations/{id}/discovery-runs"),
+    ("get", "/api/v1/organizations/{id}/discovery-runs/{run}"),
+    ("get", "/api/v1/organizations/{id}/users"),
+    ("get", "/api/v1/organizations/{id}/users/{user}"),
+    ("get", "/api/v1/organizations/{id}/groups"),
+    ("get", "/api/v1/organizations/{id}/groups/{group}/members"),
+    ("get", "/api/v1/organizations/{id}/directory-roles"),
+    ("get", "/api/v1/organizations/{id}/licenses"),
+    ("get", "/api/v1/organizations/{id}/applications"),
+    ("get", "/api/v1/organizations/{id}/devices"),
+    ("get", "/api/v1/organizations/{id}/approver-proposals"),
+    ("get", "/api/v1/jobs"),
+    ("get", "/api/v1/jobs/{id}"),
+    ("post", "/api/v1/jobs/{id}/retry"),
+    ("post", "/api/v1/jobs/{id}/cancel"),
 ];
 
 async fn openapi(app: &TestApp) -> Value {

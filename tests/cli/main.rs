@@ -41,11 +41,18 @@ fn help_lists_every_subcommand() {
 }
 
 #[test]
-fn subcommands_of_later_capabilities_say_so_and_fail() {
-    let output = Tenantry::new().arg("worker").output();
+fn a_worker_without_the_master_key_refuses_to_start() {
+    let output = Tenantry::new()
+        .env(
+            "TENANTRY__DATABASE__URL",
+            "postgres://nobody@127.0.0.1:1/none",
+        )
+        .env_remove("TENANTRY__SECRETS__MASTER_KEY")
+        .arg("worker")
+        .output();
     assert!(!output.status.success(), "worker must exit non-zero");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("not available yet"), "{stderr}");
+    assert!(stderr.contains("MASTER_KEY"), "{stderr}");
 }
 
 #[test]
@@ -322,6 +329,25 @@ async fn serve_migrates_serves_keeps_secrets_out_of_logs_and_stops_on_sigterm(po
         .await
         .expect("sent");
     assert_eq!(connected.status(), 201);
+    // `serve` runs the workers too: the first discovery completes (and logs nothing
+    // secret either).
+    let connected: Value = connected.json().await.expect("json");
+    let run_path = format!(
+        "{base}/api/v1/organizations/{}/discovery-runs/{}",
+        connected["organization"]["id"].as_str().expect("id"),
+        connected["discovery_run_id"].as_str().expect("run")
+    );
+    let mut state = String::new();
+    for _ in 0..600 {
+        let (_, body) = http_get(&run_path, Some(key)).await;
+        let run: Value = serde_json::from_str(&body).expect("run");
+        state = run["state"].as_str().unwrap_or_default().to_owned();
+        if state != "queued" && state != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(state, "succeeded");
 
     let (code, logs) = server.terminate(Duration::from_secs(20));
     assert_eq!(code, Some(0), "graceful shutdown exits 0; logs:\n{logs}");
@@ -459,4 +485,159 @@ fn dev_brings_up_its_own_postgres_and_reuses_it() {
         keys[0], keys[1],
         "the second run reuses the cluster, the demo MSP and its key"
     );
+}
+
+/// Environment for a `tenantry worker` with a short lease, talking to `sim`.
+fn worker(url: &str, sim: &tenantry_graph_sim::GraphSim, drain_secs: &str) -> Tenantry {
+    Tenantry::new()
+        .database(url)
+        .env("TENANTRY__MICROSOFT__AUTHORITY_URL", sim.base_url())
+        .env("TENANTRY__MICROSOFT__GRAPH_URL", sim.base_url())
+        .env("TENANTRY__JOBS__LEASE_SECS", "3")
+        .env("TENANTRY__JOBS__HEARTBEAT_SECS", "1")
+        .env("TENANTRY__JOBS__POLL_INTERVAL_MS", "100")
+        .env("TENANTRY__JOBS__DRAIN_SECS", drain_secs)
+        .env("RUST_LOG", "info")
+        .arg("worker")
+}
+
+async fn scalar(pool: &PgPool, sql: &str) -> String {
+    sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(pool)
+        .await
+        .expect("query")
+}
+
+async fn wait_for(pool: &PgPool, sql: &str, expected: &str, limit: Duration) {
+    let started = std::time::Instant::now();
+    loop {
+        let value = scalar(pool, sql).await;
+        if value == expected {
+            return;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "{sql} = {value}, wanted {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn a_killed_workers_scan_is_finished_by_another_and_sigterm_gives_work_back(pool: PgPool) {
+    tenantry_graph::install_default_crypto();
+    let url = database_url_for(&pool);
+    let tenant = tenantry_graph_sim::TenantSpec::healthy("slowcorp", "Slow Corp", 3000);
+    let sim = tenantry_graph_sim::GraphSim::start(tenantry_graph_sim::Scenario {
+        tenants: vec![tenant.clone()],
+    })
+    .await
+    .expect("simulator");
+    // Slow answers keep the scan running long enough to kill its worker mid-job.
+    let mut faults = tenantry_graph_sim::Faults::default();
+    faults.global.latency_ms = 400;
+    sim.state().set_faults(faults);
+
+    // An organization stored as `POST /organizations` would, with its first scan queued.
+    let created = Tenantry::new()
+        .database(&url)
+        .args(["admin", "create-msp", "--name", "Worker MSP", "--json"])
+        .output();
+    let created: Value = serde_json::from_slice(&created.stdout).expect("json");
+    let key = created["api_key"].as_str().expect("key");
+    let keyring = tenantry_store::sealing::Keyring::new(&[0x21; 32], &[]).expect("keyring");
+    let store = tenantry_store::Store::new(
+        pool.clone(),
+        tenantry_store::ApiKeyPepper::new(vec![0x33; 32]).expect("pepper"),
+    )
+    .with_keyring(keyring);
+    let principal = store.authenticate(key).await.expect("key");
+    let (organization, run) = store
+        .scope(&principal)
+        .create_organization(tenantry_store::NewOrganization {
+            name: tenantry_domain::DisplayName::parse("Slow Corp").expect("name"),
+            tenant_id: tenant.id,
+            client_id: tenant.app().client_id,
+            client_secret: tenant.secret_value().to_owned().into(),
+            status: "connected".into(),
+            report: serde_json::json!({}),
+        })
+        .await
+        .expect("organization");
+
+    let mut first = worker(&url, &sim, "20").spawn();
+    wait_for(
+        &pool,
+        "select state from job",
+        "running",
+        Duration::from_secs(60),
+    )
+    .await;
+    let first_worker = scalar(&pool, "select attempted_by from job").await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    first.kill();
+
+    let second = worker(&url, &sim, "20").spawn();
+    wait_for(
+        &pool,
+        &format!("select state from discovery_run where run_id = '{run}'"),
+        "succeeded",
+        Duration::from_secs(120),
+    )
+    .await;
+    let (attempt, finisher, errors): (i32, String, Value) =
+        sqlx::query_as("select attempt, attempted_by, errors from job")
+            .fetch_one(&pool)
+            .await
+            .expect("job");
+    assert_eq!(
+        attempt, 2,
+        "the killed attempt counted once, then the job finished"
+    );
+    assert_ne!(finisher, first_worker);
+    assert_eq!(errors[0]["error"], "worker lost: no heartbeat");
+    let users: i64 =
+        sqlx::query_scalar("select count(*) from inventory_user where organization_id = $1")
+            .bind(organization.id.as_uuid())
+            .fetch_one(&pool)
+            .await
+            .expect("users");
+    assert_eq!(users, 3000);
+
+    // SIGTERM with a scan running and a drain too short for it: the scan goes back to
+    // the queue, its attempt not spent, and the worker exits 0.
+    let (code, _) = second.terminate(Duration::from_secs(30));
+    assert_eq!(code, Some(0));
+    let mut third = worker(&url, &sim, "1").spawn();
+    third.wait_for_stderr("worker started", Duration::from_secs(30));
+    let mut conn = pool.acquire().await.expect("conn");
+    let (rerun, _) = tenantry_store::discovery::queue_run(
+        &mut conn,
+        principal.msp_id(),
+        organization.id,
+        tenantry_store::DiscoveryTrigger::Manual,
+        tenantry_store::DiscoveryMode::Full,
+    )
+    .await
+    .expect("queued");
+    drop(conn);
+    wait_for(
+        &pool,
+        "select state from job where state = 'running' union all select 'none' limit 1",
+        "running",
+        Duration::from_secs(60),
+    )
+    .await;
+    let (code, logs) = third.terminate(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{logs}");
+    assert!(logs.contains("unfinished jobs given back"), "{logs}");
+    let (state, attempt): (String, i32) = sqlx::query_as(
+        "select j.state, j.attempt from job j join discovery_run r on r.job_id = j.job_id where r.run_id = $1",
+    )
+    .bind(rerun.as_uuid())
+    .fetch_one(&pool)
+    .await
+    .expect("job");
+    assert_eq!((state.as_str(), attempt), ("available", 0));
+    assert!(!logs.contains(tenant.secret_value()));
 }

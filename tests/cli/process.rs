@@ -131,6 +131,12 @@ impl Running {
         self.stderr.lock().expect("lock").clone()
     }
 
+    /// SIGKILL: the process dies without any chance to clean up.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM and waits; returns the exit code and everything logged.
     pub fn terminate(mut self, limit: Duration) -> (Option<i32>, String) {
         let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("pid"));

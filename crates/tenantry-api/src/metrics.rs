@@ -1,7 +1,9 @@
 //! Prometheus metrics of the HTTP layer: request counts and latency by method, route
 //! template and status, and refused authentications by reason. Routes are labelled by
 //! their template (`/api/v1/api-keys/{id}`), never the raw path, so the label set stays
-//! bounded; unmatched paths share one label.
+//! bounded; unmatched paths share one label. Queue depth by job kind and state, and how
+//! long jobs wait to start, are read from the database at each scrape, so they describe
+//! every worker process, not just this one.
 
 use std::time::Instant;
 
@@ -11,6 +13,7 @@ use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -34,13 +37,28 @@ struct AuthLabels {
     reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabels {
+    kind: String,
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QuantileLabels {
+    quantile: String,
+}
+
 type LatencyFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
 
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: LatencyFamily,
     auth_failures: Family<AuthLabels, Counter>,
+    queue_depth: Family<QueueLabels, Gauge>,
+    job_wait: Family<QuantileLabels, FloatGauge>,
+    jobs_started: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -65,12 +83,54 @@ impl Metrics {
             "API keys refused, by reason",
             auth_failures.clone(),
         );
+        let queue_depth = Family::<QueueLabels, Gauge>::default();
+        let job_wait = Family::<QuantileLabels, FloatGauge>::default();
+        let jobs_started = Gauge::default();
+        registry.register(
+            "jobs",
+            "Unfinished jobs by kind and state, read at scrape time",
+            queue_depth.clone(),
+        );
+        registry.register(
+            "job_wait_seconds",
+            "Seconds between a job being due and starting, over jobs started in the last 5 minutes",
+            job_wait.clone(),
+        );
+        registry.register(
+            "jobs_started_recently",
+            "Jobs started in the last 5 minutes",
+            jobs_started.clone(),
+        );
         Self {
             registry,
             requests,
             latency,
             auth_failures,
+            queue_depth,
+            job_wait,
+            jobs_started,
         }
+    }
+
+    /// Sets the queue figures read from the database for this scrape.
+    pub(crate) fn set_queue(&self, depth: &[(String, String, i64)], wait: (f64, f64, i64)) {
+        self.queue_depth.clear();
+        for (kind, state, count) in depth {
+            self.queue_depth
+                .get_or_create(&QueueLabels {
+                    kind: kind.clone(),
+                    state: state.clone(),
+                })
+                .set(*count);
+        }
+        for (quantile, value) in [("0.5", wait.0), ("0.99", wait.1)] {
+            self.job_wait
+                .get_or_create(&QuantileLabels {
+                    quantile: quantile.to_owned(),
+                })
+                .set(value);
+        }
+        self.jobs_started.set(wait.2);
     }
 
     pub(crate) fn auth_failure(&self, reason: &str) {

@@ -23,6 +23,11 @@ pub struct PageQuery {
 }
 
 impl PageQuery {
+    /// For list endpoints whose query has filters besides `limit` and `cursor`.
+    pub fn new(limit: Option<u32>, cursor: Option<String>) -> Self {
+        Self { limit, cursor }
+    }
+
     /// The page to fetch: one row more than asked, to know whether another page follows.
     pub fn to_page(&self) -> Result<Page, ApiError> {
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT);

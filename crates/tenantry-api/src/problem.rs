@@ -305,6 +305,14 @@ impl From<StoreError> for ApiError {
                 )),
                 retry_after_secs: None,
             },
+            StoreError::JobConflict(detail) => ApiError::Described {
+                problem: Box::new(Problem::new(
+                    ErrorCode::JobStateConflict,
+                    StatusCode::CONFLICT,
+                    capitalize(detail),
+                )),
+                retry_after_secs: None,
+            },
             StoreError::NoMasterKey => ApiError::internal("no master key configured"),
             StoreError::RotationIncomplete { left } => {
                 ApiError::internal(format!("{left} data keys not rotated"))

@@ -118,6 +118,10 @@ pub enum KeyGrantError {
     LimitedKey,
     #[error("only an owner can create or revoke an owner key")]
     OwnerOnly,
+    #[error("a viewer key can only read; this needs the technician role or higher")]
+    ReadOnly,
+    #[error("managing jobs needs the owner or admin role")]
+    JobsAdminOnly,
 }
 
 impl KeyGrant {
@@ -130,6 +134,25 @@ impl KeyGrant {
             return Err(KeyGrantError::LimitedKey);
         }
         Ok(())
+    }
+
+    /// Starting work in an organization the key can see (a discovery scan, say) needs
+    /// the technician role or higher.
+    pub fn may_start_work(&self) -> Result<(), KeyGrantError> {
+        if self.role.includes(Role::Technician) {
+            Ok(())
+        } else {
+            Err(KeyGrantError::ReadOnly)
+        }
+    }
+
+    /// Retrying and cancelling jobs needs the owner or admin role.
+    pub fn may_manage_jobs(&self) -> Result<(), KeyGrantError> {
+        if self.role.includes(Role::Admin) {
+            Ok(())
+        } else {
+            Err(KeyGrantError::JobsAdminOnly)
+        }
     }
 
     /// Whether this caller may create, or revoke, a key holding `role`. Nobody hands out

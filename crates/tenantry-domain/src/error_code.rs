@@ -40,10 +40,12 @@ pub enum ErrorCode {
     UpstreamUnavailable,
     /// The service cannot serve yet (database unreachable or not migrated).
     NotReady,
+    /// The job is not in a state that allows this (e.g. cancelling a finished job).
+    JobStateConflict,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 19] = [
         ErrorCode::InvalidRequest,
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
@@ -62,6 +64,7 @@ impl ErrorCode {
         ErrorCode::MissingPermissions,
         ErrorCode::TenantAlreadyBound,
         ErrorCode::UpstreamUnavailable,
+        ErrorCode::JobStateConflict,
     ];
 
     /// The machine-readable code, as sent in the `code` member.
@@ -85,6 +88,7 @@ impl ErrorCode {
             ErrorCode::MissingPermissions => "MISSING_PERMISSIONS",
             ErrorCode::TenantAlreadyBound => "TENANT_ALREADY_BOUND",
             ErrorCode::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
+            ErrorCode::JobStateConflict => "JOB_STATE_CONFLICT",
         }
     }
 
@@ -108,6 +112,7 @@ impl ErrorCode {
             ErrorCode::ServicePrincipalNotFound => "The app is not set up in the tenant",
             ErrorCode::MissingPermissions => "Missing Microsoft Graph permissions",
             ErrorCode::TenantAlreadyBound => "The tenant is already connected",
+            ErrorCode::JobStateConflict => "The job cannot change to that state",
             ErrorCode::UpstreamUnavailable => "Microsoft is unavailable",
         }
     }

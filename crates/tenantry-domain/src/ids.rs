@@ -69,6 +69,14 @@ uuid_id!(
     /// The database id of an API key record (not the visible key id prefix).
     ApiKeyRecordId
 );
+uuid_id!(
+    /// A job in the durable queue.
+    JobId
+);
+uuid_id!(
+    /// One discovery run of one organization.
+    DiscoveryRunId
+);
 
 #[cfg(test)]
 mod tests {

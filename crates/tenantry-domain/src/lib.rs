@@ -7,6 +7,7 @@
 
 pub mod api_key;
 pub mod capabilities;
+pub mod discovery;
 pub mod error_code;
 pub mod ids;
 pub mod name;
@@ -15,6 +16,6 @@ pub mod role;
 
 pub use api_key::{ApiKeyToken, KeyGrant, KeyGrantError, KeyId, MalformedKey, OrganizationLimit};
 pub use error_code::ErrorCode;
-pub use ids::{ApiKeyRecordId, MspId, OrganizationId};
+pub use ids::{ApiKeyRecordId, DiscoveryRunId, JobId, MspId, OrganizationId};
 pub use name::{DisplayName, InvalidName};
 pub use role::{Role, UnknownRole};

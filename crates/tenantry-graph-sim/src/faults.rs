@@ -38,6 +38,9 @@ pub struct FaultSpec {
     /// Share of requests (0–1) whose connection is cut mid-response.
     #[serde(default)]
     pub drop_rate: f64,
+    /// `Retry-After` (seconds, may be fractional) sent with injected 429s; default 1.
+    #[serde(default)]
+    pub retry_after_secs: Option<f64>,
 }
 
 pub struct Decision {
@@ -48,7 +51,8 @@ pub struct Decision {
 #[derive(Debug)]
 pub enum Outcome {
     Pass,
-    Error(u16),
+    /// Status, and the `Retry-After` of an injected 429.
+    Error(u16, f64),
     Drop,
 }
 
@@ -75,7 +79,10 @@ impl Faults {
             } else {
                 &spec.error_statuses
             };
-            Outcome::Error(statuses[fastrand::usize(..statuses.len())])
+            Outcome::Error(
+                statuses[fastrand::usize(..statuses.len())],
+                spec.retry_after_secs.unwrap_or(1.0).max(0.0),
+            )
         } else {
             Outcome::Pass
         };
@@ -87,7 +94,23 @@ impl Outcome {
     pub fn respond(self) -> Response {
         match self {
             Outcome::Pass => StatusCode::OK.into_response(),
-            Outcome::Error(status) => {
+            Outcome::Error(429, retry_after) => {
+                // Microsoft's throttling answer (graph-facts §7.4).
+                let body = json!({"error": {"code": "TooManyRequests", "message": "Please retry again later.",
+                    "innerError": {"code": "429", "date": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S").to_string(),
+                        "message": "Please retry after", "request-id": uuid::Uuid::new_v4(), "status": "429"}}});
+                let mut response = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    body.to_string(),
+                )
+                    .into_response();
+                if let Ok(value) = HeaderValue::from_str(&format!("{retry_after:.3}")) {
+                    response.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+                response
+            }
+            Outcome::Error(status, _) => {
                 let status =
                     StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 // Envelope as for other Graph errors; the codes Graph uses for these

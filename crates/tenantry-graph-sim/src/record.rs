@@ -24,6 +24,9 @@ pub struct RequestRecord {
     pub tenant: Option<String>,
     pub status: u16,
     pub duration_ms: f64,
+    /// The `x-ms-throttle-priority` header, when sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throttle_priority: Option<String>,
 }
 
 /// The tenant a request concerns: the first path segment of login requests, the `tid` of
@@ -60,6 +63,11 @@ pub async fn observe(State(state): State<SimState>, request: Request, next: Next
         .path_and_query()
         .map_or_else(|| request.uri().path().to_owned(), |p| p.to_string());
     let tenant = tenant_of(&request);
+    let throttle_priority = request
+        .headers()
+        .get("x-ms-throttle-priority")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let resolved_tenant = tenant.as_deref().and_then(|t| {
         let world = state.world();
         world
@@ -81,6 +89,7 @@ pub async fn observe(State(state): State<SimState>, request: Request, next: Next
         tenant,
         status: response.status().as_u16(),
         duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        throttle_priority,
     });
     response
 }

@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
@@ -62,13 +61,21 @@ pub async fn get_url(
         .header("client-request-id", uuid::Uuid::new_v4().to_string())
         .send()
         .await
-        .map_err(|e| {
-            GraphFailure::Unavailable(if e.is_timeout() {
-                "timed out".into()
-            } else {
-                "connection failed".into()
-            })
-        })?;
+        .map_err(|e| send_failure(&e))?;
+    classify(response).await
+}
+
+/// Failed sends are outages: Microsoft's verdicts only come in answers.
+pub(crate) fn send_failure(error: &reqwest::Error) -> GraphFailure {
+    GraphFailure::Unavailable(if error.is_timeout() {
+        "timed out".into()
+    } else {
+        "connection failed".into()
+    })
+}
+
+/// An answer's JSON body, or the failure it tells of.
+pub(crate) async fn classify(response: reqwest::Response) -> Result<Value, GraphFailure> {
     let status = response.status();
     if status.is_success() {
         return response
@@ -76,21 +83,31 @@ pub async fn get_url(
             .await
             .map_err(|_| GraphFailure::Unavailable("unreadable answer".into()));
     }
-    if status == StatusCode::TOO_MANY_REQUESTS {
-        return Err(GraphFailure::Throttled {
-            retry_after: retry_after(&response),
-        });
+    failure(
+        status.as_u16(),
+        retry_after(&response),
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+/// The failure an error answer (or a `$batch` item) tells of.
+pub(crate) fn failure(
+    status: u16,
+    retry_after: Option<Duration>,
+    body: Value,
+) -> Result<Value, GraphFailure> {
+    if status == 429 {
+        return Err(GraphFailure::Throttled { retry_after });
     }
-    if status.is_server_error() {
+    if status >= 500 {
         return Err(GraphFailure::Unavailable(format!("HTTP {status}")));
     }
-    let body: Value = response.json().await.unwrap_or(Value::Null);
     let code = body["error"]["code"].as_str().unwrap_or("").to_owned();
     Err(match status {
-        StatusCode::FORBIDDEN => GraphFailure::Denied { code },
-        StatusCode::NOT_FOUND => GraphFailure::NotFound,
+        403 => GraphFailure::Denied { code },
+        404 => GraphFailure::NotFound,
         other => GraphFailure::Unexpected {
-            status: other.as_u16(),
+            status: other,
             code,
         },
     })

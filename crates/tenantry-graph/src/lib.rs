@@ -10,6 +10,7 @@
 pub mod calls;
 mod config;
 mod http_client;
+pub mod reader;
 pub mod report;
 pub mod token;
 pub mod validator;

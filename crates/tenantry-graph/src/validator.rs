@@ -405,7 +405,7 @@ fn outages(outcomes: &[Option<&GraphFailure>]) -> Option<ValidationError> {
 
 /// Finds the secret in use among the app's password credentials by its hint (its first
 /// three characters; UNVERIFIED that hints are always three characters).
-fn secret_expiry(app: &Value, secret: &str, warnings: &mut Vec<String>) -> SecretExpiry {
+pub fn secret_expiry(app: &Value, secret: &str, warnings: &mut Vec<String>) -> SecretExpiry {
     let prefix: String = secret.chars().take(3).collect();
     let credentials = app["passwordCredentials"]
         .as_array()

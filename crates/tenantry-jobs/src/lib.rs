@@ -1,5 +1,42 @@
-//! The durable job engine (the only crate that names the queue library), the discovery
-//! scheduler and runs, the action executor and webhook processing.
+//! The durable job engine and what runs on it: the worker loop ([`engine`]), the leader's
+//! maintenance and schedules ([`leader`], [`schedule`]) and discovery ([`discovery`]).
 //!
-//! Empty until the job-engine capability lands; it may depend on `tenantry-domain`,
-//! `tenantry-graph` and `tenantry-store`.
+//! The queue itself is rows in PostgreSQL (`tenantry_store::queue`), hand-rolled after
+//! River's design; docs/jobs.md says why it is not the `riverqueue` crate.
+
+pub mod discovery;
+pub mod engine;
+pub mod leader;
+pub mod schedule;
+
+use std::sync::Arc;
+
+use tenantry_graph::{GraphHttp, TokenCache};
+use tenantry_store::Store;
+use tokio::sync::watch;
+
+pub use engine::{Engine, EngineConfig, Handler, Outcome};
+pub use leader::LeaderConfig;
+
+/// The job kinds this build runs.
+pub fn handlers(store: &Store, http: GraphHttp) -> Vec<Arc<dyn Handler>> {
+    vec![Arc::new(discovery::DiscoveryHandler::new(
+        store.discovery(),
+        http,
+        TokenCache::default(),
+    ))]
+}
+
+/// Runs workers and the leader election until `shutdown` turns true, then drains.
+pub async fn run(
+    store: Store,
+    http: GraphHttp,
+    engine: EngineConfig,
+    leader: LeaderConfig,
+    shutdown: watch::Receiver<bool>,
+) {
+    let workers = Arc::new(Engine::new(store.queue(), engine, handlers(&store, http)));
+    let leading = tokio::spawn(leader::run(store, leader, shutdown.clone()));
+    workers.run(shutdown).await;
+    let _ = leading.await;
+}

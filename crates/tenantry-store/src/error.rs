@@ -22,6 +22,9 @@ pub enum StoreError {
     Sealing(#[from] crate::sealing::SealError),
     #[error("the caller's own API key was revoked during the request")]
     CallerRevoked,
+    /// A job cannot move to the state asked for.
+    #[error("{0}")]
+    JobConflict(&'static str),
     #[error("revoking this key would leave the MSP without an active owner key")]
     LastOwnerKey,
     #[error(transparent)]

@@ -6,11 +6,14 @@
 //! MSPs (the `admin` CLI) go through [`Store::operator`], which the HTTP layer never calls.
 
 mod api_keys;
+pub mod discovery;
 mod error;
+pub mod inventory;
 mod key_hash;
 mod operator;
 mod organizations;
 mod principal;
+pub mod queue;
 mod readiness;
 mod scope;
 pub mod sealing;
@@ -19,11 +22,13 @@ use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
 pub use api_keys::{ApiKeyRecord, IssuedKey, NewApiKey, Page};
+pub use discovery::{DiscoveryStore, Mode as DiscoveryMode, Trigger as DiscoveryTrigger};
 pub use error::{AuthError, StoreError};
 pub use key_hash::{ApiKeyPepper, InvalidPepper};
 pub use operator::{MspRecord, Operator};
 pub use organizations::{NewOrganization, OrganizationRecord};
 pub use principal::Principal;
+pub use queue::Queue;
 pub use readiness::Readiness;
 pub use scope::MspScope;
 
@@ -74,6 +79,21 @@ impl Store {
 
     /// Cross-MSP operator tasks (creating MSPs and their first keys). Not for request
     /// handlers.
+    /// The connection pool (for the job engine's leader connection).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The job queue, for workers (not MSP-scoped).
+    pub fn queue(&self) -> Queue {
+        Queue::new(self.pool.clone())
+    }
+
+    /// Discovery runs, for workers (not MSP-scoped).
+    pub fn discovery(&self) -> DiscoveryStore {
+        DiscoveryStore::new(self.pool.clone(), self.keyring.clone())
+    }
+
     pub fn operator(&self) -> Operator<'_> {
         Operator::new(&self.pool, &self.pepper, self.keyring.as_deref())
     }

@@ -24,6 +24,10 @@ pub struct OrganizationRecord {
     pub validated_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Cron expression for discovery; `None`: every 24 hours with jitter.
+    pub scan_schedule: Option<String>,
+    pub next_scan_at: Option<DateTime<Utc>>,
+    pub secret_expires_at: Option<DateTime<Utc>>,
 }
 
 /// A validated tenant to store.
@@ -48,6 +52,9 @@ struct Row {
     validated_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    scan_schedule: Option<String>,
+    next_scan_at: Option<DateTime<Utc>>,
+    secret_expires_at: Option<DateTime<Utc>>,
 }
 
 impl From<Row> for OrganizationRecord {
@@ -63,11 +70,14 @@ impl From<Row> for OrganizationRecord {
             validated_at: row.validated_at,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            scan_schedule: row.scan_schedule,
+            next_scan_at: row.next_scan_at,
+            secret_expires_at: row.secret_expires_at,
         }
     }
 }
 
-const COLUMNS: &str = "organization_id, name, provider, tenant_id, client_id, status, validation_report, validated_at, created_at, updated_at";
+const COLUMNS: &str = "organization_id, name, provider, tenant_id, client_id, status, validation_report, validated_at, created_at, updated_at, scan_schedule, next_scan_at, secret_expires_at";
 
 /// The organization ids a key may see, as a SQL array parameter (`None`: all).
 fn visible(limit: &OrganizationLimit) -> Option<Vec<Uuid>> {
@@ -136,8 +146,8 @@ pub(crate) async fn insert(
 ) -> Result<OrganizationRecord, StoreError> {
     let id = OrganizationId::new();
     let sql = format!(
-        "insert into organization (organization_id, msp_id, name, tenant_id, client_id, status, validation_report, validated_at)
-         values ($1, $2, $3, $4, $5, $6, $7, now()) returning {COLUMNS}"
+        "insert into organization (organization_id, msp_id, name, tenant_id, client_id, status, validation_report, validated_at, next_scan_at)
+         values ($1, $2, $3, $4, $5, $6, $7, now(), now() + interval '23 hours' + random() * interval '2 hours') returning {COLUMNS}"
     );
     let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id.as_uuid())
@@ -270,6 +280,26 @@ pub(crate) async fn save_validation(
     .bind(id.as_uuid())
     .bind(status)
     .bind(report)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn set_scan_schedule(
+    db: &PgPool,
+    msp: MspId,
+    id: OrganizationId,
+    schedule: Option<&str>,
+    next_scan_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "update organization set scan_schedule = $3, next_scan_at = $4, updated_at = now()
+         where msp_id = $1 and organization_id = $2",
+    )
+    .bind(msp.as_uuid())
+    .bind(id.as_uuid())
+    .bind(schedule)
+    .bind(next_scan_at)
     .execute(db)
     .await?;
     Ok(())

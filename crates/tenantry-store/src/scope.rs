@@ -9,12 +9,16 @@ use secrecy::SecretString;
 use tenantry_domain::{DisplayName, OrganizationId};
 
 use crate::api_keys::{self, ApiKeyRecord, IssuedKey, NewApiKey, Page};
+use crate::discovery::{self, Mode, RunRecord, Trigger};
 use crate::error::StoreError;
+use crate::inventory::{self, GroupFilter, UserFilter};
 use crate::key_hash::ApiKeyPepper;
 use crate::operator::{self, MspRecord};
 use crate::organizations::{self, NewOrganization, OrganizationRecord};
 use crate::principal::Principal;
+use crate::queue::{self, JobFilter, JobRecord};
 use crate::sealing::Keyring;
+use tenantry_domain::{DiscoveryRunId, JobId};
 
 pub struct MspScope<'a> {
     pool: &'a PgPool,
@@ -84,17 +88,27 @@ impl<'a> MspScope<'a> {
         organizations::tenant_bound(self.pool, tenant_id).await
     }
 
+    /// Stores a validated organization and queues its first discovery run.
     pub async fn create_organization(
         &self,
         new: NewOrganization,
-    ) -> Result<OrganizationRecord, StoreError> {
+    ) -> Result<(OrganizationRecord, DiscoveryRunId), StoreError> {
         self.may_manage_organizations()?;
         let keyring = self.keyring()?;
         let mut tx = self.pool.begin().await?;
         self.caller_still_active(&mut tx).await?;
         let record = organizations::insert(&mut tx, keyring, self.principal.msp_id(), &new).await?;
+        // The first scan commits with the organization, or neither does.
+        let (run, _) = discovery::queue_run(
+            &mut tx,
+            self.principal.msp_id(),
+            record.id,
+            Trigger::Added,
+            Mode::Full,
+        )
+        .await?;
         tx.commit().await?;
-        Ok(record)
+        Ok((record, run))
     }
 
     /// The organization's client secret, for re-validation and Graph calls.
@@ -149,6 +163,177 @@ impl<'a> MspScope<'a> {
         self.still_active().await?;
         self.organization(id).await?;
         organizations::delete(self.pool, self.principal.msp_id(), id).await
+    }
+
+    /// Sets the discovery schedule (`None`: every 24 hours with jitter) and when the next
+    /// scan is due.
+    pub async fn set_scan_schedule(
+        &self,
+        id: OrganizationId,
+        schedule: Option<&str>,
+        next_scan_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        self.may_manage_organizations()?;
+        self.organization(id).await?;
+        organizations::set_scan_schedule(
+            self.pool,
+            self.principal.msp_id(),
+            id,
+            schedule,
+            next_scan_at,
+        )
+        .await
+    }
+
+    /// Queues a discovery run now, or returns the one already queued or running (with
+    /// `false`).
+    pub async fn queue_discovery(
+        &self,
+        id: OrganizationId,
+        trigger: Trigger,
+        mode: Mode,
+    ) -> Result<(RunRecord, bool), StoreError> {
+        self.principal.grant().may_start_work()?;
+        self.organization(id).await?;
+        let mut conn = self.pool.acquire().await?;
+        let (run, created) =
+            discovery::queue_run(&mut conn, self.principal.msp_id(), id, trigger, mode).await?;
+        drop(conn);
+        Ok((self.discovery_run(id, run).await?, created))
+    }
+
+    pub async fn discovery_runs(
+        &self,
+        id: OrganizationId,
+        page: Page,
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        self.organization(id).await?;
+        discovery::list_runs(self.pool, self.principal.msp_id(), id, page).await
+    }
+
+    pub async fn discovery_run(
+        &self,
+        id: OrganizationId,
+        run: DiscoveryRunId,
+    ) -> Result<RunRecord, StoreError> {
+        self.organization(id).await?;
+        discovery::find_run(self.pool, self.principal.msp_id(), id, run).await
+    }
+
+    pub async fn inventory_users(
+        &self,
+        id: OrganizationId,
+        filter: &UserFilter,
+        page: Page,
+    ) -> Result<Vec<inventory::InventoryUser>, StoreError> {
+        self.organization(id).await?;
+        inventory::users(self.pool, id.as_uuid(), filter, page).await
+    }
+
+    pub async fn inventory_user(
+        &self,
+        id: OrganizationId,
+        user: uuid::Uuid,
+    ) -> Result<inventory::UserDetail, StoreError> {
+        self.organization(id).await?;
+        inventory::user(self.pool, id.as_uuid(), user).await
+    }
+
+    pub async fn inventory_groups(
+        &self,
+        id: OrganizationId,
+        filter: &GroupFilter,
+        page: Page,
+    ) -> Result<Vec<inventory::InventoryGroup>, StoreError> {
+        self.organization(id).await?;
+        inventory::groups(self.pool, id.as_uuid(), filter, page).await
+    }
+
+    pub async fn inventory_group_members(
+        &self,
+        id: OrganizationId,
+        group: uuid::Uuid,
+        page: Page,
+    ) -> Result<Vec<inventory::Member>, StoreError> {
+        self.organization(id).await?;
+        inventory::group_members(self.pool, id.as_uuid(), group, page).await
+    }
+
+    pub async fn inventory_roles(
+        &self,
+        id: OrganizationId,
+    ) -> Result<Vec<inventory::RoleWithMembers>, StoreError> {
+        self.organization(id).await?;
+        inventory::roles(self.pool, id.as_uuid()).await
+    }
+
+    pub async fn approver_proposals(
+        &self,
+        id: OrganizationId,
+    ) -> Result<Vec<inventory::ApproverProposal>, StoreError> {
+        self.organization(id).await?;
+        inventory::approver_proposals(self.pool, id.as_uuid()).await
+    }
+
+    /// Rows of a listed inventory section (`licenses`, `service_principals`, `devices`).
+    pub async fn inventory_objects(
+        &self,
+        id: OrganizationId,
+        section: &str,
+        page: Page,
+    ) -> Result<Vec<inventory::InventoryObject>, StoreError> {
+        self.organization(id).await?;
+        let after = page.after.map(|a| a.to_string());
+        inventory::objects(
+            self.pool,
+            id.as_uuid(),
+            section,
+            after.as_deref(),
+            page.limit,
+        )
+        .await
+    }
+
+    fn visible_organizations(&self) -> Option<Vec<uuid::Uuid>> {
+        self.principal
+            .organizations()
+            .as_list()
+            .map(|ids| ids.into_iter().map(|id| id.as_uuid()).collect())
+    }
+
+    pub async fn jobs(&self, filter: &JobFilter, page: Page) -> Result<Vec<JobRecord>, StoreError> {
+        queue::list(
+            self.pool,
+            self.principal.msp_id(),
+            self.visible_organizations(),
+            filter,
+            page,
+        )
+        .await
+    }
+
+    pub async fn job(&self, id: JobId) -> Result<JobRecord, StoreError> {
+        queue::find(
+            self.pool,
+            self.principal.msp_id(),
+            &self.visible_organizations(),
+            id,
+        )
+        .await
+    }
+
+    pub async fn retry_job(&self, id: JobId) -> Result<JobRecord, StoreError> {
+        self.principal.grant().may_manage_jobs()?;
+        self.job(id).await?;
+        queue::retry(self.pool, self.principal.msp_id(), id).await?;
+        self.job(id).await
+    }
+
+    pub async fn cancel_job(&self, id: JobId) -> Result<JobRecord, StoreError> {
+        self.principal.grant().may_manage_jobs()?;
+        self.job(id).await?;
+        queue::cancel(self.pool, self.principal.msp_id(), id).await?;
+        self.job(id).await
     }
 
     pub fn principal(&self) -> &Principal {

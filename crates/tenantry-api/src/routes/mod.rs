@@ -2,6 +2,8 @@
 //! OpenAPI document as well as the router.
 
 mod api_keys;
+mod discovery;
+mod jobs;
 mod me;
 mod operations;
 mod organizations;
@@ -34,4 +36,19 @@ pub fn all() -> OpenApiRouter<AppState> {
         .routes(routes!(organizations::validate_organization))
         .routes(routes!(organizations::get_validation))
         .routes(routes!(organizations::replace_credentials))
+        .routes(routes!(discovery::list_runs, discovery::start_run))
+        .routes(routes!(discovery::get_run))
+        .routes(routes!(discovery::list_users))
+        .routes(routes!(discovery::get_user))
+        .routes(routes!(discovery::list_groups))
+        .routes(routes!(discovery::list_group_members))
+        .routes(routes!(discovery::list_directory_roles))
+        .routes(routes!(discovery::list_licenses))
+        .routes(routes!(discovery::list_applications))
+        .routes(routes!(discovery::list_devices))
+        .routes(routes!(discovery::list_approver_proposals))
+        .routes(routes!(jobs::list_jobs))
+        .routes(routes!(jobs::get_job))
+        .routes(routes!(jobs::retry_job))
+        .routes(routes!(jobs::cancel_job))
 }

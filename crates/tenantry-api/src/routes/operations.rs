@@ -47,6 +47,13 @@ pub async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Status>,
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Metrics", content_type = "application/openmetrics-text", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let queue = state.store.queue();
+    match (queue.depth().await, queue.latency().await) {
+        (Ok(depth), Ok(wait)) => state.metrics.set_queue(&depth, wait),
+        (Err(error), _) | (_, Err(error)) => {
+            tracing::warn!(%error, "reading queue figures for /metrics failed");
+        }
+    }
     let text = state.metrics.render().map_err(ApiError::internal)?;
     Ok((
         [(

@@ -45,7 +45,17 @@ pub struct CreateOrganization {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateOrganization {
-    pub name: String,
+    pub name: Option<String>,
+    /// Discovery schedule as a 5-field cron expression in UTC (e.g. `"30 2 * * *"`);
+    /// `null` restores the default (every 24 hours with jitter).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub scan_schedule: Option<Option<String>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -68,6 +78,11 @@ pub struct OrganizationView {
     pub status: String,
     pub validated_at: Option<chrono::DateTime<chrono::Utc>>,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Cron expression of the discovery schedule; `null`: every 24 hours with jitter.
+    pub scan_schedule: Option<String>,
+    pub next_scan_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Expiry of the client secret in use, as last discovered.
+    pub secret_expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl From<OrganizationRecord> for OrganizationView {
@@ -81,6 +96,9 @@ impl From<OrganizationRecord> for OrganizationView {
             status: o.status,
             validated_at: o.validated_at,
             created_at: o.created_at,
+            scan_schedule: o.scan_schedule,
+            next_scan_at: o.next_scan_at,
+            secret_expires_at: o.secret_expires_at,
         }
     }
 }
@@ -88,6 +106,8 @@ impl From<OrganizationRecord> for OrganizationView {
 #[derive(Serialize, ToSchema)]
 pub struct ConnectedOrganization {
     pub organization: OrganizationView,
+    /// The first discovery run, queued with the organization.
+    pub discovery_run_id: Uuid,
     /// The validation report: permissions, directory roles, capabilities, secret expiry.
     #[schema(value_type = Object)]
     pub validation: Value,
@@ -257,7 +277,7 @@ pub async fn create_organization(
         .await
         .map_err(validation_problem)?;
     let report_value = report_json(&report)?;
-    let record = scope
+    let (record, run) = scope
         .create_organization(NewOrganization {
             name,
             tenant_id: report.tenant_id,
@@ -272,6 +292,7 @@ pub async fn create_organization(
         StatusCode::CREATED,
         Json(ConnectedOrganization {
             organization: record.into(),
+            discovery_run_id: run.as_uuid(),
             validation: report_value,
         }),
     ))
@@ -324,11 +345,40 @@ pub async fn update_organization(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<UpdateOrganization>,
 ) -> Result<Json<OrganizationView>, ApiError> {
-    let name = DisplayName::parse(&body.name)
+    let name = body
+        .name
+        .as_deref()
+        .map(DisplayName::parse)
+        .transpose()
         .map_err(|e| ApiError::validation(vec![FieldError::new("name", e.to_string())]))?;
+    let now = chrono::Utc::now();
+    let schedule = match &body.scan_schedule {
+        None => None,
+        Some(None) => Some((None, tenantry_jobs::schedule::next_scan(None, now))),
+        Some(Some(text)) => {
+            let text = text.trim();
+            let next = tenantry_jobs::schedule::parse(text, now).map_err(|e| {
+                ApiError::validation(vec![FieldError::new("scan_schedule", e.to_string())])
+            })?;
+            Some((Some(text.to_owned()), next))
+        }
+    };
+    if name.is_none() && schedule.is_none() {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "name",
+            "send `name`, `scan_schedule` or both",
+        )]));
+    }
     let id = OrganizationId::from_uuid(id);
     let scope = caller.scope();
-    scope.rename_organization(id, &name).await?;
+    if let Some(name) = &name {
+        scope.rename_organization(id, name).await?;
+    }
+    if let Some((schedule, next)) = &schedule {
+        scope
+            .set_scan_schedule(id, schedule.as_deref(), *next)
+            .await?;
+    }
     Ok(Json(scope.organization(id).await?.into()))
 }
 

@@ -106,6 +106,10 @@ pub fn route(state: &SimState, caller: &Caller, call: &Call<'_>, segments: &[&st
         (("directoryRoles", key), ["members"]) => {
             role_members(tenant, caller, call, key, segments[0])
         }
+        // The id as its own segment (`/directoryRoles/{id}/members`), as Graph also accepts.
+        (("directoryRoles", None), [id, "members"]) => {
+            role_members(tenant, caller, call, Some(("id", id)), id)
+        }
         (("subscribedSkus", None), []) => {
             caller.require(needs::ORGANIZATION_READ)?;
             Ok(Reply::json(

@@ -1,0 +1,251 @@
+//! Discovery at scale: many simulated tenants scanned by the job engine against a real
+//! PostgreSQL, with latency injected on every Microsoft request. Prints wall time, Graph
+//! requests, the ratio to a lower bound, and this process's peak memory (it runs the
+//! workers; the simulator runs in its own process). Then a delta run of every tenant,
+//! whose requests must be a small fraction of the full run's.
+//!
+//! Run with `scripts/bench-discovery` (it starts a throwaway PostgreSQL). Knobs:
+//! `BENCH_TENANTS` (200), `BENCH_USERS` (2000), `BENCH_LATENCY_MS` (20),
+//! `BENCH_CONCURRENCY` (32 jobs at once).
+//!
+//! The lower bound: every request costs at least the injected latency `L`. A run must
+//! make its requests in a chain at least `token + users pages` long (the users section is
+//! the longest: ⌈users/999⌉ pages one after another; groups then members is two or
+//! three), so a tenant takes at least `chain × L`; with `J` runs at once, `⌈T/J⌉` waves
+//! take at least `⌈T/J⌉ × chain × L`. Each run sends at most 4 requests at once, so all
+//! `R` requests take at least `R × L / (4 J)`. The bound is the larger of the two.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgPool};
+use tenantry_domain::DisplayName;
+use tenantry_graph_sim::{Scenario, TenantSpec};
+use tenantry_store::{ApiKeyPepper, NewOrganization, Store};
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+async fn fresh_database() -> PgPool {
+    let base =
+        std::env::var("DATABASE_URL").expect("DATABASE_URL: run through scripts/bench-discovery");
+    let name = format!("bench_discovery_{}", std::process::id());
+    let mut admin = sqlx::PgConnection::connect(&base).await.expect("connect");
+    sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("create database");
+    let (server, _) = base.rsplit_once('/').expect("url");
+    let pool = PgPoolOptions::new()
+        .max_connections(40)
+        .connect(&format!("{server}/{name}"))
+        .await
+        .expect("pool");
+    tenantry_store::migrate(&pool).await.expect("migrate");
+    pool
+}
+
+/// Waits until no run is queued or running; returns the elapsed time.
+async fn wait_for_runs(pool: &PgPool, started: Instant) -> Duration {
+    loop {
+        let open: i64 = sqlx::query_scalar(
+            "select count(*) from discovery_run where state in ('queued', 'running')",
+        )
+        .fetch_one(pool)
+        .await
+        .expect("count");
+        if open == 0 {
+            return started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn requests_and_failures(pool: &PgPool, mode: &str) -> (i64, i64, i64) {
+    sqlx::query_as(
+        "select coalesce(sum(graph_requests), 0)::int8, coalesce(sum(throttled), 0)::int8,
+                count(*) filter (where state <> 'succeeded')
+         from discovery_run where mode = $1",
+    )
+    .bind(mode)
+    .fetch_one(pool)
+    .await
+    .expect("sums")
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    tenantry_graph::install_default_crypto();
+    let tenants = env_number("BENCH_TENANTS", 200) as usize;
+    let users = env_number("BENCH_USERS", 2000) as u32;
+    let latency = env_number("BENCH_LATENCY_MS", 20);
+    let concurrency = env_number("BENCH_CONCURRENCY", 32) as usize;
+
+    // The simulator in its own process, so this process's memory is the worker's.
+    let scenario = Scenario {
+        tenants: (0..tenants)
+            .map(|i| TenantSpec::healthy(&format!("bench{i}"), &format!("Bench {i}"), users))
+            .collect(),
+    };
+    let scenario_path =
+        std::env::temp_dir().join(format!("bench-scenario-{}.json", std::process::id()));
+    std::fs::write(&scenario_path, serde_json::to_vec(&scenario).expect("json")).expect("write");
+    let mut sim = Command::new(env!("CARGO_BIN_EXE_tenantry"))
+        .args(["graph-sim", "--port", "0", "--scenario-file"])
+        .arg(&scenario_path)
+        .env("TENANTRY__LOG__FILTER", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("simulator starts");
+    let first = BufReader::new(sim.stdout.take().expect("stdout"))
+        .lines()
+        .next()
+        .expect("a line")
+        .expect("readable");
+    let base = first
+        .strip_prefix("Microsoft simulator at ")
+        .expect("the simulator's URL")
+        .trim()
+        .to_owned();
+    let client = reqwest::Client::new();
+    client
+        .put(format!("{base}/_sim/faults"))
+        .json(&serde_json::json!({"global": {"latency_ms": latency}}))
+        .send()
+        .await
+        .expect("faults set");
+
+    let pool = fresh_database().await;
+    let keyring = tenantry_store::sealing::Keyring::new(&[7; 32], &[]).expect("keyring");
+    let store = Store::new(
+        pool.clone(),
+        ApiKeyPepper::new(vec![9; 32]).expect("pepper"),
+    )
+    .with_keyring(keyring);
+    let (_, _, issued) = store
+        .operator()
+        .create_msp(DisplayName::parse("Bench MSP").expect("name"))
+        .await
+        .expect("msp");
+    let principal = store.authenticate(issued.expose()).await.expect("key");
+    let scope = store.scope(&principal);
+    for tenant in &scenario.tenants {
+        scope
+            .create_organization(NewOrganization {
+                name: DisplayName::parse(&tenant.display_name).expect("name"),
+                tenant_id: tenant.id,
+                client_id: tenant.app().client_id,
+                client_secret: tenant.secret_value().to_owned().into(),
+                status: "connected".into(),
+                report: serde_json::json!({}),
+            })
+            .await
+            .expect("organization");
+    }
+
+    let http = tenantry_graph::GraphHttp::new(tenantry_graph::GraphConfig::new(&base, &base))
+        .expect("client");
+    let engine = tenantry_jobs::EngineConfig {
+        concurrency,
+        global: concurrency as i64,
+        per_organization: 1,
+        poll_interval: Duration::from_millis(20),
+        ..Default::default()
+    };
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let workers = tokio::spawn(tenantry_jobs::run(
+        store.clone(),
+        http,
+        engine,
+        tenantry_jobs::LeaderConfig::default(),
+        shutdown,
+    ));
+
+    let started = Instant::now();
+    let full = wait_for_runs(&pool, started).await;
+    let (full_requests, full_throttled, full_failed) = requests_and_failures(&pool, "full").await;
+
+    // Delta: every tenant again, from its delta links.
+    let scope = store.scope(&principal);
+    let organizations = scope
+        .list_organizations(tenantry_store::Page {
+            limit: 10_000,
+            after: None,
+        })
+        .await
+        .expect("organizations");
+    let started = Instant::now();
+    for organization in &organizations {
+        scope
+            .queue_discovery(
+                organization.id,
+                tenantry_store::DiscoveryTrigger::Manual,
+                tenantry_store::DiscoveryMode::Delta,
+            )
+            .await
+            .expect("queued");
+    }
+    let delta = wait_for_runs(&pool, started).await;
+    let (delta_requests, _, delta_failed) = requests_and_failures(&pool, "delta").await;
+    let _ = stop.send(true);
+    let _ = workers.await;
+    let _ = sim.kill();
+    let _ = sim.wait();
+    let _ = std::fs::remove_file(&scenario_path);
+
+    let users_in_inventory: i64 = sqlx::query_scalar("select count(*) from inventory_user")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    let l = latency as f64 / 1000.0;
+    let pages = f64::from(users.div_ceil(999).max(1));
+    let chain = 1.0 + pages.max(3.0);
+    let waves = tenants.div_ceil(concurrency) as f64;
+    let chain_bound = waves * chain * l;
+    let throughput_bound = full_requests as f64 * l / (4.0 * concurrency as f64);
+    let bound = chain_bound.max(throughput_bound);
+    let ratio = full.as_secs_f64() / bound;
+
+    println!(
+        "discovery of {tenants} tenants × {users} users, {latency} ms per Microsoft request, {concurrency} runs at once"
+    );
+    println!(
+        "  full:  {:.2} s, {full_requests} Graph requests ({:.1} per tenant), {full_throttled} throttled, {full_failed} not succeeded",
+        full.as_secs_f64(),
+        full_requests as f64 / tenants as f64
+    );
+    println!(
+        "         lower bound {:.2} s (chain {chain:.0} requests × {waves:.0} waves = {chain_bound:.2} s; {full_requests} × L / (4 × {concurrency}) = {throughput_bound:.2} s)",
+        bound
+    );
+    println!("         ratio to the lower bound: {ratio:.2}× (target ≤ 1.5×)");
+    println!(
+        "  delta: {:.2} s, {delta_requests} Graph requests = {:.1} % of the full run's, {delta_failed} not succeeded",
+        delta.as_secs_f64(),
+        100.0 * delta_requests as f64 / full_requests.max(1) as f64
+    );
+    println!("  inventory: {users_in_inventory} users");
+    println!(
+        "  worker peak memory (VmHWM of this process): {:.0} MiB (target < 200 MiB)",
+        peak_rss_mib()
+    );
+}

@@ -1,0 +1,407 @@
+//! Discovery runs and the inventory they keep: `/api/v1/organizations/{id}/discovery-runs`
+//! (list, scan now, one run) and the inventory reads (users, groups and members,
+//! directory roles, licences, applications, devices, approver proposals). Every list is
+//! cursor-paginated in a stable order and bounded.
+
+use axum::Json;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tenantry_domain::{DiscoveryRunId, OrganizationId};
+use tenantry_store::discovery::RunRecord;
+use tenantry_store::inventory::{GroupFilter, UserFilter};
+use tenantry_store::{DiscoveryMode, DiscoveryTrigger};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::caller::Caller;
+use crate::extract::{ApiPath, ApiQuery};
+use crate::pagination::{PageQuery, Paginated};
+use crate::problem::{ApiError, FieldError, Problem};
+
+const PROBLEM: &str = "application/problem+json";
+/// A fixed description of a body that did not parse (serde's messages can echo input).
+fn body_error(error: &serde_json::Error) -> &'static str {
+    match error.classify() {
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => "malformed JSON",
+        _ => "expected {\"mode\": \"full\" | \"delta\"}",
+    }
+}
+
+/// Longest accepted search text.
+const MAX_QUERY_CHARS: usize = 200;
+
+#[derive(Serialize, ToSchema)]
+pub struct RunView {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    /// `added`, `schedule`, `manual` or `webhook`.
+    pub trigger: String,
+    /// `full` or `delta`.
+    pub mode: String,
+    /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
+    pub state: String,
+    pub job_id: Option<Uuid>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Per section: `status` (`done`, `skipped` with the `permission` to grant,
+    /// `throttled`, `failed`) and `count`.
+    #[schema(value_type = Object)]
+    pub sections: Value,
+    /// Requests sent to Microsoft Graph (a `$batch` counts once).
+    pub graph_requests: i32,
+    /// Throttling answers met (each was waited out or snoozed, never skipped).
+    pub throttled: i32,
+    pub error: Option<String>,
+}
+
+impl From<RunRecord> for RunView {
+    fn from(r: RunRecord) -> Self {
+        Self {
+            id: r.run_id,
+            organization_id: r.organization_id,
+            trigger: r.trigger,
+            mode: r.mode,
+            state: r.state,
+            job_id: r.job_id,
+            created_at: r.created_at,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            sections: r.sections,
+            graph_requests: r.graph_requests,
+            throttled: r.throttled,
+            error: r.error,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StartRun {
+    /// `full` (default: every section afresh) or `delta` (users and groups changed since
+    /// the last run, and the members of changed groups).
+    pub mode: Option<String>,
+}
+
+/// The organization's discovery runs, newest first.
+#[utoipa::path(get, path = "/api/v1/organizations/{id}/discovery-runs", tag = "inventory", security(("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The organization's id"), PageQuery),
+    responses((status = 200, description = "A page of runs", body = Paginated<RunView>),
+        (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
+pub async fn list_runs(
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<Paginated<RunView>>, ApiError> {
+    let page = query.to_page()?;
+    let rows = caller
+        .scope()
+        .discovery_runs(OrganizationId::from_uuid(id), page)
+        .await?;
+    Ok(Json(Paginated::from_rows(
+        rows,
+        page,
+        |r| r.run_id,
+        RunView::from,
+    )))
+}
+
+/// Scan now (technician or higher). Answers 202 with the queued run, or with the run
+/// already queued or running for this organization.
+#[utoipa::path(post, path = "/api/v1/organizations/{id}/discovery-runs", tag = "inventory", security(("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The organization's id")),
+    request_body(content = StartRun, description = "Optional: `{\"mode\": \"delta\"}`"),
+    responses((status = 202, description = "Queued (or already queued)", body = RunView),
+        (status = 403, description = "A viewer key", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
+pub async fn start_run(
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<RunView>), ApiError> {
+    // The body is optional: empty means a full scan.
+    let body: StartRun = if body.iter().all(u8::is_ascii_whitespace) {
+        StartRun::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::validation(vec![FieldError::new(
+                "body",
+                format!("is not a valid request: {}", body_error(&e)),
+            )])
+        })?
+    };
+    let mode = match body.mode.as_deref() {
+        None => DiscoveryMode::Full,
+        Some(text) => DiscoveryMode::parse(text).ok_or_else(|| {
+            ApiError::validation(vec![FieldError::new("mode", "must be `full` or `delta`")])
+        })?,
+    };
+    let (run, _) = caller
+        .scope()
+        .queue_discovery(
+            OrganizationId::from_uuid(id),
+            DiscoveryTrigger::Manual,
+            mode,
+        )
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(run.into())))
+}
+
+/// One run, with its sections and counters.
+#[utoipa::path(get, path = "/api/v1/organizations/{id}/discovery-runs/{run}", tag = "inventory", security(("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The organization's id"), ("run" = Uuid, Path, description = "The run's id")),
+    responses((status = 200, description = "The run", body = RunView),
+        (status = 404, description = "No such run for this key", body = Problem, content_type = PROBLEM)))]
+pub async fn get_run(
+    caller: Caller,
+    ApiPath((id, run)): ApiPath<(Uuid, Uuid)>,
+) -> Result<Json<RunView>, ApiError> {
+    Ok(Json(
+        caller
+            .scope()
+            .discovery_run(
+                OrganizationId::from_uuid(id),
+                DiscoveryRunId::from_uuid(run),
+            )
+            .await?
+            .into(),
+    ))
+}
+
+fn search_text(field: &str, text: Option<String>) -> Result<Option<String>, ApiError> {
+    match text.map(|t| t.trim().to_owned()) {
+        None => Ok(None),
+        Some(t) if t.is_empty() => Ok(None),
+        Some(t) if t.chars().count() > MAX_QUERY_CHARS => {
+            Err(ApiError::validation(vec![FieldError::new(
+                field,
+                format!("must be at most {MAX_QUERY_CHARS} characters"),
+            )]))
+        }
+        Some(t) => Ok(Some(t)),
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UserQuery {
+    /// Part of the display name, UPN or mail (case-insensitive).
+    q: Option<String>,
+    department: Option<String>,
+    job_title: Option<String>,
+    /// `false` lists disabled ("locked") accounts.
+    enabled: Option<bool>,
+    /// Rows per page, 1–100 (default 50).
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page (`page_token` is accepted too).
+    #[serde(alias = "page_token")]
+    cursor: Option<String>,
+}
+
+/// The organization's users from the inventory, filtered, in a stable order (by id).
+#[utoipa::path(get, path = "/api/v1/organizations/{id}/users", tag = "inventory", security(("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The organization's id"), UserQuery),
+    responses((status = 200, description = "A page of users", body = Paginated<Object>),
+        (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
+pub async fn list_users(
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(query): ApiQuery<UserQuery>,
+) -> Result<Json<Paginated<Value>>, ApiError> {
+    let page = PageQuery::new(query.limit, query.cursor).to_page()?;
+    let filter = UserFilter {
+        q: search_text("q", query.q)?,
+        department: search_text("department", query.department)?,
+        job_title: search_text("job_title", query.job_title)?,
+        enabled: query.enabled,
+    };
+    let rows = caller
+        .scope()
+        .inventory_users(OrganizationId::from_uuid(id), &filter, page)
+        .await?;
+    Ok(Json(Paginated::from_rows(rows, page, |u| u.id, to_json)))
+}
+
+fn to_json<T: Serialize>(row: T) -> Value {
+    serde_json::to_value(row).unwrap_or(Value::Null)
+}
+
+/// One user, with the groups and directory roles they hold.
+#[utoipa::path(get, path = "/api/v1/organizations/{id}/users/{user}", tag = "inventory", security(("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The organization's id"), ("user" = Uuid, Path, description = "The user's object id")),
+    responses((status = 200, description = "The user", body = Object),
+        (status = 404, description = "No such user for this key", body = Problem, content_type = PROBLEM)))]
+pub async fn get_user(
+    caller: Caller,
+    ApiPath((id, user)): ApiPath<(Uuid, Uuid)>,
+) -> Result<Json<Value>, ApiError> {
+    let detail = caller
+        .scope()
+        .inventory_user(OrganizationId::from_uuid(id), user)
+        .await?;
+    Ok(Json(to_json(detail)))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct GroupQuery {
+    /// Part of the display name or mail (case-insensitive).
+    q: Option<String>,
+    /// `security`, `m365` or `distribution`.
+    kind: Option<String>,
+    limit: Option<u32>,
+    #[serde(alias = "page_token")]
+    cursor: Option<String>,
+}
+
+/// The organization's groups.
+#[utoipa::path(get, path = "/api/v1/organizations/{id}/groups", tag = "inventory", security(("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The organization's id"), GroupQuery),
+    responses((status = 200, description = "A page of groups", body = Paginated<Object>),
+        (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
+pub async fn list_groups(
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(query): ApiQuery<GroupQuery>,
+) -> Result<Json<Paginated<Value>>, ApiError> {
+    let page = PageQuery::new(query.limit, query.cursor).to_page()?;
+    if let Some(kind) = &query.kind
+        && !["security", "m365", "distribution"].contains(&kind.as_str())
+    {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "kind",
+            "must be `security`, `m365` or `distribution`",
+        )]));
+    }
+    let filter = GroupFilter {
+        q: search_text("q", query.q)?,
+        kind: query.kind,
+    };
+    let rows = caller
+        .scope()
+        .inventory_groups(OrganizationId::from_uuid(id), &filter, page)
+        .await?;
+    Ok(Json(Paginated::from_rows(rows, page, |g| g.id, to_json)))
+}
+
+/// A group's members.
+#[utoipa::path(get, path = "/api/v1/organizations/{id}/groups/{group}/members", tag = "inventory", security(("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The organization's id"), ("group" = Uuid, Path, description = "The group's object id"), PageQuery),
+    responses((status = 200, description = "A page of members", body = Paginated<Object>),
+        (status = 404, description = "No such group for this key", body = Problem, content_type = PROBLEM)))]
+pub async fn list_group_members(
+    caller: Caller,
+    ApiPath((id, group)): ApiPath<(Uuid, Uuid)>,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<Paginated<Value>>, ApiError> {
+    let page = query.to_page()?;
+    let rows = caller
+        .scope()
+        .inventory_group_members(OrganizationId::from_uuid(id), group, page)
+        .await?;
+    Ok(Json(Paginated::from_rows(rows, page, |m| m.id, to_json)))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Listed {
+    #[schema(value_type = Vec<Object>)]
+    pub data: Vec<Value>,
+}
+
+/// Activated directory roles with their members.
+#[utoipa::path(get, path = "/api/v1/organizations/{id}/directory-roles", tag = "inventory", security(("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The organization's id")),
+    responses((status = 200, description = "Roles with members", body = Listed),
+        (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
+pub async fn list_directory_roles(
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<Listed>, ApiError> {
+    let roles = caller
+        .scope()
+        .inventory_roles(OrganizationId::from_uuid(id))
+        .await?;
+    Ok(Json(Listed {
+        data: roles.into_iter().map(to_json).collect(),
+    }))
+}
+
+/// Users proposed as approvers: holders of Global Administrator, Privileged Role
+/// Administrator, User Administrator or Helpdesk Administrator.
+#[utoipa::path(get, path = "/api/v1/organizations/{id}/approver-proposals", tag = "inventory", security(("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The organization's id")),
+    responses((status = 200, description = "Proposed approvers with their roles", body = Listed),
+        (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
+pub async fn list_approver_proposals(
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<Listed>, ApiError> {
+    let proposals = caller
+        .scope()
+        .approver_proposals(OrganizationId::from_uuid(id))
+        .await?;
+    Ok(Json(Listed {
+        data: proposals.into_iter().map(to_json).collect(),
+    }))
+}
+
+async fn objects(
+    caller: &Caller,
+    id: Uuid,
+    section: &str,
+    query: PageQuery,
+) -> Result<Json<Paginated<Value>>, ApiError> {
+    let page = query.to_page()?;
+    let rows = caller
+        .scope()
+        .inventory_objects(OrganizationId::from_uuid(id), section, page)
+        .await?;
+    Ok(Json(Paginated::from_rows(
+        rows,
+        page,
+        |o| Uuid::parse_str(&o.id).unwrap_or_default(),
+        to_json,
+    )))
+}
+
+/// Subscribed SKUs (licences), with consumed and prepaid units.
+#[utoipa::path(get, path = "/api/v1/organizations/{id}/licenses", tag = "inventory", security(("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The organization's id"), PageQuery),
+    responses((status = 200, description = "A page of licences", body = Paginated<Object>),
+        (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
+pub async fn list_licenses(
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<Paginated<Value>>, ApiError> {
+    objects(&caller, id, "licenses", query).await
+}
+
+/// Enterprise applications (service principals).
+#[utoipa::path(get, path = "/api/v1/organizations/{id}/applications", tag = "inventory", security(("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The organization's id"), PageQuery),
+    responses((status = 200, description = "A page of applications", body = Paginated<Object>),
+        (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
+pub async fn list_applications(
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<Paginated<Value>>, ApiError> {
+    objects(&caller, id, "service_principals", query).await
+}
+
+/// Intune managed devices (when the app may read them).
+#[utoipa::path(get, path = "/api/v1/organizations/{id}/devices", tag = "inventory", security(("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The organization's id"), PageQuery),
+    responses((status = 200, description = "A page of devices", body = Paginated<Object>),
+        (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
+pub async fn list_devices(
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<Paginated<Value>>, ApiError> {
+    objects(&caller, id, "devices", query).await
+}

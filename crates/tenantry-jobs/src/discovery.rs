@@ -1,0 +1,637 @@
+//! The discovery job: reads a tenant section by section (DESIGN §8), streams each page
+//! into the run's staging area, and applies the run to the inventory in one transaction
+//! at the end.
+//!
+//! Failure rules: a section Microsoft refuses for a missing permission is `skipped`, with
+//! the permission named, and the run goes on; a throttled section is never marked done:
+//! the job snoozes for Microsoft's `Retry-After` without spending an attempt, and the next
+//! attempt resumes with the sections not yet staged; an outage retries the job with
+//! backoff; refused credentials fail the run for good.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use tenantry_domain::DiscoveryRunId;
+use tenantry_domain::discovery::Section;
+use tenantry_graph::calls::GraphFailure;
+use tenantry_graph::reader::{BATCH_LIMIT, Reader};
+use tenantry_graph::{GraphHttp, TokenCache, TokenFailure};
+use tenantry_store::discovery::{Applied, DISCOVERY_JOB, RunContext, StagedObject};
+use tenantry_store::queue::ClaimedJob;
+use tenantry_store::{DiscoveryStore, StoreError};
+use uuid::Uuid;
+
+use crate::engine::{Handler, JobFuture, Outcome};
+
+const USER_FIELDS: &str = "id,displayName,userPrincipalName,mail,givenName,surname,department,jobTitle,accountEnabled,officeLocation,businessPhones,mobilePhone,usageLocation,onPremisesSyncEnabled";
+const GROUP_FIELDS: &str = "id,displayName,description,mail,mailEnabled,securityEnabled,groupTypes";
+
+/// Runs discovery jobs.
+pub struct DiscoveryHandler {
+    store: DiscoveryStore,
+    http: GraphHttp,
+    tokens: TokenCache,
+    /// Requests in flight per run (Graph throttles per app and tenant).
+    requests_per_run: usize,
+}
+
+impl DiscoveryHandler {
+    pub fn new(store: DiscoveryStore, http: GraphHttp, tokens: TokenCache) -> Self {
+        Self {
+            store,
+            http,
+            tokens,
+            requests_per_run: 4,
+        }
+    }
+}
+
+impl Handler for DiscoveryHandler {
+    fn kind(&self) -> &'static str {
+        DISCOVERY_JOB
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(30 * 60)
+    }
+
+    fn run<'a>(&'a self, job: &'a ClaimedJob) -> JobFuture<'a> {
+        Box::pin(self.discover(job))
+    }
+}
+
+/// How one section ended.
+enum SectionEnd {
+    Staged {
+        count: usize,
+        delta_link: Option<String>,
+    },
+    Skipped,
+    Failed(GraphFailure),
+}
+
+impl DiscoveryHandler {
+    async fn discover(&self, job: &ClaimedJob) -> Outcome {
+        let Some(run_id) = job.args["run_id"]
+            .as_str()
+            .and_then(|r| r.parse::<DiscoveryRunId>().ok())
+        else {
+            return Outcome::Discard("job arguments name no run".into());
+        };
+        let context = match self.store.start(run_id).await {
+            Ok(context) => context,
+            Err(StoreError::NotFound) => {
+                return Outcome::Discard("the run or its organization no longer exists".into());
+            }
+            Err(error) => return Outcome::Retry(format!("database: {error}")),
+        };
+        let run = context.run.run_id;
+        let outcome = self.discover_run(&context).await;
+        let recorded = match &outcome {
+            Outcome::Done => Ok(()),
+            Outcome::Discard(error) => self.store.fail(run, error).await,
+            Outcome::Retry(error) | Outcome::Snooze(_, error) => {
+                if job.attempt >= job.max_attempts && matches!(outcome, Outcome::Retry(_)) {
+                    self.store.fail(run, error).await
+                } else {
+                    self.store.note_error(run, error).await
+                }
+            }
+        };
+        if let Err(error) = recorded {
+            tracing::warn!(%run, %error, "recording the run's state failed");
+        }
+        outcome
+    }
+
+    async fn discover_run(&self, context: &RunContext) -> Outcome {
+        let run = &context.run;
+        let token = match self
+            .tokens
+            .token(
+                &self.http,
+                &context.tenant_id.to_string(),
+                &context.client_id.to_string(),
+                &context.client_secret,
+            )
+            .await
+        {
+            Ok(token) => token,
+            Err(TokenFailure::Unavailable(cause)) => {
+                return Outcome::Retry(format!("Microsoft's login service: {cause}"));
+            }
+            Err(TokenFailure::Refused { error, code }) => {
+                return Outcome::Discard(format!(
+                    "Entra refused the stored credentials ({error}, AADSTS{code}); re-validate the organization or replace its secret"
+                ));
+            }
+        };
+        let reader = Arc::new(Reader::with_concurrency(
+            self.http.clone(),
+            token,
+            self.requests_per_run,
+        ));
+        let delta = run.mode == "delta";
+        let sections: &[Section] = if delta {
+            &Section::DELTA
+        } else {
+            &Section::ALL
+        };
+        // Sections staged or skipped by an earlier attempt of this run are kept.
+        let settled = |section: Section| {
+            matches!(
+                run.sections[section.name()]["status"].as_str(),
+                Some("staged" | "skipped")
+            )
+        };
+        let mut tasks = tokio::task::JoinSet::new();
+        let groups_pending = sections.contains(&Section::GroupMembers);
+        for section in sections.iter().copied() {
+            if settled(section) || section == Section::GroupMembers {
+                continue;
+            }
+            let worker = SectionWorker {
+                store: self.store.clone(),
+                reader: Arc::clone(&reader),
+                run: run.run_id,
+                organization: run.organization_id,
+                client_id: context.client_id,
+                secret_prefix: context
+                    .client_secret
+                    .expose_secret()
+                    .chars()
+                    .take(3)
+                    .collect(),
+                delta,
+            };
+            tasks.spawn(async move {
+                let end = worker.section(section).await;
+                (section, end)
+            });
+        }
+        let mut ends: Vec<(Section, SectionEnd)> = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(end) => ends.push(end),
+                Err(error) => return Outcome::Retry(format!("a section task failed: {error}")),
+            }
+        }
+        // Members need the groups: they run once groups are staged.
+        let groups_ready = settled(Section::Groups)
+            || ends
+                .iter()
+                .any(|(s, e)| *s == Section::Groups && matches!(e, SectionEnd::Staged { .. }));
+        if groups_pending && !settled(Section::GroupMembers) && groups_ready {
+            let worker = SectionWorker {
+                store: self.store.clone(),
+                reader: Arc::clone(&reader),
+                run: run.run_id,
+                organization: run.organization_id,
+                client_id: context.client_id,
+                secret_prefix: String::new(),
+                delta,
+            };
+            ends.push((
+                Section::GroupMembers,
+                worker.section(Section::GroupMembers).await,
+            ));
+        }
+        let mut applied: Vec<Applied> = Vec::new();
+        let mut wait: Option<Duration> = None;
+        let mut outage: Option<String> = None;
+        for (section, end) in &ends {
+            let status = match end {
+                SectionEnd::Staged { count, .. } => json!({"status": "staged", "count": count}),
+                SectionEnd::Skipped => {
+                    json!({"status": "skipped", "permission": section.permission(),
+                    "detail": format!("Microsoft refused this section: grant the application permission {} (and admin consent) to include it.", section.permission())})
+                }
+                SectionEnd::Failed(GraphFailure::Throttled { retry_after }) => {
+                    let after = retry_after.unwrap_or(Duration::from_secs(5));
+                    wait = Some(wait.map_or(after, |w| w.max(after)));
+                    json!({"status": "throttled", "retry_after_seconds": after.as_secs_f64()})
+                }
+                SectionEnd::Failed(failure) => {
+                    outage.get_or_insert_with(|| format!("{}: {failure}", section.name()));
+                    json!({"status": "failed", "error": failure.to_string()})
+                }
+            };
+            let (requests, throttled) = reader.take_counters();
+            if let Err(error) = self
+                .store
+                .record_section(
+                    run.run_id,
+                    section.name(),
+                    &status,
+                    i32::try_from(requests).unwrap_or(i32::MAX),
+                    i32::try_from(throttled).unwrap_or(i32::MAX),
+                )
+                .await
+            {
+                return Outcome::Retry(format!("database: {error}"));
+            }
+        }
+        if let Some(wait) = wait {
+            return Outcome::Snooze(wait, "throttled by Microsoft Graph".into());
+        }
+        if let Some(outage) = outage {
+            return Outcome::Retry(outage);
+        }
+        // Everything is staged or skipped (now or by an earlier attempt): apply.
+        let mut secret_expires_at: Option<DateTime<Utc>> = None;
+        for section in sections.iter().copied() {
+            let staged_now = ends.iter().find(|(s, _)| *s == section);
+            let staged = match staged_now {
+                Some((_, SectionEnd::Staged { delta_link, .. })) => Some(delta_link.clone()),
+                Some(_) => None,
+                None => (run.sections[section.name()]["status"].as_str() == Some("staged"))
+                    .then_some(None),
+            };
+            let Some(delta_link) = staged else { continue };
+            let delta_link = match delta_link {
+                Some(link) => Some(link),
+                None if matches!(section, Section::Users | Section::Groups) => {
+                    match self
+                        .store
+                        .staged_delta_link(run.run_id, section.name())
+                        .await
+                    {
+                        Ok(link) => link,
+                        Err(error) => return Outcome::Retry(format!("database: {error}")),
+                    }
+                }
+                None => None,
+            };
+            if section == Section::AppSecret {
+                match self.store.staged_secret_expiry(run.run_id).await {
+                    Ok(expiry) => secret_expires_at = expiry,
+                    Err(error) => return Outcome::Retry(format!("database: {error}")),
+                }
+            }
+            applied.push(Applied {
+                section: section.name(),
+                delta_link,
+            });
+        }
+        match self
+            .store
+            .apply(run, context.msp_id, &applied, secret_expires_at)
+            .await
+        {
+            Ok(()) => Outcome::Done,
+            Err(StoreError::NotFound) => {
+                Outcome::Discard("the organization was deleted during the run".into())
+            }
+            Err(error) => Outcome::Retry(format!("applying the run: {error}")),
+        }
+    }
+}
+
+/// Reads one section of one run.
+struct SectionWorker {
+    store: DiscoveryStore,
+    reader: Arc<Reader>,
+    run: Uuid,
+    organization: Uuid,
+    client_id: Uuid,
+    secret_prefix: String,
+    delta: bool,
+}
+
+impl SectionWorker {
+    async fn section(&self, section: Section) -> SectionEnd {
+        let name = section.name();
+        if let Err(error) = self.store.clear_section(self.run, name).await {
+            return SectionEnd::Failed(GraphFailure::Unavailable(format!("database: {error}")));
+        }
+        if section == Section::GroupMembers
+            && let Err(error) = self.store.clear_section(self.run, "member_groups").await
+        {
+            return SectionEnd::Failed(GraphFailure::Unavailable(format!("database: {error}")));
+        }
+        if section == Section::DirectoryRoles
+            && let Err(error) = self.store.clear_section(self.run, "role_members").await
+        {
+            return SectionEnd::Failed(GraphFailure::Unavailable(format!("database: {error}")));
+        }
+        let result = match section {
+            Section::Users => self.delta_section(name, "users", USER_FIELDS).await,
+            Section::Groups => self.delta_section(name, "groups", GROUP_FIELDS).await,
+            Section::GroupMembers => self.group_members().await,
+            Section::DirectoryRoles => self.directory_roles().await,
+            Section::Organization => {
+                self.listed(name, "/organization?$select=id,displayName,verifiedDomains,countryLetterCode,tenantType", "id")
+                    .await
+            }
+            Section::Domains => self.listed(name, "/domains", "id").await,
+            Section::ServicePrincipals => {
+                self.listed(name, "/servicePrincipals?$select=id,appId,displayName,accountEnabled,servicePrincipalType,appOwnerOrganizationId&$top=999", "id")
+                    .await
+            }
+            Section::Licenses => self.listed(name, "/subscribedSkus", "skuId").await,
+            Section::Devices => {
+                self.listed(name, "/deviceManagement/managedDevices?$top=999", "id")
+                    .await
+            }
+            Section::RiskyUsers => {
+                self.listed(name, "/identityProtection/riskyUsers?$top=999", "id")
+                    .await
+            }
+            Section::AppSecret => self.app_secret().await,
+        };
+        match result {
+            Ok((count, delta_link)) => SectionEnd::Staged { count, delta_link },
+            Err(GraphFailure::Denied { code }) if code == "Authorization_RequestDenied" => {
+                if let Err(error) = self.store.clear_section(self.run, name).await {
+                    tracing::warn!(%error, "clearing a skipped section failed");
+                }
+                SectionEnd::Skipped
+            }
+            Err(failure) => SectionEnd::Failed(failure),
+        }
+    }
+
+    async fn stage(&self, section: &str, objects: Vec<StagedObject>) -> Result<(), GraphFailure> {
+        self.store
+            .stage(self.run, section, &objects)
+            .await
+            .map_err(|e| GraphFailure::Unavailable(format!("database: {e}")))
+    }
+
+    /// Pages through a collection, staging each page; returns the count.
+    async fn listed(
+        &self,
+        section: &str,
+        path: &str,
+        id_field: &str,
+    ) -> Result<(usize, Option<String>), GraphFailure> {
+        let mut url = self.reader.url(path);
+        let mut count = 0;
+        loop {
+            let page = self.reader.page(&url).await?;
+            count += page.value.len();
+            let objects = page
+                .value
+                .into_iter()
+                .filter_map(|object| {
+                    let id = object[id_field].as_str()?.to_owned();
+                    Some(StagedObject {
+                        object_id: id,
+                        data: object,
+                        removed: false,
+                    })
+                })
+                .collect();
+            self.stage(section, objects).await?;
+            match page.next_link {
+                Some(next) => url = next,
+                None => return Ok((count, None)),
+            }
+        }
+    }
+
+    /// Users or groups: a fresh delta round (full runs) or the changes since the stored
+    /// delta link (delta runs; without a link, a fresh round). `@removed` items are
+    /// staged as removals.
+    async fn delta_section(
+        &self,
+        section: &str,
+        resource: &str,
+        fields: &str,
+    ) -> Result<(usize, Option<String>), GraphFailure> {
+        let stored = if self.delta {
+            self.store
+                .delta_link(self.organization, section)
+                .await
+                .map_err(|e| GraphFailure::Unavailable(format!("database: {e}")))?
+        } else {
+            None
+        };
+        let mut url = match stored {
+            Some(link) => link,
+            None => self
+                .reader
+                .url(&format!("/{resource}/delta?$select={fields}&$top=999")),
+        };
+        let mut count = 0;
+        loop {
+            let page = match self.reader.page(&url).await {
+                // An expired delta token: start a fresh round.
+                Err(GraphFailure::Unexpected { status: 400, .. }) if self.delta && count == 0 => {
+                    url = self
+                        .reader
+                        .url(&format!("/{resource}/delta?$select={fields}&$top=999"));
+                    self.reader.page(&url).await?
+                }
+                other => other?,
+            };
+            count += page.value.len();
+            let mut objects: Vec<StagedObject> = Vec::with_capacity(page.value.len());
+            let mut changed_groups: Vec<StagedObject> = Vec::new();
+            for object in page.value {
+                let Some(id) = object["id"].as_str().map(str::to_owned) else {
+                    continue;
+                };
+                let removed = object.get("@removed").is_some();
+                if resource == "groups" {
+                    changed_groups.push(StagedObject {
+                        object_id: id.clone(),
+                        data: json!({}),
+                        removed,
+                    });
+                }
+                objects.push(StagedObject {
+                    object_id: id,
+                    data: object,
+                    removed,
+                });
+            }
+            self.stage(section, objects).await?;
+            if let Some(link) = page.delta_link {
+                self.stage(
+                    "delta_link",
+                    vec![StagedObject {
+                        object_id: section.to_owned(),
+                        data: json!(link),
+                        removed: false,
+                    }],
+                )
+                .await?;
+                return Ok((count, Some(link)));
+            }
+            match page.next_link {
+                Some(next) => url = next,
+                None => return Ok((count, None)),
+            }
+        }
+    }
+
+    /// Members of every staged (changed, in delta runs) group, 20 groups per `$batch`.
+    async fn group_members(&self) -> Result<(usize, Option<String>), GraphFailure> {
+        let groups = self
+            .store
+            .staged_ids(self.run, "groups")
+            .await
+            .map_err(|e| GraphFailure::Unavailable(format!("database: {e}")))?;
+        let mut count = 0;
+        for chunk in groups.chunks(BATCH_LIMIT) {
+            let urls: Vec<String> = chunk
+                .iter()
+                .map(|g| {
+                    format!("/groups/{g}/members?$select=id,displayName,userPrincipalName&$top=999")
+                })
+                .collect();
+            let results = self.reader.batch(&urls).await;
+            for (group, result) in chunk.iter().zip(results) {
+                let first = match result {
+                    Ok(body) => body,
+                    // Deleted since the groups were read: nothing to keep.
+                    Err(GraphFailure::NotFound) => continue,
+                    Err(failure) => return Err(failure),
+                };
+                count += self.stage_members(group, first).await?;
+                self.stage(
+                    "member_groups",
+                    vec![StagedObject {
+                        object_id: group.clone(),
+                        data: json!({}),
+                        removed: false,
+                    }],
+                )
+                .await?;
+            }
+        }
+        Ok((count, None))
+    }
+
+    /// Stages a group's members from its first page, following further pages.
+    async fn stage_members(&self, group: &str, mut body: Value) -> Result<usize, GraphFailure> {
+        let mut count = 0;
+        loop {
+            let values = body["value"].as_array().cloned().unwrap_or_default();
+            count += values.len();
+            let objects = values
+                .iter()
+                .filter_map(|member| {
+                    let id = member["id"].as_str()?;
+                    let kind = member["@odata.type"]
+                        .as_str()
+                        .map(|t| t.trim_start_matches("#microsoft.graph."))
+                        .unwrap_or("user");
+                    Some(StagedObject {
+                        object_id: format!("{group}/{id}"),
+                        data: json!({"group_id": group, "member_id": id, "type": kind}),
+                        removed: false,
+                    })
+                })
+                .collect();
+            self.stage("group_members", objects).await?;
+            match body["@odata.nextLink"].as_str() {
+                Some(next) => {
+                    let page = self.reader.page(next).await?;
+                    body = json!({"value": page.value, "@odata.nextLink": page.next_link});
+                }
+                None => return Ok(count),
+            }
+        }
+    }
+
+    /// Activated directory roles and their members (Graph does not page these).
+    async fn directory_roles(&self) -> Result<(usize, Option<String>), GraphFailure> {
+        let page = self
+            .reader
+            .page(
+                &self
+                    .reader
+                    .url("/directoryRoles?$select=id,displayName,roleTemplateId"),
+            )
+            .await?;
+        let roles: Vec<Value> = page.value;
+        let ids: Vec<String> = roles
+            .iter()
+            .filter_map(|r| r["id"].as_str().map(str::to_owned))
+            .collect();
+        self.stage(
+            "directory_roles",
+            roles
+                .iter()
+                .filter_map(|r| {
+                    Some(StagedObject {
+                        object_id: r["id"].as_str()?.to_owned(),
+                        data: r.clone(),
+                        removed: false,
+                    })
+                })
+                .collect(),
+        )
+        .await?;
+        for chunk in ids.chunks(BATCH_LIMIT) {
+            let urls: Vec<String> = chunk
+                .iter()
+                .map(|r| format!("/directoryRoles/{r}/members?$select=id"))
+                .collect();
+            let results = self.reader.batch(&urls).await;
+            for (role, result) in chunk.iter().zip(results) {
+                let body = match result {
+                    Ok(body) => body,
+                    Err(GraphFailure::NotFound) => continue,
+                    Err(failure) => return Err(failure),
+                };
+                let objects = body["value"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|member| {
+                        let id = member["id"].as_str()?;
+                        let kind = member["@odata.type"]
+                            .as_str()
+                            .map(|t| t.trim_start_matches("#microsoft.graph."))
+                            .unwrap_or("user");
+                        Some(StagedObject {
+                            object_id: format!("{role}/{id}"),
+                            data: json!({"role_id": role, "member_id": id, "type": kind}),
+                            removed: false,
+                        })
+                    })
+                    .collect();
+                self.stage("role_members", objects).await?;
+            }
+        }
+        Ok((roles.len(), None))
+    }
+
+    /// The app's own client secrets: the expiry of the one in use (matched by Entra's
+    /// hint, as the validator does).
+    async fn app_secret(&self) -> Result<(usize, Option<String>), GraphFailure> {
+        let path = format!(
+            "/applications(appId='{}')?$select=id,appId,displayName,passwordCredentials",
+            self.client_id
+        );
+        let page = self.reader.page(&self.reader.url(&path)).await?;
+        let Some(app) = page.value.into_iter().next() else {
+            return Ok((0, None));
+        };
+        let mut warnings = Vec::new();
+        let expiry =
+            tenantry_graph::validator::secret_expiry(&app, &self.secret_prefix, &mut warnings);
+        self.stage(
+            "app_secret",
+            vec![StagedObject {
+                object_id: app["id"].as_str().unwrap_or("application").to_owned(),
+                data: json!({
+                    "displayName": app["displayName"],
+                    "appId": app["appId"],
+                    "passwordCredentials": app["passwordCredentials"],
+                    "secret_in_use": {"key_id": expiry.key_id, "hint": expiry.hint, "expires_at": expiry.expires_at},
+                }),
+                removed: false,
+            }],
+        )
+        .await?;
+        Ok((1, None))
+    }
+}

@@ -1,0 +1,314 @@
+//! The worker loop: claims due jobs within the per-organization and global limits, runs
+//! each under its kind's timeout, heartbeats the ones it holds (and stops those whose
+//! cancellation was asked), records every outcome, and on shutdown stops claiming, lets
+//! running jobs finish for a grace period and gives back the rest untouched.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tenantry_store::Queue;
+use tenantry_store::queue::{ClaimLimits, ClaimedJob};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+/// How a job's attempt ended.
+#[derive(Debug)]
+pub enum Outcome {
+    Done,
+    /// Try again after a backoff (spends an attempt).
+    Retry(String),
+    /// Microsoft asked to wait: run again after this long without spending an attempt.
+    Snooze(Duration, String),
+    /// Will never succeed; no more attempts.
+    Discard(String),
+}
+
+pub type JobFuture<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
+
+/// Runs the jobs of one kind.
+pub trait Handler: Send + Sync + 'static {
+    fn kind(&self) -> &'static str;
+    /// The longest an attempt may run; must stay below the rescue horizon.
+    fn timeout(&self) -> Duration;
+    fn run<'a>(&'a self, job: &'a ClaimedJob) -> JobFuture<'a>;
+}
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Jobs this process runs at once.
+    pub concurrency: usize,
+    /// Jobs running at once for one organization, across every worker.
+    pub per_organization: i64,
+    /// Jobs running at once in total, across every worker.
+    pub global: i64,
+    /// How often an idle worker looks for due jobs.
+    pub poll_interval: Duration,
+    pub heartbeat_interval: Duration,
+    /// A job whose worker has not heartbeated for this long is rescued.
+    pub lease: Duration,
+    /// How long shutdown waits for running jobs before giving them back.
+    pub drain: Duration,
+    pub max_snoozes: i32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 16,
+            per_organization: 2,
+            global: 64,
+            poll_interval: Duration::from_millis(500),
+            heartbeat_interval: Duration::from_secs(5),
+            lease: Duration::from_secs(30),
+            drain: Duration::from_secs(20),
+            max_snoozes: 50,
+        }
+    }
+}
+
+/// Exponential backoff with jitter for attempt `n` (1-based): 2^n seconds plus up to
+/// half again, capped at an hour.
+pub fn retry_backoff(attempt: i32) -> Duration {
+    let base = 2f64.powi(attempt.clamp(1, 12)).min(3600.0);
+    Duration::from_secs_f64(base + fastrand::f64() * base / 2.0)
+}
+
+type Running = Arc<Mutex<HashMap<Uuid, tokio::task::AbortHandle>>>;
+
+pub struct Engine {
+    queue: Queue,
+    config: EngineConfig,
+    worker_id: String,
+    handlers: HashMap<&'static str, Arc<dyn Handler>>,
+}
+
+impl Engine {
+    pub fn new(queue: Queue, config: EngineConfig, handlers: Vec<Arc<dyn Handler>>) -> Self {
+        let worker_id = format!(
+            "{}-{}-{}",
+            hostname(),
+            std::process::id(),
+            &Uuid::new_v4().simple().to_string()[..8]
+        );
+        Self {
+            queue,
+            config,
+            worker_id,
+            handlers: handlers.into_iter().map(|h| (h.kind(), h)).collect(),
+        }
+    }
+
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    pub fn kinds(&self) -> Vec<&'static str> {
+        let mut kinds: Vec<_> = self.handlers.keys().copied().collect();
+        kinds.sort_unstable();
+        kinds
+    }
+
+    /// Runs until `shutdown` turns true, then drains.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let running: Running = Arc::default();
+        let mut tasks: JoinSet<()> = JoinSet::new();
+        let heartbeat = tokio::spawn(Arc::clone(&self).heartbeat(Arc::clone(&running)));
+        let limits = ClaimLimits {
+            kinds: self.kinds().iter().map(|k| (*k).to_owned()).collect(),
+            demand: 0,
+            per_organization: self.config.per_organization,
+            global: self.config.global,
+        };
+        tracing::info!(worker = %self.worker_id, kinds = ?self.kinds(), "worker started");
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            while tasks.try_join_next().is_some() {}
+            let free = self.config.concurrency.saturating_sub(tasks.len());
+            let mut claimed = 0;
+            if free > 0 {
+                let limits = ClaimLimits {
+                    demand: free,
+                    ..limits.clone()
+                };
+                match self.queue.claim(&self.worker_id, &limits).await {
+                    Ok(jobs) => {
+                        claimed = jobs.len();
+                        for job in jobs {
+                            self.start(&mut tasks, &running, job);
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "claiming jobs failed"),
+                }
+            }
+            // Claimed a full batch: there may be more. Otherwise wait for a poll, a
+            // finished job or shutdown.
+            if claimed > 0 && claimed == free {
+                continue;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.config.poll_interval) => {}
+                _ = shutdown.changed() => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        tracing::info!(worker = %self.worker_id, running = tasks.len(), "worker draining");
+        let drained = tokio::time::timeout(self.config.drain, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        heartbeat.abort();
+        if drained.is_err() {
+            // Jobs still running are given back: their attempt is not spent.
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+            match self.queue.release_worker(&self.worker_id).await {
+                Ok(released) => {
+                    tracing::info!(worker = %self.worker_id, released, "unfinished jobs given back")
+                }
+                Err(error) => {
+                    tracing::error!(%error, "giving jobs back failed; they will be rescued after the lease")
+                }
+            }
+        }
+        tracing::info!(worker = %self.worker_id, "worker stopped");
+    }
+
+    fn start(self: &Arc<Self>, tasks: &mut JoinSet<()>, running: &Running, job: ClaimedJob) {
+        let Some(handler) = self.handlers.get(job.kind.as_str()).cloned() else {
+            return;
+        };
+        let engine = Arc::clone(self);
+        let id = job.job_id;
+        let registry = Arc::clone(running);
+        // The guard gives the job back if the task is aborted (shutdown or cancel) before
+        // it recorded an outcome.
+        let abort = tasks.spawn(async move {
+            let mut guard = Unfinished {
+                queue: engine.queue.clone(),
+                job: Some(job.clone()),
+                running: Arc::clone(&registry),
+            };
+            let outcome = tokio::time::timeout(handler.timeout(), handler.run(&job))
+                .await
+                .unwrap_or_else(|_| {
+                    Outcome::Retry(format!("timed out after {} s", handler.timeout().as_secs()))
+                });
+            engine.record(&job, outcome).await;
+            guard.job = None;
+        });
+        running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, abort);
+    }
+
+    async fn record(&self, job: &ClaimedJob, outcome: Outcome) {
+        let kind = job.kind.as_str();
+        let result = match &outcome {
+            Outcome::Done => self.queue.complete(job).await,
+            Outcome::Retry(error) => {
+                tracing::warn!(job = %job.job_id, kind, attempt = job.attempt, %error, "job failed");
+                self.queue
+                    .fail(job, error, retry_backoff(job.attempt))
+                    .await
+            }
+            Outcome::Snooze(delay, reason) => {
+                tracing::info!(job = %job.job_id, kind, delay_ms = delay.as_millis() as u64, %reason, "job snoozed");
+                self.queue
+                    .snooze(job, *delay, reason, self.config.max_snoozes)
+                    .await
+            }
+            Outcome::Discard(error) => {
+                tracing::warn!(job = %job.job_id, kind, %error, "job discarded");
+                self.queue.discard(job, error).await
+            }
+        };
+        match result {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(job = %job.job_id, kind, "job was taken from this worker before it finished")
+            }
+            Err(error) => {
+                tracing::error!(job = %job.job_id, kind, %error, "recording a job's outcome failed")
+            }
+        }
+    }
+
+    async fn heartbeat(self: Arc<Self>, running: Running) {
+        let mut tick = tokio::time::interval(self.config.heartbeat_interval);
+        loop {
+            tick.tick().await;
+            let ids: Vec<Uuid> = {
+                let mut running = running.lock().unwrap_or_else(|p| p.into_inner());
+                running.retain(|_, task| !task.is_finished());
+                running.keys().copied().collect()
+            };
+            match self.queue.heartbeat(&self.worker_id, &ids).await {
+                Ok(cancelled) => {
+                    for id in cancelled {
+                        let handle = running
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&id);
+                        if let Some(handle) = handle {
+                            tracing::info!(job = %id, "job cancelled while running");
+                            handle.abort();
+                        }
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "heartbeat failed"),
+            }
+        }
+    }
+}
+
+/// Marks a claimed job cancelled if its task is aborted because its cancellation was
+/// asked (the heartbeat removes it from the registry first). Jobs aborted at shutdown are
+/// given back by the engine instead.
+struct Unfinished {
+    queue: Queue,
+    job: Option<ClaimedJob>,
+    running: Running,
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        let Some(job) = self.job.take() else {
+            return;
+        };
+        let cancelled = !self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&job.job_id);
+        if !cancelled {
+            return;
+        }
+        let queue = self.queue.clone();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                if let Err(error) = queue.cancelled(&job).await {
+                    tracing::warn!(job = %job.job_id, %error, "recording a cancellation failed");
+                }
+            });
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .unwrap_or_else(|| "worker".into())
+}

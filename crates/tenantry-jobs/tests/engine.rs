@@ -1,0 +1,424 @@
+//! The job engine against a real PostgreSQL: two engines, each on its own runtime and
+//! connection pool (as two processes would be), share one database. Every job runs
+//! exactly once; a snooze spends no attempt; unique keys hold; shutdown drains or gives
+//! jobs back; a job whose worker stopped heartbeating is rescued and finished by the
+//! other.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use tenantry_jobs::engine::{Engine, EngineConfig, Handler, JobFuture, Outcome};
+use tenantry_store::queue::{ClaimedJob, Enqueued, NewJob};
+use tenantry_store::{ApiKeyPepper, Store};
+use tokio::sync::watch;
+
+/// Records each execution in `probe_run`; `args.sleep_ms` makes it slow, `args.snooze`
+/// makes its first attempt snooze.
+struct Probe {
+    pool: PgPool,
+}
+
+impl Handler for Probe {
+    fn kind(&self) -> &'static str {
+        "probe"
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(30)
+    }
+
+    fn run<'a>(&'a self, job: &'a ClaimedJob) -> JobFuture<'a> {
+        Box::pin(async move {
+            if job.args["snooze"].as_bool() == Some(true) && job.snoozes == 0 {
+                return Outcome::Snooze(Duration::from_millis(100), "throttled".into());
+            }
+            if job.args["fail_once"].as_bool() == Some(true) && job.attempt == 1 {
+                return Outcome::Retry("first attempt fails".into());
+            }
+            if let Some(ms) = job.args["sleep_ms"].as_u64() {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            let recorded = sqlx::query(
+                "insert into probe_run (job_id, runs) values ($1, 1)
+                 on conflict (job_id) do update set runs = probe_run.runs + 1",
+            )
+            .bind(job.job_id)
+            .execute(&self.pool)
+            .await;
+            match recorded {
+                Ok(_) => Outcome::Done,
+                Err(e) => Outcome::Retry(e.to_string()),
+            }
+        })
+    }
+}
+
+fn config() -> EngineConfig {
+    EngineConfig {
+        concurrency: 8,
+        per_organization: 2,
+        global: 64,
+        poll_interval: Duration::from_millis(20),
+        heartbeat_interval: Duration::from_millis(200),
+        lease: Duration::from_secs(2),
+        drain: Duration::from_secs(5),
+        max_snoozes: 5,
+    }
+}
+
+async fn prepare(pool: &PgPool) {
+    sqlx::query("create table probe_run (job_id uuid primary key, runs int not null)")
+        .execute(pool)
+        .await
+        .expect("probe table");
+}
+
+fn probe_job(args: serde_json::Value, unique: Option<&str>) -> NewJob {
+    NewJob {
+        kind: "probe".into(),
+        args,
+        msp_id: None,
+        organization_id: None,
+        unique_key: unique.map(str::to_owned),
+        max_attempts: 3,
+        priority: 2,
+        run_at: None,
+    }
+}
+
+/// An engine on its own thread, runtime and pool: a stand-in for a worker process.
+struct Worker {
+    stop: watch::Sender<bool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+fn start_worker(url: String, engine: EngineConfig) -> Worker {
+    let (stop, shutdown) = watch::channel(false);
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let pool = PgPoolOptions::new()
+                .max_connections(12)
+                .connect(&url)
+                .await
+                .expect("pool");
+            let store = Store::new(
+                pool.clone(),
+                ApiKeyPepper::new(vec![1; 32]).expect("pepper"),
+            );
+            let handlers: Vec<Arc<dyn Handler>> = vec![Arc::new(Probe { pool })];
+            let engine = Arc::new(Engine::new(store.queue(), engine, handlers));
+            engine.run(shutdown).await;
+        });
+    });
+    Worker { stop, thread }
+}
+
+impl Worker {
+    fn stop(self) {
+        let _ = self.stop.send(true);
+        self.thread.join().expect("worker thread");
+    }
+}
+
+fn url_of(pool: &PgPool) -> String {
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL (run through scripts/test)");
+    let database = pool
+        .connect_options()
+        .get_database()
+        .expect("database")
+        .to_owned();
+    let (server, _) = base.rsplit_once('/').expect("url");
+    format!("{server}/{database}")
+}
+
+fn queue(pool: &PgPool) -> tenantry_store::Queue {
+    Store::new(
+        pool.clone(),
+        ApiKeyPepper::new(vec![1; 32]).expect("pepper"),
+    )
+    .queue()
+}
+
+async fn wait_until(pool: &PgPool, sql: &str, expected: i64, limit: Duration) {
+    let started = std::time::Instant::now();
+    loop {
+        let value: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(pool)
+            .await
+            .expect("query");
+        if value == expected {
+            return;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "{sql} = {value}, wanted {expected} within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn two_workers_run_each_of_a_thousand_jobs_exactly_once(pool: PgPool) {
+    prepare(&pool).await;
+    let queue = queue(&pool);
+    for i in 0..1000 {
+        queue
+            .enqueue(&probe_job(serde_json::json!({"n": i}), None))
+            .await
+            .expect("enqueue");
+    }
+    let first = start_worker(url_of(&pool), config());
+    let second = start_worker(url_of(&pool), config());
+    wait_until(
+        &pool,
+        "select count(*) from job where state = 'completed'",
+        1000,
+        Duration::from_secs(120),
+    )
+    .await;
+    first.stop();
+    second.stop();
+    let runs: Vec<i32> = sqlx::query_scalar("select runs from probe_run")
+        .fetch_all(&pool)
+        .await
+        .expect("runs");
+    assert_eq!(runs.len(), 1000);
+    assert!(runs.iter().all(|r| *r == 1), "a job ran twice");
+    let workers: i64 = sqlx::query_scalar("select count(distinct attempted_by) from job")
+        .fetch_one(&pool)
+        .await
+        .expect("workers");
+    assert_eq!(workers, 2, "both workers took jobs");
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn a_snooze_spends_no_attempt_and_a_failure_does(pool: PgPool) {
+    prepare(&pool).await;
+    let queue = queue(&pool);
+    let snoozed = queue
+        .enqueue(&probe_job(serde_json::json!({"snooze": true}), None))
+        .await
+        .expect("enqueue")
+        .job_id();
+    let failed_once = queue
+        .enqueue(&probe_job(serde_json::json!({"fail_once": true}), None))
+        .await
+        .expect("enqueue")
+        .job_id();
+    let worker = start_worker(url_of(&pool), config());
+    wait_until(
+        &pool,
+        &format!("select count(*) from job where state = 'completed' and job_id = '{snoozed}'"),
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
+    let (attempt, snoozes): (i32, i32) =
+        sqlx::query_as("select attempt, snoozes from job where job_id = $1")
+            .bind(snoozed.as_uuid())
+            .fetch_one(&pool)
+            .await
+            .expect("job");
+    assert_eq!(
+        (attempt, snoozes),
+        (1, 1),
+        "the snooze did not spend an attempt"
+    );
+    // A failure spends one and is retried after a backoff (2–3 s for the first).
+    wait_until(
+        &pool,
+        &format!("select count(*) from job where state = 'completed' and job_id = '{failed_once}'"),
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
+    let (attempt, errors): (i32, serde_json::Value) =
+        sqlx::query_as("select attempt, errors from job where job_id = $1")
+            .bind(failed_once.as_uuid())
+            .fetch_one(&pool)
+            .await
+            .expect("job");
+    assert_eq!(attempt, 2);
+    assert_eq!(errors[0]["error"], "first attempt fails");
+    worker.stop();
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn a_unique_key_admits_one_unfinished_job(pool: PgPool) {
+    prepare(&pool).await;
+    let queue = queue(&pool);
+    let first = queue
+        .enqueue(&probe_job(serde_json::json!({}), Some("scan:1")))
+        .await
+        .expect("enqueue");
+    let second = queue
+        .enqueue(&probe_job(serde_json::json!({}), Some("scan:1")))
+        .await
+        .expect("enqueue");
+    assert!(matches!(first, Enqueued::Inserted(_)));
+    assert_eq!(second, Enqueued::Duplicate(first.job_id()));
+    let worker = start_worker(url_of(&pool), config());
+    wait_until(
+        &pool,
+        "select count(*) from job where state = 'completed'",
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
+    worker.stop();
+    // Finished jobs no longer block the key.
+    let third = queue
+        .enqueue(&probe_job(serde_json::json!({}), Some("scan:1")))
+        .await
+        .expect("enqueue");
+    assert!(matches!(third, Enqueued::Inserted(id) if id != first.job_id()));
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn shutdown_finishes_short_jobs_and_gives_long_ones_back(pool: PgPool) {
+    prepare(&pool).await;
+    let queue = queue(&pool);
+    let short = queue
+        .enqueue(&probe_job(serde_json::json!({"sleep_ms": 300}), None))
+        .await
+        .expect("enqueue")
+        .job_id();
+    let long = queue
+        .enqueue(&probe_job(serde_json::json!({"sleep_ms": 60_000}), None))
+        .await
+        .expect("enqueue")
+        .job_id();
+    let worker = start_worker(
+        url_of(&pool),
+        EngineConfig {
+            drain: Duration::from_secs(1),
+            ..config()
+        },
+    );
+    wait_until(
+        &pool,
+        "select count(*) from job where state = 'running'",
+        2,
+        Duration::from_secs(30),
+    )
+    .await;
+    worker.stop();
+    let state = |id: tenantry_domain::JobId| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_as::<_, (String, i32)>("select state, attempt from job where job_id = $1")
+                .bind(id.as_uuid())
+                .fetch_one(&pool)
+                .await
+                .expect("job")
+        }
+    };
+    assert_eq!(state(short).await, ("completed".to_owned(), 1));
+    assert_eq!(
+        state(long).await,
+        ("available".to_owned(), 0),
+        "given back without spending its attempt"
+    );
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn per_organization_and_global_limits_hold_across_workers(pool: PgPool) {
+    prepare(&pool).await;
+    let queue = queue(&pool);
+    for _ in 0..6 {
+        queue
+            .enqueue(&probe_job(serde_json::json!({"sleep_ms": 500}), None))
+            .await
+            .expect("enqueue");
+    }
+    let limited = EngineConfig {
+        global: 3,
+        ..config()
+    };
+    let first = start_worker(url_of(&pool), limited.clone());
+    let second = start_worker(url_of(&pool), limited);
+    let mut peak = 0;
+    for _ in 0..60 {
+        let running: i64 = sqlx::query_scalar("select count(*) from job where state = 'running'")
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+        peak = peak.max(running);
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    wait_until(
+        &pool,
+        "select count(*) from job where state = 'completed'",
+        6,
+        Duration::from_secs(30),
+    )
+    .await;
+    first.stop();
+    second.stop();
+    assert!(
+        peak <= 3,
+        "at most 3 jobs ran at once across both workers, saw {peak}"
+    );
+    assert!(
+        peak >= 2,
+        "the workers did run jobs side by side (peak {peak})"
+    );
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn a_job_of_a_silent_worker_is_rescued_and_finished(pool: PgPool) {
+    prepare(&pool).await;
+    let queue = queue(&pool);
+    let id = queue
+        .enqueue(&probe_job(serde_json::json!({}), None))
+        .await
+        .expect("enqueue")
+        .job_id();
+    // A worker claims the job and then goes silent (as if killed): no heartbeat, no
+    // outcome.
+    let limits = tenantry_store::queue::ClaimLimits {
+        kinds: vec!["probe".into()],
+        demand: 1,
+        per_organization: 2,
+        global: 10,
+    };
+    let claimed = queue.claim("ghost", &limits).await.expect("claim");
+    assert_eq!(claimed.len(), 1);
+    let rescued = queue
+        .rescue(Duration::from_secs(60), Duration::from_secs(3600))
+        .await
+        .expect("rescue");
+    assert_eq!(rescued, 0, "a fresh heartbeat is not rescued");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let rescued = queue
+        .rescue(Duration::from_secs(1), Duration::from_secs(3600))
+        .await
+        .expect("rescue");
+    assert_eq!(rescued, 1);
+    // The ghost's late answer changes nothing: the attempt fence.
+    assert!(!queue.complete(&claimed[0]).await.expect("complete"));
+    let worker = start_worker(url_of(&pool), config());
+    wait_until(
+        &pool,
+        "select count(*) from job where state = 'completed'",
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
+    worker.stop();
+    let (attempt, last_error): (i32, Option<String>) =
+        sqlx::query_as("select attempt, errors->0->>'error' from job where job_id = $1")
+            .bind(id.as_uuid())
+            .fetch_one(&pool)
+            .await
+            .expect("job");
+    assert_eq!(attempt, 2);
+    assert_eq!(last_error.as_deref(), Some("worker lost: no heartbeat"));
+}

@@ -1,0 +1,761 @@
+//! Discovery against the simulator, end to end: adding a tenant queues a run, workers
+//! read every section into the inventory, the inventory API answers from it; delta runs
+//! apply changes and deletions; refused sections are skipped by name; throttling storms
+//! and outages end in a complete inventory, never in a run marked done too early.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tenantry_graph_sim::{FaultSpec, Faults};
+
+use crate::helpers::{TestApp, assert_problem};
+
+/// Connects demo tenant `name` and returns (organization id, first run id).
+async fn connect(app: &TestApp, key: &str, body: Value) -> (String, String) {
+    let response = app.post_json("/api/v1/organizations", key, body).await;
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.expect("body");
+    (
+        created["organization"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned(),
+        created["discovery_run_id"]
+            .as_str()
+            .expect("run id")
+            .to_owned(),
+    )
+}
+
+/// How many group memberships demo tenant `tenant` has, asked of the simulator's Graph.
+async fn sim_group_members(app: &TestApp, tenant: &str) -> usize {
+    let groups: Value = app
+        .graph(tenant, Method::GET, "/groups?$top=999", None)
+        .await
+        .json()
+        .await
+        .expect("groups");
+    let mut total = 0;
+    for group in groups["value"].as_array().expect("groups") {
+        let members: Value = app
+            .graph(
+                tenant,
+                Method::GET,
+                &format!(
+                    "/groups/{}/members?$top=999",
+                    group["id"].as_str().expect("id")
+                ),
+                None,
+            )
+            .await
+            .json()
+            .await
+            .expect("members");
+        total += members["value"].as_array().map_or(0, Vec::len);
+    }
+    total
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn adding_a_tenant_queues_a_discovery_that_fills_the_inventory(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let msp = app.create_msp("Discovering MSP").await;
+    let (org, run) = connect(&app, &msp.owner_key, app.connect_body("contoso")).await;
+
+    // Queued in the same transaction as the organization, before any worker runs.
+    let queued: Value = app
+        .get(
+            &format!("/api/v1/organizations/{org}/discovery-runs/{run}"),
+            &msp.owner_key,
+        )
+        .await
+        .json()
+        .await
+        .expect("run");
+    assert_eq!(queued["state"], "queued");
+    assert_eq!(queued["trigger"], "added");
+    let jobs: Value = app
+        .get(&format!("/api/v1/jobs?organization={org}"), &msp.owner_key)
+        .await
+        .json()
+        .await
+        .expect("jobs");
+    assert_eq!(jobs["data"].as_array().map(Vec::len), Some(1), "{jobs}");
+    assert_eq!(jobs["data"][0]["kind"], "discovery");
+    assert_eq!(jobs["data"][0]["state"], "available");
+
+    // The validation's own calls are interactive; only the scan's are background work.
+    app.sim.state().clear_requests();
+    let _workers = app.start_workers();
+    let done = app.wait_for_run(&msp.owner_key, &org, &run).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    for section in [
+        "organization",
+        "domains",
+        "users",
+        "groups",
+        "group_members",
+        "directory_roles",
+        "service_principals",
+        "licenses",
+        "devices",
+        "app_secret",
+    ] {
+        assert_eq!(
+            done["sections"][section]["status"], "done",
+            "{section}: {done}"
+        );
+    }
+    // The demo tenants do not grant Identity Protection: the section says what to grant.
+    assert_eq!(done["sections"]["risky_users"]["status"], "skipped");
+    assert_eq!(
+        done["sections"]["risky_users"]["permission"],
+        "IdentityRiskyUser.Read.All"
+    );
+    assert_eq!(done["sections"]["users"]["count"], 250);
+    assert!(done["graph_requests"].as_i64().unwrap_or(0) >= 11, "{done}");
+
+    // Background reads are sent at low priority, users and groups through delta, and
+    // group members in batches.
+    let requests = app.sim.requests();
+    let graph: Vec<_> = requests
+        .iter()
+        .filter(|r| r.path.starts_with("/v1.0/"))
+        .collect();
+    assert!(
+        graph
+            .iter()
+            .all(|r| r.throttle_priority.as_deref() == Some("Low")),
+        "every discovery request is low priority"
+    );
+    assert!(
+        graph
+            .iter()
+            .any(|r| r.path.starts_with("/v1.0/users/delta"))
+    );
+    assert!(graph.iter().any(|r| r.path.starts_with("/v1.0/$batch")));
+
+    let users = app
+        .get_all(
+            &format!("/api/v1/organizations/{org}/users"),
+            &msp.owner_key,
+        )
+        .await;
+    assert_eq!(users.len(), 250);
+    let first = &users[0];
+    assert!(first["user_principal_name"].is_string() && first["id"].is_string());
+
+    // Search: case-insensitive, on name, UPN or mail.
+    let needle = first["user_principal_name"]
+        .as_str()
+        .expect("upn")
+        .split('@')
+        .next()
+        .expect("local part")
+        .to_uppercase();
+    let found: Value = app
+        .get(
+            &format!("/api/v1/organizations/{org}/users?q={needle}"),
+            &msp.owner_key,
+        )
+        .await
+        .json()
+        .await
+        .expect("search");
+    assert!(
+        found["data"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .any(|u| u["id"] == first["id"]),
+        "{found}"
+    );
+    let disabled = app
+        .get_all(
+            &format!("/api/v1/organizations/{org}/users?enabled=false"),
+            &msp.owner_key,
+        )
+        .await;
+    assert!(disabled.iter().all(|u| u["account_enabled"] == false));
+
+    // Approver proposals: the holders of the four admin roles (the simulator gives the
+    // first three users Global, User and Helpdesk Administrator).
+    let proposals: Value = app
+        .get(
+            &format!("/api/v1/organizations/{org}/approver-proposals"),
+            &msp.owner_key,
+        )
+        .await
+        .json()
+        .await
+        .expect("proposals");
+    let proposals = proposals["data"].as_array().expect("rows");
+    assert_eq!(proposals.len(), 3, "{proposals:?}");
+    let holder = proposals[0]["user_id"].as_str().expect("user id");
+
+    let detail: Value = app
+        .get(
+            &format!("/api/v1/organizations/{org}/users/{holder}"),
+            &msp.owner_key,
+        )
+        .await
+        .json()
+        .await
+        .expect("user");
+    assert!(!detail["roles"].as_array().expect("roles").is_empty());
+
+    let groups = app
+        .get_all(
+            &format!("/api/v1/organizations/{org}/groups"),
+            &msp.owner_key,
+        )
+        .await;
+    assert!(!groups.is_empty());
+    let mut members_total = 0;
+    for group in &groups {
+        let members = app
+            .get_all(
+                &format!(
+                    "/api/v1/organizations/{org}/groups/{}/members",
+                    group["id"].as_str().expect("id")
+                ),
+                &msp.owner_key,
+            )
+            .await;
+        assert_eq!(
+            members.len() as i64,
+            group["member_count"].as_i64().unwrap_or(-1)
+        );
+        members_total += members.len();
+    }
+    assert_eq!(members_total, sim_group_members(&app, "contoso").await);
+
+    let roles: Value = app
+        .get(
+            &format!("/api/v1/organizations/{org}/directory-roles"),
+            &msp.owner_key,
+        )
+        .await
+        .json()
+        .await
+        .expect("roles");
+    assert!(
+        roles["data"]
+            .as_array()
+            .expect("roles")
+            .iter()
+            .any(|r| r["display_name"] == "Global Administrator"
+                && !r["members"].as_array().expect("members").is_empty()),
+        "{roles}"
+    );
+    for listed in ["licenses", "applications"] {
+        let rows = app
+            .get_all(
+                &format!("/api/v1/organizations/{org}/{listed}"),
+                &msp.owner_key,
+            )
+            .await;
+        assert!(!rows.is_empty(), "{listed}");
+    }
+
+    // The app's own secret expiry is known to the organization.
+    let organization: Value = app
+        .get(&format!("/api/v1/organizations/{org}"), &msp.owner_key)
+        .await
+        .json()
+        .await
+        .expect("organization");
+    assert!(
+        organization["secret_expires_at"].is_string(),
+        "{organization}"
+    );
+    assert!(organization["next_scan_at"].is_string(), "{organization}");
+
+    let jobs: Value = app
+        .get(
+            &format!("/api/v1/jobs?organization={org}&state=completed"),
+            &msp.owner_key,
+        )
+        .await
+        .json()
+        .await
+        .expect("jobs");
+    assert_eq!(jobs["data"][0]["attempt"], 1, "{jobs}");
+    // Staging is emptied once the run is applied.
+    let staged: i64 = sqlx::query_scalar("select count(*) from discovery_stage")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(staged, 0);
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn a_delta_run_applies_changes_and_removals(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Delta MSP").await;
+    let _workers = app.start_workers();
+    let (org, run) = connect(&app, &msp.owner_key, app.connect_body("tailspin")).await;
+    assert_eq!(
+        app.wait_for_run(&msp.owner_key, &org, &run).await["state"],
+        "succeeded"
+    );
+    let users = app
+        .get_all(
+            &format!("/api/v1/organizations/{org}/users"),
+            &msp.owner_key,
+        )
+        .await;
+    assert_eq!(users.len(), 40);
+    let changed = users[5]["id"].as_str().expect("id").to_owned();
+    let removed = users[6]["id"].as_str().expect("id").to_owned();
+    let joiner = users[7]["id"].as_str().expect("id").to_owned();
+    let groups = app
+        .get_all(
+            &format!("/api/v1/organizations/{org}/groups"),
+            &msp.owner_key,
+        )
+        .await;
+    let group = groups[0]["id"].as_str().expect("group").to_owned();
+
+    // An admin changes the tenant in Entra.
+    let patched = app
+        .graph(
+            "tailspin",
+            Method::PATCH,
+            &format!("/users/{changed}"),
+            Some(json!({"jobTitle": "Chief Delta Officer", "department": "Deltas"})),
+        )
+        .await;
+    assert_eq!(patched.status(), 204);
+    let deleted = app
+        .graph(
+            "tailspin",
+            Method::DELETE,
+            &format!("/users/{removed}"),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status(), 204);
+    let members = app
+        .get_all(
+            &format!("/api/v1/organizations/{org}/groups/{group}/members"),
+            &msp.owner_key,
+        )
+        .await;
+    if !members.iter().any(|m| m["id"] == joiner) {
+        let added = app
+            .graph(
+                "tailspin",
+                Method::POST,
+                &format!("/groups/{group}/members/$ref"),
+                Some(json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{joiner}")})),
+            )
+            .await;
+        assert_eq!(added.status(), 204);
+    }
+    app.sim.state().clear_requests();
+
+    let response = app
+        .post_json(
+            &format!("/api/v1/organizations/{org}/discovery-runs"),
+            &msp.owner_key,
+            json!({"mode": "delta"}),
+        )
+        .await;
+    assert_eq!(response.status(), 202);
+    let delta: Value = response.json().await.expect("run");
+    assert_eq!(delta["mode"], "delta");
+    assert_eq!(delta["trigger"], "manual");
+    let done = app
+        .wait_for_run(&msp.owner_key, &org, delta["id"].as_str().expect("id"))
+        .await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert!(
+        done["sections"]["licenses"].is_null(),
+        "delta runs read only users and groups"
+    );
+
+    // Only delta links were followed: no full listing.
+    let requests = app.sim.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.path.contains("/users/delta") && r.path.contains("deltatoken")),
+        "{requests:?}"
+    );
+    assert!(!requests.iter().any(|r| r.path.contains("/subscribedSkus")));
+
+    let user: Value = app
+        .get(
+            &format!("/api/v1/organizations/{org}/users/{changed}"),
+            &msp.owner_key,
+        )
+        .await
+        .json()
+        .await
+        .expect("user");
+    assert_eq!(user["job_title"], "Chief Delta Officer");
+    assert_eq!(user["department"], "Deltas");
+    let gone = app
+        .get(
+            &format!("/api/v1/organizations/{org}/users/{removed}"),
+            &msp.owner_key,
+        )
+        .await;
+    assert_problem(gone, 404, "NOT_FOUND").await;
+    let members = app
+        .get_all(
+            &format!("/api/v1/organizations/{org}/groups/{group}/members"),
+            &msp.owner_key,
+        )
+        .await;
+    assert!(members.iter().any(|m| m["id"] == joiner));
+    assert!(!members.iter().any(|m| m["id"] == removed));
+    let by_department = app
+        .get_all(
+            &format!("/api/v1/organizations/{org}/users?department=deltas"),
+            &msp.owner_key,
+        )
+        .await;
+    assert_eq!(by_department.len(), 1);
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn a_section_refused_for_a_missing_permission_is_skipped_by_name(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.change_tenant("contoso", |t| {
+        *t = t.clone().without_permissions(&[
+            "DeviceManagementManagedDevices.Read.All",
+            "DeviceManagementManagedDevices.ReadWrite.All",
+        ]);
+    });
+    let msp = app.create_msp("Partial MSP").await;
+    let mut body = app.connect_body("contoso");
+    body["capabilities"] = json!(["discovery"]);
+    let (org, run) = connect(&app, &msp.owner_key, body).await;
+    let _workers = app.start_workers();
+    let done = app.wait_for_run(&msp.owner_key, &org, &run).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["sections"]["devices"]["status"], "skipped");
+    assert_eq!(
+        done["sections"]["devices"]["permission"],
+        "DeviceManagementManagedDevices.ReadWrite.All"
+    );
+    assert_eq!(done["sections"]["users"]["status"], "done");
+    let users = app
+        .get_all(
+            &format!("/api/v1/organizations/{org}/users"),
+            &msp.owner_key,
+        )
+        .await;
+    assert_eq!(users.len(), 250);
+}
+
+/// Connects `tenant` with workers stopped, injects `spec` for it, then runs discovery.
+async fn discover_under_faults(
+    app: &TestApp,
+    key: &str,
+    tenant: &str,
+    spec: FaultSpec,
+) -> (String, Value) {
+    let (org, run) = connect(app, key, app.connect_body(tenant)).await;
+    let mut faults = Faults::default();
+    faults.tenants.insert(app.demo(tenant).id.to_string(), spec);
+    app.sim.state().set_faults(faults);
+    let _workers = app.start_workers();
+    let done = app.wait_for_run(key, &org, &run).await;
+    (org, done)
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn a_throttling_storm_ends_with_a_complete_and_correct_inventory(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Throttled MSP").await;
+    let storm = FaultSpec {
+        error_rate: 0.33,
+        error_statuses: vec![429],
+        retry_after_secs: Some(0.02),
+        ..Default::default()
+    };
+    let (org, done) = discover_under_faults(&app, &msp.owner_key, "contoso", storm).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert!(done["throttled"].as_i64().unwrap_or(0) > 0, "{done}");
+    let throttled = app
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.status == 429)
+        .count();
+    assert!(throttled > 0);
+    let users = app
+        .get_all(
+            &format!("/api/v1/organizations/{org}/users"),
+            &msp.owner_key,
+        )
+        .await;
+    assert_eq!(users.len(), 250);
+    let groups = app
+        .get_all(
+            &format!("/api/v1/organizations/{org}/groups"),
+            &msp.owner_key,
+        )
+        .await;
+    let members: i64 = groups
+        .iter()
+        .map(|g| g["member_count"].as_i64().unwrap_or(0))
+        .sum();
+    app.sim.state().set_faults(Faults::default());
+    assert_eq!(members as usize, sim_group_members(&app, "contoso").await);
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn graph_outages_are_retried_until_the_run_completes(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Outage MSP").await;
+    let outage = FaultSpec {
+        error_rate: 0.3,
+        error_statuses: vec![503, 504],
+        ..Default::default()
+    };
+    let (org, done) = discover_under_faults(&app, &msp.owner_key, "tailspin", outage).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let users = app
+        .get_all(
+            &format!("/api/v1/organizations/{org}/users"),
+            &msp.owner_key,
+        )
+        .await;
+    assert_eq!(users.len(), 40);
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn a_large_tenant_is_paged_completely(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let mut scenario = app.sim.state().scenario();
+    scenario
+        .tenants
+        .push(tenantry_graph_sim::TenantSpec::healthy(
+            "bigcorp", "Big Corp", 12_000,
+        ));
+    app.sim.state().load(scenario.clone());
+    let spec = scenario
+        .tenants
+        .iter()
+        .find(|t| t.name == "bigcorp")
+        .expect("bigcorp")
+        .clone();
+    let msp = app.create_msp("Big MSP").await;
+    let body = json!({"name": "Big Corp", "provider": "microsoft365", "tenant_id": spec.id,
+        "client_id": spec.app().client_id, "client_secret": spec.secret_value()});
+    let (org, run) = connect(&app, &msp.owner_key, body).await;
+    let _workers = app.start_workers();
+    let done = app.wait_for_run(&msp.owner_key, &org, &run).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["sections"]["users"]["count"], 12_000);
+    let count: i64 =
+        sqlx::query_scalar("select count(*) from inventory_user where organization_id = $1::uuid")
+            .bind(&org)
+            .fetch_one(&app.pool)
+            .await
+            .expect("count");
+    assert_eq!(count, 12_000);
+    let pages = app
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/v1.0/users/delta"))
+        .count();
+    assert_eq!(pages, 13, "999 users a page");
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn scan_now_is_unique_per_organization_and_needs_a_technician(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Unique MSP").await;
+    let (org, first) = connect(&app, &msp.owner_key, app.connect_body("tailspin")).await;
+    let path = format!("/api/v1/organizations/{org}/discovery-runs");
+    // No worker runs: the first run is still queued, so scan-now returns it.
+    let again = app
+        .request(Method::POST, &path, Some(&msp.owner_key))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(again.status(), 202);
+    let again: Value = again.json().await.expect("run");
+    assert_eq!(again["id"], first.as_str());
+    let discovery_jobs: i64 = sqlx::query_scalar(
+        "select count(*) from job where kind = 'discovery' and organization_id = $1::uuid",
+    )
+    .bind(&org)
+    .fetch_one(&app.pool)
+    .await
+    .expect("count");
+    assert_eq!(discovery_jobs, 1);
+
+    let (_, viewer) = app.key_for(&msp, tenantry_domain::Role::Viewer).await;
+    assert_problem(
+        app.post_json(&path, &viewer, json!({})).await,
+        403,
+        "FORBIDDEN",
+    )
+    .await;
+    let bad_mode = app
+        .post_json(&path, &msp.owner_key, json!({"mode": "sideways"}))
+        .await;
+    assert_problem(bad_mode, 422, "INVALID_REQUEST").await;
+    let runs = app.get_all(&path, &viewer).await;
+    assert_eq!(runs.len(), 1);
+    let bad_kind = app
+        .get(
+            &format!("/api/v1/organizations/{org}/groups?kind=weird"),
+            &msp.owner_key,
+        )
+        .await;
+    assert_problem(bad_kind, 422, "INVALID_REQUEST").await;
+    let long_q = app
+        .get(
+            &format!("/api/v1/organizations/{org}/users?q={}", "a".repeat(201)),
+            &msp.owner_key,
+        )
+        .await;
+    assert_problem(long_q, 422, "INVALID_REQUEST").await;
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn jobs_can_be_cancelled_and_retried_by_admins_only(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Jobs MSP").await;
+    let (org, run) = connect(&app, &msp.owner_key, app.connect_body("tailspin")).await;
+    let jobs: Value = app
+        .get(
+            "/api/v1/jobs?kind=discovery&state=available",
+            &msp.owner_key,
+        )
+        .await
+        .json()
+        .await
+        .expect("jobs");
+    let job = jobs["data"][0]["id"].as_str().expect("job").to_owned();
+    let (_, technician) = app.key_for(&msp, tenantry_domain::Role::Technician).await;
+    let refused = app
+        .post_json(
+            &format!("/api/v1/jobs/{job}/cancel"),
+            &technician,
+            json!({}),
+        )
+        .await;
+    assert_problem(refused, 403, "FORBIDDEN").await;
+    let cancelled = app
+        .post_json(
+            &format!("/api/v1/jobs/{job}/cancel"),
+            &msp.owner_key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(cancelled.status(), 200);
+    let cancelled: Value = cancelled.json().await.expect("job");
+    assert_eq!(cancelled["state"], "cancelled");
+    let twice = app
+        .post_json(
+            &format!("/api/v1/jobs/{job}/cancel"),
+            &msp.owner_key,
+            json!({}),
+        )
+        .await;
+    assert_problem(twice, 409, "JOB_STATE_CONFLICT").await;
+
+    // The leader closes the run of a cancelled job.
+    let _workers = app.start_workers();
+    let closed = app.wait_for_run(&msp.owner_key, &org, &run).await;
+    assert_eq!(closed["state"], "cancelled");
+
+    let retried = app
+        .post_json(
+            &format!("/api/v1/jobs/{job}/retry"),
+            &msp.owner_key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(retried.status(), 200);
+    let bad_state = app.get("/api/v1/jobs?state=exploded", &msp.owner_key).await;
+    assert_problem(bad_state, 422, "INVALID_REQUEST").await;
+    let other = app.create_msp("Other MSP").await;
+    let hidden = app
+        .get(&format!("/api/v1/jobs/{job}"), &other.owner_key)
+        .await;
+    assert_problem(hidden, 404, "NOT_FOUND").await;
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn schedules_are_validated_and_due_scans_are_queued_by_the_leader(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Scheduled MSP").await;
+    let (org, first) = connect(&app, &msp.owner_key, app.connect_body("tailspin")).await;
+    let path = format!("/api/v1/organizations/{org}");
+    let bad = app
+        .request(Method::PATCH, &path, Some(&msp.owner_key))
+        .json(&json!({"scan_schedule": "every day"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_problem(bad, 422, "INVALID_REQUEST").await;
+    let set = app
+        .request(Method::PATCH, &path, Some(&msp.owner_key))
+        .json(&json!({"scan_schedule": "30 2 * * *"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(set.status(), 200);
+    let set: Value = set.json().await.expect("org");
+    assert_eq!(set["scan_schedule"], "30 2 * * *");
+    assert!(
+        set["next_scan_at"]
+            .as_str()
+            .is_some_and(|t| t.contains("T02:30:00")),
+        "{set}"
+    );
+
+    let _workers = app.start_workers();
+    assert_eq!(
+        app.wait_for_run(&msp.owner_key, &org, &first).await["state"],
+        "succeeded"
+    );
+    // Make the schedule due: the leader queues exactly one scheduled run.
+    sqlx::query("update organization set next_scan_at = now() - interval '1 minute' where organization_id = $1::uuid")
+        .bind(&org)
+        .execute(&app.pool)
+        .await
+        .expect("due");
+    let runs_path = format!("/api/v1/organizations/{org}/discovery-runs");
+    let mut scheduled = None;
+    for _ in 0..200 {
+        let runs = app.get_all(&runs_path, &msp.owner_key).await;
+        if let Some(run) = runs.iter().find(|r| r["trigger"] == "schedule") {
+            scheduled = Some(run["id"].as_str().expect("id").to_owned());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let scheduled = scheduled.expect("a scheduled run was queued");
+    assert_eq!(
+        app.wait_for_run(&msp.owner_key, &org, &scheduled).await["state"],
+        "succeeded"
+    );
+    let runs = app.get_all(&runs_path, &msp.owner_key).await;
+    assert_eq!(
+        runs.iter().filter(|r| r["trigger"] == "schedule").count(),
+        1
+    );
+    let organization: Value = app
+        .get(&path, &msp.owner_key)
+        .await
+        .json()
+        .await
+        .expect("org");
+    assert!(
+        organization["next_scan_at"]
+            .as_str()
+            .is_some_and(|t| t.contains("T02:30:00")),
+        "moved on by the cron expression: {organization}"
+    );
+}
