@@ -610,9 +610,9 @@ async fn a_killed_workers_scan_is_finished_by_another_and_sigterm_gives_work_bac
     assert_eq!(code, Some(0));
     let mut third = worker(&url, &sim, "1").spawn();
     third.wait_for_stderr("worker started", Duration::from_secs(30));
-    let mut conn = pool.acquire().await.expect("conn");
+    let mut tx = pool.begin().await.expect("tx");
     let (rerun, _) = tenantry_store::discovery::queue_run(
-        &mut conn,
+        &mut tx,
         principal.msp_id(),
         organization.id,
         tenantry_store::DiscoveryTrigger::Manual,
@@ -620,7 +620,7 @@ async fn a_killed_workers_scan_is_finished_by_another_and_sigterm_gives_work_bac
     )
     .await
     .expect("queued");
-    drop(conn);
+    tx.commit().await.expect("commit");
     wait_for(
         &pool,
         "select state from job where state = 'running' union all select 'none' limit 1",

@@ -485,6 +485,9 @@ impl SectionWorker {
                 })
                 .collect();
             let results = self.reader.batch(&urls).await;
+            // One write per batch, not per group.
+            let mut members = Vec::new();
+            let mut refreshed = Vec::new();
             for (group, result) in chunk.iter().zip(results) {
                 let first = match result {
                     Ok(body) => body,
@@ -492,49 +495,47 @@ impl SectionWorker {
                     Err(GraphFailure::NotFound) => continue,
                     Err(failure) => return Err(failure),
                 };
-                count += self.stage_members(group, first).await?;
-                self.stage(
-                    "member_groups",
-                    vec![StagedObject {
-                        object_id: group.clone(),
-                        data: json!({}),
-                        removed: false,
-                    }],
-                )
-                .await?;
+                self.collect_members(group, first, &mut members).await?;
+                refreshed.push(StagedObject {
+                    object_id: group.clone(),
+                    data: json!({}),
+                    removed: false,
+                });
             }
+            count += members.len();
+            self.stage("group_members", members).await?;
+            self.stage("member_groups", refreshed).await?;
         }
         Ok((count, None))
     }
 
-    /// Stages a group's members from its first page, following further pages.
-    async fn stage_members(&self, group: &str, mut body: Value) -> Result<usize, GraphFailure> {
-        let mut count = 0;
+    /// Collects a group's members from its first page, following further pages.
+    async fn collect_members(
+        &self,
+        group: &str,
+        mut body: Value,
+        into: &mut Vec<StagedObject>,
+    ) -> Result<(), GraphFailure> {
         loop {
             let values = body["value"].as_array().cloned().unwrap_or_default();
-            count += values.len();
-            let objects = values
-                .iter()
-                .filter_map(|member| {
-                    let id = member["id"].as_str()?;
-                    let kind = member["@odata.type"]
-                        .as_str()
-                        .map(|t| t.trim_start_matches("#microsoft.graph."))
-                        .unwrap_or("user");
-                    Some(StagedObject {
-                        object_id: format!("{group}/{id}"),
-                        data: json!({"group_id": group, "member_id": id, "type": kind}),
-                        removed: false,
-                    })
+            into.extend(values.iter().filter_map(|member| {
+                let id = member["id"].as_str()?;
+                let kind = member["@odata.type"]
+                    .as_str()
+                    .map(|t| t.trim_start_matches("#microsoft.graph."))
+                    .unwrap_or("user");
+                Some(StagedObject {
+                    object_id: format!("{group}/{id}"),
+                    data: json!({"group_id": group, "member_id": id, "type": kind}),
+                    removed: false,
                 })
-                .collect();
-            self.stage("group_members", objects).await?;
+            }));
             match body["@odata.nextLink"].as_str() {
                 Some(next) => {
                     let page = self.reader.page(next).await?;
                     body = json!({"value": page.value, "@odata.nextLink": page.next_link});
                 }
-                None => return Ok(count),
+                None => return Ok(()),
             }
         }
     }

@@ -81,10 +81,11 @@ pub struct RunRecord {
 
 const RUN_COLUMNS: &str = "run_id, organization_id, trigger, mode, state, job_id, created_at, started_at, finished_at, sections, graph_requests, throttled, error";
 
-/// Queues a discovery run on the caller's connection (inside its transaction). When one
-/// is already queued or running for the organization, that run is returned instead.
+/// Queues a discovery run on the caller's connection, which must be inside a transaction
+/// (the job and its run row must become visible together). When one is already queued or
+/// running for the organization, that run is returned instead.
 pub async fn queue_run(
-    conn: &mut PgConnection,
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     msp: MspId,
     organization: OrganizationId,
     trigger: Trigger,
@@ -101,6 +102,7 @@ pub async fn queue_run(
         priority: if trigger == Trigger::Schedule { 3 } else { 2 },
         run_at: None,
     };
+    let conn: &mut PgConnection = tx;
     match queue::enqueue(conn, &job).await? {
         Enqueued::Inserted(job_id) => {
             sqlx::query(

@@ -195,10 +195,12 @@ impl<'a> MspScope<'a> {
     ) -> Result<(RunRecord, bool), StoreError> {
         self.principal.grant().may_start_work()?;
         self.organization(id).await?;
-        let mut conn = self.pool.acquire().await?;
+        // The job and its run commit together: a worker never claims a job whose run row
+        // it cannot see yet.
+        let mut tx = self.pool.begin().await?;
         let (run, created) =
-            discovery::queue_run(&mut conn, self.principal.msp_id(), id, trigger, mode).await?;
-        drop(conn);
+            discovery::queue_run(&mut tx, self.principal.msp_id(), id, trigger, mode).await?;
+        tx.commit().await?;
         Ok((self.discovery_run(id, run).await?, created))
     }
 
