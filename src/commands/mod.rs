@@ -75,7 +75,10 @@ pub fn spawn_workers(
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tracing::info!(
-        kinds = ?[tenantry_store::discovery::DISCOVERY_JOB],
+        kinds = ?[
+            tenantry_store::discovery::DISCOVERY_JOB,
+            tenantry_store::revalidation::REVALIDATE_JOB
+        ],
         concurrency = settings.jobs.concurrency,
         "starting the job engine"
     );

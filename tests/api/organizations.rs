@@ -517,3 +517,175 @@ async fn swapped_sealed_secrets_do_not_open_and_master_key_rotation_keeps_tenant
         ));
     }
 }
+
+/// Makes the waiting job of `kind` for `organization` due now (as if its wait had passed).
+async fn make_due(app: &TestApp, kind: &str, organization: &str) {
+    sqlx::query(
+        "update job set scheduled_at = now() where kind = $1 and organization_id = $2::uuid
+           and state in ('available', 'scheduled', 'retryable')",
+    )
+    .bind(kind)
+    .bind(organization)
+    .execute(&app.pool)
+    .await
+    .expect("due");
+}
+
+async fn revalidate_job(app: &TestApp, key: &str, organization: &str) -> Value {
+    let jobs: Value = app
+        .get(
+            &format!("/api/v1/jobs?organization={organization}&kind=revalidate"),
+            key,
+        )
+        .await
+        .json()
+        .await
+        .expect("jobs");
+    assert_eq!(jobs["data"].as_array().map(Vec::len), Some(1), "{jobs}");
+    jobs["data"][0].clone()
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn a_consent_failure_is_checked_again_on_a_schedule_until_it_passes(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Contoso IT").await;
+    let created: Value = connect(&app, &msp.owner_key, app.connect_body("contoso"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = created["organization"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    // Someone removes a permission in Entra; the next check says so.
+    app.change_tenant("contoso", |t| {
+        *t = t.clone().without_permissions(&["AuditLog.Read.All"]);
+    });
+    let failed = app
+        .post_json(
+            &format!("/api/v1/organizations/{id}/validate"),
+            &msp.owner_key,
+            json!({}),
+        )
+        .await;
+    assert_problem(failed, 422, "MISSING_PERMISSIONS").await;
+    let organization: Value = app
+        .get(&format!("/api/v1/organizations/{id}"), &msp.owner_key)
+        .await
+        .json()
+        .await
+        .expect("org");
+    assert_eq!(organization["status"], "needs_attention");
+    // A check is queued for a minute later, without anyone asking.
+    let job = revalidate_job(&app, &msp.owner_key, &id).await;
+    assert_eq!(job["state"], "available");
+    let next: chrono::DateTime<chrono::Utc> = job["next_run_at"]
+        .as_str()
+        .expect("next run")
+        .parse()
+        .expect("time");
+    let wait = next - chrono::Utc::now();
+    assert!(
+        wait > chrono::Duration::seconds(50) && wait <= chrono::Duration::seconds(61),
+        "{wait}"
+    );
+
+    let _workers = app.start_workers();
+    // Still missing at the first check: the job waits for the next step (5 minutes),
+    // without spending an attempt.
+    make_due(&app, "revalidate", &id).await;
+    let mut snoozed = Value::Null;
+    for _ in 0..200 {
+        snoozed = revalidate_job(&app, &msp.owner_key, &id).await;
+        if snoozed["snoozes"] == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(snoozed["state"], "scheduled", "{snoozed}");
+    assert_eq!(snoozed["attempt"], 0);
+    let next: chrono::DateTime<chrono::Utc> = snoozed["next_run_at"]
+        .as_str()
+        .expect("next run")
+        .parse()
+        .expect("time");
+    assert!(next - chrono::Utc::now() > chrono::Duration::minutes(4));
+
+    // The admin grants consent; the following check finds it and the status recovers.
+    app.change_tenant("contoso", |t| {
+        *t = t.clone().with_permissions(&["AuditLog.Read.All"]);
+    });
+    make_due(&app, "revalidate", &id).await;
+    let mut status = Value::Null;
+    for _ in 0..200 {
+        let job = revalidate_job(&app, &msp.owner_key, &id).await;
+        if job["state"] == "completed" {
+            let organization: Value = app
+                .get(&format!("/api/v1/organizations/{id}"), &msp.owner_key)
+                .await
+                .json()
+                .await
+                .expect("org");
+            status = organization["status"].clone();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, "connected");
+    let report: Value = app
+        .get(
+            &format!("/api/v1/organizations/{id}/validation"),
+            &msp.owner_key,
+        )
+        .await
+        .json()
+        .await
+        .expect("report");
+    assert!(report.to_string().contains("AuditLog.Read.All"), "{report}");
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn a_report_of_a_replaced_secret_never_overwrites_the_newer_one(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Contoso IT").await;
+    let created: Value = connect(&app, &msp.owner_key, app.connect_body("contoso"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id: tenantry_domain::OrganizationId = created["organization"]["id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid");
+    let principal = app.store.authenticate(&msp.owner_key).await.expect("key");
+    let scope = app.store.scope(&principal);
+    // A re-validation starts with the current secret…
+    let (old_credential, secret) = scope.credential(id).await.expect("credential");
+    // …meanwhile the secret is replaced, with its report…
+    scope
+        .replace_credentials(
+            id,
+            app.demo("contoso").app().client_id,
+            &secret,
+            "connected",
+            &json!({"newer": true}),
+        )
+        .await
+        .expect("replaced");
+    // …and the slow re-validation's report arrives last: it is not saved.
+    let saved = scope
+        .save_validation(
+            id,
+            old_credential,
+            "credentials_invalid",
+            &json!({"older": true}),
+        )
+        .await
+        .expect("save");
+    assert!(!saved);
+    let organization = scope.organization(id).await.expect("org");
+    assert_eq!(organization.status, "connected");
+    assert_eq!(organization.validation_report, Some(json!({"newer": true})));
+}

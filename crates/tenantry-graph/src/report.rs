@@ -27,6 +27,31 @@ pub struct ValidationReport {
     pub checked_at: DateTime<Utc>,
 }
 
+impl ValidationReport {
+    /// The organization's status from a passing report: `secret_expiring` within 30 days of
+    /// the secret's end; `needs_attention` when something could not be checked, or when a
+    /// capability has its permissions but lacks the directory role it needs (a role is one
+    /// assignment away, unlike a capability the MSP chose not to consent to); else `connected`.
+    pub fn status(&self) -> &'static str {
+        let expiring = self
+            .secret
+            .as_ref()
+            .and_then(|s| s.days_left)
+            .is_some_and(|d| d <= 30);
+        let role_missing = self
+            .capabilities
+            .iter()
+            .any(|c| c.missing_permissions.is_empty() && !c.missing_directory_role.is_empty());
+        if expiring {
+            "secret_expiring"
+        } else if !self.warnings.is_empty() || role_missing {
+            "needs_attention"
+        } else {
+            "connected"
+        }
+    }
+}
+
 /// The app's client secret as Entra describes it (never its value).
 #[derive(Clone, Debug, Serialize)]
 pub struct SecretExpiry {

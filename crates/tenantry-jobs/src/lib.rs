@@ -1,5 +1,6 @@
 //! The durable job engine and what runs on it: the worker loop ([`engine`]), the leader's
-//! maintenance and schedules ([`leader`], [`schedule`]) and discovery ([`discovery`]).
+//! maintenance and schedules ([`leader`], [`schedule`]), discovery ([`discovery`]) and
+//! automatic re-validation ([`revalidate`]).
 //!
 //! The queue itself is rows in PostgreSQL (`tenantry_store::queue`), hand-rolled after
 //! River's design; docs/jobs.md says why it is not the `riverqueue` crate.
@@ -7,6 +8,7 @@
 pub mod discovery;
 pub mod engine;
 pub mod leader;
+pub mod revalidate;
 pub mod schedule;
 
 use std::sync::Arc;
@@ -20,11 +22,17 @@ pub use leader::LeaderConfig;
 
 /// The job kinds this build runs.
 pub fn handlers(store: &Store, http: GraphHttp) -> Vec<Arc<dyn Handler>> {
-    vec![Arc::new(discovery::DiscoveryHandler::new(
-        store.discovery(),
-        http,
-        TokenCache::default(),
-    ))]
+    vec![
+        Arc::new(revalidate::RevalidateHandler::new(
+            store.revalidation(),
+            tenantry_graph::Validator::new(http.clone()),
+        )),
+        Arc::new(discovery::DiscoveryHandler::new(
+            store.discovery(),
+            http,
+            TokenCache::default(),
+        )),
+    ]
 }
 
 /// Runs workers and the leader election until `shutdown` turns true, then drains.

@@ -15,6 +15,7 @@ mod organizations;
 mod principal;
 pub mod queue;
 mod readiness;
+pub mod revalidation;
 mod scope;
 pub mod sealing;
 
@@ -92,6 +93,11 @@ impl Store {
     /// Discovery runs, for workers (not MSP-scoped).
     pub fn discovery(&self) -> DiscoveryStore {
         DiscoveryStore::new(self.pool.clone(), self.keyring.clone())
+    }
+
+    /// Automatic re-validation, for workers (not MSP-scoped).
+    pub fn revalidation(&self) -> revalidation::RevalidationStore {
+        revalidation::RevalidationStore::new(self.pool.clone(), self.keyring.clone())
     }
 
     pub fn operator(&self) -> Operator<'_> {

@@ -224,6 +224,16 @@ pub(crate) async fn client_secret(
     keyring: &Keyring,
     id: OrganizationId,
 ) -> Result<SecretString, StoreError> {
+    Ok(credential(db, keyring, id).await?.1)
+}
+
+/// The id of the stored credential and its secret, opened. The id changes whenever the
+/// secret is replaced.
+pub(crate) async fn credential(
+    db: &PgPool,
+    keyring: &Keyring,
+    id: OrganizationId,
+) -> Result<(Uuid, SecretString), StoreError> {
     let mut conn = db.acquire().await?;
     let key = data_key(&mut conn, keyring, id).await?;
     let (credential_id, sealed): (Uuid, Vec<u8>) =
@@ -232,15 +242,22 @@ pub(crate) async fn client_secret(
             .fetch_optional(&mut *conn)
             .await?
             .ok_or(StoreError::NotFound)?;
-    Ok(key.open(
+    let secret = key.open(
         &sealed,
         id,
         Purpose::ClientSecret,
         &credential_id.to_string(),
-    )?)
+    )?;
+    Ok((credential_id, secret))
 }
 
 /// Replaces the client secret (after the new one was validated) in one transaction.
+/// The new secret's validation, saved with it.
+pub(crate) struct Validated<'a> {
+    pub status: &'a str,
+    pub report: &'a serde_json::Value,
+}
+
 pub(crate) async fn replace_secret(
     db: &PgPool,
     keyring: &Keyring,
@@ -248,6 +265,7 @@ pub(crate) async fn replace_secret(
     id: OrganizationId,
     client_id: Uuid,
     secret: &SecretString,
+    validated: Validated<'_>,
 ) -> Result<(), StoreError> {
     let mut tx = db.begin().await?;
     let updated = sqlx::query("update organization set client_id = $3, updated_at = now() where msp_id = $1 and organization_id = $2")
@@ -261,28 +279,42 @@ pub(crate) async fn replace_secret(
     }
     let key = data_key(&mut tx, keyring, id).await?;
     store_secret(&mut tx, &key, id, secret).await?;
+    sqlx::query(
+        "update organization set status = $2, validation_report = $3, validated_at = now(), updated_at = now()
+         where organization_id = $1",
+    )
+    .bind(id.as_uuid())
+    .bind(validated.status)
+    .bind(validated.report)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(())
 }
 
+/// Saves a report of the credential `credential` (nothing, when another credential has
+/// replaced it since: that one's report stands). Returns whether it was saved.
 pub(crate) async fn save_validation(
     db: &PgPool,
-    msp: MspId,
+    msp: Option<MspId>,
     id: OrganizationId,
+    credential: Uuid,
     status: &str,
     report: &serde_json::Value,
-) -> Result<(), StoreError> {
-    sqlx::query(
+) -> Result<bool, StoreError> {
+    let saved = sqlx::query(
         "update organization set status = $3, validation_report = $4, validated_at = now(), updated_at = now()
-         where msp_id = $1 and organization_id = $2",
+         where ($1::uuid is null or msp_id = $1) and organization_id = $2
+           and exists(select 1 from organization_credential c where c.organization_id = $2 and c.credential_id = $5)",
     )
-    .bind(msp.as_uuid())
+    .bind(msp.map(|m| m.as_uuid()))
     .bind(id.as_uuid())
     .bind(status)
     .bind(report)
+    .bind(credential)
     .execute(db)
     .await?;
-    Ok(())
+    Ok(saved.rows_affected() == 1)
 }
 
 pub(crate) async fn set_scan_schedule(

@@ -117,11 +117,23 @@ impl<'a> MspScope<'a> {
         organizations::client_secret(self.pool, self.keyring()?, id).await
     }
 
+    /// The stored credential's id and secret (the id changes with every replacement).
+    pub async fn credential(
+        &self,
+        id: OrganizationId,
+    ) -> Result<(uuid::Uuid, SecretString), StoreError> {
+        self.organization(id).await?;
+        organizations::credential(self.pool, self.keyring()?, id).await
+    }
+
+    /// Stores a new, validated secret together with its report.
     pub async fn replace_credentials(
         &self,
         id: OrganizationId,
         client_id: uuid::Uuid,
         secret: &SecretString,
+        status: &str,
+        report: &serde_json::Value,
     ) -> Result<(), StoreError> {
         self.may_manage_organizations()?;
         self.still_active().await?;
@@ -133,18 +145,36 @@ impl<'a> MspScope<'a> {
             id,
             client_id,
             secret,
+            organizations::Validated { status, report },
         )
         .await
     }
 
+    /// Saves a report of credential `credential`; ignored when the secret was replaced
+    /// since (the newer secret's report stands).
     pub async fn save_validation(
         &self,
         id: OrganizationId,
+        credential: uuid::Uuid,
         status: &str,
         report: &serde_json::Value,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         self.organization(id).await?;
-        organizations::save_validation(self.pool, self.principal.msp_id(), id, status, report).await
+        organizations::save_validation(
+            self.pool,
+            Some(self.principal.msp_id()),
+            id,
+            credential,
+            status,
+            report,
+        )
+        .await
+    }
+
+    /// Queues automatic re-validation on the backoff schedule (one per organization).
+    pub async fn schedule_revalidation(&self, id: OrganizationId) -> Result<(), StoreError> {
+        self.organization(id).await?;
+        crate::revalidation::schedule(self.pool, self.principal.msp_id(), id).await
     }
 
     pub async fn rename_organization(

@@ -113,29 +113,6 @@ pub struct ConnectedOrganization {
     pub validation: Value,
 }
 
-/// The organization's status from a passing report: `secret_expiring` within 30 days of
-/// the secret's end; `needs_attention` when something could not be checked, or when a
-/// capability has its permissions but lacks the directory role it needs (a role is one
-/// assignment away, unlike a capability the MSP chose not to consent to); else `connected`.
-fn status_of(report: &ValidationReport) -> &'static str {
-    let expiring = report
-        .secret
-        .as_ref()
-        .and_then(|s| s.days_left)
-        .is_some_and(|d| d <= 30);
-    let role_missing = report
-        .capabilities
-        .iter()
-        .any(|c| c.missing_permissions.is_empty() && !c.missing_directory_role.is_empty());
-    if expiring {
-        "secret_expiring"
-    } else if !report.warnings.is_empty() || role_missing {
-        "needs_attention"
-    } else {
-        "connected"
-    }
-}
-
 fn report_json(report: &ValidationReport) -> Result<Value, ApiError> {
     serde_json::to_value(report).map_err(ApiError::internal)
 }
@@ -283,7 +260,7 @@ pub async fn create_organization(
             tenant_id: report.tenant_id,
             client_id: credentials.client_id,
             client_secret: credentials.client_secret.clone(),
-            status: status_of(&report).to_owned(),
+            status: report.status().to_owned(),
             report: report_value.clone(),
         })
         .await?;
@@ -413,29 +390,52 @@ pub async fn validate_organization(
     let id = OrganizationId::from_uuid(id);
     let scope = caller.scope();
     let organization = scope.organization(id).await?;
-    let secret = scope.client_secret(id).await?;
+    let (credential, secret) = scope.credential(id).await?;
     let credentials = stored_credentials(&organization, &secret)?;
+    // Reports are saved only while the secret they checked is still the one stored: a
+    // secret replaced meanwhile keeps its own, newer report.
     match state.validator.validate(&credentials, None).await {
         Ok(report) => {
             let value = report_json(&report)?;
             scope
-                .save_validation(id, status_of(&report), &value)
+                .save_validation(id, credential, report.status(), &value)
                 .await?;
             Ok(Json(value))
         }
         Err(error) => {
-            let status = match &error {
-                ValidationError::UpstreamUnavailable { .. } => None,
-                ValidationError::MissingPermissions { .. } => Some("needs_attention"),
-                _ => Some("credentials_invalid"),
-            };
-            if let Some(status) = status {
+            if let Some(status) = failed_status(&error) {
                 scope
-                    .save_validation(id, status, &json!({"failed": error.to_string()}))
+                    .save_validation(
+                        id,
+                        credential,
+                        status,
+                        &json!({"failed": error.to_string()}),
+                    )
                     .await?;
+            }
+            // Consent takes minutes to reach every Microsoft replica: check again on a
+            // backoff schedule without anyone asking.
+            if matches!(
+                error,
+                ValidationError::MissingPermissions { .. }
+                    | ValidationError::ServicePrincipalNotFound
+            ) {
+                scope.schedule_revalidation(id).await?;
             }
             Err(validation_problem(error))
         }
+    }
+}
+
+/// The status a failed re-validation leaves (`None`: Microsoft was unreachable, which says
+/// nothing about the credentials).
+fn failed_status(error: &ValidationError) -> Option<&'static str> {
+    match error {
+        ValidationError::UpstreamUnavailable { .. } => None,
+        ValidationError::MissingPermissions { .. } | ValidationError::ServicePrincipalNotFound => {
+            Some("needs_attention")
+        }
+        _ => Some("credentials_invalid"),
     }
 }
 
@@ -508,12 +508,16 @@ pub async fn replace_credentials(
             actual: report.tenant_id.to_string(),
         }));
     }
-    scope
-        .replace_credentials(id, credentials.client_id, &credentials.client_secret)
-        .await?;
+    // The new secret and its report are stored in one transaction.
     let value = report_json(&report)?;
     scope
-        .save_validation(id, status_of(&report), &value)
+        .replace_credentials(
+            id,
+            credentials.client_id,
+            &credentials.client_secret,
+            report.status(),
+            &value,
+        )
         .await?;
     Ok(Json(value))
 }

@@ -1,0 +1,113 @@
+//! The `revalidate` job: an organization that failed validation because consent (or the
+//! enterprise application) had not reached Microsoft yet is checked again 1, 5, 15, 30, 60
+//! and 120 minutes later. Each wait is a snooze, so it spends no attempt; the job ends as
+//! soon as the credentials pass, are refused outright, or the schedule runs out.
+
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use serde_json::json;
+use tenantry_domain::OrganizationId;
+use tenantry_graph::{Credentials, ValidationError, Validator};
+use tenantry_store::StoreError;
+use tenantry_store::queue::ClaimedJob;
+use tenantry_store::revalidation::{REVALIDATE_JOB, RevalidationStore, SCHEDULE_MINUTES};
+
+use crate::engine::{Handler, JobFuture, Outcome};
+
+pub struct RevalidateHandler {
+    store: RevalidationStore,
+    validator: Validator,
+}
+
+impl RevalidateHandler {
+    pub fn new(store: RevalidationStore, validator: Validator) -> Self {
+        Self { store, validator }
+    }
+
+    async fn revalidate(&self, job: &ClaimedJob) -> Outcome {
+        let Some(organization) = job.args["organization_id"]
+            .as_str()
+            .and_then(|o| o.parse::<OrganizationId>().ok())
+        else {
+            return Outcome::Discard("job arguments name no organization".into());
+        };
+        let stored = match self.store.credential(organization).await {
+            Ok(stored) => stored,
+            Err(StoreError::NotFound) => {
+                return Outcome::Discard("the organization no longer exists".into());
+            }
+            Err(error) => return Outcome::Retry(format!("database: {error}")),
+        };
+        let credentials = match Credentials::preflight(
+            &stored.tenant_id.to_string(),
+            &stored.client_id.to_string(),
+            stored.secret.expose_secret(),
+        ) {
+            Ok(credentials) => credentials,
+            Err(error) => return Outcome::Discard(format!("stored credentials: {error}")),
+        };
+        let (status, report, outcome) = match self.validator.validate(&credentials, None).await {
+            Ok(report) => {
+                let status = report.status();
+                match serde_json::to_value(&report) {
+                    Ok(value) => (status, value, Outcome::Done),
+                    Err(error) => return Outcome::Retry(format!("report: {error}")),
+                }
+            }
+            Err(ValidationError::UpstreamUnavailable { cause, .. }) => {
+                return Outcome::Retry(format!("Microsoft is unavailable: {cause}"));
+            }
+            Err(
+                error @ (ValidationError::MissingPermissions { .. }
+                | ValidationError::ServicePrincipalNotFound),
+            ) => {
+                // `snoozes` counts the checks already made after the first.
+                let next = usize::try_from(job.snoozes).unwrap_or(usize::MAX) + 1;
+                let outcome = match SCHEDULE_MINUTES.get(next) {
+                    Some(minutes) => Outcome::Snooze(
+                        Duration::from_secs(60 * u64::try_from(*minutes).unwrap_or(120)),
+                        format!("still failing ({error}); checking again in {minutes} min"),
+                    ),
+                    None => Outcome::Discard(format!(
+                        "still failing after the last scheduled check ({error}); grant admin consent in Entra, then re-validate"
+                    )),
+                };
+                (
+                    "needs_attention",
+                    json!({"failed": error.to_string()}),
+                    outcome,
+                )
+            }
+            Err(error) => (
+                "credentials_invalid",
+                json!({"failed": error.to_string()}),
+                Outcome::Discard(format!("the credentials are refused: {error}")),
+            ),
+        };
+        match self
+            .store
+            .save(organization, stored.credential_id, status, &report)
+            .await
+        {
+            Ok(true) => outcome,
+            // The secret was replaced meanwhile; its own validation stands.
+            Ok(false) => Outcome::Done,
+            Err(error) => Outcome::Retry(format!("database: {error}")),
+        }
+    }
+}
+
+impl Handler for RevalidateHandler {
+    fn kind(&self) -> &'static str {
+        REVALIDATE_JOB
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(120)
+    }
+
+    fn run<'a>(&'a self, job: &'a ClaimedJob) -> JobFuture<'a> {
+        Box::pin(self.revalidate(job))
+    }
+}

@@ -1,0 +1,113 @@
+//! Automatic re-validation: after consent is granted in Entra it takes minutes to reach
+//! every Microsoft replica, so an organization that failed for a missing permission or a
+//! missing service principal is checked again on a backoff schedule by a `revalidate`
+//! job, without anyone asking. This module queues those jobs and gives the worker the
+//! organization's credentials and a place to save what it found.
+
+use chrono::{Duration, Utc};
+use secrecy::SecretString;
+use sqlx::PgPool;
+use tenantry_domain::{MspId, OrganizationId};
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::queue::{self, NewJob};
+use crate::sealing::Keyring;
+
+pub const REVALIDATE_JOB: &str = "revalidate";
+
+/// Minutes from one check to the next: the first check a minute after the failure.
+pub const SCHEDULE_MINUTES: [i64; 6] = [1, 5, 15, 30, 60, 120];
+
+/// Queues the first check (nothing when one is already waiting).
+pub(crate) async fn schedule(
+    db: &PgPool,
+    msp: MspId,
+    organization: OrganizationId,
+) -> Result<(), StoreError> {
+    let mut conn = db.acquire().await?;
+    queue::enqueue(
+        &mut conn,
+        &NewJob {
+            kind: REVALIDATE_JOB.into(),
+            args: serde_json::json!({"organization_id": organization}),
+            msp_id: Some(msp),
+            organization_id: Some(organization),
+            unique_key: Some(format!("revalidate:{organization}")),
+            max_attempts: 5,
+            priority: 2,
+            run_at: Some(Utc::now() + Duration::minutes(SCHEDULE_MINUTES[0])),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// What the worker validates.
+pub struct StoredCredential {
+    pub msp_id: MspId,
+    pub tenant_id: Uuid,
+    pub client_id: Uuid,
+    pub credential_id: Uuid,
+    pub secret: SecretString,
+}
+
+/// The workers' side of re-validation (not MSP-scoped: the job names the organization).
+#[derive(Clone)]
+pub struct RevalidationStore {
+    pool: PgPool,
+    keyring: Option<std::sync::Arc<Keyring>>,
+}
+
+impl RevalidationStore {
+    pub(crate) fn new(pool: PgPool, keyring: Option<std::sync::Arc<Keyring>>) -> Self {
+        Self { pool, keyring }
+    }
+
+    pub async fn credential(
+        &self,
+        organization: OrganizationId,
+    ) -> Result<StoredCredential, StoreError> {
+        let (msp, tenant, client): (Uuid, Option<Uuid>, Option<Uuid>) = sqlx::query_as(
+            "select msp_id, tenant_id, client_id from organization where organization_id = $1",
+        )
+        .bind(organization.as_uuid())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        let (Some(tenant_id), Some(client_id)) = (tenant, client) else {
+            return Err(StoreError::Corrupt(
+                "organization without credentials".into(),
+            ));
+        };
+        let keyring = self.keyring.as_deref().ok_or(StoreError::NoMasterKey)?;
+        let (credential_id, secret) =
+            crate::organizations::credential(&self.pool, keyring, organization).await?;
+        Ok(StoredCredential {
+            msp_id: MspId::from_uuid(msp),
+            tenant_id,
+            client_id,
+            credential_id,
+            secret,
+        })
+    }
+
+    /// Saves the check's outcome, unless the secret was replaced meanwhile.
+    pub async fn save(
+        &self,
+        organization: OrganizationId,
+        credential_id: Uuid,
+        status: &str,
+        report: &serde_json::Value,
+    ) -> Result<bool, StoreError> {
+        crate::organizations::save_validation(
+            &self.pool,
+            None,
+            organization,
+            credential_id,
+            status,
+            report,
+        )
+        .await
+    }
+}
