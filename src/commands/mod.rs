@@ -44,13 +44,10 @@ pub fn validator(
     settings: &Settings,
     extra_ca_pem: Option<String>,
 ) -> anyhow::Result<tenantry_graph::Validator> {
-    let mut config = tenantry_graph::GraphConfig::new(
-        &settings.microsoft.authority_url,
-        &settings.microsoft.graph_url,
-    );
-    config.extra_ca_pem = extra_ca_pem;
-    let http = tenantry_graph::GraphHttp::new(config)?;
-    Ok(tenantry_graph::Validator::new(http))
+    Ok(tenantry_graph::Validator::new(graph_http(
+        settings,
+        extra_ca_pem,
+    )?))
 }
 
 /// The Graph client of the workers, talking to the configured Microsoft endpoints.

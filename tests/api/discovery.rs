@@ -281,6 +281,23 @@ async fn adding_a_tenant_queues_a_discovery_that_fills_the_inventory(pool: PgPoo
         .await
         .expect("jobs");
     assert_eq!(jobs["data"][0]["attempt"], 1, "{jobs}");
+    // The queue as Prometheus sees it, read from the database at scrape time.
+    let metrics = app
+        .request(Method::GET, "/metrics", None)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("tenantry_job_wait_seconds{quantile=\"0.99\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tenantry_jobs_started_recently"),
+        "{metrics}"
+    );
     // Staging is emptied once the run is applied.
     let staged: i64 = sqlx::query_scalar("select count(*) from discovery_stage")
         .fetch_one(&pool)
@@ -591,6 +608,18 @@ async fn scan_now_is_unique_per_organization_and_needs_a_technician(pool: PgPool
     .await
     .expect("count");
     assert_eq!(discovery_jobs, 1);
+    let metrics = app
+        .request(Method::GET, "/metrics", None)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("tenantry_jobs{kind=\"discovery\",state=\"available\"} 1"),
+        "{metrics}"
+    );
 
     let (_, viewer) = app.key_for(&msp, tenantry_domain::Role::Viewer).await;
     assert_problem(

@@ -79,24 +79,7 @@ impl Reader {
             ));
         }
         let mut body = self
-            .with_retries(|| async {
-                let _permit = self
-                    .in_flight
-                    .acquire()
-                    .await
-                    .map_err(|_| GraphFailure::Unavailable("reader closed".into()))?;
-                let response = self
-                    .http
-                    .client
-                    .get(url)
-                    .bearer_auth(self.token.expose_secret())
-                    .header("x-ms-throttle-priority", "Low")
-                    .header("client-request-id", uuid::Uuid::new_v4().to_string())
-                    .send()
-                    .await
-                    .map_err(|e| send_failure(&e))?;
-                classify(response).await
-            })
+            .with_retries(|| self.send(self.http.client.get(url)))
             .await?;
         // A single object (e.g. `/applications(appId='…')`) is a page of one.
         let value = match body.get_mut("value").map(Value::take) {
@@ -135,25 +118,14 @@ impl Reader {
                 .map(|i| json!({"id": i.to_string(), "method": "GET", "url": urls[*i]}))
                 .collect();
             self.requests.fetch_add(1, Ordering::Relaxed);
-            let answer = async {
-                let _permit = self
-                    .in_flight
-                    .acquire()
-                    .await
-                    .map_err(|_| GraphFailure::Unavailable("reader closed".into()))?;
-                let response = self
-                    .http
-                    .client
-                    .post(self.url("/$batch"))
-                    .bearer_auth(self.token.expose_secret())
-                    .header("x-ms-throttle-priority", "Low")
-                    .json(&json!({"requests": requests}))
-                    .send()
-                    .await
-                    .map_err(|e| send_failure(&e))?;
-                classify(response).await
-            }
-            .await;
+            let answer = self
+                .send(
+                    self.http
+                        .client
+                        .post(self.url("/$batch"))
+                        .json(&json!({"requests": requests})),
+                )
+                .await;
             let mut wait = Duration::ZERO;
             let mut again = Vec::new();
             match answer {
@@ -225,6 +197,24 @@ impl Reader {
             .into_iter()
             .map(|r| r.unwrap_or(Err(GraphFailure::Unavailable("no answer".into()))))
             .collect()
+    }
+
+    /// Sends one request as background work (token, low throttle priority, a fresh
+    /// client request id) within the bound on requests in flight.
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Value, GraphFailure> {
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|_| GraphFailure::Unavailable("reader closed".into()))?;
+        let response = request
+            .bearer_auth(self.token.expose_secret())
+            .header("x-ms-throttle-priority", "Low")
+            .header("client-request-id", uuid::Uuid::new_v4().to_string())
+            .send()
+            .await
+            .map_err(|e| send_failure(&e))?;
+        classify(response).await
     }
 
     /// Runs `send` until it succeeds, fails for good, or the retries or the inline wait

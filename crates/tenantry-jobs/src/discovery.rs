@@ -290,6 +290,20 @@ impl DiscoveryHandler {
     }
 }
 
+/// A member of a group or role as staged: `{parent_key: parent, member_id, type}`.
+fn membership(parent_key: &str, parent: &str, member: &Value) -> Option<StagedObject> {
+    let id = member["id"].as_str()?;
+    let kind = member["@odata.type"]
+        .as_str()
+        .map(|t| t.trim_start_matches("#microsoft.graph."))
+        .unwrap_or("user");
+    Some(StagedObject {
+        object_id: format!("{parent}/{id}"),
+        data: json!({parent_key: parent, "member_id": id, "type": kind}),
+        removed: false,
+    })
+}
+
 /// Reads one section of one run.
 struct SectionWorker {
     store: DiscoveryStore,
@@ -518,18 +532,11 @@ impl SectionWorker {
     ) -> Result<(), GraphFailure> {
         loop {
             let values = body["value"].as_array().cloned().unwrap_or_default();
-            into.extend(values.iter().filter_map(|member| {
-                let id = member["id"].as_str()?;
-                let kind = member["@odata.type"]
-                    .as_str()
-                    .map(|t| t.trim_start_matches("#microsoft.graph."))
-                    .unwrap_or("user");
-                Some(StagedObject {
-                    object_id: format!("{group}/{id}"),
-                    data: json!({"group_id": group, "member_id": id, "type": kind}),
-                    removed: false,
-                })
-            }));
+            into.extend(
+                values
+                    .iter()
+                    .filter_map(|member| membership("group_id", group, member)),
+            );
             match body["@odata.nextLink"].as_str() {
                 Some(next) => {
                     let page = self.reader.page(next).await?;
@@ -586,18 +593,7 @@ impl SectionWorker {
                     .cloned()
                     .unwrap_or_default()
                     .iter()
-                    .filter_map(|member| {
-                        let id = member["id"].as_str()?;
-                        let kind = member["@odata.type"]
-                            .as_str()
-                            .map(|t| t.trim_start_matches("#microsoft.graph."))
-                            .unwrap_or("user");
-                        Some(StagedObject {
-                            object_id: format!("{role}/{id}"),
-                            data: json!({"role_id": role, "member_id": id, "type": kind}),
-                            removed: false,
-                        })
-                    })
+                    .filter_map(|member| membership("role_id", role, member))
                     .collect();
                 self.stage("role_members", objects).await?;
             }

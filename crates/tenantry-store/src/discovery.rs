@@ -217,28 +217,18 @@ impl DiscoveryStore {
             .fetch_optional(&self.pool)
             .await?
             .ok_or(StoreError::NotFound)?;
-        let (msp, tenant, client): (Uuid, Option<Uuid>, Option<Uuid>) = sqlx::query_as(
-            "select msp_id, tenant_id, client_id from organization where organization_id = $1",
+        let stored = crate::organizations::stored_credential(
+            &self.pool,
+            self.keyring.as_deref(),
+            OrganizationId::from_uuid(record.organization_id),
         )
-        .bind(record.organization_id)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-        let (Some(tenant_id), Some(client_id)) = (tenant, client) else {
-            return Err(StoreError::Corrupt(
-                "organization without credentials".into(),
-            ));
-        };
-        let keyring = self.keyring.as_deref().ok_or(StoreError::NoMasterKey)?;
-        let organization = OrganizationId::from_uuid(record.organization_id);
-        let client_secret =
-            crate::organizations::client_secret(&self.pool, keyring, organization).await?;
+        .await?;
         Ok(RunContext {
             run: record,
-            msp_id: MspId::from_uuid(msp),
-            tenant_id,
-            client_id,
-            client_secret,
+            msp_id: stored.msp_id,
+            tenant_id: stored.tenant_id,
+            client_id: stored.client_id,
+            client_secret: stored.secret,
         })
     }
 

@@ -218,6 +218,45 @@ async fn data_key(
     Ok(keyring.open_data_key(&sealed, id)?)
 }
 
+/// An organization's credentials as a worker needs them.
+pub struct StoredCredential {
+    pub msp_id: MspId,
+    pub tenant_id: Uuid,
+    pub client_id: Uuid,
+    pub credential_id: Uuid,
+    pub secret: SecretString,
+}
+
+/// Loads and opens an organization's credentials for a worker (not MSP-scoped: the job
+/// names the organization).
+pub(crate) async fn stored_credential(
+    db: &PgPool,
+    keyring: Option<&Keyring>,
+    organization: OrganizationId,
+) -> Result<StoredCredential, StoreError> {
+    let (msp, tenant, client): (Uuid, Option<Uuid>, Option<Uuid>) = sqlx::query_as(
+        "select msp_id, tenant_id, client_id from organization where organization_id = $1",
+    )
+    .bind(organization.as_uuid())
+    .fetch_optional(db)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    let (Some(tenant_id), Some(client_id)) = (tenant, client) else {
+        return Err(StoreError::Corrupt(
+            "organization without credentials".into(),
+        ));
+    };
+    let keyring = keyring.ok_or(StoreError::NoMasterKey)?;
+    let (credential_id, secret) = credential(db, keyring, organization).await?;
+    Ok(StoredCredential {
+        msp_id: MspId::from_uuid(msp),
+        tenant_id,
+        client_id,
+        credential_id,
+        secret,
+    })
+}
+
 /// The organization's client secret, opened.
 pub(crate) async fn client_secret(
     db: &PgPool,

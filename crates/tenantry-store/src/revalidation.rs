@@ -5,7 +5,6 @@
 //! organization's credentials and a place to save what it found.
 
 use chrono::{Duration, Utc};
-use secrecy::SecretString;
 use sqlx::PgPool;
 use tenantry_domain::{MspId, OrganizationId};
 use uuid::Uuid;
@@ -43,14 +42,7 @@ pub(crate) async fn schedule(
     Ok(())
 }
 
-/// What the worker validates.
-pub struct StoredCredential {
-    pub msp_id: MspId,
-    pub tenant_id: Uuid,
-    pub client_id: Uuid,
-    pub credential_id: Uuid,
-    pub secret: SecretString,
-}
+pub use crate::organizations::StoredCredential;
 
 /// The workers' side of re-validation (not MSP-scoped: the job names the organization).
 #[derive(Clone)]
@@ -68,28 +60,8 @@ impl RevalidationStore {
         &self,
         organization: OrganizationId,
     ) -> Result<StoredCredential, StoreError> {
-        let (msp, tenant, client): (Uuid, Option<Uuid>, Option<Uuid>) = sqlx::query_as(
-            "select msp_id, tenant_id, client_id from organization where organization_id = $1",
-        )
-        .bind(organization.as_uuid())
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-        let (Some(tenant_id), Some(client_id)) = (tenant, client) else {
-            return Err(StoreError::Corrupt(
-                "organization without credentials".into(),
-            ));
-        };
-        let keyring = self.keyring.as_deref().ok_or(StoreError::NoMasterKey)?;
-        let (credential_id, secret) =
-            crate::organizations::credential(&self.pool, keyring, organization).await?;
-        Ok(StoredCredential {
-            msp_id: MspId::from_uuid(msp),
-            tenant_id,
-            client_id,
-            credential_id,
-            secret,
-        })
+        crate::organizations::stored_credential(&self.pool, self.keyring.as_deref(), organization)
+            .await
     }
 
     /// Saves the check's outcome, unless the secret was replaced meanwhile.
