@@ -422,3 +422,76 @@ async fn a_job_of_a_silent_worker_is_rescued_and_finished(pool: PgPool) {
     assert_eq!(attempt, 2);
     assert_eq!(last_error.as_deref(), Some("worker lost: no heartbeat"));
 }
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn one_organization_never_runs_more_than_its_limit_across_workers(pool: PgPool) {
+    prepare(&pool).await;
+    let msp = uuid::Uuid::now_v7();
+    let busy = uuid::Uuid::now_v7();
+    let quiet = uuid::Uuid::now_v7();
+    sqlx::query("insert into msp (msp_id, name) values ($1, 'Limits MSP')")
+        .bind(msp)
+        .execute(&pool)
+        .await
+        .expect("msp");
+    for (organization, name) in [(busy, "Busy"), (quiet, "Quiet")] {
+        sqlx::query("insert into organization (organization_id, msp_id, name) values ($1, $2, $3)")
+            .bind(organization)
+            .bind(msp)
+            .bind(name)
+            .execute(&pool)
+            .await
+            .expect("organization");
+    }
+    let queue = queue(&pool);
+    let job_for = |organization: uuid::Uuid| NewJob {
+        msp_id: Some(tenantry_domain::MspId::from_uuid(msp)),
+        organization_id: Some(tenantry_domain::OrganizationId::from_uuid(organization)),
+        ..probe_job(serde_json::json!({"sleep_ms": 400}), None)
+    };
+    for _ in 0..6 {
+        queue.enqueue(&job_for(busy)).await.expect("enqueue");
+    }
+    queue.enqueue(&job_for(quiet)).await.expect("enqueue");
+    let first = start_worker(url_of(&pool), config());
+    let second = start_worker(url_of(&pool), config());
+    let (mut peak_busy, mut quiet_started_early) = (0, false);
+    for round in 0..60 {
+        let busy_running: i64 = sqlx::query_scalar(
+            "select count(*) from job where state = 'running' and organization_id = $1",
+        )
+        .bind(busy)
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+        peak_busy = peak_busy.max(busy_running);
+        if round < 10 {
+            let quiet_done: i64 = sqlx::query_scalar(
+                "select count(*) from job where state in ('running', 'completed') and organization_id = $1",
+            )
+            .bind(quiet)
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+            quiet_started_early |= quiet_done > 0;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    wait_until(
+        &pool,
+        "select count(*) from job where state = 'completed'",
+        7,
+        Duration::from_secs(30),
+    )
+    .await;
+    first.stop();
+    second.stop();
+    assert_eq!(
+        peak_busy, 2,
+        "the busy organization ran at its limit of 2, never above"
+    );
+    assert!(
+        quiet_started_early,
+        "the other organization's job did not wait behind the busy one's queue"
+    );
+}
