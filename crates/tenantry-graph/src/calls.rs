@@ -96,7 +96,9 @@ pub(crate) fn failure(
     retry_after: Option<Duration>,
     body: Value,
 ) -> Result<Value, GraphFailure> {
-    if status == 429 {
+    // A 503 that says when to come back is Microsoft asking to wait, like a 429: the
+    // job engine snoozes for it instead of spending an attempt.
+    if status == 429 || (status == 503 && retry_after.is_some()) {
         return Err(GraphFailure::Throttled { retry_after });
     }
     if status >= 500 {
@@ -150,4 +152,33 @@ pub async fn get_all(
         }
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_503_with_retry_after_is_a_request_to_wait_and_without_it_an_outage() {
+        let wait = Some(Duration::from_secs(7));
+        assert_eq!(
+            failure(503, wait, Value::Null),
+            Err(GraphFailure::Throttled { retry_after: wait })
+        );
+        assert!(matches!(
+            failure(503, None, Value::Null),
+            Err(GraphFailure::Unavailable(_))
+        ));
+        assert_eq!(
+            failure(429, None, Value::Null),
+            Err(GraphFailure::Throttled { retry_after: None })
+        );
+        let denied = serde_json::json!({"error": {"code": "Authorization_RequestDenied"}});
+        assert_eq!(
+            failure(403, None, denied),
+            Err(GraphFailure::Denied {
+                code: "Authorization_RequestDenied".into()
+            })
+        );
+    }
 }
