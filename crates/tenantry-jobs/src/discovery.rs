@@ -107,6 +107,24 @@ impl DiscoveryHandler {
         outcome
     }
 
+    fn section_worker(&self, context: &RunContext, reader: &Arc<Reader>) -> SectionWorker {
+        SectionWorker {
+            store: self.store.clone(),
+            reader: Arc::clone(reader),
+            run: context.run.run_id,
+            organization: context.run.organization_id,
+            client_id: context.client_id,
+            // Entra's hint for the secret in use: its first three characters.
+            secret_prefix: context
+                .client_secret
+                .expose_secret()
+                .chars()
+                .take(3)
+                .collect(),
+            delta: context.run.mode == "delta",
+        }
+    }
+
     async fn discover_run(&self, context: &RunContext) -> Outcome {
         let run = &context.run;
         let token = match self
@@ -153,20 +171,7 @@ impl DiscoveryHandler {
             if settled(section) || section == Section::GroupMembers {
                 continue;
             }
-            let worker = SectionWorker {
-                store: self.store.clone(),
-                reader: Arc::clone(&reader),
-                run: run.run_id,
-                organization: run.organization_id,
-                client_id: context.client_id,
-                secret_prefix: context
-                    .client_secret
-                    .expose_secret()
-                    .chars()
-                    .take(3)
-                    .collect(),
-                delta,
-            };
+            let worker = self.section_worker(context, &reader);
             tasks.spawn(async move {
                 let end = worker.section(section).await;
                 (section, end)
@@ -185,15 +190,7 @@ impl DiscoveryHandler {
                 .iter()
                 .any(|(s, e)| *s == Section::Groups && matches!(e, SectionEnd::Staged { .. }));
         if groups_pending && !settled(Section::GroupMembers) && groups_ready {
-            let worker = SectionWorker {
-                store: self.store.clone(),
-                reader: Arc::clone(&reader),
-                run: run.run_id,
-                organization: run.organization_id,
-                client_id: context.client_id,
-                secret_prefix: String::new(),
-                delta,
-            };
+            let worker = self.section_worker(context, &reader);
             ends.push((
                 Section::GroupMembers,
                 worker.section(Section::GroupMembers).await,
