@@ -14,6 +14,26 @@ use crate::problem::{ApiError, FieldError};
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct ApiJson<T>(pub T);
 
+/// An optional JSON body (`Option<ApiJson<T>>`): none without a content type, else parsed
+/// and rejected exactly as [`ApiJson`].
+impl<T, S> axum::extract::OptionalFromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        let body =
+            <axum::Json<T> as axum::extract::OptionalFromRequest<S>>::from_request(request, state)
+                .await?;
+        Ok(body.map(|axum::Json(value)| ApiJson(value)))
+    }
+}
+
 /// A query string.
 #[derive(FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]

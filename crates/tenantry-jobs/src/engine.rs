@@ -102,10 +102,6 @@ impl Engine {
         }
     }
 
-    pub fn worker_id(&self) -> &str {
-        &self.worker_id
-    }
-
     pub fn kinds(&self) -> Vec<&'static str> {
         let mut kinds: Vec<_> = self.handlers.keys().copied().collect();
         kinds.sort_unstable();

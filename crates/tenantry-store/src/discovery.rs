@@ -518,83 +518,104 @@ async fn apply_section(
 ) -> Result<(), StoreError> {
     let statements: Vec<&str> = match (section, full) {
         ("users", true) => vec![
-            "delete from inventory_user where organization_id = $2 and $1::uuid is not null and $3::uuid is not null",
+            "delete from inventory_user where organization_id = $1",
             USERS_UPSERT,
         ],
         ("users", false) => vec![
             "delete from inventory_user u using discovery_stage s
-             where s.run_id = $1 and s.section = 'users' and s.removed and u.organization_id = $2
-               and u.user_id = s.object_id::uuid and $3::uuid is not null",
+             where s.run_id = $2 and s.section = 'users' and s.removed and u.organization_id = $1
+               and u.user_id = s.object_id::uuid",
             "delete from inventory_group_member m using discovery_stage s
-             where s.run_id = $1 and s.section = 'users' and s.removed and m.organization_id = $2
-               and m.member_id = s.object_id::uuid and $3::uuid is not null",
+             where s.run_id = $2 and s.section = 'users' and s.removed and m.organization_id = $1
+               and m.member_id = s.object_id::uuid",
             "delete from inventory_role_member m using discovery_stage s
-             where s.run_id = $1 and s.section = 'users' and s.removed and m.organization_id = $2
-               and m.member_id = s.object_id::uuid and $3::uuid is not null",
+             where s.run_id = $2 and s.section = 'users' and s.removed and m.organization_id = $1
+               and m.member_id = s.object_id::uuid",
             USERS_UPSERT,
         ],
         ("groups", true) => vec![
-            "delete from inventory_group where organization_id = $2 and $1::uuid is not null and $3::uuid is not null",
+            "delete from inventory_group where organization_id = $1",
             GROUPS_UPSERT,
         ],
         ("groups", false) => vec![
             "delete from inventory_group g using discovery_stage s
-             where s.run_id = $1 and s.section = 'groups' and s.removed and g.organization_id = $2
-               and g.group_id = s.object_id::uuid and $3::uuid is not null",
+             where s.run_id = $2 and s.section = 'groups' and s.removed and g.organization_id = $1
+               and g.group_id = s.object_id::uuid",
             "delete from inventory_group_member m using discovery_stage s
-             where s.run_id = $1 and s.section = 'groups' and s.removed and m.organization_id = $2
-               and m.group_id = s.object_id::uuid and $3::uuid is not null",
+             where s.run_id = $2 and s.section = 'groups' and s.removed and m.organization_id = $1
+               and m.group_id = s.object_id::uuid",
             GROUPS_UPSERT,
         ],
         ("group_members", true) => vec![
-            "delete from inventory_group_member where organization_id = $2 and $1::uuid is not null and $3::uuid is not null",
+            "delete from inventory_group_member where organization_id = $1",
             MEMBERS_INSERT,
         ],
         ("group_members", false) => vec![
             "delete from inventory_group_member m using discovery_stage s
-             where s.run_id = $1 and s.section = 'member_groups' and m.organization_id = $2
-               and m.group_id = s.object_id::uuid and $3::uuid is not null",
+             where s.run_id = $2 and s.section = 'member_groups' and m.organization_id = $1
+               and m.group_id = s.object_id::uuid",
             MEMBERS_INSERT,
         ],
         ("directory_roles", _) => vec![
-            "delete from inventory_role where organization_id = $2 and $1::uuid is not null and $3::uuid is not null",
-            "delete from inventory_role_member where organization_id = $2 and $1::uuid is not null and $3::uuid is not null",
+            "delete from inventory_role where organization_id = $1",
+            "delete from inventory_role_member where organization_id = $1",
             "insert into inventory_role (organization_id, role_id, role_template_id, display_name)
-             select $2, s.object_id::uuid, (s.data->>'roleTemplateId')::uuid, s.data->>'displayName'
-             from discovery_stage s where s.run_id = $1 and s.section = 'directory_roles' and $3::uuid is not null",
+             select $1, s.object_id::uuid, (s.data->>'roleTemplateId')::uuid, s.data->>'displayName'
+             from discovery_stage s where s.run_id = $2 and s.section = 'directory_roles'",
             "insert into inventory_role_member (organization_id, role_id, member_id, member_type)
-             select $2, (s.data->>'role_id')::uuid, (s.data->>'member_id')::uuid, s.data->>'type'
-             from discovery_stage s where s.run_id = $1 and s.section = 'role_members' and $3::uuid is not null
+             select $1, (s.data->>'role_id')::uuid, (s.data->>'member_id')::uuid, s.data->>'type'
+             from discovery_stage s where s.run_id = $2 and s.section = 'role_members'
              on conflict do nothing",
         ],
         (_, _) => vec![
-            "delete from inventory_object where organization_id = $2 and section = $4 and $1::uuid is not null and $3::uuid is not null",
+            "delete from inventory_object where organization_id = $1 and section = $2",
             "insert into inventory_object (organization_id, section, object_id, display_name, data)
-             select $2, $4, s.object_id, coalesce(s.data->>'displayName', s.data->>'deviceName', s.data->>'userDisplayName', s.data->>'skuPartNumber', s.data->>'id'), s.data
-             from discovery_stage s where s.run_id = $1 and s.section = $4 and not s.removed and $3::uuid is not null",
+             select $1, $2, s.object_id, coalesce(s.data->>'displayName', s.data->>'deviceName', s.data->>'userDisplayName', s.data->>'skuPartNumber', s.data->>'id'), s.data
+             from discovery_stage s where s.run_id = $3 and s.section = $2 and not s.removed",
+        ],
+    };
+    // Each statement gets the leading parameters it uses: (organization, run, MSP), or
+    // (organization, section, run) for the listed sections.
+    let params: [Param<'_>; 3] = match section {
+        "users" | "groups" | "group_members" | "directory_roles" => [
+            Param::Id(organization),
+            Param::Id(run),
+            Param::Id(msp.as_uuid()),
+        ],
+        _ => [
+            Param::Id(organization),
+            Param::Text(section),
+            Param::Id(run),
         ],
     };
     for statement in statements {
-        let uses_section = statement.contains("$4");
-        let query = sqlx::query(statement)
-            .bind(run)
-            .bind(organization)
-            .bind(msp.as_uuid());
-        let query = if uses_section {
-            query.bind(section)
-        } else {
-            query
-        };
+        let used = (1..=params.len())
+            .rev()
+            .find(|n| statement.contains(&format!("${n}")))
+            .unwrap_or(0);
+        let mut query = sqlx::query(statement);
+        for param in &params[..used] {
+            query = match param {
+                Param::Id(id) => query.bind(*id),
+                Param::Text(text) => query.bind(*text),
+            };
+        }
         query.execute(&mut *tx).await?;
     }
     Ok(())
 }
 
+/// A parameter of the apply statements.
+enum Param<'a> {
+    Id(Uuid),
+    Text(&'a str),
+}
+
 const USERS_UPSERT: &str = "insert into inventory_user
         (msp_id, organization_id, user_id, display_name, user_principal_name, mail, department, job_title, account_enabled, data)
-    select $3, $2, s.object_id::uuid, s.data->>'displayName', s.data->>'userPrincipalName', s.data->>'mail',
+    select $3, $1, s.object_id::uuid, s.data->>'displayName', s.data->>'userPrincipalName', s.data->>'mail',
            s.data->>'department', s.data->>'jobTitle', (s.data->>'accountEnabled')::boolean, s.data
-    from discovery_stage s where s.run_id = $1 and s.section = 'users' and not s.removed
+    from discovery_stage s where s.run_id = $2 and s.section = 'users' and not s.removed
     on conflict (organization_id, user_id) do update set
         display_name = excluded.display_name, user_principal_name = excluded.user_principal_name,
         mail = excluded.mail, department = excluded.department, job_title = excluded.job_title,
@@ -602,16 +623,17 @@ const USERS_UPSERT: &str = "insert into inventory_user
 
 const GROUPS_UPSERT: &str = "insert into inventory_group
         (msp_id, organization_id, group_id, display_name, mail, kind, data)
-    select $3, $2, s.object_id::uuid, s.data->>'displayName', s.data->>'mail',
+    select $3, $1, s.object_id::uuid, s.data->>'displayName', s.data->>'mail',
            case when coalesce(s.data->'groupTypes', '[]'::jsonb) ? 'Unified' then 'm365'
                 when coalesce((s.data->>'securityEnabled')::boolean, false) then 'security'
                 else 'distribution' end,
            s.data
-    from discovery_stage s where s.run_id = $1 and s.section = 'groups' and not s.removed
+    from discovery_stage s where s.run_id = $2 and s.section = 'groups' and not s.removed
     on conflict (organization_id, group_id) do update set
         display_name = excluded.display_name, mail = excluded.mail, kind = excluded.kind, data = excluded.data";
 
-const MEMBERS_INSERT: &str = "insert into inventory_group_member (organization_id, group_id, member_id, member_type)
-    select $2, (s.data->>'group_id')::uuid, (s.data->>'member_id')::uuid, s.data->>'type'
-    from discovery_stage s where s.run_id = $1 and s.section = 'group_members' and $3::uuid is not null
+const MEMBERS_INSERT: &str =
+    "insert into inventory_group_member (organization_id, group_id, member_id, member_type)
+    select $1, (s.data->>'group_id')::uuid, (s.data->>'member_id')::uuid, s.data->>'type'
+    from discovery_stage s where s.run_id = $2 and s.section = 'group_members'
     on conflict do nothing";

@@ -150,10 +150,6 @@ impl Queue {
         Self { pool }
     }
 
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
     pub async fn enqueue(&self, job: &NewJob) -> Result<Enqueued, StoreError> {
         let mut conn = self.pool.acquire().await?;
         enqueue(&mut conn, job).await

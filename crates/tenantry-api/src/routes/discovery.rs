@@ -15,19 +15,11 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::caller::Caller;
-use crate::extract::{ApiPath, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::pagination::{PageQuery, Paginated};
 use crate::problem::{ApiError, FieldError, Problem};
 
 const PROBLEM: &str = "application/problem+json";
-/// A fixed description of a body that did not parse (serde's messages can echo input).
-fn body_error(error: &serde_json::Error) -> &'static str {
-    match error.classify() {
-        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => "malformed JSON",
-        _ => "expected {\"mode\": \"full\" | \"delta\"}",
-    }
-}
-
 /// Longest accepted search text.
 const MAX_QUERY_CHARS: usize = 200;
 
@@ -118,19 +110,10 @@ pub async fn list_runs(
 pub async fn start_run(
     caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
-    body: axum::body::Bytes,
+    body: Option<ApiJson<StartRun>>,
 ) -> Result<(StatusCode, Json<RunView>), ApiError> {
-    // The body is optional: empty means a full scan.
-    let body: StartRun = if body.iter().all(u8::is_ascii_whitespace) {
-        StartRun::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::validation(vec![FieldError::new(
-                "body",
-                format!("is not a valid request: {}", body_error(&e)),
-            )])
-        })?
-    };
+    // The body is optional: none means a full scan.
+    let body = body.map(|ApiJson(body)| body).unwrap_or_default();
     let mode = match body.mode.as_deref() {
         None => DiscoveryMode::Full,
         Some(text) => DiscoveryMode::parse(text).ok_or_else(|| {
