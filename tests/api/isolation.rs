@@ -61,6 +61,34 @@ async fn another_msps_key_sees_and_touches_nothing_on_any_route(pool: PgPool) {
         .await
         .expect("groups"),
     );
+    // An action waiting for approval, and a changed policy, in the victim's organization.
+    let (_, victim_technician) = app.key_for(&victim, Role::Technician).await;
+    let policy = app
+        .request(
+            Method::PUT,
+            &format!("/api/v1/organizations/{victim_org}/policies/revoke_sessions"),
+            Some(&victim.owner_key),
+        )
+        .json(&json!({"privileged_guard": "require_approval"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(policy.status(), 200);
+    let action: Value = app
+        .request(
+            Method::POST,
+            &format!("/api/v1/organizations/{victim_org}/actions"),
+            Some(&victim_technician),
+        )
+        .header("Idempotency-Key", "victim-1")
+        .json(&json!({"action": "revoke_sessions", "target": victim_user}))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("action");
+    let victim_action = action["id"].as_str().expect("action id").to_owned();
     let victim_job = first_id(
         app.get("/api/v1/jobs", &victim.owner_key)
             .await
@@ -90,6 +118,7 @@ async fn another_msps_key_sees_and_touches_nothing_on_any_route(pool: PgPool) {
         victim_user.clone(),
         victim_group.clone(),
         victim_job.clone(),
+        victim_action.clone(),
     ];
     let mut walked = 0;
     for (path, item) in doc["paths"].as_object().expect("paths") {
@@ -103,6 +132,8 @@ async fn another_msps_key_sees_and_touches_nothing_on_any_route(pool: PgPool) {
                 victim_org.clone()
             } else if path.starts_with("/api/v1/jobs/") {
                 victim_job.clone()
+            } else if path.starts_with("/api/v1/actions/") {
+                victim_action.clone()
             } else {
                 victim_admin_id.to_string()
             };
@@ -110,7 +141,8 @@ async fn another_msps_key_sees_and_touches_nothing_on_any_route(pool: PgPool) {
                 .replace("{id}", &fixture)
                 .replace("{run}", &victim_run)
                 .replace("{user}", &victim_user)
-                .replace("{group}", &victim_group);
+                .replace("{group}", &victim_group)
+                .replace("{action}", "password_reset");
             assert!(
                 !concrete.contains('{'),
                 "{method} {path}: add a victim fixture for this path parameter"
@@ -122,6 +154,12 @@ async fn another_msps_key_sees_and_touches_nothing_on_any_route(pool: PgPool) {
                 ("post", "/api/v1/api-keys") => Some(json!({"name": "probe", "role": "viewer"})),
                 ("post", "/api/v1/organizations") => Some(app.connect_body("fabrikam")),
                 ("patch", _) => Some(json!({"name": "probe"})),
+                ("post", "/api/v1/organizations/{id}/actions") => {
+                    Some(json!({"action": "revoke_sessions", "target": victim_user}))
+                }
+                ("put", "/api/v1/organizations/{id}/policies/{action}") => {
+                    Some(json!({"approval": "none"}))
+                }
                 ("put", _) => Some(
                     json!({"client_id": uuid::Uuid::new_v4(), "client_secret": "probe-secret"}),
                 ),
@@ -161,6 +199,6 @@ async fn another_msps_key_sees_and_touches_nothing_on_any_route(pool: PgPool) {
         .await
         .expect("json");
     let keys = keys["data"].as_array().expect("data");
-    assert_eq!(keys.len(), 2, "nothing was added to the victim's MSP");
+    assert_eq!(keys.len(), 3, "nothing was added to the victim's MSP");
     assert!(keys.iter().all(|key| key["revoked_at"].is_null()));
 }

@@ -1,6 +1,7 @@
 //! End-to-end tests of the HTTP API: a real server on a random port, a real PostgreSQL
 //! database per test (`#[sqlx::test]`, from the cluster `scripts/test` starts).
 
+mod actions;
 mod api_keys;
 mod auth;
 mod discovery;

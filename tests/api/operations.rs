@@ -10,7 +10,7 @@ use crate::helpers::{TestApp, assert_problem};
 
 /// Every operation the API serves. Adding a route without documenting it, or documenting
 /// one that is not served, fails a test below.
-const OPERATIONS: [(&str, &str); 34] = [
+const OPERATIONS: [(&str, &str); 46] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -45,6 +45,18 @@ const OPERATIONS: [(&str, &str); 34] = [
     ("get", "/api/v1/jobs/{id}"),
     ("post", "/api/v1/jobs/{id}/retry"),
     ("post", "/api/v1/jobs/{id}/cancel"),
+    ("post", "/api/v1/organizations/{id}/actions"),
+    ("get", "/api/v1/actions"),
+    ("get", "/api/v1/actions/{id}"),
+    ("post", "/api/v1/actions/{id}/approve"),
+    ("post", "/api/v1/actions/{id}/deny"),
+    ("post", "/api/v1/actions/{id}/reveal"),
+    ("get", "/api/v1/organizations/{id}/policies"),
+    ("get", "/api/v1/organizations/{id}/policies/{action}"),
+    ("put", "/api/v1/organizations/{id}/policies/{action}"),
+    ("get", "/api/v1/audit-events"),
+    ("get", "/api/v1/audit-events/export"),
+    ("get", "/api/v1/audit-events/verify"),
 ];
 
 async fn openapi(app: &TestApp) -> Value {

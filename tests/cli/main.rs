@@ -349,7 +349,80 @@ async fn serve_migrates_serves_keeps_secrets_out_of_logs_and_stops_on_sigterm(po
     }
     assert_eq!(state, "succeeded");
 
+    // A password reset, revealed once: the password must not reach the logs either.
+    let organization = connected["organization"]["id"].as_str().expect("id");
+    let client = reqwest::Client::new();
+    let policy = client
+        .put(format!(
+            "{base}/api/v1/organizations/{organization}/policies/password_reset"
+        ))
+        .bearer_auth(key)
+        .json(&serde_json::json!({"approval": "none"}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(policy.status(), 200);
+    // Simulated UPNs end in the user's index; users 0–2 are administrators.
+    let (_, users) = http_get(
+        &format!("{base}/api/v1/organizations/{organization}/users?limit=20"),
+        Some(key),
+    )
+    .await;
+    let users: Value = serde_json::from_str(&users).expect("users");
+    let target = users["data"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .find(|u| {
+            u["user_principal_name"]
+                .as_str()
+                .is_some_and(|upn| upn.contains("7@"))
+        })
+        .expect("user 7")["id"]
+        .clone();
+    let action: Value = client
+        .post(format!(
+            "{base}/api/v1/organizations/{organization}/actions"
+        ))
+        .bearer_auth(key)
+        .header("Idempotency-Key", "logs-1")
+        .json(&serde_json::json!({"action": "password_reset", "target": target}))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("action");
+    let action_path = format!(
+        "{base}/api/v1/actions/{}",
+        action["id"].as_str().expect("action id")
+    );
+    let mut done = Value::Null;
+    for _ in 0..600 {
+        let (_, body) = http_get(&action_path, Some(key)).await;
+        done = serde_json::from_str(&body).expect("action");
+        if !matches!(done["state"].as_str(), Some("queued" | "running")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let revealed: Value = client
+        .post(format!("{action_path}/reveal"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("password");
+    let password = revealed["password"].as_str().expect("password").to_owned();
+
     let (code, logs) = server.terminate(Duration::from_secs(20));
+    assert!(
+        !logs.contains(&password),
+        "a generated password reached the logs"
+    );
     assert_eq!(code, Some(0), "graceful shutdown exits 0; logs:\n{logs}");
     assert!(
         !logs.contains(tenant.secret_value()),

@@ -36,6 +36,8 @@ pub struct AppState {
     pub(crate) docs: Arc<ApiDocs>,
     pub(crate) trusted_proxies: Arc<[std::net::IpAddr]>,
     pub(crate) validator: tenantry_graph::Validator,
+    /// Tokens for Graph calls made while checking an action request.
+    pub(crate) tokens: tenantry_graph::TokenCache,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +65,7 @@ pub fn build(
         docs: Arc::new(ApiDocs::new(&doc)?),
         trusted_proxies: config.trusted_proxies.clone().into(),
         validator,
+        tokens: tenantry_graph::TokenCache::default(),
     };
     let mut router = router
         .fallback(|| async { StatusCode::NOT_FOUND })

@@ -313,6 +313,7 @@ impl From<StoreError> for ApiError {
                 )),
                 retry_after_secs: None,
             },
+            StoreError::Refused(code, detail) => refusal(code, &detail),
             StoreError::NoMasterKey => ApiError::internal("no master key configured"),
             StoreError::RotationIncomplete { left } => {
                 ApiError::internal(format!("{left} data keys not rotated"))
@@ -324,10 +325,34 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// A refusal by the rules, with the status that goes with its code.
+pub fn refusal(code: ErrorCode, detail: &str) -> ApiError {
+    let status = match code {
+        ErrorCode::ActionDisabled
+        | ErrorCode::SelfServiceNotAllowed
+        | ErrorCode::PrivilegedTarget
+        | ErrorCode::SelfApproval
+        | ErrorCode::NotAnApprover
+        | ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::ActionStateConflict | ErrorCode::JobStateConflict => StatusCode::CONFLICT,
+        ErrorCode::SecretGone => StatusCode::GONE,
+        ErrorCode::UpstreamUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    ApiError::Described {
+        problem: Box::new(Problem::new(code, status, capitalize(detail))),
+        retry_after_secs: None,
+    }
+}
+
 fn capitalize(s: &str) -> String {
     let mut chars = s.chars();
     match chars.next() {
-        Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
+        Some(first) => format!(
+            "{}{}.",
+            first.to_uppercase(),
+            chars.as_str().trim_end_matches('.')
+        ),
         None => String::new(),
     }
 }

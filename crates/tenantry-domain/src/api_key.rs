@@ -122,6 +122,18 @@ pub enum KeyGrantError {
     ReadOnly,
     #[error("managing jobs needs the owner or admin role")]
     JobsAdminOnly,
+    #[error("changing action policies needs the owner role")]
+    PoliciesOwnerOnly,
+    #[error(
+        "requesting actions needs the technician role or higher, or a self-service gateway key"
+    )]
+    NoActions,
+    #[error("the audit log is not open to self-service gateway keys")]
+    NoAudit,
+    #[error(
+        "verifying the whole audit chain needs an owner or admin key without an organization limit"
+    )]
+    AuditVerifyAdminOnly,
 }
 
 impl KeyGrant {
@@ -152,6 +164,45 @@ impl KeyGrant {
             Ok(())
         } else {
             Err(KeyGrantError::JobsAdminOnly)
+        }
+    }
+
+    /// Requesting identity actions: technicians and above, and gateways for employees.
+    pub fn may_request_actions(&self) -> Result<(), KeyGrantError> {
+        if self.role.includes(Role::Technician) || self.role == Role::SelfServiceGateway {
+            Ok(())
+        } else {
+            Err(KeyGrantError::NoActions)
+        }
+    }
+
+    /// Policies decide what technicians may do unchecked, so only owners change them.
+    pub fn may_set_policies(&self) -> Result<(), KeyGrantError> {
+        if self.role == Role::Owner {
+            Ok(())
+        } else {
+            Err(KeyGrantError::PoliciesOwnerOnly)
+        }
+    }
+
+    /// The audit log names every technician's actions: not for gateways.
+    pub fn may_read_audit(&self) -> Result<(), KeyGrantError> {
+        if self.role == Role::SelfServiceGateway {
+            Err(KeyGrantError::NoAudit)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Verification walks the MSP's whole chain, across every organization.
+    pub fn may_verify_audit(&self) -> Result<(), KeyGrantError> {
+        if self.role.includes(Role::Admin)
+            && self.role != Role::SelfServiceGateway
+            && self.organizations == OrganizationLimit::All
+        {
+            Ok(())
+        } else {
+            Err(KeyGrantError::AuditVerifyAdminOnly)
         }
     }
 

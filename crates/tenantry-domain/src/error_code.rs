@@ -42,10 +42,30 @@ pub enum ErrorCode {
     NotReady,
     /// The job is not in a state that allows this (e.g. cancelling a finished job).
     JobStateConflict,
+    /// The Idempotency-Key was already used for a request with a different body.
+    IdempotencyKeyReused,
+    /// A target user or group could not be found in the inventory or in Microsoft Graph.
+    TargetNotFound,
+    /// The organization's app lacks a Graph permission or directory role the action needs; `missing_permissions` and `missing_directory_roles` say what to grant.
+    CapabilityUnavailable,
+    /// The organization's policy turns this action off.
+    ActionDisabled,
+    /// An employee may act only on themselves, and only for actions the policy opens to self-service.
+    SelfServiceNotAllowed,
+    /// The privileged-target guard refuses actions on accounts that hold privileged directory roles.
+    PrivilegedTarget,
+    /// Four eyes: the requester cannot approve or deny their own request.
+    SelfApproval,
+    /// The caller is not among the approvers the policy names for this request.
+    NotAnApprover,
+    /// The action is not in a state that allows this (e.g. approving an expired request).
+    ActionStateConflict,
+    /// A generated password is revealed exactly once and destroyed after 24 hours.
+    SecretGone,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 29] = [
         ErrorCode::InvalidRequest,
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
@@ -65,6 +85,16 @@ impl ErrorCode {
         ErrorCode::TenantAlreadyBound,
         ErrorCode::UpstreamUnavailable,
         ErrorCode::JobStateConflict,
+        ErrorCode::IdempotencyKeyReused,
+        ErrorCode::TargetNotFound,
+        ErrorCode::CapabilityUnavailable,
+        ErrorCode::ActionDisabled,
+        ErrorCode::SelfServiceNotAllowed,
+        ErrorCode::PrivilegedTarget,
+        ErrorCode::SelfApproval,
+        ErrorCode::NotAnApprover,
+        ErrorCode::ActionStateConflict,
+        ErrorCode::SecretGone,
     ];
 
     /// The machine-readable code, as sent in the `code` member.
@@ -89,6 +119,16 @@ impl ErrorCode {
             ErrorCode::TenantAlreadyBound => "TENANT_ALREADY_BOUND",
             ErrorCode::UpstreamUnavailable => "UPSTREAM_UNAVAILABLE",
             ErrorCode::JobStateConflict => "JOB_STATE_CONFLICT",
+            ErrorCode::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            ErrorCode::TargetNotFound => "TARGET_NOT_FOUND",
+            ErrorCode::CapabilityUnavailable => "CAPABILITY_UNAVAILABLE",
+            ErrorCode::ActionDisabled => "ACTION_DISABLED",
+            ErrorCode::SelfServiceNotAllowed => "SELF_SERVICE_NOT_ALLOWED",
+            ErrorCode::PrivilegedTarget => "PRIVILEGED_TARGET",
+            ErrorCode::SelfApproval => "SELF_APPROVAL",
+            ErrorCode::NotAnApprover => "NOT_AN_APPROVER",
+            ErrorCode::ActionStateConflict => "ACTION_STATE_CONFLICT",
+            ErrorCode::SecretGone => "SECRET_GONE",
         }
     }
 
@@ -114,6 +154,16 @@ impl ErrorCode {
             ErrorCode::TenantAlreadyBound => "The tenant is already connected",
             ErrorCode::JobStateConflict => "The job cannot change to that state",
             ErrorCode::UpstreamUnavailable => "Microsoft is unavailable",
+            ErrorCode::IdempotencyKeyReused => "The Idempotency-Key was used with another request",
+            ErrorCode::TargetNotFound => "The target was not found in the tenant",
+            ErrorCode::CapabilityUnavailable => "The tenant has not granted what this action needs",
+            ErrorCode::ActionDisabled => "This action is turned off for the organization",
+            ErrorCode::SelfServiceNotAllowed => "Self-service is not allowed for this request",
+            ErrorCode::PrivilegedTarget => "The target holds a privileged directory role",
+            ErrorCode::SelfApproval => "Nobody approves their own request",
+            ErrorCode::NotAnApprover => "The caller may not decide this request",
+            ErrorCode::ActionStateConflict => "The action is not in a state that allows this",
+            ErrorCode::SecretGone => "The secret was already revealed or has expired",
         }
     }
 

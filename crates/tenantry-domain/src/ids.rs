@@ -77,6 +77,10 @@ uuid_id!(
     /// One discovery run of one organization.
     DiscoveryRunId
 );
+uuid_id!(
+    /// One requested identity action.
+    ActionId
+);
 
 #[cfg(test)]
 mod tests {

@@ -5,6 +5,7 @@
 //! unit-tested without a network or a PostgreSQL cluster, and every other crate may depend
 //! on it.
 
+pub mod actions;
 pub mod api_key;
 pub mod capabilities;
 pub mod discovery;
@@ -12,10 +13,11 @@ pub mod error_code;
 pub mod ids;
 pub mod name;
 pub mod permissions;
+pub mod policy;
 pub mod role;
 
 pub use api_key::{ApiKeyToken, KeyGrant, KeyGrantError, KeyId, MalformedKey, OrganizationLimit};
 pub use error_code::ErrorCode;
-pub use ids::{ApiKeyRecordId, DiscoveryRunId, JobId, MspId, OrganizationId};
+pub use ids::{ActionId, ApiKeyRecordId, DiscoveryRunId, JobId, MspId, OrganizationId};
 pub use name::{DisplayName, InvalidName};
 pub use role::{Role, UnknownRole};

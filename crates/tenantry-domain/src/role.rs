@@ -1,4 +1,5 @@
-//! The four roles an API key can hold inside its MSP, from most to least powerful.
+//! The roles an API key can hold inside its MSP: four from most to least powerful, and the
+//! self-service gateway, which reads like a viewer and files requests for employees.
 
 use std::fmt;
 use std::str::FromStr;
@@ -16,14 +17,23 @@ pub enum Role {
     Technician,
     /// Reads only.
     Viewer,
+    /// A trusted portal or bot acting for employees: reads like a viewer, and files
+    /// self-service requests for the employee it names (never for anyone else).
+    SelfServiceGateway,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown role {0:?}: expected owner, admin, technician or viewer")]
+#[error("unknown role {0:?}: expected owner, admin, technician, viewer or self_service_gateway")]
 pub struct UnknownRole(pub String);
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Owner, Role::Admin, Role::Technician, Role::Viewer];
+    pub const ALL: [Role; 5] = [
+        Role::Owner,
+        Role::Admin,
+        Role::Technician,
+        Role::Viewer,
+        Role::SelfServiceGateway,
+    ];
 
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -31,6 +41,7 @@ impl Role {
             Role::Admin => "admin",
             Role::Technician => "technician",
             Role::Viewer => "viewer",
+            Role::SelfServiceGateway => "self_service_gateway",
         }
     }
 
@@ -40,7 +51,7 @@ impl Role {
             Role::Owner => 3,
             Role::Admin => 2,
             Role::Technician => 1,
-            Role::Viewer => 0,
+            Role::Viewer | Role::SelfServiceGateway => 0,
         }
     }
 

@@ -1056,3 +1056,739 @@ async fn discovery_endpoints_match_the_documented_shapes() {
             .any(|g| g["id"] == all_staff["id"])
     );
 }
+
+/// The ids of the first `n` users, in listing order.
+async fn user_ids(sim: &Sim, token: &str, n: usize) -> Vec<String> {
+    let page: Value = sim
+        .get(token, &format!("/users?$top={n}&$select=id"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    page["value"]
+        .as_array()
+        .expect("value")
+        .iter()
+        .map(|u| u["id"].as_str().expect("id").to_owned())
+        .collect()
+}
+
+fn reference(collection: &str, id: &str) -> Value {
+    json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/{collection}/{id}")})
+}
+
+#[tokio::test]
+async fn managers_are_set_read_and_removed() {
+    let spec = contoso(30);
+    let sim = Sim::start(vec![spec.clone()]).await;
+    let token = sim.token(&spec).await;
+    let ids = user_ids(&sim, &token, 12).await;
+    let (user, boss, other_boss) = (&ids[10], &ids[3], &ids[4]);
+    let delta: Value = sim
+        .get(&token, "/users/delta?$select=id")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let delta_link = delta["@odata.deltaLink"]
+        .as_str()
+        .expect("one page")
+        .to_owned();
+    let manager_ref = format!("/users/{user}/manager/$ref");
+
+    let set = sim
+        .send(
+            &token,
+            Method::PUT,
+            &manager_ref,
+            Some(reference("users", boss)),
+        )
+        .await;
+    assert_eq!(set.status(), 204);
+    let got = sim.get(&token, &format!("/users/{user}/manager")).await;
+    assert_eq!(got.status(), 200);
+    let got: Value = got.json().await.expect("json");
+    assert_eq!(got["id"], boss.as_str());
+    assert_eq!(got["@odata.type"], "#microsoft.graph.user");
+    assert!(
+        got["@odata.context"]
+            .as_str()
+            .expect("context")
+            .ends_with("/v1.0/$metadata#directoryObjects/$entity")
+    );
+    let keys: HashSet<&str> = got
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !k.starts_with('@'))
+        .collect();
+    assert_eq!(
+        keys,
+        tenantry_graph_sim::model::users::DEFAULT_PROPERTIES
+            .into_iter()
+            .collect(),
+        "default properties"
+    );
+
+    // Through a directoryObjects reference; the new manager replaces the old.
+    let other_upn: Value = sim
+        .get(
+            &token,
+            &format!("/users/{other_boss}?$select=userPrincipalName"),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let other_upn = other_upn["userPrincipalName"].as_str().expect("upn");
+    let replaced = sim
+        .send(
+            &token,
+            Method::PUT,
+            &manager_ref,
+            Some(reference("directoryObjects", other_boss)),
+        )
+        .await;
+    assert_eq!(replaced.status(), 204);
+    let selected: Value = sim
+        .get(
+            &token,
+            &format!("/users/{user}/manager?$select=id,userPrincipalName"),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(selected["id"], other_boss.as_str());
+    assert_eq!(selected["userPrincipalName"], other_upn);
+    assert!(selected.get("displayName").is_none(), "{selected}");
+
+    let round: Value = sim
+        .get_url(&token, &delta_link)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        round["value"],
+        json!([{"id": user}]),
+        "delta sees the change"
+    );
+
+    let removed = sim.send(&token, Method::DELETE, &manager_ref, None).await;
+    assert_eq!(removed.status(), 204);
+    let body = assert_graph_error(
+        sim.get(&token, &format!("/users/{user}/manager")).await,
+        404,
+        "Request_ResourceNotFound",
+    )
+    .await;
+    assert_eq!(
+        body["error"]["message"],
+        "Resource 'manager' does not exist or one of its queried reference-property objects are not present."
+    );
+}
+
+#[tokio::test]
+async fn manager_errors_use_graphs_envelope() {
+    let spec = contoso(30);
+    let reader = TenantSpec::healthy("fabrikam", "Fabrikam Inc", 20)
+        .without_permissions(&["User.ReadWrite.All", "Directory.ReadWrite.All"])
+        .with_permissions(&["User.Read.All"]);
+    let sim = Sim::start(vec![spec.clone(), reader.clone()]).await;
+    let token = sim.token(&spec).await;
+    let ids = user_ids(&sim, &token, 12).await;
+    let user = &ids[10];
+    let manager_ref = format!("/users/{user}/manager/$ref");
+
+    let ghost = uuid::Uuid::new_v4().to_string();
+    let body = assert_graph_error(
+        sim.send(
+            &token,
+            Method::PUT,
+            &manager_ref,
+            Some(reference("users", &ghost)),
+        )
+        .await,
+        404,
+        "Request_ResourceNotFound",
+    )
+    .await;
+    assert_eq!(
+        body["error"]["message"],
+        format!(
+            "Resource '{ghost}' does not exist or one of its queried reference-property objects are not present."
+        )
+    );
+    // A group is a directory object but not a user.
+    let groups: Value = sim
+        .get(&token, "/groups?$top=1&$select=id")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let group = groups["value"][0]["id"].as_str().expect("id");
+    assert_graph_error(
+        sim.send(
+            &token,
+            Method::PUT,
+            &manager_ref,
+            Some(reference("directoryObjects", group)),
+        )
+        .await,
+        404,
+        "Request_ResourceNotFound",
+    )
+    .await;
+    assert_graph_error(
+        sim.send(
+            &token,
+            Method::PUT,
+            &manager_ref,
+            Some(reference("users", user)),
+        )
+        .await,
+        400,
+        "Request_BadRequest",
+    )
+    .await;
+    for malformed in [
+        json!({}),
+        json!({"@odata.id": 42}),
+        json!({"@odata.id": "https://graph.microsoft.com/v1.0/groups/x"}),
+        json!({"@odata.id": "https://graph.microsoft.com/v1.0/users/"}),
+        json!([reference("users", &ids[3])]),
+    ] {
+        assert_graph_error(
+            sim.send(&token, Method::PUT, &manager_ref, Some(malformed))
+                .await,
+            400,
+            "Request_BadRequest",
+        )
+        .await;
+    }
+    let not_json = sim
+        .client
+        .put(sim.url(&format!("/v1.0{manager_ref}")))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("sent");
+    assert_graph_error(not_json, 400, "Request_BadRequest").await;
+    assert_graph_error(
+        sim.send(&token, Method::DELETE, &manager_ref, None).await,
+        404,
+        "Request_ResourceNotFound",
+    )
+    .await;
+    assert_graph_error(
+        sim.get(&token, &format!("/users/{ghost}/manager")).await,
+        404,
+        "Request_ResourceNotFound",
+    )
+    .await;
+    assert_graph_error(
+        sim.send(
+            &token,
+            Method::POST,
+            &manager_ref,
+            Some(reference("users", &ids[3])),
+        )
+        .await,
+        405,
+        "Request_BadRequest",
+    )
+    .await;
+
+    // Reading needs User.Read.All or more; writing needs User.ReadWrite.All or
+    // Directory.ReadWrite.All.
+    let read_only = sim.token(&reader).await;
+    let fabrikam = user_ids(&sim, &read_only, 5).await;
+    let fabrikam_ref = format!("/users/{}/manager/$ref", fabrikam[4]);
+    assert_graph_error(
+        sim.send(
+            &read_only,
+            Method::PUT,
+            &fabrikam_ref,
+            Some(reference("users", &fabrikam[3])),
+        )
+        .await,
+        403,
+        "Authorization_RequestDenied",
+    )
+    .await;
+    assert_graph_error(
+        sim.send(&read_only, Method::DELETE, &fabrikam_ref, None)
+            .await,
+        403,
+        "Authorization_RequestDenied",
+    )
+    .await;
+    assert_graph_error(
+        sim.get(&read_only, &format!("/users/{}/manager", fabrikam[4]))
+            .await,
+        404,
+        "Request_ResourceNotFound",
+    )
+    .await;
+}
+
+const E5: &str = "c7df2760-2c81-4ef7-b578-5b5392b571df";
+const P1: &str = "078d2b04-f1bd-4111-bbd4-b4b1b354cef4";
+
+#[tokio::test]
+async fn licences_are_assigned_and_removed() {
+    let spec = contoso(30);
+    let sim = Sim::start(vec![spec.clone()]).await;
+    let token = sim.token(&spec).await;
+    let user = user_ids(&sim, &token, 11).await[10].clone();
+    let assign = format!("/users/{user}/assignLicense");
+    let plan = "11b0131d-43c8-4bbb-b2c8-e80f9a50834a";
+
+    let before: Value = sim
+        .get(&token, &format!("/users/{user}?$select=assignedLicenses"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(before["assignedLicenses"], json!([]));
+
+    let added = sim
+        .send(
+            &token,
+            Method::POST,
+            &assign,
+            Some(json!({"addLicenses": [{"skuId": E5, "disabledPlans": []}, {"skuId": P1, "disabledPlans": [plan]}],
+                "removeLicenses": []})),
+        )
+        .await;
+    assert_eq!(added.status(), 200);
+    let added: Value = added.json().await.expect("json");
+    assert_eq!(added["id"], user.as_str());
+    assert!(
+        added["@odata.context"]
+            .as_str()
+            .expect("context")
+            .ends_with("/v1.0/$metadata#users/$entity")
+    );
+    let keys: HashSet<&str> = added
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !k.starts_with('@'))
+        .collect();
+    assert_eq!(
+        keys,
+        tenantry_graph_sim::model::users::DEFAULT_PROPERTIES
+            .into_iter()
+            .collect(),
+        "default properties"
+    );
+    let after: Value = sim
+        .get(
+            &token,
+            &format!("/users/{user}?$select=id,assignedLicenses"),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        after["assignedLicenses"],
+        json!([{"disabledPlans": [], "skuId": E5}, {"disabledPlans": [plan], "skuId": P1}])
+    );
+
+    // Remove one; an upper-case sku id is the same SKU.
+    let swapped = sim
+        .send(
+            &token,
+            Method::POST,
+            &assign,
+            Some(json!({"addLicenses": [], "removeLicenses": [E5.to_uppercase()]})),
+        )
+        .await;
+    assert_eq!(swapped.status(), 200);
+    let listed: Value = sim
+        .get(&token, "/users?$top=11&$select=id,assignedLicenses")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        listed["value"][10]["assignedLicenses"],
+        json!([{"disabledPlans": [plan], "skuId": P1}])
+    );
+    assert_eq!(listed["value"][9]["assignedLicenses"], json!([]));
+}
+
+#[tokio::test]
+async fn licence_assignment_follows_microsofts_rules() {
+    let spec = contoso(30);
+    let reader = TenantSpec::healthy("fabrikam", "Fabrikam Inc", 20)
+        .without_permissions(&["User.ReadWrite.All", "Directory.ReadWrite.All"])
+        .with_permissions(&["User.Read.All"]);
+    let sim = Sim::start(vec![spec.clone(), reader.clone()]).await;
+    let token = sim.token(&spec).await;
+    let add_e5 = json!({"addLicenses": [{"skuId": E5, "disabledPlans": []}], "removeLicenses": []});
+
+    // A new user has no usage location until one is set.
+    let created: Value = sim
+        .send(
+            &token,
+            Method::POST,
+            "/users",
+            Some(
+                json!({"accountEnabled": true, "displayName": "Kyle Reese", "mailNickname": "kyle",
+                "userPrincipalName": "kyle.reese@contoso.example",
+                "passwordProfile": {"password": "Tr1ckY-pass!"}}),
+            ),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let kyle = created["id"].as_str().expect("id").to_owned();
+    let assign = format!("/users/{kyle}/assignLicense");
+    let body = assert_graph_error(
+        sim.send(&token, Method::POST, &assign, Some(add_e5.clone()))
+            .await,
+        400,
+        "Request_BadRequest",
+    )
+    .await;
+    assert_eq!(
+        body["error"]["message"],
+        "License assignment cannot be done for user with invalid usage location."
+    );
+    let located = sim
+        .send(
+            &token,
+            Method::PATCH,
+            &format!("/users/{kyle}"),
+            Some(json!({"usageLocation": "GB"})),
+        )
+        .await;
+    assert_eq!(located.status(), 204);
+    assert_eq!(
+        sim.send(&token, Method::POST, &assign, Some(add_e5.clone()))
+            .await
+            .status(),
+        200
+    );
+
+    // Only the tenant's subscribed SKUs.
+    let unknown = "45715bb8-13f9-4bf6-927f-ef96c102d394";
+    let body = assert_graph_error(
+        sim.send(
+            &token,
+            Method::POST,
+            &assign,
+            Some(json!({"addLicenses": [{"skuId": unknown, "disabledPlans": []}], "removeLicenses": []})),
+        )
+        .await,
+        400,
+        "Request_BadRequest",
+    )
+    .await;
+    assert_eq!(
+        body["error"]["message"],
+        format!("License {unknown} does not correspond to a valid company License.")
+    );
+    // Removing a SKU the user does not hold.
+    assert_graph_error(
+        sim.send(
+            &token,
+            Method::POST,
+            &assign,
+            Some(json!({"addLicenses": [], "removeLicenses": [P1]})),
+        )
+        .await,
+        400,
+        "Request_BadRequest",
+    )
+    .await;
+    // Malformed bodies.
+    let body = assert_graph_error(
+        sim.send(
+            &token,
+            Method::POST,
+            &assign,
+            Some(json!({"addLicenses": [{"skuId": E5}]})),
+        )
+        .await,
+        400,
+        "Request_BadRequest",
+    )
+    .await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .expect("message")
+            .ends_with("The missing parameters are: removeLicenses."),
+        "{body}"
+    );
+    for malformed in [
+        json!({"addLicenses": [{"skuId": "not-a-guid"}], "removeLicenses": []}),
+        json!({"addLicenses": [{"skuId": E5, "disabledPlans": "x"}], "removeLicenses": []}),
+        json!({"addLicenses": [], "removeLicenses": [42]}),
+    ] {
+        assert_graph_error(
+            sim.send(&token, Method::POST, &assign, Some(malformed))
+                .await,
+            400,
+            "Request_BadRequest",
+        )
+        .await;
+    }
+    // Nothing of the failed requests stuck.
+    let held: Value = sim
+        .get(
+            &token,
+            &format!("/users/{kyle}?$select=assignedLicenses,usageLocation"),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        held,
+        json!({"@odata.context": held["@odata.context"], "assignedLicenses": [{"disabledPlans": [], "skuId": E5}], "usageLocation": "GB"})
+    );
+    assert_graph_error(
+        sim.send(
+            &token,
+            Method::POST,
+            &format!("/users/{}/assignLicense", uuid::Uuid::new_v4()),
+            Some(add_e5.clone()),
+        )
+        .await,
+        404,
+        "Request_ResourceNotFound",
+    )
+    .await;
+
+    let read_only = sim.token(&reader).await;
+    let fabrikam = user_ids(&sim, &read_only, 5).await;
+    assert_graph_error(
+        sim.send(
+            &read_only,
+            Method::POST,
+            &format!("/users/{}/assignLicense", fabrikam[4]),
+            Some(add_e5),
+        )
+        .await,
+        403,
+        "Authorization_RequestDenied",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn usage_location_is_a_two_letter_code_on_create_and_update() {
+    let spec = contoso(30);
+    let sim = Sim::start(vec![spec.clone()]).await;
+    let token = sim.token(&spec).await;
+    let new_user = |upn: &str, location: &str| {
+        json!({"accountEnabled": true, "displayName": "Ellen Ripley", "mailNickname": "ripley",
+            "userPrincipalName": upn, "usageLocation": location,
+            "passwordProfile": {"password": "Tr1ckY-pass!"}})
+    };
+    let created = sim
+        .send(
+            &token,
+            Method::POST,
+            "/users",
+            Some(new_user("ripley@contoso.example", "NL")),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.expect("json");
+    let id = created["id"].as_str().expect("id");
+    let read: Value = sim
+        .get(&token, &format!("/users/{id}?$select=usageLocation"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(read["usageLocation"], "NL");
+    for bad in ["Netherlands", "nl", "N", "1A"] {
+        let body = assert_graph_error(
+            sim.send(
+                &token,
+                Method::POST,
+                "/users",
+                Some(new_user("ripley2@contoso.example", bad)),
+            )
+            .await,
+            400,
+            "Request_BadRequest",
+        )
+        .await;
+        assert_eq!(
+            body["error"]["message"],
+            "Invalid value specified for property 'usageLocation' of resource 'User'.",
+            "{bad}"
+        );
+        assert_graph_error(
+            sim.send(
+                &token,
+                Method::PATCH,
+                &format!("/users/{id}"),
+                Some(json!({"usageLocation": bad})),
+            )
+            .await,
+            400,
+            "Request_BadRequest",
+        )
+        .await;
+    }
+    assert_graph_error(
+        sim.get(&token, "/users/ripley2@contoso.example").await,
+        404,
+        "Request_ResourceNotFound",
+    )
+    .await;
+    let patched = sim
+        .send(
+            &token,
+            Method::PATCH,
+            &format!("/users/{id}"),
+            Some(json!({"usageLocation": "DE"})),
+        )
+        .await;
+    assert_eq!(patched.status(), 204);
+    let read: Value = sim
+        .get(&token, &format!("/users/{id}?$select=usageLocation"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(read["usageLocation"], "DE");
+}
+
+#[tokio::test]
+async fn users_filter_on_mail_and_upn() {
+    let spec = contoso(2_500);
+    let sim = Sim::start(vec![spec.clone()]).await;
+    let token = sim.token(&spec).await;
+    let filter = |expression: &str| {
+        format!(
+            "/users?$select=id,mail,userPrincipalName&$filter={}",
+            expression.replace(' ', "%20").replace('\'', "%27")
+        )
+    };
+    let page = |path: String| {
+        let sim = &sim;
+        let token = &token;
+        async move {
+            let response = sim.get(token, &path).await;
+            assert_eq!(response.status(), 200, "{path}");
+            let body: Value = response.json().await.expect("json");
+            assert!(
+                body["@odata.context"]
+                    .as_str()
+                    .expect("context")
+                    .ends_with("/v1.0/$metadata#users"),
+                "{body}"
+            );
+            assert!(body.get("@odata.nextLink").is_none(), "{body}");
+            body["value"].as_array().expect("value").clone()
+        }
+    };
+    let adele = "adele.vance1@contoso.onmicrosoft.com";
+
+    let by_mail = page(filter("mail eq 'ADELE.Vance1@contoso.onmicrosoft.com'")).await;
+    assert_eq!(by_mail.len(), 1);
+    assert_eq!(by_mail[0]["userPrincipalName"], adele);
+    assert_eq!(by_mail[0].as_object().expect("object").len(), 3, "$select");
+    let by_upn = page(filter(&format!("userPrincipalName eq '{adele}'"))).await;
+    assert_eq!(by_upn, by_mail);
+    // A user far into a large tenant is found without paging through it.
+    let skip = {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("i:2345")
+    };
+    let far: Value = sim
+        .get(
+            &token,
+            &format!("/users?$top=1&$select=userPrincipalName&$skiptoken={skip}"),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let far_upn = far["value"][0]["userPrincipalName"].as_str().expect("upn");
+    assert_eq!(page(filter(&format!("mail eq '{far_upn}'"))).await.len(), 1);
+    // A name with another user's number is nobody.
+    assert!(
+        page(filter("mail eq 'nobody1@contoso.onmicrosoft.com'"))
+            .await
+            .is_empty()
+    );
+    assert!(
+        page(filter(
+            "userPrincipalName eq 'nobody1@contoso.onmicrosoft.com'"
+        ))
+        .await
+        .is_empty()
+    );
+    assert_graph_error(
+        sim.get(&token, "/users/nobody1@contoso.onmicrosoft.com")
+            .await,
+        404,
+        "Request_ResourceNotFound",
+    )
+    .await;
+
+    // Quotes are doubled inside the literal; patched mail is found under its new value.
+    let created: Value = sim
+        .send(
+            &token,
+            Method::POST,
+            "/users",
+            Some(json!({"accountEnabled": true, "displayName": "Miles O'Brien", "mailNickname": "obrien",
+                "userPrincipalName": "o'brien@contoso.example", "mail": "o'brien@contoso.example",
+                "passwordProfile": {"password": "Tr1ckY-pass!"}})),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let found = page(filter("userPrincipalName eq 'O''Brien@contoso.example'")).await;
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["id"], created["id"]);
+    assert_eq!(
+        page(filter("mail eq 'o''brien@contoso.example'")).await,
+        found
+    );
+    let renamed = sim
+        .send(
+            &token,
+            Method::PATCH,
+            &format!("/users/{adele}"),
+            Some(json!({"mail": "adele@contoso.example"})),
+        )
+        .await;
+    assert_eq!(renamed.status(), 204);
+    assert!(page(filter(&format!("mail eq '{adele}'"))).await.is_empty());
+    let moved = page(filter("mail eq 'Adele@Contoso.Example'")).await;
+    assert_eq!(moved.len(), 1);
+    assert_eq!(moved[0]["userPrincipalName"], adele);
+    assert_eq!(
+        page(filter(&format!("userPrincipalName eq '{adele}'"))).await,
+        moved
+    );
+
+    // Other filters are ignored, as before: the plain first page.
+    let ignored: Value = sim
+        .get(&token, "/users?$filter=startswith(displayName,%27A%27)")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(ignored["value"].as_array().expect("value").len(), 100);
+}

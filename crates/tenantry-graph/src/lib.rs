@@ -7,6 +7,7 @@
 //! No database. The login authority and Graph base URL are always injected, so the
 //! simulator, tests and national clouds take the same code path.
 
+pub mod actions;
 pub mod calls;
 mod config;
 mod http_client;

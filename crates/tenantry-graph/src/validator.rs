@@ -152,6 +152,11 @@ impl Validator {
         Self { http }
     }
 
+    /// The HTTP client it uses, for other Graph calls on the same configuration.
+    pub fn http(&self) -> &GraphHttp {
+        &self.http
+    }
+
     /// Proves the credentials and reports what they allow. `capabilities` narrows the
     /// required permissions (`None`: the default set).
     pub async fn validate(

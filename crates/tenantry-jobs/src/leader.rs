@@ -104,6 +104,15 @@ async fn maintain(
     if queued > 0 {
         tracing::info!(queued, "scheduled discovery scans queued");
     }
+    let expired = tenantry_store::actions::expire_due(discovery.pool()).await?;
+    if expired > 0 {
+        tracing::info!(expired, "action requests expired without a decision");
+    }
+    let destroyed =
+        tenantry_store::action_runs::destroy_expired_passwords(discovery.pool()).await?;
+    if destroyed > 0 {
+        tracing::info!(destroyed, "unrevealed generated passwords destroyed");
+    }
     queue.prune(config.retention).await?;
     Ok(())
 }

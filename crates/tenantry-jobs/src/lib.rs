@@ -1,13 +1,15 @@
 //! The durable job engine and what runs on it: the worker loop ([`engine`]), the leader's
 //! maintenance and schedules ([`leader`], [`schedule`]), discovery ([`discovery`]) and
-//! automatic re-validation ([`revalidate`]).
+//! automatic re-validation ([`revalidate`]) and identity actions ([`action`]).
 //!
 //! The queue itself is rows in PostgreSQL (`tenantry_store::queue`), hand-rolled after
 //! River's design; docs/jobs.md says why it is not the `riverqueue` crate.
 
+pub mod action;
 pub mod discovery;
 pub mod engine;
 pub mod leader;
+mod password;
 pub mod revalidate;
 pub mod schedule;
 
@@ -26,6 +28,11 @@ pub fn handlers(store: &Store, http: GraphHttp) -> Vec<Arc<dyn Handler>> {
         Arc::new(revalidate::RevalidateHandler::new(
             store.revalidation(),
             tenantry_graph::Validator::new(http.clone()),
+        )),
+        Arc::new(action::ActionHandler::new(
+            store.action_runs(),
+            http.clone(),
+            TokenCache::default(),
         )),
         Arc::new(discovery::DiscoveryHandler::new(
             store.discovery(),

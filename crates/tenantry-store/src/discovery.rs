@@ -202,6 +202,11 @@ pub struct DiscoveryStore {
 }
 
 impl DiscoveryStore {
+    /// The connection pool, for the leader's other maintenance.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     pub(crate) fn new(pool: PgPool, keyring: Option<std::sync::Arc<Keyring>>) -> Self {
         Self { pool, keyring }
     }

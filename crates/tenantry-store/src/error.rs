@@ -25,6 +25,9 @@ pub enum StoreError {
     /// A job cannot move to the state asked for.
     #[error("{0}")]
     JobConflict(&'static str),
+    /// A request the rules refuse, with the stable code that says why.
+    #[error("{1}")]
+    Refused(tenantry_domain::ErrorCode, String),
     #[error("revoking this key would leave the MSP without an active owner key")]
     LastOwnerKey,
     #[error(transparent)]

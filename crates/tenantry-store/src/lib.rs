@@ -5,13 +5,17 @@
 //! which only [`Store::authenticate`] can produce. Operator tasks that legitimately span
 //! MSPs (the `admin` CLI) go through [`Store::operator`], which the HTTP layer never calls.
 
+pub mod action_runs;
+pub mod actions;
 mod api_keys;
+pub mod audit;
 pub mod discovery;
 mod error;
 pub mod inventory;
 mod key_hash;
 mod operator;
 mod organizations;
+mod policies;
 mod principal;
 pub mod queue;
 mod readiness;
@@ -31,7 +35,7 @@ pub use organizations::{NewOrganization, OrganizationRecord};
 pub use principal::Principal;
 pub use queue::Queue;
 pub use readiness::Readiness;
-pub use scope::MspScope;
+pub use scope::{Found, MspScope};
 
 /// The workspace's migrations (the top-level `migrations/` folder). sqlx's migrator takes
 /// an advisory lock, so several processes may run it at once safely.
@@ -98,6 +102,11 @@ impl Store {
     /// Automatic re-validation, for workers (not MSP-scoped).
     pub fn revalidation(&self) -> revalidation::RevalidationStore {
         revalidation::RevalidationStore::new(self.pool.clone(), self.keyring.clone())
+    }
+
+    /// Action execution, for workers (not MSP-scoped).
+    pub fn action_runs(&self) -> action_runs::ActionRunStore {
+        action_runs::ActionRunStore::new(self.pool.clone(), self.keyring.clone())
     }
 
     pub fn operator(&self) -> Operator<'_> {

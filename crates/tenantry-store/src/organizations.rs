@@ -204,7 +204,7 @@ async fn store_secret(
     Ok(())
 }
 
-async fn data_key(
+pub(crate) async fn data_key(
     db: &mut sqlx::PgConnection,
     keyring: &Keyring,
     id: OrganizationId,

@@ -2,6 +2,10 @@
 //! binds the caller's MSP id, and every method checks the caller's role, so a handler
 //! cannot forget either.
 
+mod actions;
+
+pub use actions::Found;
+
 use sqlx::PgPool;
 use tenantry_domain::{ApiKeyRecordId, Role};
 

@@ -1,12 +1,15 @@
 //! Every route the API serves, each registered through `utoipa-axum` so it lands in the
 //! OpenAPI document as well as the router.
 
+mod actions;
 mod api_keys;
+mod audit;
 mod discovery;
 mod jobs;
 mod me;
 mod operations;
 mod organizations;
+mod policies;
 mod views;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -51,4 +54,15 @@ pub fn all() -> OpenApiRouter<AppState> {
         .routes(routes!(jobs::get_job))
         .routes(routes!(jobs::retry_job))
         .routes(routes!(jobs::cancel_job))
+        .routes(routes!(actions::request_action))
+        .routes(routes!(actions::list_actions))
+        .routes(routes!(actions::get_action))
+        .routes(routes!(actions::approve_action))
+        .routes(routes!(actions::deny_action))
+        .routes(routes!(actions::reveal_password))
+        .routes(routes!(policies::list_policies))
+        .routes(routes!(policies::get_policy, policies::put_policy))
+        .routes(routes!(audit::list_events))
+        .routes(routes!(audit::export_events))
+        .routes(routes!(audit::verify_events))
 }

@@ -15,6 +15,8 @@ pub enum RoleView {
     Admin,
     Technician,
     Viewer,
+    /// A trusted portal or bot that files self-service requests for employees.
+    SelfServiceGateway,
 }
 
 impl From<Role> for RoleView {
@@ -24,6 +26,7 @@ impl From<Role> for RoleView {
             Role::Admin => RoleView::Admin,
             Role::Technician => RoleView::Technician,
             Role::Viewer => RoleView::Viewer,
+            Role::SelfServiceGateway => RoleView::SelfServiceGateway,
         }
     }
 }
@@ -35,6 +38,7 @@ impl From<RoleView> for Role {
             RoleView::Admin => Role::Admin,
             RoleView::Technician => Role::Technician,
             RoleView::Viewer => Role::Viewer,
+            RoleView::SelfServiceGateway => Role::SelfServiceGateway,
         }
     }
 }

@@ -524,7 +524,9 @@ fn role_members(
     ))
 }
 
-fn skus(tenant: &Tenant) -> Vec<Value> {
+/// The tenant's subscribed SKUs as (skuId, skuPartNumber, enabled units); `assignLicense`
+/// accepts only these.
+pub fn subscribed_skus(tenant: &Tenant) -> [(&'static str, &'static str, u32); 3] {
     let users = tenant.users.slots();
     [
         (
@@ -543,23 +545,27 @@ fn skus(tenant: &Tenant) -> Vec<Value> {
             users / 10 + 5,
         ),
     ]
-    .into_iter()
-    .map(|(sku, part, enabled)| {
-        json!({
-            "accountName": tenant.display_name,
-            "accountId": tenant.id,
-            "appliesTo": "User",
-            "capabilityStatus": "Enabled",
-            "consumedUnits": enabled.saturating_sub(3),
-            "id": format!("{}_{sku}", tenant.id),
-            "prepaidUnits": {"enabled": enabled, "lockedOut": 0, "suspended": 0, "warning": 0},
-            "servicePlans": [],
-            "skuId": sku,
-            "skuPartNumber": part,
-            "subscriptionIds": [ids::named(&format!("{}.{part}", tenant.name))],
+}
+
+fn skus(tenant: &Tenant) -> Vec<Value> {
+    subscribed_skus(tenant)
+        .into_iter()
+        .map(|(sku, part, enabled)| {
+            json!({
+                "accountName": tenant.display_name,
+                "accountId": tenant.id,
+                "appliesTo": "User",
+                "capabilityStatus": "Enabled",
+                "consumedUnits": enabled.saturating_sub(3),
+                "id": format!("{}_{sku}", tenant.id),
+                "prepaidUnits": {"enabled": enabled, "lockedOut": 0, "suspended": 0, "warning": 0},
+                "servicePlans": [],
+                "skuId": sku,
+                "skuPartNumber": part,
+                "subscriptionIds": [ids::named(&format!("{}.{part}", tenant.name))],
+            })
         })
-    })
-    .collect()
+        .collect()
 }
 
 /// One device for every other user.

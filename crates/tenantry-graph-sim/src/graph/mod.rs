@@ -57,6 +57,13 @@ pub mod needs {
         "Directory.ReadWrite.All",
     ];
     pub const USERS_WRITE: &[&str] = &["User.ReadWrite.All", "Directory.ReadWrite.All"];
+    /// `assignLicense`: the documented pair (DOCS user-assignlicense.md) plus the narrower
+    /// `LicenseAssignment.ReadWrite.All`.
+    pub const LICENSES_WRITE: &[&str] = &[
+        "LicenseAssignment.ReadWrite.All",
+        "User.ReadWrite.All",
+        "Directory.ReadWrite.All",
+    ];
     pub const GROUPS_READ: &[&str] = &[
         "GroupMember.Read.All",
         "Group.Read.All",

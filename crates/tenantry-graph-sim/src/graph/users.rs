@@ -1,11 +1,13 @@
-//! `/users`: list and get with `$select` and paging, delta rounds, profile and password
-//! updates, creation, deletion, session revocation, group memberships, authentication
-//! methods and photos, with Microsoft's rules for app-only callers (graph-facts §6).
+//! `/users`: list (with `$filter` on `mail` and `userPrincipalName`) and get with `$select`
+//! and paging, delta rounds, profile and password updates, creation, deletion, session
+//! revocation, group memberships, managers, licence assignment, authentication methods and
+//! photos, with Microsoft's rules for app-only callers (graph-facts §6).
 
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+use super::directory::subscribed_skus;
 use super::paging;
 use super::{Call, Caller, GraphError, Outcome, Reply, context, needs};
 use crate::SimState;
@@ -27,7 +29,7 @@ const APP_ONLY_FORBIDDEN: [&str; 10] = [
     "skills",
 ];
 
-const WRITABLE: [&str; 22] = [
+const WRITABLE: [&str; 23] = [
     "accountEnabled",
     "businessPhones",
     "city",
@@ -50,6 +52,7 @@ const WRITABLE: [&str; 22] = [
     "state",
     "streetAddress",
     "surname",
+    "usageLocation",
 ];
 
 const GLOBAL_ADMIN: &str = "62e90394-69f5-4237-9190-012177145e10";
@@ -159,6 +162,12 @@ pub fn route(state: &SimState, caller: &Caller, call: &Call<'_>, segments: &[&st
                     }
                 }
                 ("PUT" | "PATCH", ["photo", "$value"]) => photo(state, caller, call, index),
+                ("GET", ["manager"]) => manager(state, caller, call, index),
+                ("PUT", ["manager", "$ref"]) => set_manager(state, caller, call, index),
+                ("DELETE", ["manager", "$ref"]) => remove_manager(state, caller, index),
+                (_, ["manager", ..]) => Err(GraphError::method_not_allowed()),
+                ("POST", ["assignLicense"]) => assign_license(state, caller, call, index),
+                (_, ["assignLicense"]) => Err(GraphError::method_not_allowed()),
                 ("GET" | "PATCH" | "POST" | "PUT" | "DELETE", [other, ..]) if !other.is_empty() => {
                     Err(GraphError::no_segment(other))
                 }
@@ -176,6 +185,20 @@ fn list(state: &SimState, caller: &Caller, call: &Call<'_>) -> Outcome {
     let start = paging::start(call)?;
     let world = state.world();
     let tenant = &world.tenants[caller.tenant];
+    if let Some(filter) = call.param("$filter").and_then(parse_filter) {
+        let found = match filter {
+            Filter::Mail(mail) => tenant.users.find_by_mail(&mail),
+            Filter::Upn(upn) => tenant.users.find_by_upn(&upn).into_iter().collect(),
+        };
+        return Ok(filtered_page(
+            call,
+            tenant,
+            &found,
+            select.as_deref(),
+            start,
+            top,
+        ));
+    }
     let slots = tenant.users.slots() as usize;
     let mut value = Vec::with_capacity(top);
     let mut next = start;
@@ -193,6 +216,68 @@ fn list(state: &SimState, caller: &Caller, call: &Call<'_>) -> Outcome {
         body["@odata.nextLink"] = json!(paging::next_link(call, next));
     }
     Ok(Reply::json(body))
+}
+
+/// The `$filter`s `GET /users` answers; any other filter is ignored, as before.
+#[derive(Debug, PartialEq, Eq)]
+enum Filter {
+    Mail(String),
+    Upn(String),
+}
+
+/// `mail eq 'v'` / `userPrincipalName eq 'v'` (a quote inside the literal is doubled, as
+/// in OData); `None` for anything else.
+fn parse_filter(filter: &str) -> Option<Filter> {
+    let (property, rest) = filter.trim().split_once(' ')?;
+    let (operator, literal) = rest.trim_start().split_once(' ')?;
+    if !operator.eq_ignore_ascii_case("eq") {
+        return None;
+    }
+    let value = string_literal(literal.trim())?;
+    if property.eq_ignore_ascii_case("mail") {
+        Some(Filter::Mail(value))
+    } else if property.eq_ignore_ascii_case("userPrincipalName") {
+        Some(Filter::Upn(value))
+    } else {
+        None
+    }
+}
+
+/// `'o''brien'` → `o'brien`; `None` unless the text is one quoted OData string.
+fn string_literal(text: &str) -> Option<String> {
+    let inner = text.strip_prefix('\'')?.strip_suffix('\'')?;
+    let mut value = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c == '\'' && chars.next() != Some('\'') {
+            return None;
+        }
+        value.push(c);
+    }
+    Some(value)
+}
+
+/// One page of a filtered listing: a window over the matching indices.
+fn filtered_page(
+    call: &Call<'_>,
+    tenant: &Tenant,
+    found: &[u32],
+    select: Option<&[String]>,
+    start: usize,
+    top: usize,
+) -> Reply {
+    let value: Vec<Value> = found
+        .iter()
+        .skip(start)
+        .take(top)
+        .filter_map(|index| tenant.users.view(*index, select))
+        .map(Value::Object)
+        .collect();
+    let mut body = json!({"@odata.context": context(call, "users"), "value": value});
+    if start + top < found.len() {
+        body["@odata.nextLink"] = json!(paging::next_link(call, start + top));
+    }
+    Reply::json(body)
 }
 
 fn get(state: &SimState, caller: &Caller, call: &Call<'_>, index: u32) -> Outcome {
@@ -252,6 +337,20 @@ fn complexity_error() -> GraphError {
     )
 }
 
+/// A two-letter country code in capitals (ISO 3166-1 alpha-2, graph-facts §6.6).
+fn is_usage_location(value: &Value) -> bool {
+    value
+        .as_str()
+        .is_some_and(|v| v.len() == 2 && v.chars().all(|c| c.is_ascii_uppercase()))
+}
+
+fn usage_location_error() -> GraphError {
+    // Wording and code UNVERIFIED.
+    GraphError::bad_request(
+        "Invalid value specified for property 'usageLocation' of resource 'User'.",
+    )
+}
+
 fn update(state: &SimState, caller: &Caller, call: &Call<'_>, index: u32) -> Outcome {
     caller.require(needs::USERS_WRITE)?;
     let patch = call.json_body()?;
@@ -262,8 +361,7 @@ fn update(state: &SimState, caller: &Caller, call: &Call<'_>, index: u32) -> Out
         if APP_ONLY_FORBIDDEN.contains(&key.as_str()) {
             return Err(GraphError::denied());
         }
-        if !WRITABLE.contains(&key.as_str()) && key != "usageLocation" && key != "userPrincipalName"
-        {
+        if !WRITABLE.contains(&key.as_str()) && key != "userPrincipalName" {
             return Err(GraphError::bad_request(format!(
                 "Property '{key}' is read-only or does not exist on type 'microsoft.graph.user'."
             )));
@@ -282,14 +380,8 @@ fn update(state: &SimState, caller: &Caller, call: &Call<'_>, index: u32) -> Out
                 "Only one business phone number can be set.",
             ));
         }
-        if key == "usageLocation"
-            && !value
-                .as_str()
-                .is_some_and(|v| v.len() == 2 && v.chars().all(|c| c.is_ascii_uppercase()))
-        {
-            return Err(GraphError::bad_request(
-                "Invalid value specified for property 'usageLocation' of resource 'User'.",
-            ));
+        if key == "usageLocation" && !is_usage_location(value) {
+            return Err(usage_location_error());
         }
     }
     if let Some(profile) = patch.get("passwordProfile") {
@@ -348,6 +440,12 @@ fn create(state: &SimState, caller: &Caller, call: &Call<'_>) -> Outcome {
             )));
         }
     }
+    if body
+        .get("usageLocation")
+        .is_some_and(|v| !is_usage_location(v))
+    {
+        return Err(usage_location_error());
+    }
     let upn = body["userPrincipalName"].as_str().unwrap_or("").to_owned();
     let mut world = state.world_mut();
     let tenant = &mut world.tenants[caller.tenant];
@@ -382,12 +480,15 @@ fn create(state: &SimState, caller: &Caller, call: &Call<'_>) -> Outcome {
         user.insert("businessPhones".into(), json!([]));
     }
     for (key, value) in &body {
+        // Licences come only through assignLicense.
         if key != "passwordProfile"
-            && (SELECTABLE.contains(&key.as_str()) || key == "usageLocation")
+            && key != "assignedLicenses"
+            && SELECTABLE.contains(&key.as_str())
         {
             user.insert(key.clone(), value.clone());
         }
     }
+    user.insert("assignedLicenses".into(), json!([]));
     user.insert(
         "createdDateTime".into(),
         json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
@@ -455,6 +556,220 @@ fn member_of(state: &SimState, caller: &Caller, call: &Call<'_>, index: u32) -> 
     Ok(Reply::json(
         json!({"@odata.context": context(call, "directoryObjects"), "value": value}),
     ))
+}
+
+/// `GET /users/{id}/manager`: the manager as a directory object (default properties or
+/// `$select`), 404 `Request_ResourceNotFound` naming `manager` when none is set. The whole
+/// manager shape is UNVERIFIED (graph-facts §6.6; DOCS user-list-manager.md).
+fn manager(state: &SimState, caller: &Caller, call: &Call<'_>, index: u32) -> Outcome {
+    caller.require(needs::USERS_READ)?;
+    let select = select(call)?;
+    let world = state.world();
+    let users = &world.tenants[caller.tenant].users;
+    let mut body = users
+        .manager_of(index)
+        .and_then(|manager| users.view(manager, select.as_deref()))
+        .ok_or_else(|| GraphError::not_found("manager"))?;
+    body.insert(
+        "@odata.context".into(),
+        json!(context(call, "directoryObjects/$entity")),
+    );
+    body.insert("@odata.type".into(), json!("#microsoft.graph.user"));
+    Ok(Reply::json(Value::Object(body)))
+}
+
+/// `PUT /users/{id}/manager/$ref` with `{"@odata.id": ".../users/{managerId}"}` (or
+/// `.../directoryObjects/{managerId}`): 204. UNVERIFIED: the 400 for a user as their own
+/// manager and the wording of a malformed reference.
+fn set_manager(state: &SimState, caller: &Caller, call: &Call<'_>, index: u32) -> Outcome {
+    caller.require(needs::USERS_WRITE)?;
+    let body = call.json_body()?;
+    let key = reference_key(&body)?;
+    let mut world = state.world_mut();
+    let tenant = &mut world.tenants[caller.tenant];
+    let manager = tenant
+        .users
+        .find(&key)
+        .ok_or_else(|| GraphError::not_found(&key))?;
+    if manager == index {
+        return Err(GraphError::bad_request(
+            "Invalid reference: a user cannot be their own manager.",
+        ));
+    }
+    tenant.users.set_manager(index, manager);
+    let id = tenant.users.id_at(index);
+    tenant.record_change(ChangeKind::User, id, false);
+    Ok(Reply::no_content())
+}
+
+/// The object key at the end of a reference body's `@odata.id`
+/// (`…/users/{key}` or `…/directoryObjects/{key}`).
+fn reference_key(body: &Map<String, Value>) -> Result<String, GraphError> {
+    let reference = body.get("@odata.id").and_then(Value::as_str).unwrap_or("");
+    let mut tail = reference.trim_end_matches('/').rsplit('/');
+    match (tail.next(), tail.next()) {
+        (Some(key), Some("users" | "directoryObjects")) if !key.is_empty() => {
+            Ok(super::decode(key))
+        }
+        // Wording UNVERIFIED (the one group references use).
+        _ => Err(GraphError::bad_request(format!(
+            "Invalid object identifier '{reference}'."
+        ))),
+    }
+}
+
+/// `DELETE /users/{id}/manager/$ref`: 204; 404 `Request_ResourceNotFound` naming `manager`
+/// when none is set (UNVERIFIED).
+fn remove_manager(state: &SimState, caller: &Caller, index: u32) -> Outcome {
+    caller.require(needs::USERS_WRITE)?;
+    let mut world = state.world_mut();
+    let tenant = &mut world.tenants[caller.tenant];
+    if !tenant.users.remove_manager(index) {
+        return Err(GraphError::not_found("manager"));
+    }
+    let id = tenant.users.id_at(index);
+    tenant.record_change(ChangeKind::User, id, false);
+    Ok(Reply::no_content())
+}
+
+/// A GUID as sent (for messages) and parsed (for comparisons).
+struct Guid {
+    raw: String,
+    id: Uuid,
+}
+
+/// One entry of `addLicenses`.
+struct AddLicense {
+    sku: Guid,
+    disabled: Vec<Uuid>,
+}
+
+/// An `assignLicense` body.
+struct LicenseChanges {
+    add: Vec<AddLicense>,
+    remove: Vec<Guid>,
+}
+
+/// `addLicenses` and `removeLicenses`, both required. Wording UNVERIFIED.
+fn license_changes(body: &Map<String, Value>) -> Result<LicenseChanges, GraphError> {
+    let missing: Vec<&str> = ["addLicenses", "removeLicenses"]
+        .into_iter()
+        .filter(|name| !body.get(*name).is_some_and(Value::is_array))
+        .collect();
+    if !missing.is_empty() {
+        return Err(GraphError::bad_request(format!(
+            "One or more parameters of the function import 'assignLicense' are missing from the request payload. The missing parameters are: {}.",
+            missing.join(", ")
+        )));
+    }
+    let invalid = |property: &str| {
+        GraphError::bad_request(format!(
+            "Invalid value specified for property '{property}' of resource 'AssignedLicense'."
+        ))
+    };
+    let guid = |value: &Value, property: &str| {
+        value
+            .as_str()
+            .and_then(|raw| {
+                let id = Uuid::parse_str(raw).ok()?;
+                Some(Guid {
+                    raw: raw.to_owned(),
+                    id,
+                })
+            })
+            .ok_or_else(|| invalid(property))
+    };
+    let mut add = Vec::new();
+    let list = |name: &str| {
+        body.get(name)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+    };
+    for license in list("addLicenses") {
+        let sku = guid(&license["skuId"], "skuId")?;
+        let disabled = match &license["disabledPlans"] {
+            Value::Null => Vec::new(),
+            Value::Array(plans) => plans
+                .iter()
+                .map(|p| guid(p, "disabledPlans").map(|plan| plan.id))
+                .collect::<Result<_, _>>()?,
+            _ => return Err(invalid("disabledPlans")),
+        };
+        add.push(AddLicense { sku, disabled });
+    }
+    let remove = list("removeLicenses")
+        .map(|sku| guid(sku, "removeLicenses"))
+        .collect::<Result<_, _>>()?;
+    Ok(LicenseChanges { add, remove })
+}
+
+fn sku_of(license: &Value) -> Option<Uuid> {
+    license["skuId"]
+        .as_str()
+        .and_then(|s| Uuid::parse_str(s).ok())
+}
+
+/// `POST /users/{id}/assignLicense` (DOCS user-assignlicense.md): removes, then adds
+/// (re-adding a SKU replaces its disabled plans) and answers 200 with the user. Adding
+/// needs a usage location; every SKU must be one of the tenant's subscribed SKUs. The
+/// messages are Microsoft's as reported; their code `Request_BadRequest` is UNVERIFIED, as
+/// is the order of the checks and the 400 for removing a licence the user lacks.
+fn assign_license(state: &SimState, caller: &Caller, call: &Call<'_>, index: u32) -> Outcome {
+    caller.require(needs::LICENSES_WRITE)?;
+    let body = call.json_body()?;
+    let LicenseChanges { add, remove } = license_changes(&body)?;
+    let mut world = state.world_mut();
+    let tenant = &mut world.tenants[caller.tenant];
+    let mut user = tenant
+        .users
+        .at(index)
+        .ok_or_else(|| GraphError::not_found(&index.to_string()))?;
+    if !add.is_empty() && !user.get("usageLocation").is_some_and(is_usage_location) {
+        return Err(GraphError::bad_request(
+            "License assignment cannot be done for user with invalid usage location.",
+        ));
+    }
+    let subscribed: Vec<Uuid> = subscribed_skus(tenant)
+        .iter()
+        .filter_map(|(sku, _, _)| Uuid::parse_str(sku).ok())
+        .collect();
+    for sku in add.iter().map(|l| &l.sku).chain(&remove) {
+        if !subscribed.contains(&sku.id) {
+            return Err(GraphError::bad_request(format!(
+                "License {} does not correspond to a valid company License.",
+                sku.raw
+            )));
+        }
+    }
+    let mut assigned: Vec<Value> = user
+        .get("assignedLicenses")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for sku in &remove {
+        let before = assigned.len();
+        assigned.retain(|l| sku_of(l) != Some(sku.id));
+        if assigned.len() == before {
+            return Err(GraphError::bad_request(
+                "User does not have a corresponding license.",
+            ));
+        }
+    }
+    for license in add {
+        assigned.retain(|l| sku_of(l) != Some(license.sku.id));
+        assigned.push(json!({"disabledPlans": license.disabled, "skuId": license.sku.id}));
+    }
+    user.insert("assignedLicenses".into(), Value::Array(assigned));
+    let mut response = project(&user, None);
+    tenant.users.replace(index, user);
+    let id = tenant.users.id_at(index);
+    tenant.record_change(ChangeKind::User, id, false);
+    response.insert(
+        "@odata.context".into(),
+        json!(context(call, "users/$entity")),
+    );
+    Ok(Reply::json(Value::Object(response)))
 }
 
 /// Profile photos: JPEG or PNG, at most 4 MB (graph-facts §6.8). Answers 200 as the docs
@@ -578,4 +893,36 @@ pub fn delta(
         }
     }
     Ok(Reply::json(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_on_mail_and_upn_parse_with_doubled_quotes() {
+        assert_eq!(
+            parse_filter("mail eq 'Adele.Vance1@contoso.onmicrosoft.com'"),
+            Some(Filter::Mail("Adele.Vance1@contoso.onmicrosoft.com".into()))
+        );
+        assert_eq!(
+            parse_filter(" userPrincipalName  eq 'o''brien@contoso.example' "),
+            Some(Filter::Upn("o'brien@contoso.example".into()))
+        );
+        assert_eq!(
+            parse_filter("userprincipalname EQ ''''"),
+            Some(Filter::Upn("'".into()))
+        );
+        for other in [
+            "mail eq 'a'b'",
+            "mail eq 'open",
+            "mail eq unquoted",
+            "mail ne 'x'",
+            "startswith(mail,'x')",
+            "displayName eq 'x'",
+            "accountEnabled eq true",
+        ] {
+            assert_eq!(parse_filter(other), None, "{other}");
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! Users: generated from the tenant's seed on demand (index → user), with writes kept as
-//! overlays (patched copies, deletions, created users). Listing, paging and lookups never
-//! materialise the whole tenant.
+//! overlays (patched copies, deletions, created users, managers). Listing, paging and
+//! lookups never materialise the whole tenant.
 
 use std::collections::{HashMap, HashSet};
 
@@ -94,7 +94,7 @@ pub const DEFAULT_PROPERTIES: [&str; 11] = [
 
 /// Properties a `$select` may name (a subset of microsoft.graph.user); the first
 /// [`GENERATED`] are the ones a generated user has.
-pub const SELECTABLE: [&str; 27] = [
+pub const SELECTABLE: [&str; 28] = [
     "id",
     "businessPhones",
     "displayName",
@@ -113,6 +113,7 @@ pub const SELECTABLE: [&str; 27] = [
     "createdDateTime",
     "userType",
     "mailNickname",
+    "assignedLicenses",
     "companyName",
     "employeeId",
     "city",
@@ -123,7 +124,7 @@ pub const SELECTABLE: [&str; 27] = [
     "passwordPolicies",
     "otherMails",
 ];
-const GENERATED: usize = 18;
+const GENERATED: usize = 19;
 
 /// What a generated user is derived from.
 #[derive(Clone, Copy)]
@@ -143,6 +144,8 @@ pub struct Users {
     deleted: HashSet<u32>,
     created: Vec<Map<String, Value>>,
     upn_index: HashMap<String, u32>,
+    /// user index → manager index (UNVERIFIED shape; graph-facts §6.6).
+    managers: HashMap<u32, u32>,
 }
 
 impl Users {
@@ -155,6 +158,7 @@ impl Users {
             deleted: HashSet::new(),
             created: Vec::new(),
             upn_index: HashMap::new(),
+            managers: HashMap::new(),
         }
     }
 
@@ -183,30 +187,99 @@ impl Users {
 
     /// Finds a user by object id or user principal name.
     pub fn find(&self, key: &str) -> Option<u32> {
-        let index = match Uuid::parse_str(key) {
-            Ok(id) => ids::index_of(self.prefix, Kind::User, id)?,
-            Err(_) => {
-                let upn = key.to_ascii_lowercase();
-                match self.upn_index.get(&upn) {
-                    Some(index) => *index,
-                    None => {
-                        let index = parse_generated_upn(&upn, &self.domain)?;
-                        // A patched user may have moved away from its generated UPN.
-                        if self.patched.get(&index).is_some_and(|u| {
-                            u["userPrincipalName"]
-                                .as_str()
-                                .map(str::to_ascii_lowercase)
-                                .as_deref()
-                                != Some(upn.as_str())
-                        }) {
-                            return None;
-                        }
-                        index
-                    }
-                }
-            }
+        match Uuid::parse_str(key) {
+            Ok(id) => ids::index_of(self.prefix, Kind::User, id).filter(|i| self.is_live(*i)),
+            Err(_) => self.find_by_upn(key),
+        }
+    }
+
+    /// Finds a user by user principal name (case-insensitive).
+    pub fn find_by_upn(&self, upn: &str) -> Option<u32> {
+        let upn = upn.to_ascii_lowercase();
+        let index = self
+            .upn_index
+            .get(&upn)
+            .copied()
+            .or_else(|| parse_generated_upn(&upn, &self.domain))?;
+        // Generated UPNs are parsed by their number only, and a user may have moved away
+        // from an older UPN: the name must still be the user's own.
+        let current = self.upn_at(index)?;
+        (self.is_live(index) && current.eq_ignore_ascii_case(&upn)).then_some(index)
+    }
+
+    /// The users whose `mail` is `mail` (case-insensitive), in index order: the overlays
+    /// are searched, and a generated user is recognised by its address (mail = UPN).
+    pub fn find_by_mail(&self, mail: &str) -> Vec<u32> {
+        let matches = |user: &Map<String, Value>| {
+            user.get("mail")
+                .and_then(Value::as_str)
+                .is_some_and(|m| m.eq_ignore_ascii_case(mail))
         };
-        (index < self.slots() && !self.deleted.contains(&index)).then_some(index)
+        let mut found: Vec<u32> = self
+            .patched
+            .iter()
+            .filter(|(_, user)| matches(user))
+            .map(|(index, _)| *index)
+            .collect();
+        found.extend(
+            (self.generated..)
+                .zip(&self.created)
+                .filter(|(_, user)| matches(user))
+                .map(|(index, _)| index),
+        );
+        if let Some(index) = parse_generated_upn(&mail.to_ascii_lowercase(), &self.domain)
+            && index < self.generated
+            && !self.patched.contains_key(&index)
+            && self
+                .upn_at(index)
+                .is_some_and(|upn| upn.eq_ignore_ascii_case(mail))
+        {
+            found.push(index);
+        }
+        found.retain(|index| self.is_live(*index));
+        found.sort_unstable();
+        found.dedup();
+        found
+    }
+
+    /// Whether `index` names a user that exists (a slot that is not deleted).
+    fn is_live(&self, index: u32) -> bool {
+        index < self.slots() && !self.deleted.contains(&index)
+    }
+
+    /// The current user principal name of the user at `index`.
+    fn upn_at(&self, index: u32) -> Option<String> {
+        let stored = if let Some(user) = self.patched.get(&index) {
+            user
+        } else if index >= self.generated {
+            self.created.get((index - self.generated) as usize)?
+        } else {
+            let seed = self.seed(index);
+            return Some(generated_upn(seed.first, seed.last, index, &self.domain));
+        };
+        stored
+            .get("userPrincipalName")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    }
+
+    /// The manager of the user at `index`, unless none was set or the manager is deleted.
+    pub fn manager_of(&self, index: u32) -> Option<u32> {
+        self.managers
+            .get(&index)
+            .copied()
+            .filter(|manager| self.is_live(*manager))
+    }
+
+    pub fn set_manager(&mut self, index: u32, manager: u32) {
+        self.managers.insert(index, manager);
+    }
+
+    /// Removes the manager of the user at `index`; `false` when there was none.
+    pub fn remove_manager(&mut self, index: u32) -> bool {
+        let had = self.manager_of(index).is_some();
+        self.managers.remove(&index);
+        had
     }
 
     pub fn replace(&mut self, index: u32, user: Map<String, Value>) {
@@ -338,6 +411,9 @@ impl Users {
                 (h >> 16) % 60
             )),
             "userType" => json!("Member"),
+            // Generated users hold no licences (a simplification: subscribedSkus still
+            // reports consumed units).
+            "assignedLicenses" => json!([]),
             "mailNickname" => json!(format!(
                 "{}.{}{index}",
                 first.to_ascii_lowercase(),
@@ -405,6 +481,43 @@ mod tests {
         assert_eq!(users.find(upn), Some(500));
         assert_eq!(users.find(&upn.to_uppercase()), Some(500));
         assert_eq!(users.find("nobody@contoso.onmicrosoft.com"), None);
+        let digits = upn.trim_start_matches(|c: char| !c.is_ascii_digit());
+        assert_eq!(
+            users.find(&format!("nobody{digits}")),
+            None,
+            "only the user's own UPN finds it, not any name with its number"
+        );
         assert_eq!(users.at(1000), None);
+    }
+
+    #[test]
+    fn mail_lookups_follow_overlays() {
+        let mut users = Users::new(42, "contoso.onmicrosoft.com", 100);
+        let mut user = users.at(7).expect("user");
+        let mail = user["mail"].as_str().expect("mail").to_owned();
+        assert_eq!(users.find_by_mail(&mail.to_uppercase()), [7]);
+        user.insert("mail".into(), json!("boss@contoso.example"));
+        users.replace(7, user);
+        assert_eq!(users.find_by_mail(&mail), Vec::<u32>::new());
+        assert_eq!(users.find_by_mail("BOSS@contoso.example"), [7]);
+        users.delete(7);
+        assert_eq!(
+            users.find_by_mail("boss@contoso.example"),
+            Vec::<u32>::new()
+        );
+    }
+
+    #[test]
+    fn managers_vanish_with_their_user() {
+        let mut users = Users::new(42, "contoso.onmicrosoft.com", 10);
+        assert_eq!(users.manager_of(3), None);
+        users.set_manager(3, 4);
+        assert_eq!(users.manager_of(3), Some(4));
+        users.delete(4);
+        assert_eq!(users.manager_of(3), None);
+        assert!(!users.remove_manager(3));
+        users.set_manager(3, 5);
+        assert!(users.remove_manager(3));
+        assert_eq!(users.manager_of(3), None);
     }
 }

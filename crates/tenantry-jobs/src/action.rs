@@ -1,0 +1,631 @@
+//! The `action` job: carries out an approved or policy-cleared action step by step.
+//!
+//! Each Graph call is recorded before it is sent (`sent`) and after it answers, so a retry
+//! after a crash, a timeout or a 5xx resumes after the last completed step. A step whose
+//! answer was lost is sent again only when it is idempotent; a password is never set
+//! twice (the step is marked `unknown` and the sealed password stays revealable).
+//! Throttling (429, or 503 with `Retry-After`) puts the step back and snoozes the job;
+//! Microsoft's 4xx verdicts fail the step with Microsoft's code and request id kept.
+//! The privileged-target guard is checked again just before the first write.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+use tenantry_domain::actions::{
+    self, ActionKind, CREATED_USER, PASSWORD_PLACEHOLDER, Parameters, Resolved, Target,
+};
+use tenantry_domain::policy::PrivilegedGuard;
+use tenantry_domain::{ActionId, OrganizationId};
+use tenantry_graph::actions::{Body, WriteFailure, send, user_roles};
+use tenantry_graph::{GraphHttp, TokenCache, TokenFailure};
+use tenantry_store::StoreError;
+use tenantry_store::action_runs::{ActionRunStore, InventoryChange, RunContext, StepOutcome};
+use tenantry_store::actions::{ACTION_JOB, StepRecord};
+use tenantry_store::queue::ClaimedJob;
+
+use crate::engine::{Handler, JobFuture, Outcome};
+use crate::password;
+
+/// Microsoft's rule for the default MFA method (graph-facts §6.3), matched on its message
+/// because the code of that 400 is UNVERIFIED.
+const DEFAULT_METHOD_REFUSAL: &str = "Cannot delete default method";
+/// Identity Protection throttles at one request per second without `Retry-After`.
+const THROTTLE_WITHOUT_RETRY_AFTER: Duration = Duration::from_secs(2);
+
+pub struct ActionHandler {
+    store: ActionRunStore,
+    http: GraphHttp,
+    tokens: TokenCache,
+}
+
+/// Why execution stopped before every step ran.
+enum Halt {
+    /// Come back later (the outcome for the engine).
+    Later(Outcome),
+    /// The action ends now in `failed` with this code and message.
+    Fail(String, String),
+}
+
+impl From<StoreError> for Halt {
+    fn from(error: StoreError) -> Self {
+        Halt::Later(Outcome::Retry(format!("database: {error}")))
+    }
+}
+
+/// A Graph failure while reading (guard check, listing): wait or retry.
+fn read_failure(failure: &tenantry_graph::calls::GraphFailure) -> Halt {
+    use tenantry_graph::calls::GraphFailure;
+    match failure {
+        GraphFailure::Throttled { retry_after } => Halt::Later(Outcome::Snooze(
+            retry_after.unwrap_or(THROTTLE_WITHOUT_RETRY_AFTER),
+            "throttled by Microsoft".into(),
+        )),
+        GraphFailure::Unavailable(cause) => {
+            Halt::Later(Outcome::Retry(format!("Microsoft Graph: {cause}")))
+        }
+        other => Halt::Fail("GRAPH_REFUSED".into(), other.to_string()),
+    }
+}
+
+impl ActionHandler {
+    pub fn new(store: ActionRunStore, http: GraphHttp, tokens: TokenCache) -> Self {
+        Self {
+            store,
+            http,
+            tokens,
+        }
+    }
+
+    async fn run_job(&self, job: &ClaimedJob) -> Outcome {
+        let Some(id) = job.args["action_id"]
+            .as_str()
+            .and_then(|a| a.parse::<ActionId>().ok())
+        else {
+            return Outcome::Discard("job arguments name no action".into());
+        };
+        let context = match self.store.load(id).await {
+            Ok(context) => context,
+            Err(StoreError::NotFound) => return Outcome::Discard("the action is gone".into()),
+            Err(error) => return Outcome::Retry(format!("database: {error}")),
+        };
+        match context.record.state.as_str() {
+            "queued" | "running" => {}
+            "succeeded" | "failed" | "partially_succeeded" => return Outcome::Done,
+            other => return Outcome::Discard(format!("the action is {other}, not approved")),
+        }
+        let last_attempt = job.attempt >= job.max_attempts;
+        match self.execute(id, &context).await {
+            Ok(()) => Outcome::Done,
+            Err(Halt::Fail(code, message)) => self.fail(&context, &code, &message).await,
+            Err(Halt::Later(Outcome::Retry(reason))) if last_attempt => {
+                self.fail(&context, "UPSTREAM_UNAVAILABLE", &reason).await
+            }
+            Err(Halt::Later(outcome)) => outcome,
+        }
+    }
+
+    async fn fail(&self, context: &RunContext, code: &str, message: &str) -> Outcome {
+        let steps = match self
+            .store
+            .steps(ActionId::from_uuid(context.record.action_id))
+            .await
+        {
+            Ok(steps) => steps,
+            Err(error) => return Outcome::Retry(format!("database: {error}")),
+        };
+        let state = if steps.iter().any(|s| s.state == "succeeded") {
+            "partially_succeeded"
+        } else {
+            "failed"
+        };
+        match self
+            .store
+            .finish(context, state, Some((code, message)))
+            .await
+        {
+            Ok(()) => Outcome::Discard(format!("{code}: {message}")),
+            Err(error) => Outcome::Retry(format!("database: {error}")),
+        }
+    }
+
+    async fn token(&self, organization: OrganizationId) -> Result<SecretString, Halt> {
+        let stored = self.store.credential(organization).await?;
+        self.tokens
+            .token(
+                &self.http,
+                &stored.tenant_id.to_string(),
+                &stored.client_id.to_string(),
+                &stored.secret,
+            )
+            .await
+            .map_err(|failure| match failure {
+                TokenFailure::Unavailable(cause) => Halt::Later(Outcome::Retry(format!(
+                    "Microsoft's login service: {cause}"
+                ))),
+                TokenFailure::Refused { error, code } => Halt::Fail(
+                    "INVALID_CREDENTIALS".into(),
+                    format!(
+                        "Entra refused the stored credentials ({error}, AADSTS{code}); re-validate the organization or replace its secret"
+                    ),
+                ),
+            })
+    }
+
+    async fn execute(&self, id: ActionId, context: &RunContext) -> Result<(), Halt> {
+        let record = &context.record;
+        let kind: ActionKind = record.action.parse().map_err(|e: actions::UnknownAction| {
+            Halt::Fail("INVALID_REQUEST".into(), e.to_string())
+        })?;
+        let organization = OrganizationId::from_uuid(record.organization_id);
+        let targets: Vec<Target> = serde_json::from_value(record.targets.clone())
+            .map_err(|e| Halt::Fail("INTERNAL_ERROR".into(), format!("targets: {e}")))?;
+        let token = self.token(organization).await?;
+        self.store.begin(context).await?;
+        let mut steps = self.store.steps(id).await?;
+        if steps.is_empty() {
+            self.guard(kind, organization, record, &targets, &token)
+                .await?;
+            let parameters = match kind {
+                ActionKind::UpdatePhoto => Parameters::Photo {
+                    content_type: record.parameters["content_type"]
+                        .as_str()
+                        .unwrap_or("image/jpeg")
+                        .to_owned(),
+                    bytes: Vec::new(),
+                },
+                _ => actions::parse_parameters(kind, &record.parameters).map_err(|errors| {
+                    Halt::Fail("INVALID_REQUEST".into(), format!("parameters: {errors:?}"))
+                })?,
+            };
+            let resolved: Resolved =
+                serde_json::from_value(record.resolved.clone()).unwrap_or_default();
+            let base = self.http.config().graph("");
+            let plan = actions::plan(kind, &targets, &parameters, &resolved, &base);
+            self.store.add_steps(id, &plan).await?;
+            steps = self.store.steps(id).await?;
+        }
+        let mut deferred = Vec::new();
+        let mut index = 0;
+        while index < steps.len() {
+            let step = steps[index].clone();
+            index += 1;
+            let again = kind == ActionKind::MfaReset && steps.len() == 1;
+            match step.state.as_str() {
+                "succeeded" if again => {}
+                "succeeded" | "failed" | "unknown" => continue,
+                "sent" if !step.idempotent => {
+                    self.store
+                        .finish_step(
+                            id,
+                            step.position,
+                            StepOutcome {
+                                state: "unknown",
+                                http_status: None,
+                                request_id: None,
+                                error_code: Some("STEP_OUTCOME_UNKNOWN"),
+                                error_message: Some(
+                                    "sent, but the answer was lost; not sent again because it must happen at most once",
+                                ),
+                                detail: None,
+                            },
+                        )
+                        .await?;
+                    if kind == ActionKind::CreateUser {
+                        break;
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            match self
+                .send_step(id, context, kind, &step, &steps, &token)
+                .await?
+            {
+                StepResult::Done => {
+                    if kind == ActionKind::MfaReset && step.position == 0 {
+                        steps = self.store.steps(id).await?;
+                    }
+                }
+                StepResult::Deferred => deferred.push(step),
+                StepResult::Failed => {
+                    if kind == ActionKind::CreateUser {
+                        break;
+                    }
+                }
+            }
+        }
+        // The default MFA method can go only once it is the last one (graph-facts §6.3).
+        for step in deferred {
+            let steps = self.store.steps(id).await?;
+            if let StepResult::Deferred = self
+                .send_step(id, context, kind, &step, &steps, &token)
+                .await?
+            {
+                self.store
+                    .finish_step(
+                        id,
+                        step.position,
+                        StepOutcome {
+                            state: "failed",
+                            http_status: Some(400),
+                            request_id: None,
+                            error_code: Some("DEFAULT_METHOD"),
+                            error_message: Some(
+                                "Microsoft still refuses to delete the default method after the others",
+                            ),
+                            detail: None,
+                        },
+                    )
+                    .await?;
+            }
+        }
+        let steps = self.store.steps(id).await?;
+        let succeeded = steps.iter().filter(|s| s.state == "succeeded").count();
+        let first_problem = steps
+            .iter()
+            .find(|s| matches!(s.state.as_str(), "failed" | "unknown" | "pending"));
+        let (state, error) = match first_problem {
+            None => ("succeeded", None),
+            Some(step) => (
+                if succeeded > usize::from(kind == ActionKind::MfaReset) {
+                    "partially_succeeded"
+                } else {
+                    "failed"
+                },
+                Some((
+                    step.error_code
+                        .clone()
+                        .unwrap_or_else(|| "STEP_NOT_RUN".into()),
+                    step.error_message
+                        .clone()
+                        .unwrap_or_else(|| format!("step {:?} did not run", step.name)),
+                )),
+            ),
+        };
+        let error = error.as_ref().map(|(c, m)| (c.as_str(), m.as_str()));
+        self.store.finish(context, state, error).await?;
+        Ok(())
+    }
+
+    /// The guard, again, just before the first write: roles may have changed since the
+    /// request (or its approval).
+    async fn guard(
+        &self,
+        kind: ActionKind,
+        organization: OrganizationId,
+        record: &tenantry_store::actions::ActionRecord,
+        targets: &[Target],
+        token: &SecretString,
+    ) -> Result<(), Halt> {
+        if kind.creates_target() {
+            return Ok(());
+        }
+        let policy = self.store.policy(organization, kind).await?;
+        if policy.privileged_guard == PrivilegedGuard::Off {
+            return Ok(());
+        }
+        let mut privileged = Vec::new();
+        for target in targets {
+            let Some(user) = target.id else { continue };
+            let roles = user_roles(&self.http, token, user)
+                .await
+                .map_err(|f| read_failure(&f))?;
+            privileged.extend(
+                roles
+                    .into_iter()
+                    .filter(|(template, _)| actions::is_privileged_role(template))
+                    .map(|(_, name)| name),
+            );
+        }
+        if privileged.is_empty() {
+            return Ok(());
+        }
+        let approved = record.decided_by_key.is_some();
+        if policy.privileged_guard == PrivilegedGuard::RequireApproval && approved {
+            return Ok(());
+        }
+        Err(Halt::Fail(
+            "PRIVILEGED_TARGET".into(),
+            format!(
+                "checked again before execution, the target holds privileged directory roles ({}); nothing was changed",
+                privileged.join(", ")
+            ),
+        ))
+    }
+
+    /// Sends one step and records its outcome.
+    async fn send_step(
+        &self,
+        id: ActionId,
+        context: &RunContext,
+        kind: ActionKind,
+        step: &StepRecord,
+        steps: &[StepRecord],
+        token: &SecretString,
+    ) -> Result<StepResult, Halt> {
+        let organization = OrganizationId::from_uuid(context.record.organization_id);
+        let created = steps
+            .iter()
+            .find_map(|s| s.detail.as_ref()?["created_id"].as_str().map(str::to_owned));
+        let fill = |text: &str| match &created {
+            Some(user) => text.replace(CREATED_USER, user),
+            None => text.to_owned(),
+        };
+        let path = fill(&step.path);
+        let mut body = step
+            .detail
+            .as_ref()
+            .and_then(|d| d.get("request"))
+            .map(|b| serde_json::from_str::<Value>(&fill(&b.to_string())).unwrap_or(Value::Null));
+        if path.contains(CREATED_USER) {
+            return Err(Halt::Fail(
+                "STEP_NOT_RUN".into(),
+                "the user was not created, so later steps cannot run".into(),
+            ));
+        }
+        // A password is generated and sealed before it leaves: whatever happens next, the
+        // requester can still reveal what Microsoft may have set.
+        let mut password = None;
+        if let Some(Value::Object(object)) = body.as_mut()
+            && let Some(profile) = object.get_mut("passwordProfile")
+            && profile["password"] == PASSWORD_PLACEHOLDER
+        {
+            let generated =
+                password::generate().map_err(|e| Halt::Later(Outcome::Retry(e.to_string())))?;
+            self.store
+                .seal_password(id, organization, &generated)
+                .await?;
+            profile["password"] = json!(generated.expose_secret());
+            password = Some(generated);
+        }
+        let payload = match (&body, kind) {
+            (_, ActionKind::UpdatePhoto) => Body::Bytes {
+                content_type: context.record.parameters["content_type"]
+                    .as_str()
+                    .unwrap_or("image/jpeg"),
+                bytes: context.attachment.as_deref().unwrap_or_default(),
+            },
+            (Some(body), _) => Body::Json(body),
+            (None, _) => Body::None,
+        };
+        self.store.mark_sent(id, step.position).await?;
+        let result = send(&self.http, token, &step.method, &path, payload).await;
+        drop(body);
+        drop(password);
+        match result {
+            Ok(answer) => {
+                let mut detail = None;
+                if kind == ActionKind::MfaReset && step.position == 0 {
+                    let methods = answer.body["value"].as_array().cloned().unwrap_or_default();
+                    let user = path
+                        .trim_start_matches("/users/")
+                        .split('/')
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let deletes = actions::mfa_delete_steps(&user, &methods);
+                    detail = Some(json!({"methods": methods.len(), "to_delete": deletes.len()}));
+                    if steps.len() == 1 {
+                        self.store.add_steps(id, &deletes).await?;
+                    }
+                }
+                if kind == ActionKind::CreateUser && step.method == "POST" && step.path == "/users"
+                {
+                    detail = Some(json!({"created_id": answer.body["id"]}));
+                }
+                self.record(
+                    id,
+                    step,
+                    "succeeded",
+                    Some(answer.status),
+                    answer.request_id.as_deref(),
+                    None,
+                    detail,
+                )
+                .await?;
+                self.update_inventory(context, kind, step, &path).await;
+                Ok(StepResult::Done)
+            }
+            Err(WriteFailure::Throttled {
+                retry_after,
+                request_id,
+            }) => {
+                // Not processed: the step goes back to pending and the job waits.
+                self.record(
+                    id,
+                    step,
+                    "pending",
+                    Some(429),
+                    request_id.as_deref(),
+                    None,
+                    None,
+                )
+                .await?;
+                Err(Halt::Later(Outcome::Snooze(
+                    retry_after.unwrap_or(THROTTLE_WITHOUT_RETRY_AFTER),
+                    format!("throttled by Microsoft at step {:?}", step.name),
+                )))
+            }
+            Err(WriteFailure::Unavailable { cause, request_id }) => {
+                // An answered 5xx changed nothing; a lost connection may have: then the
+                // step stays `sent` and only an idempotent one is sent again.
+                if request_id.is_some() || cause.starts_with("HTTP ") {
+                    self.record(id, step, "pending", None, request_id.as_deref(), None, None)
+                        .await?;
+                }
+                Err(Halt::Later(Outcome::Retry(format!(
+                    "Microsoft Graph at step {:?}: {cause}",
+                    step.name
+                ))))
+            }
+            Err(WriteFailure::Refused {
+                status,
+                code,
+                message,
+                request_id,
+            }) => {
+                let request_id = request_id.as_deref();
+                // Desired state already holds: Microsoft says so in its own words.
+                let note = match (kind, status) {
+                    (ActionKind::GrantAccess, 400) if message.contains("already exist") => {
+                        Some("already a member; nothing changed")
+                    }
+                    (ActionKind::RevokeAccess, 404) => Some("not a member; nothing changed"),
+                    _ => None,
+                };
+                if let Some(note) = note {
+                    self.record(
+                        id,
+                        step,
+                        "succeeded",
+                        Some(status),
+                        request_id,
+                        None,
+                        Some(json!({"note": note})),
+                    )
+                    .await?;
+                    return Ok(StepResult::Done);
+                }
+                if kind == ActionKind::MfaReset && message.contains(DEFAULT_METHOD_REFUSAL) {
+                    self.record(
+                        id,
+                        step,
+                        "pending",
+                        Some(status),
+                        request_id,
+                        None,
+                        Some(json!({"note": "the default method; deleted last"})),
+                    )
+                    .await?;
+                    return Ok(StepResult::Deferred);
+                }
+                if kind.generates_password() && !step.idempotent {
+                    // Refused outright, so never set: nothing to reveal.
+                    self.store.discard_password(id).await?;
+                }
+                self.record(
+                    id,
+                    step,
+                    "failed",
+                    Some(status),
+                    request_id,
+                    Some((&graph_code(&code, status), &message)),
+                    None,
+                )
+                .await?;
+                Ok(StepResult::Failed)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn record(
+        &self,
+        id: ActionId,
+        step: &StepRecord,
+        state: &str,
+        http_status: Option<u16>,
+        request_id: Option<&str>,
+        error: Option<(&str, &str)>,
+        detail: Option<Value>,
+    ) -> Result<(), StoreError> {
+        self.store
+            .finish_step(
+                id,
+                step.position,
+                StepOutcome {
+                    state,
+                    http_status,
+                    request_id,
+                    error_code: error.map(|e| e.0),
+                    error_message: error.map(|e| e.1),
+                    detail,
+                },
+            )
+            .await
+    }
+
+    /// Makes a result visible in the inventory before the next scan. A failure here is
+    /// logged, not fatal: the next scan corrects the inventory anyway.
+    async fn update_inventory(
+        &self,
+        context: &RunContext,
+        kind: ActionKind,
+        step: &StepRecord,
+        path: &str,
+    ) {
+        let organization = OrganizationId::from_uuid(context.record.organization_id);
+        let user = path
+            .split('/')
+            .find_map(|segment| segment.parse::<uuid::Uuid>().ok());
+        let body = step.detail.as_ref().and_then(|d| d.get("request"));
+        let change = match (kind, user) {
+            (_, None) => None,
+            (ActionKind::GrantAccess | ActionKind::RevokeAccess, Some(group)) => {
+                let member = path
+                    .split('/')
+                    .filter_map(|s| s.parse::<uuid::Uuid>().ok())
+                    .nth(1)
+                    .or_else(|| {
+                        body.and_then(|b| b["@odata.id"].as_str())
+                            .and_then(|r| r.rsplit('/').next())
+                            .and_then(|id| id.parse().ok())
+                    });
+                member.map(|member| InventoryChange::Membership {
+                    group,
+                    member,
+                    added: kind == ActionKind::GrantAccess,
+                })
+            }
+            (_, Some(user)) if step.method == "PATCH" => match body {
+                Some(b) if b.get("accountEnabled").is_some() => {
+                    Some(InventoryChange::AccountEnabled {
+                        user,
+                        enabled: b["accountEnabled"].as_bool().unwrap_or(true),
+                    })
+                }
+                Some(b) if b.get("passwordProfile").is_none() => Some(InventoryChange::Profile {
+                    user,
+                    changes: b.clone(),
+                }),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(change) = change
+            && let Err(error) = self.store.update_inventory(organization, change).await
+        {
+            tracing::warn!(action_id = %context.record.action_id, %error, "could not update the inventory after an action");
+        }
+    }
+}
+
+enum StepResult {
+    Done,
+    Deferred,
+    Failed,
+}
+
+/// Microsoft's code, or the HTTP status when the body named none.
+fn graph_code(code: &str, status: u16) -> String {
+    if code.is_empty() {
+        format!("HTTP_{status}")
+    } else {
+        code.to_owned()
+    }
+}
+
+impl Handler for ActionHandler {
+    fn kind(&self) -> &'static str {
+        ACTION_JOB
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(120)
+    }
+
+    fn run<'a>(&'a self, job: &'a ClaimedJob) -> JobFuture<'a> {
+        Box::pin(self.run_job(job))
+    }
+}
