@@ -1184,3 +1184,375 @@ async fn the_audit_chain_verifies_and_names_the_first_edited_or_removed_event(po
     assert_eq!(cut["first_broken"]["seq"], 3);
     assert_eq!(cut["first_broken"]["problem"], "sequence_gap");
 }
+
+/// Requests `body` with no approval needed and waits for it to finish.
+async fn run_action(app: &TestApp, key: &str, org: &str, idempotency: &str, body: Value) -> Value {
+    let response = request(app, key, org, Some(idempotency), body).await;
+    assert_eq!(
+        response.status(),
+        201,
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
+    let action: Value = response.json().await.expect("action");
+    assert_eq!(action["state"], "queued", "{action}");
+    let done = wait_for_action(app, key, action["id"].as_str().expect("id")).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert!(
+        done["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .all(|s| s["state"] == "succeeded"),
+        "{done}"
+    );
+    done
+}
+
+async fn group_has(app: &TestApp, group: &str, user: &str) -> bool {
+    graph_json(app, &format!("/groups/{group}/members?$top=999")).await["value"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .any(|m| m["id"] == user)
+}
+
+async fn graph_json(app: &TestApp, path: &str) -> Value {
+    app.graph("contoso", Method::GET, path, None)
+        .await
+        .json()
+        .await
+        .expect("graph json")
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn every_other_action_changes_the_tenant_as_microsoft_documents(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let msp = app.create_msp("Busy MSP").await;
+    let org = connect(&app, &msp, "contoso").await;
+    for action in [
+        "update_user_profile",
+        "update_photo",
+        "grant_access",
+        "revoke_access",
+        "create_user",
+        "disable_account",
+        "enable_account",
+        "revoke_sessions",
+    ] {
+        set_policy(
+            &app,
+            &msp.owner_key,
+            &org,
+            action,
+            json!({"approval": "none"}),
+        )
+        .await;
+    }
+    let (user_id, upn) = sim_user(&app, "contoso", 19).await;
+    let (manager_id, manager) = sim_user(&app, "contoso", 18).await;
+    let key = msp.owner_key.clone();
+    let workers = app.start_workers();
+
+    run_action(&app, &key, &org, "p-1", json!({"action": "update_user_profile", "target": upn,
+        "parameters": {"job_title": "Buyer", "department": "Finance", "usage_location": "gb", "manager": manager}})).await;
+    let profile = graph_json(
+        &app,
+        &format!("/users/{user_id}?$select=jobTitle,department,usageLocation"),
+    )
+    .await;
+    assert_eq!(profile["jobTitle"], "Buyer");
+    assert_eq!(profile["department"], "Finance");
+    assert_eq!(profile["usageLocation"], "GB");
+    assert_eq!(
+        graph_json(&app, &format!("/users/{user_id}/manager")).await["id"],
+        manager_id.as_str()
+    );
+
+    run_action(
+        &app,
+        &key,
+        &org,
+        "p-2",
+        json!({"action": "update_photo", "target": user_id,
+        "parameters": {"content_type": "image/png", "data": "iVBORw0KGgoAAAANSUhEUg=="}}),
+    )
+    .await;
+    assert_eq!(
+        sim_calls(&app, "PUT", &format!("/users/{user_id}/photo")),
+        1
+    );
+
+    // A group the user is not in: added, then removed.
+    let member_of = graph_json(&app, &format!("/users/{user_id}/memberOf")).await;
+    let groups = graph_json(&app, "/groups?$top=50").await;
+    let group = groups["value"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .map(|g| g["id"].as_str().expect("id").to_owned())
+        .find(|g| {
+            !member_of["value"]
+                .as_array()
+                .expect("memberOf")
+                .iter()
+                .any(|m| m["id"] == g.as_str())
+        })
+        .expect("a group without the user");
+    run_action(
+        &app,
+        &key,
+        &org,
+        "p-3",
+        json!({"action": "grant_access", "target": upn, "parameters": {"group": group}}),
+    )
+    .await;
+    assert!(group_has(&app, &group, &user_id).await);
+    run_action(
+        &app,
+        &key,
+        &org,
+        "p-4",
+        json!({"action": "revoke_access", "target": upn, "parameters": {"group": group}}),
+    )
+    .await;
+    assert!(!group_has(&app, &group, &user_id).await);
+
+    run_action(
+        &app,
+        &key,
+        &org,
+        "p-5",
+        json!({"action": "disable_account", "target": upn}),
+    )
+    .await;
+    assert_eq!(
+        graph_json(&app, &format!("/users/{user_id}?$select=accountEnabled")).await["accountEnabled"],
+        false
+    );
+    run_action(
+        &app,
+        &key,
+        &org,
+        "p-6",
+        json!({"action": "enable_account", "target": upn}),
+    )
+    .await;
+    assert_eq!(
+        graph_json(&app, &format!("/users/{user_id}?$select=accountEnabled")).await["accountEnabled"],
+        true
+    );
+    run_action(
+        &app,
+        &key,
+        &org,
+        "p-7",
+        json!({"action": "revoke_sessions", "target": [upn, manager]}),
+    )
+    .await;
+    assert_eq!(sim_calls(&app, "POST", "revokeSignInSessions"), 2);
+
+    // A new starter: created, given a manager and a licence, password revealed once.
+    let created = run_action(&app, &key, &org, "p-8", json!({"action": "create_user", "target": "ana.new@contoso.example",
+        "parameters": {"display_name": "Ana New", "given_name": "Ana", "surname": "New", "usage_location": "US",
+            "manager": manager, "license_sku_id": "c7df2760-2c81-4ef7-b578-5b5392b571df"}})).await;
+    drop(workers);
+    let steps = created["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 3, "create, manager, licence: {steps:?}");
+    let new_id = steps[0]["detail"]["created_id"]
+        .as_str()
+        .expect("created id")
+        .to_owned();
+    let new_user = graph_json(
+        &app,
+        "/users/ana.new@contoso.example?$select=id,displayName,assignedLicenses",
+    )
+    .await;
+    assert_eq!(new_user["id"], new_id.as_str());
+    assert_eq!(
+        new_user["assignedLicenses"][0]["skuId"],
+        "c7df2760-2c81-4ef7-b578-5b5392b571df"
+    );
+    assert_eq!(
+        graph_json(&app, &format!("/users/{new_id}/manager")).await["id"],
+        manager_id.as_str()
+    );
+    let id = created["id"].as_str().expect("id");
+    let revealed = app
+        .post_json(&format!("/api/v1/actions/{id}/reveal"), &key, json!({}))
+        .await;
+    assert_eq!(revealed.status(), 200);
+    let taken = request(
+        &app,
+        &key,
+        &org,
+        Some("p-9"),
+        json!({"action": "create_user", "target": "ana.new@contoso.example",
+        "parameters": {"display_name": "Ana Again"}}),
+    )
+    .await;
+    let problem = assert_problem(taken, 422, "INVALID_REQUEST").await;
+    assert_eq!(problem["errors"][0]["field"], "target");
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn members_of_an_approver_group_approve_colleagues_self_service_requests(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let msp = app.create_msp("Approver-group MSP").await;
+    let org = connect(&app, &msp, "contoso").await;
+    let (_, gateway) = app.key_for(&msp, Role::SelfServiceGateway).await;
+    let workers = app.start_workers();
+    let runs: Value = app
+        .get(
+            &format!("/api/v1/organizations/{org}/discovery-runs"),
+            &msp.owner_key,
+        )
+        .await
+        .json()
+        .await
+        .expect("runs");
+    let run = runs["data"][0]["id"].as_str().expect("run").to_owned();
+    app.wait_for_run(&msp.owner_key, &org, &run).await;
+    drop(workers);
+
+    // A group with at least two members: one asks, another approves.
+    let groups = graph_json(&app, "/groups?$top=50").await;
+    let mut chosen = None;
+    for group in groups["value"].as_array().expect("groups") {
+        let id = group["id"].as_str().expect("id");
+        let members = graph_json(&app, &format!("/groups/{id}/members?$top=999")).await;
+        let users: Vec<String> = members["value"]
+            .as_array()
+            .expect("members")
+            .iter()
+            .filter_map(|m| m["userPrincipalName"].as_str().map(str::to_owned))
+            .filter(|upn| {
+                ["0@", "1@", "2@"]
+                    .iter()
+                    .all(|admin| !upn.starts_with(admin) && !upn.contains(&format!(".{}", admin)))
+            })
+            .collect();
+        if users.len() >= 2 {
+            chosen = Some((id.to_owned(), users));
+            break;
+        }
+    }
+    let (group, members) = chosen.expect("a group with two members");
+    let (_, outsider) = sim_user(&app, "contoso", 3).await;
+    set_policy(
+        &app,
+        &msp.owner_key,
+        &org,
+        "mfa_reset",
+        json!({"self_service": true, "privileged_guard": "off",
+        "approvers": {"roles": ["owner"], "groups": [group]}}),
+    )
+    .await;
+    let asked = request(
+        &app,
+        &gateway,
+        &org,
+        Some("g-1"),
+        json!({"action": "mfa_reset", "target": members[0], "requested_by": members[0]}),
+    )
+    .await;
+    assert_eq!(asked.status(), 201);
+    let asked: Value = asked.json().await.expect("asked");
+    assert_eq!(asked["state"], "pending_approval");
+    let id = asked["id"].as_str().expect("id");
+
+    let own = app
+        .post_json(
+            &format!("/api/v1/actions/{id}/approve"),
+            &gateway,
+            json!({"approver": members[0]}),
+        )
+        .await;
+    assert_problem(own, 403, "SELF_APPROVAL").await;
+    let stranger = app
+        .post_json(
+            &format!("/api/v1/actions/{id}/approve"),
+            &gateway,
+            json!({"approver": outsider}),
+        )
+        .await;
+    assert_problem(stranger, 403, "NOT_AN_APPROVER").await;
+    let colleague = app
+        .post_json(
+            &format!("/api/v1/actions/{id}/approve"),
+            &gateway,
+            json!({"approver": members[1]}),
+        )
+        .await;
+    assert_eq!(colleague.status(), 200);
+    let approved: Value = colleague.json().await.expect("approved");
+    assert_eq!(approved["state"], "queued");
+    assert!(approved["approval"]["decided_by"].is_string());
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn identity_protections_one_request_a_second_snoozes_without_spending_attempts(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let msp = app.create_msp("Throttled MSP").await;
+    app.change_tenant("contoso", |t| {
+        *t = t
+            .clone()
+            .with_permissions(&["IdentityRiskyUser.ReadWrite.All"]);
+    });
+    let org = connect(&app, &msp, "contoso").await;
+    set_policy(
+        &app,
+        &msp.owner_key,
+        &org,
+        "unblock_signin",
+        json!({"approval": "none"}),
+    )
+    .await;
+    // Users 5, 102 and 199 are at risk; three dismissals at once exceed Microsoft's limit.
+    // A generated user's id ends in its index (docs/simulator.md).
+    let (first, _) = sim_user(&app, "contoso", 0).await;
+    let mut ids = Vec::new();
+    for (n, index) in [5u32, 102, 199].into_iter().enumerate() {
+        let target = format!("{}{index:08x}", &first[..first.len() - 8]);
+        let action: Value = request(
+            &app,
+            &msp.owner_key,
+            &org,
+            Some(&format!("t-{n}")),
+            json!({"action": "unblock_signin", "target": target}),
+        )
+        .await
+        .json()
+        .await
+        .expect("action");
+        assert_eq!(action["state"], "queued", "{action}");
+        ids.push(action["id"].as_str().expect("id").to_owned());
+    }
+    let workers = app.start_workers();
+    let mut jobs = Vec::new();
+    for id in &ids {
+        let done = wait_for_action(&app, &msp.owner_key, id).await;
+        assert_eq!(done["state"], "succeeded", "{done}");
+        jobs.push(done["job_id"].as_str().expect("job").to_owned());
+    }
+    drop(workers);
+    let throttled = app
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("riskyUsers/dismiss") && r.status == 429)
+        .count();
+    assert!(throttled >= 1, "Microsoft's limit was reached");
+    let mut snoozes = 0;
+    for job in jobs {
+        let job: Value = app
+            .get(&format!("/api/v1/jobs/{job}"), &msp.owner_key)
+            .await
+            .json()
+            .await
+            .expect("job");
+        assert_eq!(job["attempt"], 1, "throttling spends no attempt: {job}");
+        snoozes += job["snoozes"].as_i64().expect("snoozes");
+    }
+    assert!(snoozes >= 1);
+}

@@ -222,11 +222,9 @@ impl ActionHandler {
                 .send_step(id, context, kind, &step, &steps, &token)
                 .await?
             {
-                StepResult::Done => {
-                    if kind == ActionKind::MfaReset && step.position == 0 {
-                        steps = self.store.steps(id).await?;
-                    }
-                }
+                // Later steps may need what this one learned (a created user's id, the
+                // deletes an MFA listing planned).
+                StepResult::Done => steps = self.store.steps(id).await?,
                 StepResult::Deferred => deferred.push(step),
                 StepResult::Failed => {
                     if kind == ActionKind::CreateUser {
