@@ -624,6 +624,67 @@ async fn employees_act_on_themselves_through_a_gateway_only_where_the_policy_all
         )
         .await;
     assert_eq!(revealed.status(), 200);
+    // Self-service stays within the employee's own contact details and listed groups.
+    set_policy(
+        &app,
+        &msp.owner_key,
+        &org,
+        "update_user_profile",
+        json!({"approval": "none", "self_service": true}),
+    )
+    .await;
+    let title = request(
+        &app,
+        &gateway,
+        &org,
+        Some("s-6"),
+        json!({"action": "update_user_profile", "target": employee,
+        "requested_by": employee, "parameters": {"job_title": "Chief Executive"}}),
+    )
+    .await;
+    assert_problem(title, 403, "SELF_SERVICE_NOT_ALLOWED").await;
+    let phone = request(
+        &app,
+        &gateway,
+        &org,
+        Some("s-7"),
+        json!({"action": "update_user_profile", "target": employee,
+        "requested_by": employee, "parameters": {"mobile_phone": "+1 206 555 0100"}}),
+    )
+    .await;
+    assert_eq!(phone.status(), 201);
+    set_policy(
+        &app,
+        &msp.owner_key,
+        &org,
+        "grant_access",
+        json!({"approval": "none", "self_service": true}),
+    )
+    .await;
+    let groups = graph_json(&app, "/groups?$top=1").await;
+    let group = groups["value"][0]["id"].as_str().expect("group").to_owned();
+    let unlisted = request(
+        &app,
+        &gateway,
+        &org,
+        Some("s-8"),
+        json!({"action": "grant_access", "target": employee,
+        "requested_by": employee, "parameters": {"group": group}}),
+    )
+    .await;
+    assert_problem(unlisted, 403, "SELF_SERVICE_NOT_ALLOWED").await;
+    // Control characters never reach the database.
+    let control = request(
+        &app,
+        &gateway,
+        &org,
+        Some("s-9"),
+        json!({"action": "password_reset", "target": employee,
+        "requested_by": "bob\u{0007}"}),
+    )
+    .await;
+    assert_problem(control, 422, "INVALID_REQUEST").await;
+
     // A gateway key does not read the audit log.
     let audit = app.get("/api/v1/audit-events", &gateway).await;
     assert_problem(audit, 403, "FORBIDDEN").await;
@@ -926,6 +987,41 @@ async fn denied_and_expired_requests_never_run(pool: PgPool) {
     assert_problem(approve_expired, 409, "ACTION_STATE_CONFLICT").await;
     assert_eq!(sim_calls(&app, "POST", "revokeSignInSessions"), 0);
     assert_eq!(sim_calls(&app, "PATCH", "/users/"), 0);
+    // An admin cancels a queued action's job: the leader closes the action.
+    set_policy(
+        &app,
+        &msp.owner_key,
+        &org,
+        "revoke_sessions",
+        json!({"approval": "none"}),
+    )
+    .await;
+    let queued: Value = request(
+        &app,
+        &technician,
+        &org,
+        Some("d-3"),
+        json!({"action": "revoke_sessions", "target": upn}),
+    )
+    .await
+    .json()
+    .await
+    .expect("queued");
+    let job = queued["job_id"].as_str().expect("job");
+    let cancelled = app
+        .post_json(
+            &format!("/api/v1/jobs/{job}/cancel"),
+            &msp.owner_key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(cancelled.status(), 200);
+    let workers = app.start_workers();
+    let closed = wait_for_action(&app, &technician, queued["id"].as_str().expect("id")).await;
+    drop(workers);
+    assert_eq!(closed["state"], "failed", "{closed}");
+    assert_eq!(closed["error"]["code"], "JOB_ENDED");
+
     let listed: Value = app
         .get(
             &format!("/api/v1/actions?organization={org}&state=denied"),

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::actions::ActionKind;
+use crate::actions::{ActionKind, Parameters};
 use crate::error_code::ErrorCode;
 use crate::role::Role;
 
@@ -69,6 +69,9 @@ pub struct Policy {
     pub self_service: bool,
     pub privileged_guard: PrivilegedGuard,
     pub approval_ttl_secs: i32,
+    /// The groups an employee may add themselves to (`grant_access` self-service).
+    #[serde(default)]
+    pub self_service_groups: Vec<uuid::Uuid>,
 }
 
 impl Policy {
@@ -86,6 +89,7 @@ impl Policy {
             self_service: false,
             privileged_guard: PrivilegedGuard::Refuse,
             approval_ttl_secs: 24 * 3600,
+            self_service_groups: Vec::new(),
         }
     }
 
@@ -109,16 +113,52 @@ impl Policy {
         }
         let named =
             self.approvers.roles.len() + self.approvers.keys.len() + self.approvers.groups.len();
-        if self.approval == Approval::Required && named == 0 {
+        let may_need_approval = self.approval == Approval::Required
+            || self.privileged_guard == PrivilegedGuard::RequireApproval;
+        if may_need_approval && named == 0 {
             problems.push((
                 "approvers",
                 "name at least one approver role, key or group".into(),
             ));
         }
+        if self.self_service_groups.len() > 100 {
+            problems.push(("self_service_groups", "at most 100 groups".into()));
+        }
         if self.approvers.keys.len() > 100 || self.approvers.groups.len() > 100 {
             problems.push(("approvers", "at most 100 keys and 100 groups".into()));
         }
         problems
+    }
+}
+
+/// Profile fields an employee may change on themselves: contact details only. Job title,
+/// department, usage location and manager drive dynamic groups and licences.
+const SELF_SERVICE_PROFILE: [&str; 3] = ["businessPhones", "mobilePhone", "officeLocation"];
+
+/// What an employee may ask for beyond the policy's yes: their own contact details, and
+/// only the groups the policy lists. `group` is the resolved group of `grant_access`.
+pub fn self_service_scope(
+    kind: ActionKind,
+    parameters: &Parameters,
+    group: Option<uuid::Uuid>,
+    policy: &Policy,
+) -> Result<(), String> {
+    match (kind, parameters) {
+        (ActionKind::UpdateUserProfile, Parameters::Profile { changes, manager }) => {
+            if manager.is_some()
+                || changes
+                    .keys()
+                    .any(|field| !SELF_SERVICE_PROFILE.contains(&field.as_str()))
+            {
+                return Err("employees may change only their phones and office location".into());
+            }
+            Ok(())
+        }
+        (ActionKind::GrantAccess, _) => match group {
+            Some(group) if policy.self_service_groups.contains(&group) => Ok(()),
+            _ => Err("the policy does not open this group to self-service".into()),
+        },
+        _ => Ok(()),
     }
 }
 
@@ -298,6 +338,33 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn employees_change_only_contact_details_and_listed_groups() {
+        let policy = Policy {
+            self_service_groups: vec![uuid::Uuid::from_u128(7)],
+            ..open_policy()
+        };
+        let phones = crate::actions::parse_parameters(
+            ActionKind::UpdateUserProfile,
+            &serde_json::json!({"mobile_phone": "+1 555 0100", "office_location": "B2"}),
+        )
+        .expect("valid");
+        assert!(self_service_scope(ActionKind::UpdateUserProfile, &phones, None, &policy).is_ok());
+        let title = crate::actions::parse_parameters(
+            ActionKind::UpdateUserProfile,
+            &serde_json::json!({"job_title": "CFO"}),
+        )
+        .expect("valid");
+        assert!(self_service_scope(ActionKind::UpdateUserProfile, &title, None, &policy).is_err());
+        let group = Parameters::Group {
+            group: "Finance".into(),
+        };
+        let listed = Some(uuid::Uuid::from_u128(7));
+        let other = Some(uuid::Uuid::from_u128(8));
+        assert!(self_service_scope(ActionKind::GrantAccess, &group, listed, &policy).is_ok());
+        assert!(self_service_scope(ActionKind::GrantAccess, &group, other, &policy).is_err());
     }
 
     #[test]

@@ -195,13 +195,15 @@ pub async fn find_group(
     }
 }
 
-/// The directory roles `user` holds, as (role template id, display name).
+/// The directory roles `user` holds, directly or through role-assignable groups, as
+/// (role template id, display name). Roles only eligible through PIM are not seen (that
+/// needs the role-management schedule APIs and their permission).
 pub async fn user_roles(
     http: &GraphHttp,
     token: &SecretString,
     user: uuid::Uuid,
 ) -> Result<Vec<(String, String)>, GraphFailure> {
-    let objects = calls::get_all(http, token, &format!("/users/{user}/memberOf")).await?;
+    let objects = calls::get_all(http, token, &format!("/users/{user}/transitiveMemberOf")).await?;
     Ok(objects
         .iter()
         .filter(|o| o["@odata.type"] == "#microsoft.graph.directoryRole")

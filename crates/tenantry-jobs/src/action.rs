@@ -114,11 +114,7 @@ impl ActionHandler {
             Ok(steps) => steps,
             Err(error) => return Outcome::Retry(format!("database: {error}")),
         };
-        let state = if steps.iter().any(|s| s.state == "succeeded") {
-            "partially_succeeded"
-        } else {
-            "failed"
-        };
+        let state = end_state(&steps);
         match self
             .store
             .finish(context, state, Some((code, message)))
@@ -211,7 +207,7 @@ impl ActionHandler {
                             },
                         )
                         .await?;
-                    if kind == ActionKind::CreateUser {
+                    if kind == ActionKind::CreateUser && step.path == "/users" {
                         break;
                     }
                     continue;
@@ -226,8 +222,10 @@ impl ActionHandler {
                 // deletes an MFA listing planned).
                 StepResult::Done => steps = self.store.steps(id).await?,
                 StepResult::Deferred => deferred.push(step),
+                // Nothing can follow a user that was not created; other steps are
+                // independent of each other.
                 StepResult::Failed => {
-                    if kind == ActionKind::CreateUser {
+                    if kind == ActionKind::CreateUser && step.path == "/users" {
                         break;
                     }
                 }
@@ -259,18 +257,13 @@ impl ActionHandler {
             }
         }
         let steps = self.store.steps(id).await?;
-        let succeeded = steps.iter().filter(|s| s.state == "succeeded").count();
         let first_problem = steps
             .iter()
             .find(|s| matches!(s.state.as_str(), "failed" | "unknown" | "pending"));
         let (state, error) = match first_problem {
             None => ("succeeded", None),
             Some(step) => (
-                if succeeded > usize::from(kind == ActionKind::MfaReset) {
-                    "partially_succeeded"
-                } else {
-                    "failed"
-                },
+                end_state(&steps),
                 Some((
                     step.error_code
                         .clone()
@@ -319,8 +312,17 @@ impl ActionHandler {
         if privileged.is_empty() {
             return Ok(());
         }
-        let approved = record.decided_by_key.is_some();
-        if policy.privileged_guard == PrivilegedGuard::RequireApproval && approved {
+        // An approver who saw the target's privileges when approving has decided; one
+        // who approved before the target became privileged has not.
+        let seen_by_approver = record.decided_by_key.is_some()
+            && targets.iter().filter_map(|t| t.id).all(|user| {
+                record.privileged_targets.as_array().is_some_and(|listed| {
+                    listed
+                        .iter()
+                        .any(|p| p["user_id"] == user.to_string().as_str())
+                })
+            });
+        if policy.privileged_guard == PrivilegedGuard::RequireApproval && seen_by_approver {
             return Ok(());
         }
         Err(Halt::Fail(
@@ -369,11 +371,17 @@ impl ActionHandler {
             && let Some(profile) = object.get_mut("passwordProfile")
             && profile["password"] == PASSWORD_PLACEHOLDER
         {
-            let generated =
-                password::generate().map_err(|e| Halt::Later(Outcome::Retry(e.to_string())))?;
-            self.store
-                .seal_password(id, organization, &generated)
-                .await?;
+            // A retry sends the password sealed the first time: the one that may be
+            // revealed is always the one Microsoft may have set.
+            let generated = match self.store.sealed_password(id, organization).await? {
+                Some(sealed) => sealed,
+                None => {
+                    let fresh = password::generate()
+                        .map_err(|e| Halt::Later(Outcome::Retry(e.to_string())))?;
+                    self.store.seal_password(id, organization, &fresh).await?;
+                    fresh
+                }
+            };
             profile["password"] = json!(generated.expose_secret());
             password = Some(generated);
         }
@@ -387,7 +395,12 @@ impl ActionHandler {
             (Some(body), _) => Body::Json(body),
             (None, _) => Body::None,
         };
-        self.store.mark_sent(id, step.position).await?;
+        if !self.store.mark_sent(id, step.position).await? {
+            return Err(Halt::Later(Outcome::Retry(format!(
+                "step {:?} is being sent by another worker",
+                step.name
+            ))));
+        }
         let result = send(&self.http, token, &step.method, &path, payload).await;
         drop(body);
         drop(password);
@@ -448,7 +461,9 @@ impl ActionHandler {
             Err(WriteFailure::Unavailable { cause, request_id }) => {
                 // An answered 5xx changed nothing; a lost connection may have: then the
                 // step stays `sent` and only an idempotent one is sent again.
-                if request_id.is_some() || cause.starts_with("HTTP ") {
+                // A gateway timeout may have been processed behind the gateway.
+                let maybe_applied = cause == "HTTP 504" && !step.idempotent;
+                if !maybe_applied && (request_id.is_some() || cause.starts_with("HTTP ")) {
                     self.record(id, step, "pending", None, request_id.as_deref(), None, None)
                         .await?;
                 }
@@ -470,6 +485,9 @@ impl ActionHandler {
                         Some("already a member; nothing changed")
                     }
                     (ActionKind::RevokeAccess, 404) => Some("not a member; nothing changed"),
+                    (ActionKind::MfaReset, 404) if step.method == "DELETE" => {
+                        Some("already removed; nothing changed")
+                    }
                     _ => None,
                 };
                 if let Some(note) = note {
@@ -596,6 +614,19 @@ impl ActionHandler {
         {
             tracing::warn!(action_id = %context.record.action_id, %error, "could not update the inventory after an action");
         }
+    }
+}
+
+/// How an action that did not fully succeed ends: `partially_succeeded` when any write
+/// went through (reads such as the MFA listing do not count), else `failed`.
+fn end_state(steps: &[StepRecord]) -> &'static str {
+    if steps
+        .iter()
+        .any(|s| s.state == "succeeded" && s.method != "GET")
+    {
+        "partially_succeeded"
+    } else {
+        "failed"
     }
 }
 

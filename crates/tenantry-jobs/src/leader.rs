@@ -60,6 +60,7 @@ async fn lead(
     let mut leading = false;
     let queue = store.queue();
     let discovery = store.discovery();
+    let actions = store.action_runs();
     loop {
         if !leading {
             leading = sqlx::query_scalar("select pg_try_advisory_lock($1)")
@@ -73,7 +74,7 @@ async fn lead(
             // The lock lives as long as this connection does.
             sqlx::query("select 1").execute(&mut conn).await?;
         }
-        if leading && let Err(error) = maintain(&queue, &discovery, config).await {
+        if leading && let Err(error) = maintain(&queue, &discovery, &actions, config).await {
             tracing::warn!(%error, "maintenance failed");
         }
         tokio::select! {
@@ -91,6 +92,7 @@ async fn lead(
 async fn maintain(
     queue: &tenantry_store::Queue,
     discovery: &tenantry_store::DiscoveryStore,
+    actions: &tenantry_store::action_runs::ActionRunStore,
     config: &LeaderConfig,
 ) -> Result<(), tenantry_store::StoreError> {
     let rescued = queue.rescue(config.lease, config.horizon).await?;
@@ -107,6 +109,10 @@ async fn maintain(
     let expired = tenantry_store::actions::expire_due(discovery.pool()).await?;
     if expired > 0 {
         tracing::info!(expired, "action requests expired without a decision");
+    }
+    let orphaned = tenantry_store::action_runs::close_orphaned_actions(actions).await?;
+    if orphaned > 0 {
+        tracing::warn!(orphaned, "actions whose job ended without them were closed");
     }
     let destroyed =
         tenantry_store::action_runs::destroy_expired_passwords(discovery.pool()).await?;

@@ -173,16 +173,44 @@ impl ActionRunStore {
     }
 
     /// Records that a step is about to be sent: from here its outcome is unknown until
-    /// [`Self::finish_step`].
-    pub async fn mark_sent(&self, id: ActionId, position: i32) -> Result<(), StoreError> {
-        sqlx::query(
-            "update action_step set state = 'sent', started_at = now() where action_id = $1 and position = $2",
+    /// [`Self::finish_step`]. `false` when the step is no longer this worker's to send
+    /// (another worker sent it, or it is not idempotent and was sent already).
+    pub async fn mark_sent(&self, id: ActionId, position: i32) -> Result<bool, StoreError> {
+        let marked = sqlx::query(
+            "update action_step set state = 'sent', started_at = now()
+             where action_id = $1 and position = $2
+               and (state = 'pending' or (state = 'sent' and idempotent))",
         )
         .bind(id.as_uuid())
         .bind(position)
         .execute(&self.pool)
-        .await?;
-        Ok(())
+        .await?
+        .rows_affected();
+        Ok(marked == 1)
+    }
+
+    /// The password sealed for `id` by an earlier attempt, so a retry sends the same one.
+    pub async fn sealed_password(
+        &self,
+        id: ActionId,
+        organization: OrganizationId,
+    ) -> Result<Option<SecretString>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let sealed: Option<Vec<u8>> =
+            sqlx::query_scalar("select sealed from action_secret where action_id = $1")
+                .bind(id.as_uuid())
+                .fetch_optional(&mut *conn)
+                .await?;
+        let Some(sealed) = sealed else {
+            return Ok(None);
+        };
+        let key = organizations::data_key(&mut conn, self.keyring()?, organization).await?;
+        Ok(Some(key.open(
+            &sealed,
+            organization,
+            Purpose::RevealablePassword,
+            &id.to_string(),
+        )?))
     }
 
     pub async fn finish_step(
@@ -368,6 +396,54 @@ impl ActionRunStore {
         }
         Ok(())
     }
+}
+
+/// Ends actions whose job ended without them (a timeout or crash on the last attempt,
+/// snoozes run out, a job cancelled by an admin): a step sent but unanswered becomes
+/// `unknown`, and the action fails with its audit event (the leader calls this).
+pub async fn close_orphaned_actions(store: &ActionRunStore) -> Result<u64, StoreError> {
+    let orphans: Vec<(Uuid, Option<String>)> = sqlx::query_as(
+        "select a.action_id, j.last_error from action_request a
+         left join job j on j.job_id = a.job_id
+         where a.state in ('queued', 'running')
+           and (j.job_id is null or j.state in ('discarded', 'cancelled', 'completed'))
+         limit 100",
+    )
+    .fetch_all(&store.pool)
+    .await?;
+    let mut closed = 0;
+    for (action, last_error) in orphans {
+        let id = ActionId::from_uuid(action);
+        sqlx::query(
+            "update action_step set state = 'unknown', error_code = 'STEP_OUTCOME_UNKNOWN',
+                 error_message = 'sent, but the job ended before the answer was recorded', finished_at = now()
+             where action_id = $1 and state = 'sent'",
+        )
+        .bind(action)
+        .execute(&store.pool)
+        .await?;
+        let context = store.load(id).await?;
+        let any_done: bool = sqlx::query_scalar(
+            "select exists (select 1 from action_step where action_id = $1 and state = 'succeeded' and method <> 'GET')",
+        )
+        .bind(action)
+        .fetch_one(&store.pool)
+        .await?;
+        let message = last_error.unwrap_or_else(|| "the job ended before the action".into());
+        store
+            .finish(
+                &context,
+                if any_done {
+                    "partially_succeeded"
+                } else {
+                    "failed"
+                },
+                Some(("JOB_ENDED", &message)),
+            )
+            .await?;
+        closed += 1;
+    }
+    Ok(closed)
 }
 
 /// Destroys passwords nobody revealed within their lifetime, each with an audit event

@@ -120,7 +120,9 @@ pub(crate) const ACTION_COLUMNS: &str =
     a.approval_reason, a.approver_roles, a.approver_keys, a.approver_groups, a.expires_at,
     a.decided_by_key, a.decided_by, a.decided_at, a.decision_reason, a.job_id, a.error_code,
     a.error_message, a.created_at, a.updated_at, a.finished_at,
-    exists (select 1 from action_secret s where s.action_id = a.action_id) as password_waiting";
+    (exists (select 1 from action_secret s where s.action_id = a.action_id)
+     and exists (select 1 from action_step t where t.action_id = a.action_id and not t.idempotent
+                 and t.state in ('succeeded', 'unknown'))) as password_waiting";
 
 /// A created action, or the one an earlier request with the same idempotency key made.
 pub enum Created {
@@ -614,6 +616,19 @@ pub(crate) async fn decide(
     Ok(record)
 }
 
+/// Whether the password of a still-running action was already revealed (its step done,
+/// its secret gone).
+async fn password_gone(conn: &mut PgConnection, id: ActionId) -> Result<bool, StoreError> {
+    Ok(sqlx::query_scalar(
+        "select exists (select 1 from action_step where action_id = $1 and not idempotent
+                        and state in ('succeeded', 'unknown'))
+            and not exists (select 1 from action_secret where action_id = $1)",
+    )
+    .bind(id.as_uuid())
+    .fetch_one(conn)
+    .await?)
+}
+
 /// Opens and destroys the generated password of `id`, for its requester only.
 pub(crate) async fn reveal(
     db: &PgPool,
@@ -634,8 +649,12 @@ pub(crate) async fn reveal(
             "only the requester of an action may reveal its password".into(),
         ));
     }
+    // Only a password Microsoft has (or may have) set: not one sealed for a step that a
+    // retry is still going to send.
     let sealed: Option<(Vec<u8>, Uuid)> = sqlx::query_as(
         "delete from action_secret where action_id = $1 and expires_at > now()
+           and exists (select 1 from action_step where action_id = $1 and not idempotent
+                       and state in ('succeeded', 'unknown'))
          returning sealed, organization_id",
     )
     .bind(id.as_uuid())
@@ -651,10 +670,14 @@ pub(crate) async fn reveal(
                 ErrorCode::ActionStateConflict,
                 format!("{} generates no password", record.action),
             ),
-            "pending_approval" | "approved" | "queued" | "running" => StoreError::Refused(
-                ErrorCode::ActionStateConflict,
-                "the password is not set yet; reveal it once the action has run".into(),
-            ),
+            "pending_approval" | "approved" | "queued" | "running"
+                if !password_gone(&mut tx, id).await? =>
+            {
+                StoreError::Refused(
+                    ErrorCode::ActionStateConflict,
+                    "the password is not set yet; reveal it once the action has run".into(),
+                )
+            }
             _ => StoreError::Refused(
                 ErrorCode::SecretGone,
                 "the password was already revealed, has expired (24 hours), or was never set"

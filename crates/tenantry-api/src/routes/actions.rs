@@ -145,7 +145,12 @@ fn graph_problem(failure: &GraphFailure) -> ApiError {
                 "Microsoft refused to let Tenantry read the target ({code}); check the app's permissions"
             ),
         ),
-        other => ApiError::internal(format!("graph: {other}")),
+        // The object vanished or Microsoft refused the key as given: for the caller, the
+        // target was not found.
+        GraphFailure::NotFound | GraphFailure::Unexpected { .. } => refusal(
+            ErrorCode::TargetNotFound,
+            "Microsoft Graph did not find the target (it may have been deleted, or the key is not a valid UPN, mail or id)",
+        ),
     }
 }
 
@@ -259,13 +264,30 @@ fn target_keys(kind: ActionKind, target: &Value) -> Result<Vec<String>, ApiError
             format!("must name between 1 and {MAX_TARGETS} users"),
         )]));
     }
-    if keys.iter().any(|k| k.is_empty() || k.len() > 256) {
+    if keys
+        .iter()
+        .any(|k| k.is_empty() || k.len() > 256 || k.chars().any(char::is_control))
+    {
         return Err(ApiError::validation(vec![FieldError::new(
             "target",
             "each target must be 1 to 256 characters",
         )]));
     }
     Ok(keys)
+}
+
+/// A free-text field: trimmed, 1 to `max` characters, no control characters.
+fn checked_text(field: &str, value: Option<&str>, max: usize) -> Result<Option<String>, ApiError> {
+    let Some(value) = value.map(str::trim) else {
+        return Ok(None);
+    };
+    if value.is_empty() || value.chars().count() > max || value.chars().any(char::is_control) {
+        return Err(ApiError::validation(vec![FieldError::new(
+            field,
+            format!("must be 1 to {max} characters without control characters"),
+        )]));
+    }
+    Ok(Some(value.to_owned()))
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -393,60 +415,56 @@ pub async fn request_action(
         )
     })?;
     let gateway = scope.principal().role() == Role::SelfServiceGateway;
-    if request
-        .requested_by
-        .as_ref()
-        .is_some_and(|r| r.trim().is_empty() || r.len() > 200)
-    {
-        return Err(ApiError::validation(vec![FieldError::new(
-            "requested_by",
-            "must be 1 to 200 characters",
-        )]));
-    }
+    let requested_by = checked_text("requested_by", request.requested_by.as_deref(), 200)?;
     let keys = target_keys(kind, &request.target)?;
-    if let Some(refused) = capability_missing(&organization, kind) {
-        let actor = scope.actor(None, request.requested_by.clone());
-        scope
-            .record_action_refusal(
-                &actor,
-                Refusal {
-                    organization: organization_id,
-                    kind,
-                    targets: json!(keys),
-                    parameters: parameters.to_record(),
-                    code: ErrorCode::CapabilityUnavailable,
-                    detail: "the tenant has not granted what the action needs".into(),
-                },
-            )
-            .await?;
-        return Err(refused);
-    }
-    let graph = tenant(&state, &scope, &organization).await?;
+    // Checked before Graph is called; recorded once the requester is known.
+    let capability = capability_missing(&organization, kind);
+    let graph = match capability {
+        None => Some(tenant(&state, &scope, &organization).await?),
+        Some(_) => None,
+    };
 
     // Who asks.
-    let employee = if gateway {
-        let Some(who) = request.requested_by.as_deref() else {
-            return Err(ApiError::validation(vec![FieldError::new(
-                "requested_by",
-                "is required with a self-service gateway key: the employee asking",
-            )]));
-        };
-        let found = resolve_user(&scope, organization_id, &graph, who.trim())
-            .await?
-            .and_then(|t| t.id)
-            .ok_or_else(|| not_found("employee", who))?;
-        Some(found)
-    } else {
-        None
+    let employee = match (gateway, &graph) {
+        (false, _) => None,
+        (true, None) => Some(None),
+        (true, Some(graph)) => {
+            let Some(who) = requested_by.as_deref() else {
+                return Err(ApiError::validation(vec![FieldError::new(
+                    "requested_by",
+                    "is required with a self-service gateway key: the employee asking",
+                )]));
+            };
+            let found = resolve_user(&scope, organization_id, graph, who)
+                .await?
+                .and_then(|t| t.id)
+                .ok_or_else(|| not_found("employee", who))?;
+            Some(Some(found))
+        }
     };
-    let actor = scope.actor(
-        employee,
-        if gateway {
-            None
-        } else {
-            request.requested_by.clone()
-        },
-    );
+    let actor = match employee {
+        Some(user) => scope.actor(user, None),
+        None => scope.actor(None, requested_by.clone()),
+    };
+    let employee = employee.flatten();
+    let (Some(graph), None) = (graph, &capability) else {
+        if !request.dry_run {
+            scope
+                .record_action_refusal(
+                    &actor,
+                    Refusal {
+                        organization: organization_id,
+                        kind,
+                        targets: json!(keys),
+                        parameters: parameters.to_record(),
+                        code: ErrorCode::CapabilityUnavailable,
+                        detail: "the tenant has not granted what the action needs".into(),
+                    },
+                )
+                .await?;
+        }
+        return Err(capability.unwrap_or_else(|| ApiError::internal("no Graph access")));
+    };
 
     // What about.
     let mut targets = Vec::new();
@@ -543,8 +561,21 @@ pub async fn request_action(
         },
         None => Requester::Technician,
     };
-    let decision = policy::decide(kind, &policy, requester, &privileged_names);
+    let mut decision = policy::decide(kind, &policy, requester, &privileged_names);
+    if employee.is_some()
+        && !matches!(decision, Decision::Refuse { .. })
+        && let Err(detail) =
+            policy::self_service_scope(kind, &parameters, resolved.group_id, &policy)
+    {
+        decision = Decision::Refuse {
+            code: ErrorCode::SelfServiceNotAllowed,
+            detail,
+        };
+    }
     let approval_reason = match decision {
+        Decision::Refuse { code, detail } if request.dry_run => {
+            return Err(refusal(code, &detail));
+        }
         Decision::Refuse { code, detail } => {
             scope
                 .record_action_refusal(
@@ -705,6 +736,24 @@ pub struct DecisionBody {
     approver: Option<String>,
 }
 
+/// The employee a gateway names for action `id`, found in the action's organization.
+async fn employee_of_action(
+    state: &AppState,
+    scope: &MspScope<'_>,
+    id: Uuid,
+    who: &str,
+) -> Result<Uuid, ApiError> {
+    let (record, _) = scope.action(ActionId::from_uuid(id)).await?;
+    let organization = scope
+        .organization(OrganizationId::from_uuid(record.organization_id))
+        .await?;
+    let graph = tenant(state, scope, &organization).await?;
+    resolve_user(scope, organization.id, &graph, who)
+        .await?
+        .and_then(|t| t.id)
+        .ok_or_else(|| not_found("employee", who))
+}
+
 async fn decide(
     state: &AppState,
     caller: &Caller,
@@ -713,32 +762,18 @@ async fn decide(
     approve: bool,
 ) -> Result<Json<ActionView>, ApiError> {
     let scope = caller.scope();
-    if body.reason.as_ref().is_some_and(|r| r.len() > 500) {
-        return Err(ApiError::validation(vec![FieldError::new(
-            "reason",
-            "must be at most 500 characters",
-        )]));
-    }
+    let reason = checked_text("reason", body.reason.as_deref(), 500)?;
+    let approver = checked_text("approver", body.approver.as_deref(), 256)?;
     let employee = if scope.principal().role() == Role::SelfServiceGateway {
-        let Some(who) = body.approver.as_deref() else {
+        let Some(who) = approver.as_deref() else {
             return Err(ApiError::validation(vec![FieldError::new(
                 "approver",
                 "is required with a self-service gateway key: the employee deciding",
             )]));
         };
-        let (record, _) = scope.action(ActionId::from_uuid(id)).await?;
-        let organization = scope
-            .organization(OrganizationId::from_uuid(record.organization_id))
-            .await?;
-        let graph = tenant(state, &scope, &organization).await?;
-        Some(
-            resolve_user(&scope, organization.id, &graph, who.trim())
-                .await?
-                .and_then(|t| t.id)
-                .ok_or_else(|| not_found("employee", who))?,
-        )
+        Some(employee_of_action(state, &scope, id, who).await?)
     } else {
-        if body.approver.is_some() {
+        if approver.is_some() {
             return Err(ApiError::validation(vec![FieldError::new(
                 "approver",
                 "is only for self-service gateway keys",
@@ -751,10 +786,7 @@ async fn decide(
         .decide_action(
             ActionId::from_uuid(id),
             &decider,
-            Verdict {
-                approve,
-                reason: body.reason,
-            },
+            Verdict { approve, reason },
         )
         .await?;
     Ok(Json(view(record, None)))
@@ -829,23 +861,14 @@ pub async fn reveal_password(
     let scope = caller.scope();
     let body = body.map(|b| b.0).unwrap_or_default();
     let employee = if scope.principal().role() == Role::SelfServiceGateway {
-        let who = body.requested_by.as_deref().ok_or_else(|| {
+        let who = checked_text("requested_by", body.requested_by.as_deref(), 256)?;
+        let who = who.as_deref().ok_or_else(|| {
             ApiError::validation(vec![FieldError::new(
                 "requested_by",
                 "is required with a self-service gateway key: the employee who asked",
             )])
         })?;
-        let (record, _) = scope.action(ActionId::from_uuid(id)).await?;
-        let organization = scope
-            .organization(OrganizationId::from_uuid(record.organization_id))
-            .await?;
-        let graph = tenant(&state, &scope, &organization).await?;
-        Some(
-            resolve_user(&scope, organization.id, &graph, who.trim())
-                .await?
-                .and_then(|t| t.id)
-                .ok_or_else(|| not_found("employee", who))?,
-        )
+        Some(employee_of_action(&state, &scope, id, who).await?)
     } else {
         None
     };

@@ -32,6 +32,7 @@ fn policy_view(kind: ActionKind, policy: &Policy, default: bool) -> Value {
         "self_service": policy.self_service,
         "privileged_guard": policy.privileged_guard,
         "approval_ttl_secs": policy.approval_ttl_secs,
+        "self_service_groups": policy.self_service_groups,
     })
 }
 
@@ -88,6 +89,8 @@ pub struct PolicyBody {
     privileged_guard: Option<PrivilegedGuard>,
     /// How long a request waits for a decision: 300 to 2592000 seconds.
     approval_ttl_secs: Option<i32>,
+    /// Group ids an employee may add themselves to with self-service `grant_access`.
+    self_service_groups: Option<Vec<Uuid>>,
 }
 
 /// Replace an action's policy (owner only). Fields left out take their default values.
@@ -112,6 +115,9 @@ pub async fn put_policy(
         self_service: body.self_service.unwrap_or(defaults.self_service),
         privileged_guard: body.privileged_guard.unwrap_or(defaults.privileged_guard),
         approval_ttl_secs: body.approval_ttl_secs.unwrap_or(defaults.approval_ttl_secs),
+        self_service_groups: body
+            .self_service_groups
+            .unwrap_or(defaults.self_service_groups),
     };
     let problems = policy.problems(kind);
     if !problems.is_empty() {

@@ -128,7 +128,11 @@ pub fn route(state: &SimState, caller: &Caller, call: &Call<'_>, segments: &[&st
                         json!({"@odata.context": context(call, "Edm.Boolean"), "value": true}),
                     ))
                 }
-                ("GET", ["memberOf"]) => member_of(state, caller, call, index),
+                // Groups here hold no groups and roles are assigned directly, so the
+                // transitive view equals the direct one.
+                ("GET", ["memberOf" | "transitiveMemberOf"]) => {
+                    member_of(state, caller, call, index)
+                }
                 ("GET", ["authentication", "methods"]) => {
                     caller.require(needs::METHODS_READ)?;
                     let world = state.world();
