@@ -74,17 +74,21 @@ pub fn spawn_workers(
     tracing::info!(
         kinds = ?[
             tenantry_store::discovery::DISCOVERY_JOB,
-            tenantry_store::revalidation::REVALIDATE_JOB
+            tenantry_store::revalidation::REVALIDATE_JOB,
+            tenantry_store::actions::ACTION_JOB,
+            tenantry_store::webhooks::WEBHOOK_JOB
         ],
         concurrency = settings.jobs.concurrency,
         "starting the job engine"
     );
-    tokio::spawn(tenantry_jobs::run(
+    let playbooks = tenantry_api::job_handlers(&store, http.clone());
+    tokio::spawn(tenantry_jobs::run_with(
         store,
         http,
         settings.jobs.engine(),
         settings.jobs.leader(),
         shutdown,
+        playbooks,
     ))
 }
 

@@ -199,12 +199,13 @@ impl TestApp {
             lease: std::time::Duration::from_secs(3),
             ..Default::default()
         };
-        tokio::spawn(tenantry_jobs::run(
+        tokio::spawn(tenantry_jobs::run_with(
             self.store.clone(),
-            http,
+            http.clone(),
             test_engine(),
             leader,
             shutdown,
+            tenantry_api::job_handlers(&self.store, http),
         ));
         Workers { stop }
     }

@@ -89,6 +89,22 @@ async fn another_msps_key_sees_and_touches_nothing_on_any_route(pool: PgPool) {
         .await
         .expect("action");
     let victim_action = action["id"].as_str().expect("action id").to_owned();
+    let endpoint: Value = app
+        .post_json(
+            "/api/v1/webhook-endpoints",
+            &victim.owner_key,
+            json!({"name": "victim SIEM", "organization_id": victim_org,
+                "rules": [{"event": "user.compromised", "actions": ["revoke_sessions"]}]}),
+        )
+        .await
+        .json()
+        .await
+        .expect("endpoint");
+    let victim_endpoint = endpoint["id"].as_str().expect("endpoint id").to_owned();
+    let victim_signing_secret = endpoint["signing_secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
     let victim_job = first_id(
         app.get("/api/v1/jobs", &victim.owner_key)
             .await
@@ -119,6 +135,8 @@ async fn another_msps_key_sees_and_touches_nothing_on_any_route(pool: PgPool) {
         victim_group.clone(),
         victim_job.clone(),
         victim_action.clone(),
+        victim_endpoint.clone(),
+        victim_signing_secret.clone(),
     ];
     let mut walked = 0;
     for (path, item) in doc["paths"].as_object().expect("paths") {
@@ -134,6 +152,8 @@ async fn another_msps_key_sees_and_touches_nothing_on_any_route(pool: PgPool) {
                 victim_job.clone()
             } else if path.starts_with("/api/v1/actions/") {
                 victim_action.clone()
+            } else if path.starts_with("/api/v1/webhook-endpoints/") {
+                victim_endpoint.clone()
             } else {
                 victim_admin_id.to_string()
             };
@@ -142,7 +162,8 @@ async fn another_msps_key_sees_and_touches_nothing_on_any_route(pool: PgPool) {
                 .replace("{run}", &victim_run)
                 .replace("{user}", &victim_user)
                 .replace("{group}", &victim_group)
-                .replace("{action}", "password_reset");
+                .replace("{action}", "password_reset")
+                .replace("{endpoint}", &victim_endpoint);
             assert!(
                 !concrete.contains('{'),
                 "{method} {path}: add a victim fixture for this path parameter"
@@ -154,6 +175,11 @@ async fn another_msps_key_sees_and_touches_nothing_on_any_route(pool: PgPool) {
                 ("post", "/api/v1/api-keys") => Some(json!({"name": "probe", "role": "viewer"})),
                 ("post", "/api/v1/organizations") => Some(app.connect_body("fabrikam")),
                 ("patch", _) => Some(json!({"name": "probe"})),
+                ("post", "/api/v1/webhook-endpoints") => Some(json!({"name": "probe",
+                    "rules": [{"event": "probe", "actions": ["revoke_sessions"]}]})),
+                ("post", "/hooks/{endpoint}") => {
+                    Some(json!({"id": "probe", "type": "user.compromised", "target": victim_user}))
+                }
                 ("post", "/api/v1/organizations/{id}/actions") => {
                     Some(json!({"action": "revoke_sessions", "target": victim_user}))
                 }
@@ -171,7 +197,10 @@ async fn another_msps_key_sees_and_touches_nothing_on_any_route(pool: PgPool) {
             let response = request.send().await.expect("sent");
             let status = response.status().as_u16();
             let body = response.text().await.expect("body");
-            if has_params {
+            if path.starts_with("/hooks/") {
+                // The receiver takes no API key: whoever cannot sign is refused.
+                assert_eq!(status, 401, "{method} {path}: {body}");
+            } else if has_params {
                 assert_eq!(
                     status, 404,
                     "{method} {path} with another MSP's id must be 404, got {status}: {body}"

@@ -10,3 +10,4 @@ mod http_conventions;
 mod isolation;
 mod operations;
 mod organizations;
+mod webhooks;

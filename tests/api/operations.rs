@@ -10,7 +10,7 @@ use crate::helpers::{TestApp, assert_problem};
 
 /// Every operation the API serves. Adding a route without documenting it, or documenting
 /// one that is not served, fails a test below.
-const OPERATIONS: [(&str, &str); 46] = [
+const OPERATIONS: [(&str, &str); 53] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -57,6 +57,13 @@ const OPERATIONS: [(&str, &str); 46] = [
     ("get", "/api/v1/audit-events"),
     ("get", "/api/v1/audit-events/export"),
     ("get", "/api/v1/audit-events/verify"),
+    ("get", "/api/v1/webhook-endpoints"),
+    ("post", "/api/v1/webhook-endpoints"),
+    ("get", "/api/v1/webhook-endpoints/{id}"),
+    ("delete", "/api/v1/webhook-endpoints/{id}"),
+    ("post", "/api/v1/webhook-endpoints/{id}/rotate-secret"),
+    ("get", "/api/v1/webhook-events"),
+    ("post", "/hooks/{endpoint}"),
 ];
 
 async fn openapi(app: &TestApp) -> Value {
@@ -107,7 +114,9 @@ async fn the_openapi_document_lists_exactly_the_served_operations(pool: PgPool) 
 async fn every_api_operation_is_served_and_demands_a_key(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     for (method, path) in OPERATIONS {
-        let concrete = path.replace("{id}", &uuid::Uuid::now_v7().to_string());
+        let concrete = path
+            .replace("{id}", &uuid::Uuid::now_v7().to_string())
+            .replace("{endpoint}", &uuid::Uuid::now_v7().to_string());
         let response = app
             .request(
                 Method::from_bytes(method.to_uppercase().as_bytes()).expect("method"),
@@ -119,6 +128,9 @@ async fn every_api_operation_is_served_and_demands_a_key(pool: PgPool) {
             .expect("sent");
         if path.starts_with("/api/v1/") {
             assert_problem(response, 401, "UNAUTHENTICATED").await;
+        } else if path.starts_with("/hooks/") {
+            // Authenticated by signature, not key: an unknown endpoint is simply not there.
+            assert_problem(response, 404, "NOT_FOUND").await;
         } else {
             assert_eq!(response.status(), 200, "{method} {path}");
         }

@@ -36,8 +36,8 @@ pub struct AppState {
     pub(crate) docs: Arc<ApiDocs>,
     pub(crate) trusted_proxies: Arc<[std::net::IpAddr]>,
     pub(crate) validator: tenantry_graph::Validator,
-    /// Tokens for Graph calls made while checking an action request.
-    pub(crate) tokens: tenantry_graph::TokenCache,
+    /// Graph calls made while checking an action request.
+    pub(crate) graph: crate::routes::actions::GraphAccess,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,8 +64,11 @@ pub fn build(
         auth_limiter: Arc::new(AuthFailureLimiter::new(config.auth_failures_per_minute)),
         docs: Arc::new(ApiDocs::new(&doc)?),
         trusted_proxies: config.trusted_proxies.clone().into(),
+        graph: crate::routes::actions::GraphAccess {
+            http: validator.http().clone(),
+            tokens: tenantry_graph::TokenCache::default(),
+        },
         validator,
-        tokens: tenantry_graph::TokenCache::default(),
     };
     let mut router = router
         .fallback(|| async { StatusCode::NOT_FOUND })

@@ -62,10 +62,14 @@ pub enum ErrorCode {
     ActionStateConflict,
     /// A generated password is revealed exactly once and destroyed after 24 hours.
     SecretGone,
+    /// The Tenantry-Signature header is missing, malformed, or matches no signing secret of the endpoint.
+    WebhookSignatureInvalid,
+    /// The signature's timestamp is more than 5 minutes from the server's clock.
+    WebhookTimestampStale,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 29] = [
+    pub const ALL: [ErrorCode; 31] = [
         ErrorCode::InvalidRequest,
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
@@ -95,6 +99,8 @@ impl ErrorCode {
         ErrorCode::NotAnApprover,
         ErrorCode::ActionStateConflict,
         ErrorCode::SecretGone,
+        ErrorCode::WebhookSignatureInvalid,
+        ErrorCode::WebhookTimestampStale,
     ];
 
     /// The machine-readable code, as sent in the `code` member.
@@ -129,6 +135,8 @@ impl ErrorCode {
             ErrorCode::NotAnApprover => "NOT_AN_APPROVER",
             ErrorCode::ActionStateConflict => "ACTION_STATE_CONFLICT",
             ErrorCode::SecretGone => "SECRET_GONE",
+            ErrorCode::WebhookSignatureInvalid => "WEBHOOK_SIGNATURE_INVALID",
+            ErrorCode::WebhookTimestampStale => "WEBHOOK_TIMESTAMP_STALE",
         }
     }
 
@@ -164,6 +172,8 @@ impl ErrorCode {
             ErrorCode::NotAnApprover => "The caller may not decide this request",
             ErrorCode::ActionStateConflict => "The action is not in a state that allows this",
             ErrorCode::SecretGone => "The secret was already revealed or has expired",
+            ErrorCode::WebhookSignatureInvalid => "The webhook signature is missing or wrong",
+            ErrorCode::WebhookTimestampStale => "The webhook signature is too old or too new",
         }
     }
 

@@ -15,6 +15,7 @@ pub mod name;
 pub mod permissions;
 pub mod policy;
 pub mod role;
+pub mod webhooks;
 
 pub use api_key::{ApiKeyToken, KeyGrant, KeyGrantError, KeyId, MalformedKey, OrganizationLimit};
 pub use error_code::ErrorCode;

@@ -50,7 +50,22 @@ pub async fn run(
     leader: LeaderConfig,
     shutdown: watch::Receiver<bool>,
 ) {
-    let workers = Arc::new(Engine::new(store.queue(), engine, handlers(&store, http)));
+    run_with(store, http, engine, leader, shutdown, Vec::new()).await;
+}
+
+/// [`run`], with handlers for job kinds defined outside this crate (webhook playbooks,
+/// which request actions through the API's checks).
+pub async fn run_with(
+    store: Store,
+    http: GraphHttp,
+    engine: EngineConfig,
+    leader: LeaderConfig,
+    shutdown: watch::Receiver<bool>,
+    extra: Vec<Arc<dyn Handler>>,
+) {
+    let mut all = handlers(&store, http);
+    all.extend(extra);
+    let workers = Arc::new(Engine::new(store.queue(), engine, all));
     let leading = tokio::spawn(leader::run(store, leader, shutdown.clone()));
     workers.run(shutdown).await;
     let _ = leading.await;

@@ -30,11 +30,16 @@ pub struct Actor {
     pub employee: Option<Uuid>,
     /// A name the caller gave (a technician's name, a ticket reference).
     pub name: Option<String>,
+    /// The webhook delivery whose playbook asks (the key is then the endpoint's id).
+    pub webhook_event: Option<Uuid>,
 }
 
 impl Actor {
     /// How the audit log names this actor.
     pub fn audit(&self) -> Value {
+        if let Some(event) = self.webhook_event {
+            return json!({"type": "webhook_endpoint", "endpoint_id": self.api_key_id, "webhook_event_id": event, "name": self.name});
+        }
         match self.employee {
             Some(user) => {
                 json!({"type": "employee", "user_id": user, "via_api_key_id": self.api_key_id})
@@ -220,9 +225,9 @@ pub(crate) async fn create(
         "insert into action_request (action_id, msp_id, organization_id, action, state, targets, parameters,
              resolved, attachment, requested_by_key, requester_kind, requested_by, idempotency_key, request_hash,
              privileged_targets, approval_required, approval_reason, approver_roles, approver_keys,
-             approver_groups, expires_at)
+             approver_groups, expires_at, webhook_event_id)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-             case when $16 then now() + make_interval(secs => $21) end)",
+             case when $16 then now() + make_interval(secs => $21) end, $22)",
     )
     .bind(id.as_uuid())
     .bind(msp.as_uuid())
@@ -234,7 +239,11 @@ pub(crate) async fn create(
     .bind(serde_json::to_value(&new.resolved).map_err(|e| StoreError::Corrupt(e.to_string()))?)
     .bind(&new.attachment)
     .bind(actor.api_key_id)
-    .bind(if actor.employee.is_some() { "employee" } else { "technician" })
+    .bind(match (actor.webhook_event, actor.employee) {
+        (Some(_), _) => "webhook",
+        (None, Some(_)) => "employee",
+        (None, None) => "technician",
+    })
     .bind(actor.employee.map(|u| u.to_string()).or_else(|| actor.name.clone()))
     .bind(&new.idempotency_key)
     .bind(&new.request_hash)
@@ -245,6 +254,7 @@ pub(crate) async fn create(
     .bind(&new.approvers.keys)
     .bind(&new.approvers.groups)
     .bind(f64::from(new.approval_ttl_secs))
+    .bind(actor.webhook_event)
     .execute(&mut *tx)
     .await;
     match inserted {
@@ -610,6 +620,15 @@ pub(crate) async fn decide(
             id,
         )
         .await?;
+    }
+    // A playbook waiting on this decision goes on.
+    let event: Option<Uuid> =
+        sqlx::query_scalar("select webhook_event_id from action_request where action_id = $1")
+            .bind(id.as_uuid())
+            .fetch_one(&mut *tx)
+            .await?;
+    if let Some(event) = event {
+        crate::webhooks::queue_playbook(&mut tx, msp, record.organization_id, event).await?;
     }
     let record = find_in(&mut tx, msp, organizations, id).await?;
     tx.commit().await?;

@@ -22,6 +22,7 @@ mod readiness;
 pub mod revalidation;
 mod scope;
 pub mod sealing;
+pub mod webhooks;
 
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
@@ -107,6 +108,37 @@ impl Store {
     /// Action execution, for workers (not MSP-scoped).
     pub fn action_runs(&self) -> action_runs::ActionRunStore {
         action_runs::ActionRunStore::new(self.pool.clone(), self.keyring.clone())
+    }
+
+    /// Webhook playbooks, for workers (not MSP-scoped).
+    pub fn playbooks(&self) -> webhooks::PlaybookStore {
+        webhooks::PlaybookStore::new(self.pool.clone())
+    }
+
+    /// The receiver's view of an active endpoint: its MSP, rules and secrets.
+    pub async fn webhook_endpoint(
+        &self,
+        id: uuid::Uuid,
+    ) -> Result<Option<webhooks::EndpointSecrets>, StoreError> {
+        let keyring = self.keyring.as_deref().ok_or(StoreError::NoMasterKey)?;
+        webhooks::endpoint_secrets(&self.pool, keyring, id).await
+    }
+
+    /// The principal a webhook endpoint's playbook acts as (the endpoint must be active).
+    pub async fn endpoint_principal(&self, id: uuid::Uuid) -> Result<Principal, StoreError> {
+        let row: Option<(uuid::Uuid, Option<uuid::Uuid>)> = sqlx::query_as(
+            "select msp_id, organization_id from webhook_endpoint where endpoint_id = $1 and revoked_at is null",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let (msp, organization) = row.ok_or(StoreError::NotFound)?;
+        Principal::for_endpoint(
+            tenantry_domain::MspId::from_uuid(msp),
+            id,
+            organization.map(tenantry_domain::OrganizationId::from_uuid),
+        )
+        .ok_or_else(|| StoreError::Corrupt("endpoint id".into()))
     }
 
     pub fn operator(&self) -> Operator<'_> {

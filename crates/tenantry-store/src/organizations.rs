@@ -435,11 +435,14 @@ pub(crate) async fn rotate_data_keys(db: &PgPool, keyring: &Keyring) -> Result<u
         .await?;
         count += usize::try_from(updated.rows_affected()).unwrap_or(0);
     }
-    let left: i64 =
-        sqlx::query_scalar("select count(*) from organization_data_key where master_key_id <> $1")
-            .bind(keyring.current_id())
-            .fetch_one(db)
-            .await?;
+    count += crate::webhooks::rotate_msp_data_keys(db, keyring).await?;
+    let left: i64 = sqlx::query_scalar(
+        "select (select count(*) from organization_data_key where master_key_id <> $1)
+              + (select count(*) from msp_data_key where master_key_id <> $1)",
+    )
+    .bind(keyring.current_id())
+    .fetch_one(db)
+    .await?;
     if left > 0 {
         return Err(StoreError::RotationIncomplete { left });
     }

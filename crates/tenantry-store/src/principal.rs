@@ -10,6 +10,8 @@ pub struct Principal {
     key_id: KeyId,
     role: Role,
     organizations: OrganizationLimit,
+    /// A webhook endpoint acting through its playbook, not an API key.
+    endpoint: bool,
 }
 
 impl Principal {
@@ -26,7 +28,35 @@ impl Principal {
             key_id,
             role,
             organizations,
+            endpoint: false,
         }
+    }
+
+    /// A webhook endpoint's playbook, requesting actions like a technician limited to the
+    /// endpoint's organization (or all of the MSP's, for an MSP-wide endpoint).
+    pub(crate) fn for_endpoint(
+        msp_id: MspId,
+        endpoint: uuid::Uuid,
+        organization: Option<tenantry_domain::OrganizationId>,
+    ) -> Option<Self> {
+        // The endpoint id's random half, as the public id logs show.
+        let key_id = KeyId::parse(&hex::encode(&endpoint.as_bytes()[8..16]))?;
+        Some(Self {
+            msp_id,
+            api_key_id: ApiKeyRecordId::from_uuid(endpoint),
+            key_id,
+            role: Role::Technician,
+            organizations: match organization {
+                Some(id) => OrganizationLimit::Only([id].into()),
+                None => OrganizationLimit::All,
+            },
+            endpoint: true,
+        })
+    }
+
+    /// Whether this is a webhook endpoint rather than an API key.
+    pub fn is_endpoint(&self) -> bool {
+        self.endpoint
     }
 
     pub fn msp_id(&self) -> MspId {

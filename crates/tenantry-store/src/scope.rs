@@ -3,6 +3,7 @@
 //! cannot forget either.
 
 mod actions;
+mod webhooks;
 
 pub use actions::Found;
 
@@ -473,6 +474,16 @@ impl<'a> MspScope<'a> {
     /// still active: a request authenticated just before its key was revoked must not mint
     /// or revoke keys afterwards.
     async fn caller_still_active(&self, tx: &mut sqlx::PgConnection) -> Result<(), StoreError> {
+        if self.principal.is_endpoint() {
+            let active: Option<i32> = sqlx::query_scalar(
+                "select 1 from webhook_endpoint where msp_id = $1 and endpoint_id = $2 and revoked_at is null for share",
+            )
+            .bind(self.principal.msp_id().as_uuid())
+            .bind(self.principal.api_key_id().as_uuid())
+            .fetch_optional(tx)
+            .await?;
+            return active.map(|_| ()).ok_or(StoreError::CallerRevoked);
+        }
         let active: Option<i32> = sqlx::query_scalar(
             "select 1 from api_key where msp_id = $1 and api_key_id = $2 and revoked_at is null for share",
         )

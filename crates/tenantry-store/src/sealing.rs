@@ -42,6 +42,8 @@ pub enum SealError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Purpose {
     DataKey,
+    /// An MSP's own data key (for secrets not tied to one organization).
+    MspDataKey,
     ClientSecret,
     WebhookSigningSecret,
     RevealablePassword,
@@ -51,6 +53,7 @@ impl Purpose {
     fn label(self) -> &'static str {
         match self {
             Purpose::DataKey => "data-key",
+            Purpose::MspDataKey => "msp-data-key",
             Purpose::ClientSecret => "client-secret",
             Purpose::WebhookSigningSecret => "webhook-signing-secret",
             Purpose::RevealablePassword => "revealable-password",
@@ -197,6 +200,33 @@ impl Keyring {
             .find(header.key_id)
             .ok_or_else(|| SealError::UnknownMasterKey(hex::encode(header.key_id)))?;
         let aad = associated_data(Purpose::DataKey, organization, "");
+        let bytes = key.open(sealed, &aad)?;
+        Ok(DataKey(Key::new(&bytes)?))
+    }
+
+    /// Seals an MSP's data key. The MSP's id takes the owner's place in the associated
+    /// data; the purpose label keeps it apart from any organization's key.
+    pub fn seal_msp_data_key(
+        &self,
+        data_key: &DataKey,
+        msp: tenantry_domain::MspId,
+    ) -> Result<Vec<u8>, SealError> {
+        let owner = OrganizationId::from_uuid(msp.as_uuid());
+        let aad = associated_data(Purpose::MspDataKey, owner, "");
+        self.current.seal(data_key.0.bytes.expose_secret(), &aad)
+    }
+
+    pub fn open_msp_data_key(
+        &self,
+        sealed: &[u8],
+        msp: tenantry_domain::MspId,
+    ) -> Result<DataKey, SealError> {
+        let header = Header::parse(sealed)?;
+        let key = self
+            .find(header.key_id)
+            .ok_or_else(|| SealError::UnknownMasterKey(hex::encode(header.key_id)))?;
+        let owner = OrganizationId::from_uuid(msp.as_uuid());
+        let aad = associated_data(Purpose::MspDataKey, owner, "");
         let bytes = key.open(sealed, &aad)?;
         Ok(DataKey(Key::new(&bytes)?))
     }

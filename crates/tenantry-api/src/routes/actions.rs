@@ -65,6 +65,19 @@ pub struct ActionRequest {
     dry_run: bool,
 }
 
+impl ActionRequest {
+    /// A playbook step: `action` on `target`, nothing else.
+    pub(crate) fn for_webhook(action: ActionKind, target: &str) -> Self {
+        Self {
+            action: action.as_str().to_owned(),
+            target: Value::String(target.to_owned()),
+            parameters: Value::Null,
+            requested_by: None,
+            dry_run: false,
+        }
+    }
+}
+
 #[derive(serde::Serialize, ToSchema)]
 pub struct ActionView {
     pub id: Uuid,
@@ -154,6 +167,14 @@ fn graph_problem(failure: &GraphFailure) -> ApiError {
     }
 }
 
+/// The Graph client and token cache requests are checked with (the API's, or a worker's
+/// for webhook playbooks).
+#[derive(Clone)]
+pub struct GraphAccess {
+    pub http: tenantry_graph::GraphHttp,
+    pub tokens: tenantry_graph::TokenCache,
+}
+
 /// Graph access for one organization while checking a request.
 struct Tenant {
     http: tenantry_graph::GraphHttp,
@@ -161,7 +182,7 @@ struct Tenant {
 }
 
 async fn tenant(
-    state: &AppState,
+    graph: &GraphAccess,
     scope: &MspScope<'_>,
     organization: &OrganizationRecord,
 ) -> Result<Tenant, ApiError> {
@@ -173,8 +194,8 @@ async fn tenant(
         ));
     };
     let (_, secret) = scope.credential(organization.id).await?;
-    let http = state.validator.http().clone();
-    let token = state
+    let http = graph.http.clone();
+    let token = graph
         .tokens
         .token(&http, &tenant_id.to_string(), &client_id.to_string(), &secret)
         .await
@@ -308,7 +329,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 /// The request's fingerprint: organization and body, with object keys sorted.
-fn request_hash(organization: Uuid, body: &Value) -> Vec<u8> {
+pub(crate) fn request_hash(organization: Uuid, body: &Value) -> Vec<u8> {
     fn sorted(value: &Value) -> Value {
         match value {
             Value::Object(map) => {
@@ -377,18 +398,76 @@ pub async fn request_action(
 ) -> Result<Response, ApiError> {
     let scope = caller.scope();
     scope.may_request_actions()?;
-    let organization_id = OrganizationId::from_uuid(id);
-    let organization = scope.organization(organization_id).await?;
     let hash = request_hash(id, &body);
     let request: ActionRequest = serde_json::from_value(body)
         .map_err(|e| ApiError::validation(vec![FieldError::new("body", e.to_string())]))?;
+    let idempotency_key = idempotency_key(&headers)?;
+    let submitted = submit(
+        &state.graph,
+        &scope,
+        id,
+        request,
+        idempotency_key,
+        hash,
+        None,
+    )
+    .await?;
+    Ok(match submitted {
+        Submitted::DryRun(plan) => Json(plan).into_response(),
+        Submitted::Replayed(record, steps) => {
+            let mut response = Json(view(record, Some(steps))).into_response();
+            response
+                .headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            response
+        }
+        Submitted::Created(record) => {
+            let location = format!("/api/v1/actions/{}", record.action_id);
+            let mut response =
+                (StatusCode::CREATED, Json(view(record, Some(Vec::new())))).into_response();
+            if let Ok(value) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(header::LOCATION, value);
+            }
+            response
+        }
+    })
+}
+
+/// A webhook playbook asking for an action.
+pub(crate) struct WebhookOrigin {
+    pub event: Uuid,
+    pub endpoint_name: String,
+    /// The rule says `approval: none`: the policy's approval is skipped (the
+    /// privileged-target guard still applies).
+    pub skip_policy_approval: bool,
+}
+
+/// What a request came to.
+pub(crate) enum Submitted {
+    DryRun(Value),
+    Replayed(ActionRecord, Vec<StepRecord>),
+    Created(ActionRecord),
+}
+
+/// Checks a request and stores it: parameters, targets, capability, guard, policy, and
+/// the idempotency key. Shared by the API and webhook playbooks.
+pub(crate) async fn submit(
+    graph_access: &GraphAccess,
+    scope: &MspScope<'_>,
+    id: Uuid,
+    request: ActionRequest,
+    idempotency_key: Option<String>,
+    hash: Vec<u8>,
+    webhook: Option<WebhookOrigin>,
+) -> Result<Submitted, ApiError> {
+    let organization_id = OrganizationId::from_uuid(id);
+    let organization = scope.organization(organization_id).await?;
     let kind: ActionKind = request.action.parse().map_err(|_| {
         ApiError::validation(vec![FieldError::new(
             "action",
             "is not an action Tenantry offers; see the API reference",
         )])
     })?;
-    let idempotency_key = idempotency_key(&headers)?;
     if idempotency_key.is_none() && !request.dry_run {
         return Err(ApiError::validation(vec![FieldError::new(
             "Idempotency-Key",
@@ -400,11 +479,7 @@ pub async fn request_action(
         && let Some(record) = scope.replayed_action(key, &hash).await?
     {
         let (record, steps) = scope.action(ActionId::from_uuid(record.action_id)).await?;
-        let mut response = Json(view(record, Some(steps))).into_response();
-        response
-            .headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-        return Ok(response);
+        return Ok(Submitted::Replayed(record, steps));
     }
     let parameters = actions::parse_parameters(kind, &request.parameters).map_err(|errors| {
         ApiError::validation(
@@ -420,7 +495,7 @@ pub async fn request_action(
     // Checked before Graph is called; recorded once the requester is known.
     let capability = capability_missing(&organization, kind);
     let graph = match capability {
-        None => Some(tenant(&state, &scope, &organization).await?),
+        None => Some(tenant(graph_access, scope, &organization).await?),
         Some(_) => None,
     };
 
@@ -435,16 +510,17 @@ pub async fn request_action(
                     "is required with a self-service gateway key: the employee asking",
                 )]));
             };
-            let found = resolve_user(&scope, organization_id, graph, who)
+            let found = resolve_user(scope, organization_id, graph, who)
                 .await?
                 .and_then(|t| t.id)
                 .ok_or_else(|| not_found("employee", who))?;
             Some(Some(found))
         }
     };
-    let actor = match employee {
-        Some(user) => scope.actor(user, None),
-        None => scope.actor(None, requested_by.clone()),
+    let actor = match (&webhook, employee) {
+        (Some(origin), _) => scope.webhook_actor(origin.event, &origin.endpoint_name),
+        (None, Some(user)) => scope.actor(user, None),
+        (None, None) => scope.actor(None, requested_by.clone()),
     };
     let employee = employee.flatten();
     let (Some(graph), None) = (graph, &capability) else {
@@ -471,7 +547,7 @@ pub async fn request_action(
     if kind.creates_target() {
         let upn = actions::parse_new_upn(&keys[0])
             .map_err(|e| ApiError::validation(vec![FieldError::new(e.field, e.message)]))?;
-        if resolve_user(&scope, organization_id, &graph, &upn)
+        if resolve_user(scope, organization_id, &graph, &upn)
             .await?
             .is_some()
         {
@@ -493,7 +569,7 @@ pub async fn request_action(
         });
     } else {
         for key in &keys {
-            let target = resolve_user(&scope, organization_id, &graph, key)
+            let target = resolve_user(scope, organization_id, &graph, key)
                 .await?
                 .ok_or_else(|| not_found("user", key))?;
             if !targets.iter().any(|t: &Target| t.id == target.id) {
@@ -529,7 +605,7 @@ pub async fn request_action(
         }
     }
     if let Some(manager) = parameters.manager() {
-        let found = resolve_user(&scope, organization_id, &graph, manager)
+        let found = resolve_user(scope, organization_id, &graph, manager)
             .await?
             .ok_or_else(|| not_found("manager", manager))?;
         resolved.manager_id = found.id;
@@ -554,7 +630,10 @@ pub async fn request_action(
         }
     }
 
-    let (policy, _) = scope.action_policy(organization_id, kind).await?;
+    let (mut policy, _) = scope.action_policy(organization_id, kind).await?;
+    if webhook.as_ref().is_some_and(|w| w.skip_policy_approval) {
+        policy.approval = tenantry_domain::policy::Approval::None;
+    }
     let requester = match employee {
         Some(user) => Requester::Employee {
             is_target: targets.len() == 1 && targets[0].id == Some(user),
@@ -595,7 +674,7 @@ pub async fn request_action(
         Decision::NeedsApproval { reason } => Some(reason),
         Decision::Proceed => None,
     };
-    let base = state.validator.http().config().graph("");
+    let base = graph_access.http.config().graph("");
     if request.dry_run {
         let mut steps = actions::plan(kind, &targets, &parameters, &resolved, &base);
         if kind == ActionKind::MfaReset
@@ -611,7 +690,7 @@ pub async fn request_action(
             let listed = methods["value"].as_array().cloned().unwrap_or_default();
             steps.extend(actions::mfa_delete_steps(&user.to_string(), &listed));
         }
-        return Ok(Json(json!({
+        return Ok(Submitted::DryRun(json!({
             "dry_run": true,
             "action": kind,
             "organization_id": id,
@@ -621,8 +700,7 @@ pub async fn request_action(
             "approval_reason": approval_reason,
             "privileged_targets": privileged,
             "steps": steps,
-        }))
-        .into_response());
+        })));
     }
     let attachment = match &parameters {
         Parameters::Photo { bytes, .. } => Some(bytes.clone()),
@@ -642,21 +720,13 @@ pub async fn request_action(
         approvers: policy.approvers.clone(),
         approval_ttl_secs: policy.approval_ttl_secs,
     };
-    let (record, status, replayed) = match scope.request_action(new, &actor).await? {
-        Created::New(record) => (record, StatusCode::CREATED, false),
-        Created::Replayed(record) => (record, StatusCode::OK, true),
-    };
-    let location = format!("/api/v1/actions/{}", record.action_id);
-    let mut response = (status, Json(view(record, Some(Vec::new())))).into_response();
-    if let Ok(value) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    if replayed {
-        response
-            .headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    Ok(response)
+    Ok(match scope.request_action(new, &actor).await? {
+        Created::New(record) => Submitted::Created(record),
+        Created::Replayed(record) => {
+            let steps = scope.action(ActionId::from_uuid(record.action_id)).await?.1;
+            Submitted::Replayed(record, steps)
+        }
+    })
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -747,7 +817,7 @@ async fn employee_of_action(
     let organization = scope
         .organization(OrganizationId::from_uuid(record.organization_id))
         .await?;
-    let graph = tenant(state, scope, &organization).await?;
+    let graph = tenant(&state.graph, scope, &organization).await?;
     resolve_user(scope, organization.id, &graph, who)
         .await?
         .and_then(|t| t.id)

@@ -1,16 +1,18 @@
 //! Every route the API serves, each registered through `utoipa-axum` so it lands in the
 //! OpenAPI document as well as the router.
 
-mod actions;
+pub(crate) mod actions;
 mod api_keys;
 mod audit;
 mod discovery;
+mod hooks;
 mod jobs;
 mod me;
 mod operations;
 mod organizations;
 mod policies;
 mod views;
+mod webhooks;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -65,4 +67,9 @@ pub fn all() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::list_events))
         .routes(routes!(audit::export_events))
         .routes(routes!(audit::verify_events))
+        .routes(routes!(webhooks::list_endpoints, webhooks::create_endpoint))
+        .routes(routes!(webhooks::get_endpoint, webhooks::revoke_endpoint))
+        .routes(routes!(webhooks::rotate_secret))
+        .routes(routes!(webhooks::list_events))
+        .routes(routes!(hooks::receive))
 }

@@ -31,6 +31,7 @@ impl MspScope<'_> {
             role: self.principal.role(),
             employee,
             name,
+            webhook_event: None,
         }
     }
 

@@ -1,0 +1,172 @@
+//! `POST /hooks/{endpoint}`: the receiver of signed remediation events. No API key: the
+//! signature is the authentication. Order of checks: size, endpoint, timestamp, HMAC (in
+//! constant time, against every signature and every live secret), then the body; an
+//! unauthenticated body is never parsed. The event is stored and its playbook queued in
+//! one transaction before the 202; a replayed event id answers 200 with the first
+//! delivery and does nothing.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hmac::{Hmac, KeyInit, Mac};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use sha2::Sha256;
+use tenantry_domain::ErrorCode;
+use tenantry_domain::webhooks::{self, Signature};
+use tenantry_store::webhooks::{EndpointSecrets, Recorded};
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::extract::ApiPath;
+use crate::problem::{ApiError, FieldError, Problem, refusal};
+
+const PROBLEM: &str = "application/problem+json";
+/// The largest event accepted.
+pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+const SIGNATURE_HEADER: &str = "tenantry-signature";
+
+fn unauthenticated(code: ErrorCode) -> ApiError {
+    let detail = match code {
+        ErrorCode::WebhookTimestampStale => {
+            "The signature's timestamp is more than 5 minutes from now; check the sender's clock."
+        }
+        _ => {
+            "Sign the body as `Tenantry-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of \"t.body\">` with the endpoint's signing secret."
+        }
+    };
+    ApiError::Described {
+        problem: Box::new(Problem::new(code, StatusCode::UNAUTHORIZED, detail)),
+        retry_after_secs: None,
+    }
+}
+
+/// Whether any signature matches any live secret (each comparison in constant time).
+fn verified(endpoint: &EndpointSecrets, signature: &Signature, body: &[u8]) -> bool {
+    let timestamp = signature.timestamp.to_string();
+    let mut any = false;
+    for secret in &endpoint.secrets {
+        for candidate in &signature.signatures {
+            let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes())
+            else {
+                continue;
+            };
+            mac.update(timestamp.as_bytes());
+            mac.update(b".");
+            mac.update(body);
+            // No early exit: every pair is checked, so timing says nothing about which.
+            any |= mac.verify_slice(candidate).is_ok();
+        }
+    }
+    any
+}
+
+fn delivery_view(record: &tenantry_store::webhooks::EventRecord, duplicate: bool) -> Value {
+    json!({
+        "id": record.webhook_event_id,
+        "event_id": record.event_id,
+        "type": record.event_type,
+        "state": record.state,
+        "outcome": record.outcome,
+        "received_at": record.received_at,
+        "duplicate": duplicate,
+    })
+}
+
+/// Receive a signed event for an endpoint.
+#[utoipa::path(post, path = "/hooks/{endpoint}", tag = "webhooks",
+    params(("endpoint" = Uuid, Path, description = "The endpoint's id"),
+        ("Tenantry-Signature" = String, Header, description = "t=<unix>,v1=<hex HMAC-SHA256 of \"t.body\">")),
+    request_body(content = Object, description = "{id, type, occurred_at, organization | tenant_id, target, data}"),
+    responses((status = 202, description = "Stored; the playbook is queued", body = Object),
+        (status = 200, description = "A replay of an event id already received: nothing done", body = Object),
+        (status = 401, description = "WEBHOOK_SIGNATURE_INVALID or WEBHOOK_TIMESTAMP_STALE", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such endpoint (or revoked)", body = Problem, content_type = PROBLEM),
+        (status = 413, description = "Larger than 64 KiB", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "Not a valid event", body = Problem, content_type = PROBLEM)))]
+pub async fn receive(
+    State(state): State<AppState>,
+    ApiPath(endpoint): ApiPath<Uuid>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    if body.len() > MAX_EVENT_BYTES {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let Some(endpoint) = state.store.webhook_endpoint(endpoint).await? else {
+        return Err(ApiError::NotFound);
+    };
+    let signature = headers
+        .get(SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(webhooks::parse_signature)
+        .ok_or_else(|| unauthenticated(ErrorCode::WebhookSignatureInvalid))?;
+    if !webhooks::fresh(signature.timestamp, chrono::Utc::now().timestamp()) {
+        return Err(unauthenticated(ErrorCode::WebhookTimestampStale));
+    }
+    if !verified(&endpoint, &signature, &body) {
+        state.metrics.auth_failure("webhook_signature");
+        return Err(unauthenticated(ErrorCode::WebhookSignatureInvalid));
+    }
+    let payload: Value = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::bad_request("The body is not JSON."))?;
+    let event = webhooks::parse_event(&payload).map_err(|problems| {
+        ApiError::validation(
+            problems
+                .into_iter()
+                .map(|(field, message)| FieldError::new(field, message))
+                .collect(),
+        )
+    })?;
+    let organization = match (endpoint.organization_id, event.organization) {
+        (Some(own), None) => own,
+        (Some(own), Some(named)) => {
+            let found = tenantry_store::webhooks::organization_of(
+                state.store.pool(),
+                endpoint.msp_id,
+                named,
+            )
+            .await?;
+            if found != Some(own) {
+                return Err(refusal(
+                    ErrorCode::InvalidRequest,
+                    "the event names another organization than the endpoint's",
+                ));
+            }
+            own
+        }
+        (None, Some(named)) => {
+            tenantry_store::webhooks::organization_of(state.store.pool(), endpoint.msp_id, named)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::validation(vec![FieldError::new(
+                        "organization",
+                        "names no organization of this MSP (give its id or its tenant id)",
+                    )])
+                })?
+        }
+        (None, None) => {
+            return Err(ApiError::validation(vec![FieldError::new(
+                "organization",
+                "is required for an MSP-wide endpoint: the organization id or tenant id",
+            )]));
+        }
+    };
+    match tenantry_store::webhooks::record_event(
+        state.store.pool(),
+        &endpoint,
+        organization,
+        &event,
+        &payload,
+    )
+    .await?
+    {
+        Recorded::New(record) => {
+            tracing::info!(webhook_event_id = %record.webhook_event_id, event_type = %record.event_type, "webhook event accepted");
+            Ok((StatusCode::ACCEPTED, Json(delivery_view(&record, false))).into_response())
+        }
+        Recorded::Duplicate(record) => Ok(Json(delivery_view(&record, true)).into_response()),
+    }
+}

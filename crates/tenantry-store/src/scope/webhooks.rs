@@ -1,0 +1,115 @@
+//! The MSP-scoped doors to webhook endpoints and their deliveries. Managing endpoints is
+//! MSP-wide key management in all but name: owners and admins without an organization
+//! limit.
+
+use secrecy::SecretString;
+use tenantry_domain::OrganizationId;
+use tenantry_domain::webhooks::Rule;
+use uuid::Uuid;
+
+use super::MspScope;
+use crate::actions::Actor;
+use crate::error::StoreError;
+use crate::webhooks::{self, EndpointRecord, EventRecord};
+
+impl MspScope<'_> {
+    /// The actor a webhook endpoint's playbook requests actions as.
+    pub fn webhook_actor(&self, event: Uuid, name: &str) -> Actor {
+        Actor {
+            webhook_event: Some(event),
+            ..self.actor(None, Some(format!("webhook endpoint {name}")))
+        }
+    }
+
+    pub async fn create_webhook_endpoint(
+        &self,
+        name: &str,
+        organization: Option<Uuid>,
+        rules: &[Rule],
+    ) -> Result<(EndpointRecord, SecretString), StoreError> {
+        self.principal.grant().may_manage_keys()?;
+        self.still_active().await?;
+        if let Some(organization) = organization {
+            self.organization(OrganizationId::from_uuid(organization))
+                .await
+                .map_err(|e| match e {
+                    StoreError::NotFound => {
+                        StoreError::UnknownOrganization(OrganizationId::from_uuid(organization))
+                    }
+                    other => other,
+                })?;
+        }
+        webhooks::create_endpoint(
+            self.pool,
+            self.keyring()?,
+            self.principal.msp_id(),
+            self.principal.api_key_id().as_uuid(),
+            name,
+            organization,
+            rules,
+        )
+        .await
+    }
+
+    pub async fn webhook_endpoints(
+        &self,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<EndpointRecord>, StoreError> {
+        self.principal.grant().may_read_audit()?;
+        let visible = self.visible_organizations();
+        webhooks::endpoints(
+            self.pool,
+            self.principal.msp_id(),
+            visible.as_deref(),
+            after,
+            limit,
+        )
+        .await
+    }
+
+    pub async fn webhook_endpoint(&self, id: Uuid) -> Result<EndpointRecord, StoreError> {
+        self.principal.grant().may_read_audit()?;
+        let visible = self.visible_organizations();
+        webhooks::endpoint(self.pool, self.principal.msp_id(), visible.as_deref(), id).await
+    }
+
+    pub async fn revoke_webhook_endpoint(&self, id: Uuid) -> Result<EndpointRecord, StoreError> {
+        self.webhook_endpoint(id).await?;
+        self.principal.grant().may_manage_keys()?;
+        self.still_active().await?;
+        webhooks::revoke_endpoint(self.pool, self.principal.msp_id(), id).await?;
+        self.webhook_endpoint(id).await
+    }
+
+    pub async fn rotate_webhook_secret(
+        &self,
+        id: Uuid,
+    ) -> Result<(EndpointRecord, SecretString), StoreError> {
+        self.webhook_endpoint(id).await?;
+        self.principal.grant().may_manage_keys()?;
+        self.still_active().await?;
+        webhooks::rotate_secret(self.pool, self.keyring()?, self.principal.msp_id(), id).await
+    }
+
+    pub async fn webhook_events(
+        &self,
+        endpoint: Option<Uuid>,
+        state: Option<&str>,
+        after: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        self.principal.grant().may_read_audit()?;
+        let visible = self.visible_organizations();
+        webhooks::events(
+            self.pool,
+            self.principal.msp_id(),
+            visible.as_deref(),
+            endpoint,
+            state,
+            after,
+            limit,
+        )
+        .await
+    }
+}
