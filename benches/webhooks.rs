@@ -212,6 +212,7 @@ async fn main() {
         cors_allowed_origins: Vec::new(),
         auth_failures_per_minute: 1_000_000,
         trusted_proxies: Vec::new(),
+        public_url: None,
     };
     let app = tenantry_api::build(
         store.clone(),

@@ -70,6 +70,10 @@ pub async fn run(json: bool) -> anyhow::Result<ExitCode> {
 
     let listener = bind(&settings).await?;
     let url = format!("http://{}", listener.local_addr()?);
+    // The simulator delivers change notifications here.
+    if settings.http.public_url.is_none() {
+        settings.http.public_url = Some(url.clone());
+    }
     let extra_ca = match sim.ca_pem_path() {
         Some(path) => Some(
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,

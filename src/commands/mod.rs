@@ -76,12 +76,14 @@ pub fn spawn_workers(
             tenantry_store::discovery::DISCOVERY_JOB,
             tenantry_store::revalidation::REVALIDATE_JOB,
             tenantry_store::actions::ACTION_JOB,
-            tenantry_store::webhooks::WEBHOOK_JOB
+            tenantry_store::webhooks::WEBHOOK_JOB,
+            tenantry_store::change_notifications::SUBSCRIPTIONS_JOB
         ],
         concurrency = settings.jobs.concurrency,
         "starting the job engine"
     );
-    let playbooks = tenantry_api::job_handlers(&store, http.clone());
+    let playbooks =
+        tenantry_api::job_handlers(&store, http.clone(), settings.http.public_url.clone());
     tokio::spawn(tenantry_jobs::run_with(
         store,
         http,

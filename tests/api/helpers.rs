@@ -39,6 +39,7 @@ pub fn test_config() -> ApiConfig {
         cors_allowed_origins: Vec::new(),
         auth_failures_per_minute: 1000,
         trusted_proxies: Vec::new(),
+        public_url: None,
     }
 }
 
@@ -68,12 +69,14 @@ impl TestApp {
         let graph = tenantry_graph::GraphConfig::new(&sim.base_url(), &sim.base_url());
         let validator =
             tenantry_graph::Validator::new(tenantry_graph::GraphHttp::new(graph).expect("client"));
-        let app = tenantry_api::build(store.clone(), validator, &config, Arc::new(Metrics::new()))
-            .expect("app builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
+        // Where the simulator delivers Graph change notifications.
+        config.public_url.get_or_insert_with(|| url.clone());
+        let app = tenantry_api::build(store.clone(), validator, &config, Arc::new(Metrics::new()))
+            .expect("app builds");
         let (shutdown, stopped) = oneshot::channel::<()>();
         tokio::spawn(tenantry_api::serve(listener, app, async {
             let _ = stopped.await;
@@ -205,7 +208,7 @@ impl TestApp {
             test_engine(),
             leader,
             shutdown,
-            tenantry_api::job_handlers(&self.store, http),
+            tenantry_api::job_handlers(&self.store, http, Some(self.url.clone())),
         ));
         Workers { stop }
     }

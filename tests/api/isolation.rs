@@ -163,7 +163,8 @@ async fn another_msps_key_sees_and_touches_nothing_on_any_route(pool: PgPool) {
                 .replace("{user}", &victim_user)
                 .replace("{group}", &victim_group)
                 .replace("{action}", "password_reset")
-                .replace("{endpoint}", &victim_endpoint);
+                .replace("{endpoint}", &victim_endpoint)
+                .replace("{organization}", &victim_org);
             assert!(
                 !concrete.contains('{'),
                 "{method} {path}: add a victim fixture for this path parameter"
@@ -183,6 +184,9 @@ async fn another_msps_key_sees_and_touches_nothing_on_any_route(pool: PgPool) {
                 ("post", "/api/v1/organizations/{id}/actions") => {
                     Some(json!({"action": "revoke_sessions", "target": victim_user}))
                 }
+                ("put", "/api/v1/organizations/{id}/change-notifications") => {
+                    Some(json!({"enabled": true}))
+                }
                 ("put", "/api/v1/organizations/{id}/policies/{action}") => {
                     Some(json!({"approval": "none"}))
                 }
@@ -197,7 +201,13 @@ async fn another_msps_key_sees_and_touches_nothing_on_any_route(pool: PgPool) {
             let response = request.send().await.expect("sent");
             let status = response.status().as_u16();
             let body = response.text().await.expect("body");
-            if path.starts_with("/hooks/") {
+            if path.starts_with("/hooks/graph/") {
+                // Graph's receiver takes no key; without the clientState nothing happens.
+                assert!(
+                    status == 202 || status == 400,
+                    "{method} {path}: {status} {body}"
+                );
+            } else if path.starts_with("/hooks/") {
                 // The receiver takes no API key: whoever cannot sign is refused.
                 assert_eq!(status, 401, "{method} {path}: {body}");
             } else if has_params {

@@ -4,6 +4,7 @@
 mod actions;
 mod api_keys;
 mod auth;
+mod change_notifications;
 mod discovery;
 mod helpers;
 mod http_conventions;

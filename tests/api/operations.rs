@@ -10,7 +10,7 @@ use crate::helpers::{TestApp, assert_problem};
 
 /// Every operation the API serves. Adding a route without documenting it, or documenting
 /// one that is not served, fails a test below.
-const OPERATIONS: [(&str, &str); 53] = [
+const OPERATIONS: [(&str, &str); 56] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -64,6 +64,9 @@ const OPERATIONS: [(&str, &str); 53] = [
     ("post", "/api/v1/webhook-endpoints/{id}/rotate-secret"),
     ("get", "/api/v1/webhook-events"),
     ("post", "/hooks/{endpoint}"),
+    ("post", "/hooks/graph/{organization}"),
+    ("get", "/api/v1/organizations/{id}/change-notifications"),
+    ("put", "/api/v1/organizations/{id}/change-notifications"),
 ];
 
 async fn openapi(app: &TestApp) -> Value {
@@ -116,7 +119,8 @@ async fn every_api_operation_is_served_and_demands_a_key(pool: PgPool) {
     for (method, path) in OPERATIONS {
         let concrete = path
             .replace("{id}", &uuid::Uuid::now_v7().to_string())
-            .replace("{endpoint}", &uuid::Uuid::now_v7().to_string());
+            .replace("{endpoint}", &uuid::Uuid::now_v7().to_string())
+            .replace("{organization}", &uuid::Uuid::now_v7().to_string());
         let response = app
             .request(
                 Method::from_bytes(method.to_uppercase().as_bytes()).expect("method"),
@@ -128,6 +132,9 @@ async fn every_api_operation_is_served_and_demands_a_key(pool: PgPool) {
             .expect("sent");
         if path.starts_with("/api/v1/") {
             assert_problem(response, 401, "UNAUTHENTICATED").await;
+        } else if path.starts_with("/hooks/graph/") {
+            // Graph's notifications carry no key; a body-less POST is not JSON.
+            assert_problem(response, 400, "INVALID_REQUEST").await;
         } else if path.starts_with("/hooks/") {
             // Authenticated by signature, not key: an unknown endpoint is simply not there.
             assert_problem(response, 404, "NOT_FOUND").await;

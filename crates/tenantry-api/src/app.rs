@@ -36,6 +36,8 @@ pub struct AppState {
     pub(crate) docs: Arc<ApiDocs>,
     pub(crate) trusted_proxies: Arc<[std::net::IpAddr]>,
     pub(crate) validator: tenantry_graph::Validator,
+    /// Where Microsoft Graph reaches this service (for change notifications).
+    pub(crate) public_url: Option<String>,
     /// Graph calls made while checking an action request.
     pub(crate) graph: crate::routes::actions::GraphAccess,
 }
@@ -64,6 +66,7 @@ pub fn build(
         auth_limiter: Arc::new(AuthFailureLimiter::new(config.auth_failures_per_minute)),
         docs: Arc::new(ApiDocs::new(&doc)?),
         trusted_proxies: config.trusted_proxies.clone().into(),
+        public_url: config.public_url.clone(),
         graph: crate::routes::actions::GraphAccess {
             http: validator.http().clone(),
             tokens: tenantry_graph::TokenCache::default(),

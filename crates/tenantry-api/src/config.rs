@@ -22,6 +22,11 @@ pub struct ApiConfig {
     /// address is the client.
     #[serde(default)]
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Where Microsoft Graph reaches this service from outside, e.g.
+    /// `https://tenantry.example.com` (`TENANTRY__HTTP__PUBLIC_URL`). Needed for change
+    /// notifications; `dev` sets its own address.
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 impl ApiConfig {

@@ -28,15 +28,29 @@ pub struct PlaybookHandler {
     graph: GraphAccess,
 }
 
-/// The job handlers the API crate defines, for the engine.
-pub fn job_handlers(store: &Store, http: tenantry_graph::GraphHttp) -> Vec<Arc<dyn Handler>> {
-    vec![Arc::new(PlaybookHandler {
-        store: store.clone(),
-        graph: GraphAccess {
+/// The job handlers that need more than the engine's defaults: webhook playbooks (which
+/// request actions through the API's checks) and Graph subscriptions (which need the
+/// service's public URL).
+pub fn job_handlers(
+    store: &Store,
+    http: tenantry_graph::GraphHttp,
+    public_url: Option<String>,
+) -> Vec<Arc<dyn Handler>> {
+    vec![
+        Arc::new(PlaybookHandler {
+            store: store.clone(),
+            graph: GraphAccess {
+                http: http.clone(),
+                tokens: tenantry_graph::TokenCache::default(),
+            },
+        }),
+        Arc::new(tenantry_jobs::subscriptions::SubscriptionHandler::new(
+            store.change_notifications(),
+            store.action_runs(),
             http,
-            tokens: tenantry_graph::TokenCache::default(),
-        },
-    })]
+            public_url,
+        )),
+    ]
 }
 
 /// Where the playbook stands after this run.

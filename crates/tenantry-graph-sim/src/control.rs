@@ -1,15 +1,16 @@
 //! The control API under `/_sim/` (only on the simulator's own listener): load a scenario,
 //! reset, set faults and latency, read or clear the request log, list the credentials of
-//! the loaded tenants.
+//! the loaded tenants, read or clear the notification delivery log, list subscriptions and
+//! send lifecycle notifications.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use crate::{Faults, Scenario, SimState};
+use crate::{Faults, LifecycleEvent, Scenario, SimState};
 
 pub fn router() -> Router<SimState> {
     Router::new()
@@ -18,6 +19,52 @@ pub fn router() -> Router<SimState> {
         .route("/_sim/scenario", get(scenario).put(load_scenario))
         .route("/_sim/faults", get(faults).put(set_faults))
         .route("/_sim/throttle", get(throttle).put(set_throttle))
+        .route(
+            "/_sim/notifications",
+            get(notifications).delete(clear_notifications),
+        )
+        .route("/_sim/subscriptions", get(subscriptions))
+        .route("/_sim/subscriptions/{id}/lifecycle", post(lifecycle))
+}
+
+async fn notifications(State(state): State<SimState>) -> impl IntoResponse {
+    Json(state.notifications())
+}
+
+async fn clear_notifications(State(state): State<SimState>) -> StatusCode {
+    state.clear_notifications();
+    StatusCode::NO_CONTENT
+}
+
+async fn subscriptions(State(state): State<SimState>) -> impl IntoResponse {
+    Json(state.subscriptions())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LifecycleRequest {
+    lifecycle_event: LifecycleEvent,
+}
+
+/// Sends the lifecycle notification and answers its delivery record (404 for an unknown
+/// subscription).
+async fn lifecycle(
+    State(state): State<SimState>,
+    Path(id): Path<String>,
+    Json(request): Json<LifecycleRequest>,
+) -> axum::response::Response {
+    let sent = match uuid::Uuid::parse_str(&id) {
+        Ok(id) => state.send_lifecycle(id, request.lifecycle_event).await,
+        Err(_) => None,
+    };
+    match sent {
+        Some(record) => Json(record).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("no subscription {id}")})),
+        )
+            .into_response(),
+    }
 }
 
 async fn requests(State(state): State<SimState>) -> impl IntoResponse {

@@ -7,6 +7,11 @@
 //! formats follow `graph-facts.md` (the reference notes of the project); where that
 //! reference marks a behaviour UNVERIFIED, the code says so where it chooses.
 //!
+//! Change-notification subscriptions (`/v1.0/subscriptions`) make the simulator a client
+//! too: it validates notification endpoints when a subscription is created and, while a
+//! [`GraphSim`] runs, a background task POSTs change notifications for user and group
+//! writes to them ([`SimState::notifications`] logs each delivery).
+//!
 //! # Performance
 //!
 //! Paging through all 50,000 users of the demo's `litware` tenant with `$top=999` and a
@@ -30,6 +35,7 @@ mod faults;
 mod graph;
 mod keys;
 pub mod model;
+mod notify;
 pub mod permissions;
 mod record;
 pub mod scenario;
@@ -39,7 +45,7 @@ mod token;
 mod urlencoding;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -47,11 +53,15 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 pub use faults::{FaultSpec, Faults};
+pub use model::subscriptions::Subscription;
+pub use notify::{DeliveryKind, DeliveryRecord, LifecycleEvent};
 pub use record::RequestRecord;
 pub use scenario::{Scenario, TenantSpec};
 pub use tls::{TlsError, TlsOptions};
 
+use chrono::{DateTime, Utc};
 use model::World;
+use uuid::Uuid;
 
 /// Shared simulator state; cheap to clone.
 #[derive(Clone)]
@@ -66,6 +76,10 @@ struct Inner {
     log: Mutex<Vec<RequestRecord>>,
     faults: RwLock<Faults>,
     throttle: Mutex<throttle::Throttle>,
+    /// Deliveries of change and lifecycle notifications.
+    notifications: Mutex<Vec<DeliveryRecord>>,
+    /// The client to notification endpoints, built on first use.
+    http: OnceLock<Option<reqwest::Client>>,
 }
 
 impl SimState {
@@ -79,6 +93,8 @@ impl SimState {
                 log: Mutex::new(Vec::new()),
                 faults: RwLock::new(Faults::default()),
                 throttle: Mutex::new(throttle::Throttle::default()),
+                notifications: Mutex::new(Vec::new()),
+                http: OnceLock::new(),
             }),
         }
     }
@@ -108,7 +124,8 @@ impl SimState {
             .unwrap_or_else(|p| p.into_inner()) = url;
     }
 
-    /// Replaces the scenario and forgets every write, the request log and the throttles.
+    /// Replaces the scenario and forgets every write (subscriptions included), the request
+    /// and delivery logs and the throttles.
     pub fn load(&self, scenario: Scenario) {
         *self.world_mut() = World::new(&scenario);
         *self
@@ -121,6 +138,7 @@ impl SimState {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
+        self.clear_notifications();
         *self
             .inner
             .throttle
@@ -195,6 +213,80 @@ impl SimState {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
     }
+
+    fn delivery_log(&self) -> std::sync::MutexGuard<'_, Vec<DeliveryRecord>> {
+        self.inner
+            .notifications
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every delivery of a change or lifecycle notification so far (one record per POST,
+    /// retries included), oldest first.
+    pub fn notifications(&self) -> Vec<DeliveryRecord> {
+        self.delivery_log().clone()
+    }
+
+    pub fn clear_notifications(&self) {
+        self.delivery_log().clear();
+    }
+
+    pub(crate) fn record_delivery(&self, record: DeliveryRecord) {
+        let mut log = self.delivery_log();
+        if log.len() >= notify::MAX_RECORDS {
+            log.drain(..notify::MAX_RECORDS / 10);
+        }
+        log.push(record);
+    }
+
+    pub(crate) fn http_client(&self) -> Option<reqwest::Client> {
+        notify::client(&self.inner.http)
+    }
+
+    /// Every change-notification subscription of every tenant and app.
+    pub fn subscriptions(&self) -> Vec<Subscription> {
+        self.world()
+            .tenants
+            .iter()
+            .flat_map(|t| t.subscriptions.all().iter().cloned())
+            .collect()
+    }
+
+    /// Moves a subscription's `expirationDateTime` (to the past, to make it expire);
+    /// `false` when there is no such subscription.
+    pub fn set_subscription_expiration(&self, id: Uuid, at: DateTime<Utc>) -> bool {
+        let mut world = self.world_mut();
+        world
+            .tenants
+            .iter_mut()
+            .find_map(|t| t.subscriptions.find_mut(id))
+            .map(|s| s.expiration_date_time = at)
+            .is_some()
+    }
+
+    /// Sends a lifecycle notification for a subscription (and, for `subscriptionRemoved`,
+    /// deletes it first); `None` when there is no such subscription.
+    pub async fn send_lifecycle(&self, id: Uuid, event: LifecycleEvent) -> Option<DeliveryRecord> {
+        let subscription = self.subscription_for_lifecycle(id, event)?;
+        Some(notify::send_lifecycle(self, &subscription, event).await)
+    }
+
+    fn subscription_for_lifecycle(&self, id: Uuid, event: LifecycleEvent) -> Option<Subscription> {
+        let mut world = self.world_mut();
+        world.tenants.iter_mut().find_map(|t| {
+            if event == LifecycleEvent::SubscriptionRemoved {
+                t.subscriptions.remove(id)
+            } else {
+                t.subscriptions.find_mut(id).map(|s| s.clone())
+            }
+        })
+    }
+
+    /// Delivers the queued change notifications now instead of at the next tick (the
+    /// only way when serving [`router`] without [`GraphSim`]).
+    pub async fn deliver_notifications(&self) -> Vec<DeliveryRecord> {
+        notify::deliver_pending(self).await
+    }
 }
 
 /// The whole simulator as an axum router (login, Graph and `/_sim/`).
@@ -230,6 +322,8 @@ pub struct GraphSim {
     ca_pem_path: Option<std::path::PathBuf>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// Delivers change notifications in the background while the simulator runs.
+    deliverer: Option<notify::Deliverer>,
 }
 
 impl GraphSim {
@@ -255,6 +349,7 @@ impl GraphSim {
             }
         });
         Ok(Self {
+            deliverer: Some(notify::Deliverer::spawn(state.clone())),
             state,
             addr,
             ca_pem_path: None,
@@ -292,6 +387,7 @@ impl GraphSim {
         let (shutdown, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(tls::serve(listener, acceptor, app, stopped));
         Ok(Self {
+            deliverer: Some(notify::Deliverer::spawn(state.clone())),
             state,
             addr,
             ca_pem_path: Some(ca_path),
@@ -321,10 +417,28 @@ impl GraphSim {
         self.state.requests()
     }
 
-    /// Stops accepting connections and waits for the server task.
+    /// See [`SimState::notifications`].
+    pub fn notifications(&self) -> Vec<DeliveryRecord> {
+        self.state.notifications()
+    }
+
+    /// See [`SimState::subscriptions`].
+    pub fn subscriptions(&self) -> Vec<Subscription> {
+        self.state.subscriptions()
+    }
+
+    /// See [`SimState::send_lifecycle`].
+    pub async fn send_lifecycle(&self, id: Uuid, event: LifecycleEvent) -> Option<DeliveryRecord> {
+        self.state.send_lifecycle(id, event).await
+    }
+
+    /// Stops accepting connections and delivering notifications, and waits for both tasks.
     pub async fn stop(mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
+        }
+        if let Some(deliverer) = self.deliverer.take() {
+            deliverer.stop().await;
         }
         if let Some(task) = self.task.take() {
             let _ = task.await;
@@ -337,5 +451,6 @@ impl Drop for GraphSim {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
+        // The deliverer stops itself when dropped.
     }
 }

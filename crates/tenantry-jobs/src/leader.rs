@@ -110,6 +110,11 @@ async fn maintain(
     if expired > 0 {
         tracing::info!(expired, "action requests expired without a decision");
     }
+    let renewals =
+        tenantry_store::change_notifications::queue_due_renewals(discovery.pool()).await?;
+    if renewals > 0 {
+        tracing::info!(renewals, "Graph subscription renewals queued");
+    }
     let orphaned = tenantry_store::action_runs::close_orphaned_actions(actions).await?;
     if orphaned > 0 {
         tracing::warn!(orphaned, "actions whose job ended without them were closed");

@@ -12,6 +12,7 @@ pub mod leader;
 mod password;
 pub mod revalidate;
 pub mod schedule;
+pub mod subscriptions;
 
 use std::sync::Arc;
 

@@ -9,6 +9,7 @@ pub mod action_runs;
 pub mod actions;
 mod api_keys;
 pub mod audit;
+pub mod change_notifications;
 pub mod discovery;
 mod error;
 pub mod inventory;
@@ -108,6 +109,11 @@ impl Store {
     /// Action execution, for workers (not MSP-scoped).
     pub fn action_runs(&self) -> action_runs::ActionRunStore {
         action_runs::ActionRunStore::new(self.pool.clone(), self.keyring.clone())
+    }
+
+    /// Graph change notifications, for the receiver and workers (not MSP-scoped).
+    pub fn change_notifications(&self) -> change_notifications::ChangeNotificationStore {
+        change_notifications::ChangeNotificationStore::new(self.pool.clone(), self.keyring.clone())
     }
 
     /// Webhook playbooks, for workers (not MSP-scoped).

@@ -170,3 +170,69 @@ pub async fn receive(
         Recorded::Duplicate(record) => Ok(Json(delivery_view(&record, true)).into_response()),
     }
 }
+
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct GraphQuery {
+    /// Sent by Graph when a subscription is created: echoed back as plain text.
+    #[serde(rename = "validationToken")]
+    validation_token: Option<String>,
+}
+
+/// The largest validation token echoed.
+const MAX_VALIDATION_TOKEN: usize = 1024;
+
+/// Microsoft Graph change notifications for an organization: answers the validation
+/// handshake, checks each notification's clientState in constant time, and queues a delta
+/// discovery; always within Microsoft's 3-second limit, as `202`.
+#[utoipa::path(post, path = "/hooks/graph/{organization}", tag = "webhooks",
+    params(("organization" = Uuid, Path, description = "The organization's id"), GraphQuery),
+    request_body(content = Object, description = "Graph's {\"value\": [notification…]}"),
+    responses((status = 200, description = "The validation token, as text/plain", body = String, content_type = "text/plain"),
+        (status = 202, description = "Received (notifications with a wrong clientState are ignored)", body = Object),
+        (status = 404, description = "No organization with change notifications on", body = Problem, content_type = PROBLEM)))]
+pub async fn receive_graph(
+    State(state): State<AppState>,
+    ApiPath(organization): ApiPath<Uuid>,
+    axum::extract::Query(query): axum::extract::Query<GraphQuery>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let notifications = state.store.change_notifications();
+    if let Some(token) = query.validation_token {
+        if token.len() > MAX_VALIDATION_TOKEN || !notifications.accepts(organization).await? {
+            return Err(ApiError::NotFound);
+        }
+        let mut response = token.into_response();
+        response.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        return Ok(response);
+    }
+    if body.len() > MAX_EVENT_BYTES * 16 {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let payload: Value = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::bad_request("The body is not JSON."))?;
+    let items = payload["value"].as_array().cloned().unwrap_or_default();
+    let received: Vec<tenantry_store::change_notifications::Received<'_>> = items
+        .iter()
+        .take(1000)
+        .map(|n| tenantry_store::change_notifications::Received {
+            subscription_id: n["subscriptionId"].as_str().unwrap_or(""),
+            client_state: n["clientState"].as_str().unwrap_or(""),
+            change_type: n["changeType"].as_str(),
+            resource: n["resource"].as_str(),
+            lifecycle_event: n["lifecycleEvent"].as_str(),
+        })
+        .collect();
+    let accepted = notifications.receive(organization, &received).await?;
+    if accepted.ignored > 0 {
+        tracing::warn!(%organization, ignored = accepted.ignored, "Graph notifications with an unknown subscription or a wrong clientState were ignored");
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"recorded": accepted.recorded})),
+    )
+        .into_response())
+}

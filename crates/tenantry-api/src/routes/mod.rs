@@ -72,4 +72,9 @@ pub fn all() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::rotate_secret))
         .routes(routes!(webhooks::list_events))
         .routes(routes!(hooks::receive))
+        .routes(routes!(hooks::receive_graph))
+        .routes(routes!(
+            webhooks::get_change_notifications,
+            webhooks::put_change_notifications
+        ))
 }

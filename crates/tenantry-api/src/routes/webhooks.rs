@@ -254,3 +254,67 @@ pub async fn list_events(
         EventView::from,
     )))
 }
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeNotificationsBody {
+    enabled: bool,
+}
+
+async fn change_notifications_view(
+    caller: &Caller,
+    id: Uuid,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (enabled, subscriptions, received) = caller
+        .scope()
+        .change_notifications(tenantry_domain::OrganizationId::from_uuid(id))
+        .await?;
+    Ok(Json(serde_json::json!({
+        "enabled": enabled,
+        "subscriptions": subscriptions,
+        "notifications_last_day": received,
+    })))
+}
+
+/// Whether Microsoft Graph tells Tenantry about changes to users and groups, the
+/// subscriptions it holds, and the notifications received in the last day.
+#[utoipa::path(get, path = "/api/v1/organizations/{id}/change-notifications", tag = "webhooks", security(("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The organization's id")),
+    responses((status = 200, description = "The state", body = Object),
+        (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
+pub async fn get_change_notifications(
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    change_notifications_view(&caller, id).await
+}
+
+/// Turn change notifications on or off (owner or admin). On: a job subscribes to users
+/// and groups (Graph checks the service's public URL first) and renews before expiry;
+/// each notification queues a delta discovery. Off: the subscriptions are deleted.
+#[utoipa::path(put, path = "/api/v1/organizations/{id}/change-notifications", tag = "webhooks", security(("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The organization's id")), request_body = ChangeNotificationsBody,
+    responses((status = 200, description = "Saved; the subscriptions job is queued", body = Object),
+        (status = 403, description = "Not an unlimited owner or admin key", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "No public URL configured", body = Problem, content_type = PROBLEM)))]
+pub async fn put_change_notifications(
+    axum::extract::State(state): axum::extract::State<crate::app::AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<ChangeNotificationsBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let organization = tenantry_domain::OrganizationId::from_uuid(id);
+    caller.scope().organization(organization).await?;
+    if body.enabled && state.public_url.is_none() {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "enabled",
+            "needs http.public_url (TENANTRY__HTTP__PUBLIC_URL): the address Microsoft Graph reaches this service at",
+        )]));
+    }
+    caller
+        .scope()
+        .set_change_notifications(organization, body.enabled)
+        .await?;
+    change_notifications_view(&caller, id).await
+}

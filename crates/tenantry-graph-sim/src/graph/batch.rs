@@ -32,7 +32,7 @@ struct Item {
     depends_on: Vec<String>,
 }
 
-pub fn run(
+pub async fn run(
     state: &SimState,
     caller: &Caller,
     body: &[u8],
@@ -114,7 +114,7 @@ pub fn run(
                 json!({"Content-Type": "application/json"}),
             )
         } else {
-            execute(state, caller, item, root, ids)
+            execute(state, caller, item, root, ids).await
         };
         headers["Cache-Control"] = json!("no-cache");
         statuses.insert(item.id.clone(), status.as_u16());
@@ -132,7 +132,7 @@ pub fn run(
         .into_response()
 }
 
-fn execute(
+async fn execute(
     state: &SimState,
     caller: &Caller,
     item: &Item,
@@ -164,7 +164,7 @@ fn execute(
         body: &body,
         root: root.to_owned(),
     };
-    let (outcome, meta) = dispatch(state, caller, &call);
+    let (outcome, meta) = dispatch(state, caller, &call).await;
     let cost = meta.cost;
     match outcome {
         Ok(reply) => (

@@ -5,6 +5,7 @@ mod batch;
 mod directory;
 mod groups;
 mod paging;
+mod subscriptions;
 mod users;
 
 use std::collections::HashMap;
@@ -285,7 +286,7 @@ pub async fn entry(
         if method != Method::POST {
             return render(Err(GraphError::method_not_allowed()), &ids, None);
         }
-        return batch::run(&state, &caller, &body, &root, &ids);
+        return batch::run(&state, &caller, &body, &root, &ids).await;
     }
     let call = Call {
         method: method.as_str(),
@@ -303,7 +304,7 @@ pub async fn entry(
         body: &body,
         root,
     };
-    let (outcome, meta) = dispatch(&state, &caller, &call);
+    let (outcome, meta) = dispatch(&state, &caller, &call).await;
     render(outcome, &ids, Some(meta))
 }
 
@@ -350,38 +351,55 @@ fn authenticate(state: &SimState, headers: &HeaderMap) -> Result<Caller, GraphEr
 }
 
 /// Routes one operation after the throttling check; returns its outcome and RU cost.
-pub fn dispatch(state: &SimState, caller: &Caller, call: &Call<'_>) -> (Outcome, Meta) {
+/// Creating a subscription is the one asynchronous operation (it calls the notification
+/// endpoint); everything else is answered without awaiting.
+pub async fn dispatch(state: &SimState, caller: &Caller, call: &Call<'_>) -> (Outcome, Meta) {
     let segments: Vec<&str> = call.segments.iter().map(String::as_str).collect();
+    let meta = match admit(state, caller, call, &segments) {
+        Ok(meta) => meta,
+        Err((error, meta)) => return (Err(error), meta),
+    };
+    let outcome = if subscriptions::is_create(call.method, &segments) {
+        subscriptions::create(state, caller, call).await
+    } else {
+        route(state, caller, call, &segments)
+    };
+    (outcome, meta)
+}
+
+fn too_many_requests() -> GraphError {
+    GraphError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "TooManyRequests",
+        "Please retry again later.",
+    )
+}
+
+/// The throttling check: the operation's cost (and budget share), or the 429 to answer.
+fn admit(
+    state: &SimState,
+    caller: &Caller,
+    call: &Call<'_>,
+    segments: &[&str],
+) -> Result<Meta, (GraphError, Meta)> {
     let cost = throttle::cost(
         call.method,
-        &segments,
+        segments,
         call.query.contains_key("$select"),
         call.query.contains_key("$expand"),
         call.param("$top").and_then(|t| t.parse().ok()),
     );
+    let plain = Meta {
+        cost,
+        limit_percentage: None,
+    };
     if segments.first() == Some(&"identityProtection") {
-        if !state.throttle().check_risky(caller.tenant_id) {
-            // Identity Protection sends no Retry-After (LEARN-THROTTLE).
-            let error = GraphError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "TooManyRequests",
-                "Please retry again later.",
-            );
-            return (
-                Err(error),
-                Meta {
-                    cost,
-                    limit_percentage: None,
-                },
-            );
-        }
-        return (
-            route(state, caller, call, &segments),
-            Meta {
-                cost,
-                limit_percentage: None,
-            },
-        );
+        // Identity Protection sends no Retry-After (LEARN-THROTTLE).
+        return if state.throttle().check_risky(caller.tenant_id) {
+            Ok(plain)
+        } else {
+            Err((too_many_requests(), plain))
+        };
     }
     let size = state.world().tenants[caller.tenant].size;
     let verdict = state.throttle().check(
@@ -397,11 +415,7 @@ pub fn dispatch(state: &SimState, caller: &Caller, call: &Call<'_>) -> (Outcome,
             scope,
             information,
         } => {
-            let mut error = GraphError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "TooManyRequests",
-                "Please retry again later.",
-            );
+            let mut error = too_many_requests();
             error.headers = vec![
                 (
                     "Retry-After",
@@ -410,21 +424,12 @@ pub fn dispatch(state: &SimState, caller: &Caller, call: &Call<'_>) -> (Outcome,
                 ("x-ms-throttle-scope", scope),
                 ("x-ms-throttle-information", information.to_owned()),
             ];
-            (
-                Err(error),
-                Meta {
-                    cost,
-                    limit_percentage: None,
-                },
-            )
+            Err((error, plain))
         }
-        Verdict::Allowed { limit_percentage } => (
-            route(state, caller, call, &segments),
-            Meta {
-                cost,
-                limit_percentage,
-            },
-        ),
+        Verdict::Allowed { limit_percentage } => Ok(Meta {
+            cost,
+            limit_percentage,
+        }),
     }
 }
 
@@ -438,6 +443,7 @@ fn route(state: &SimState, caller: &Caller, call: &Call<'_>, segments: &[&str]) 
         | "directoryRoles" | "subscribedSkus" => directory::route(state, caller, call, segments),
         "users" => users::route(state, caller, call, segments),
         "groups" => groups::route(state, caller, call, segments),
+        "subscriptions" => subscriptions::route(state, caller, call, segments),
         "deviceManagement" | "identityProtection" => {
             directory::route(state, caller, call, segments)
         }

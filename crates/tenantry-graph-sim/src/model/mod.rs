@@ -4,6 +4,7 @@
 
 pub mod ids;
 pub mod methods;
+pub mod subscriptions;
 pub mod users;
 
 use std::collections::{HashMap, HashSet};
@@ -15,6 +16,7 @@ use crate::permissions;
 use crate::scenario::{Scenario, SecretSpec, TenantSpec};
 use ids::{Kind, stable_hash};
 use methods::AuthMethods;
+use subscriptions::Subscriptions;
 use users::Users;
 
 /// Microsoft's throttling size classes: under 50 users, up to 500, above.
@@ -237,6 +239,8 @@ pub struct Tenant {
     pub photos: HashMap<u32, usize>,
     pub changes: Vec<Change>,
     pub seq: u64,
+    /// Change-notification subscriptions and their undelivered notifications.
+    pub subscriptions: Subscriptions,
 }
 
 /// Users whose index has this remainder mod 97 are at risk.
@@ -339,6 +343,7 @@ impl Tenant {
             photos: HashMap::new(),
             changes: Vec::new(),
             seq: 0,
+            subscriptions: Subscriptions::default(),
         }
     }
 
@@ -346,6 +351,7 @@ impl Tenant {
         self.apps.iter().find(|a| a.client_id == client_id)
     }
 
+    /// Records a change for delta and queues its change notifications.
     pub fn record_change(&mut self, kind: ChangeKind, id: Uuid, removed: bool) {
         self.seq += 1;
         self.changes.push(Change {
@@ -354,6 +360,7 @@ impl Tenant {
             id,
             removed,
         });
+        self.subscriptions.queue(kind, id, removed);
     }
 
     /// Whether a user (by index) holds any directory role.

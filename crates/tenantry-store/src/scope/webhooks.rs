@@ -113,3 +113,52 @@ impl MspScope<'_> {
         .await
     }
 }
+
+impl MspScope<'_> {
+    /// Turns Graph change notifications on or off; the subscriptions job does the rest.
+    pub async fn set_change_notifications(
+        &self,
+        organization: OrganizationId,
+        enabled: bool,
+    ) -> Result<(), StoreError> {
+        self.may_manage_organizations()?;
+        self.still_active().await?;
+        self.organization(organization).await?;
+        crate::change_notifications::set_enabled(
+            self.pool,
+            self.keyring()?,
+            self.principal.msp_id(),
+            organization,
+            enabled,
+        )
+        .await
+    }
+
+    /// Whether change notifications are on, the subscriptions Graph holds, and how many
+    /// notifications arrived in the last day.
+    pub async fn change_notifications(
+        &self,
+        organization: OrganizationId,
+    ) -> Result<
+        (
+            bool,
+            Vec<crate::change_notifications::SubscriptionRecord>,
+            i64,
+        ),
+        StoreError,
+    > {
+        self.organization(organization).await?;
+        let (enabled, received): (bool, i64) = sqlx::query_as(
+            "select o.change_notifications,
+                    (select count(*) from graph_notification n where n.organization_id = o.organization_id
+                       and n.received_at > now() - interval '1 day')
+             from organization o where o.organization_id = $1",
+        )
+        .bind(organization.as_uuid())
+        .fetch_one(self.pool)
+        .await?;
+        let subscriptions =
+            crate::change_notifications::subscriptions(self.pool, organization).await?;
+        Ok((enabled, subscriptions, received))
+    }
+}
