@@ -11,41 +11,7 @@ use sqlx::PgPool;
 use tenantry_domain::Role;
 use tenantry_graph_sim::{FaultSpec, Faults};
 
-use crate::helpers::{TestApp, TestMsp, assert_problem, test_engine};
-
-/// Connects demo tenant `name` and returns the organization id.
-async fn connect(app: &TestApp, msp: &TestMsp, name: &str) -> String {
-    let response = app
-        .post_json(
-            "/api/v1/organizations",
-            &msp.owner_key,
-            app.connect_body(name),
-        )
-        .await;
-    assert_eq!(response.status(), 201);
-    let created: Value = response.json().await.expect("body");
-    created["organization"]["id"]
-        .as_str()
-        .expect("id")
-        .to_owned()
-}
-
-/// The simulator's user at `index` of demo tenant `name`: (object id, UPN). Users 0–2
-/// hold Global, User and Helpdesk Administrator; 5 is at risk; every fourth has an
-/// authenticator app (the default) and a phone.
-async fn sim_user(app: &TestApp, name: &str, index: usize) -> (String, String) {
-    let users: Value = app
-        .graph(name, Method::GET, "/users?$top=20", None)
-        .await
-        .json()
-        .await
-        .expect("users");
-    let user = &users["value"][index];
-    (
-        user["id"].as_str().expect("id").to_owned(),
-        user["userPrincipalName"].as_str().expect("upn").to_owned(),
-    )
-}
+use crate::helpers::{TestApp, assert_problem, connect, sim_user, test_engine};
 
 async fn set_policy(app: &TestApp, key: &str, org: &str, action: &str, policy: Value) {
     let response = app

@@ -367,3 +367,37 @@ pub async fn assert_problem(response: Response, status: u16, code: &str) -> Valu
     );
     body
 }
+
+/// Connects demo tenant `name` for `msp` and returns the organization id.
+pub async fn connect(app: &TestApp, msp: &TestMsp, name: &str) -> String {
+    let response = app
+        .post_json(
+            "/api/v1/organizations",
+            &msp.owner_key,
+            app.connect_body(name),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.expect("body");
+    created["organization"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
+
+/// The simulator's user at `index` of demo tenant `name`: (object id, UPN). Users 0–2
+/// hold Global, User and Helpdesk Administrator; 5 is at risk; every fourth has an
+/// authenticator app (the default) and a phone.
+pub async fn sim_user(app: &TestApp, name: &str, index: usize) -> (String, String) {
+    let users: Value = app
+        .graph(name, Method::GET, "/users?$top=20", None)
+        .await
+        .json()
+        .await
+        .expect("users");
+    let user = &users["value"][index];
+    (
+        user["id"].as_str().expect("id").to_owned(),
+        user["userPrincipalName"].as_str().expect("upn").to_owned(),
+    )
+}

@@ -12,38 +12,7 @@ use sha2::Sha256;
 use sqlx::PgPool;
 use tenantry_domain::Role;
 
-use crate::helpers::{TestApp, TestMsp, assert_problem};
-
-async fn connect(app: &TestApp, msp: &TestMsp, name: &str) -> String {
-    let response = app
-        .post_json(
-            "/api/v1/organizations",
-            &msp.owner_key,
-            app.connect_body(name),
-        )
-        .await;
-    assert_eq!(response.status(), 201);
-    let created: Value = response.json().await.expect("body");
-    created["organization"]["id"]
-        .as_str()
-        .expect("id")
-        .to_owned()
-}
-
-/// Demo tenant `name`'s user at `index`: (object id, UPN).
-async fn sim_user(app: &TestApp, name: &str, index: usize) -> (String, String) {
-    let users: Value = app
-        .graph(name, Method::GET, "/users?$top=20", None)
-        .await
-        .json()
-        .await
-        .expect("users");
-    let user = &users["value"][index];
-    (
-        user["id"].as_str().expect("id").to_owned(),
-        user["userPrincipalName"].as_str().expect("upn").to_owned(),
-    )
-}
+use crate::helpers::{TestApp, assert_problem, connect, sim_user};
 
 /// Creates an endpoint; returns (id, signing secret).
 async fn endpoint(app: &TestApp, key: &str, body: Value) -> (String, String) {
@@ -492,5 +461,82 @@ async fn a_rule_under_the_approval_policy_waits_for_a_person_then_goes_on(pool: 
             &format!("/users/{user_id}/revokeSignInSessions")
         ),
         1
+    );
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn only_owners_skip_approval_and_an_expired_step_ends_the_playbook(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let msp = app.create_msp("Strict MSP").await;
+    let (_, admin) = app.key_for(&msp, Role::Admin).await;
+    let org = connect(&app, &msp, "contoso").await;
+    let (_, upn) = sim_user(&app, "contoso", 13).await;
+
+    // Skipping the approval policy is an owner's decision.
+    let skip = json!({"name": "SIEM", "organization_id": org,
+        "rules": [{"event": "user.compromised", "actions": ["revoke_sessions"], "approval": "none"}]});
+    assert_problem(
+        app.post_json("/api/v1/webhook-endpoints", &admin, skip)
+            .await,
+        403,
+        "FORBIDDEN",
+    )
+    .await;
+    // A webhook may only contain damage, never re-enable an account.
+    let reenable = json!({"name": "SIEM", "organization_id": org,
+        "rules": [{"event": "user.cleared", "actions": ["enable_account"]}]});
+    let problem = assert_problem(
+        app.post_json("/api/v1/webhook-endpoints", &admin, reenable)
+            .await,
+        422,
+        "INVALID_REQUEST",
+    )
+    .await;
+    assert_eq!(problem["errors"][0]["field"], "rules[0].actions");
+
+    let (id, secret) = endpoint(&app, &admin, json!({"name": "SIEM", "organization_id": org,
+        "rules": [{"event": "user.compromised", "actions": ["revoke_sessions", "disable_account"]}]})).await;
+    // A signed body that is not JSON is refused as such.
+    let now = chrono::Utc::now().timestamp();
+    let garbage = b"not json";
+    let signature = format!("t={now},v1={}", sign(&secret, now, garbage));
+    assert_problem(
+        deliver(&app, &id, Some(signature), garbage).await,
+        422,
+        "INVALID_REQUEST",
+    )
+    .await;
+
+    let accepted: Value = deliver_signed(
+        &app,
+        &id,
+        &secret,
+        &json!({"id": "x-1", "type": "user.compromised", "target": upn}),
+    )
+    .await
+    .json()
+    .await
+    .expect("accepted");
+    let delivery = accepted["id"].as_str().expect("id").to_owned();
+    let workers = app.start_workers();
+    let waiting = wait_for_event(&app, &msp.owner_key, &delivery, &["waiting_for_approval"]).await;
+    let action = waiting["outcome"][0]["action_id"]
+        .as_str()
+        .expect("action")
+        .to_owned();
+    // Nobody decides in time: the step expires and the playbook ends.
+    sqlx::query("update action_request set expires_at = now() - interval '1 second' where action_id = $1::uuid")
+        .bind(&action)
+        .execute(&pool)
+        .await
+        .expect("backdate");
+    let ended = wait_for_event(&app, &msp.owner_key, &delivery, &["failed", "completed"]).await;
+    drop(workers);
+    assert_eq!(ended["state"], "failed", "{ended}");
+    assert_eq!(ended["outcome"][0]["state"], "expired");
+    assert_eq!(
+        ended["outcome"].as_array().expect("outcome").len(),
+        1,
+        "later steps never ran"
     );
 }

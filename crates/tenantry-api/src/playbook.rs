@@ -1,10 +1,10 @@
 //! The `webhook_event` job: runs the playbook an event's rule names, one action after
 //! another on the event's target. Each step is an ordinary action request (requester: the
 //! endpoint), so policies, the privileged-target guard, approvals and the audit log apply
-//! unchanged. A step waits for the one before it to end; a step waiting for approval
-//! parks the playbook until someone decides (the decision queues it again); a denied or
-//! expired step ends it. Retries are safe: each step's idempotency key is the event and
-//! the step's position.
+//! unchanged. A step is requested once the one before it ended: the playbook's job ends
+//! while a step runs or waits for approval, and the step's end, decision or expiry queues
+//! the playbook again. A denied or expired step ends it. Retries and overlapping runs are
+//! safe: each step's idempotency key is the event and the step's position.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,9 +19,6 @@ use uuid::Uuid;
 use crate::routes::actions::{
     ActionRequest, GraphAccess, Submitted, WebhookOrigin, request_hash, submit,
 };
-
-/// How often a playbook looks at the step it waits for.
-const STEP_POLL: Duration = Duration::from_secs(1);
 
 pub struct PlaybookHandler {
     store: Store,
@@ -87,13 +84,17 @@ impl PlaybookHandler {
             .cloned()
             .unwrap_or_default();
         let progress = self.advance(id, &context, &mut outcome).await;
+        let last_attempt = job.attempt >= job.max_attempts;
         let (state, result) = match progress {
             Ok(Progress::Done(state)) => (state, Outcome::Done),
             Ok(Progress::Parked) => ("waiting_for_approval", Outcome::Done),
-            Ok(Progress::Waiting) => (
-                "running",
-                Outcome::Snooze(STEP_POLL, "waiting for the previous step".into()),
-            ),
+            // The step's end queues the playbook again.
+            Ok(Progress::Waiting) => ("running", Outcome::Done),
+            // Out of attempts: the delivery says so instead of staying `running`.
+            Err(Outcome::Retry(reason)) if last_attempt => {
+                outcome.push(json!({"code": "UPSTREAM_UNAVAILABLE", "detail": reason}));
+                ("failed", Outcome::Discard(reason))
+            }
             Err(outcome_on_error) => ("running", outcome_on_error),
         };
         match playbooks.update(id, state, &Value::Array(outcome)).await {

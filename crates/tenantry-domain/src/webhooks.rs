@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::actions::{self, ActionKind};
+use crate::actions::ActionKind;
 
 /// Most rules on one endpoint, and actions in one rule.
 pub const MAX_RULES: usize = 20;
@@ -15,6 +15,15 @@ pub const MAX_RULE_ACTIONS: usize = 10;
 pub const SIGNATURE_TOLERANCE_SECS: i64 = 300;
 /// Most signatures one header may carry.
 const MAX_SIGNATURES: usize = 5;
+
+/// What a webhook may trigger: actions that contain a compromise and need nothing but
+/// the user.
+pub const CONTAINMENT: [ActionKind; 4] = [
+    ActionKind::RevokeSessions,
+    ActionKind::PasswordReset,
+    ActionKind::MfaReset,
+    ActionKind::DisableAccount,
+];
 
 /// Whether a rule's actions follow the organization's approval policy or skip it (the
 /// privileged-target guard applies either way).
@@ -71,11 +80,14 @@ pub fn rule_problems(rules: &[Rule]) -> Vec<(String, String)> {
             ));
         }
         for kind in &rule.actions {
-            // A webhook names a user and nothing else: only actions that need no more.
-            if kind.creates_target() || actions::parse_parameters(*kind, &Value::Null).is_err() {
+            // An alert may only contain damage: a leaked signing secret must not be able
+            // to re-enable, unblock or grant anything.
+            if !CONTAINMENT.contains(kind) {
                 problems.push((
                     format!("rules[{i}].actions"),
-                    format!("{kind} needs parameters a webhook event does not carry"),
+                    format!(
+                        "{kind} is not a containment action; webhooks may run revoke_sessions, password_reset, mfa_reset and disable_account"
+                    ),
                 ));
             }
         }
@@ -173,6 +185,10 @@ pub fn parse_event(body: &Value) -> Result<Event, Vec<(String, String)>> {
     if !matches!(data, Value::Null | Value::Object(_)) {
         problems.push(("data".into(), "must be an object".into()));
     }
+    // PostgreSQL cannot store NUL in JSON text.
+    if data.to_string().contains("\\u0000") {
+        problems.push(("data".into(), "must not contain NUL characters".into()));
+    }
     match (id, event_type) {
         (Some(id), Some(event_type)) if problems.is_empty() => Ok(Event {
             id,
@@ -234,7 +250,7 @@ pub fn parse_signature(header: &str) -> Option<Signature> {
 
 /// Whether a signature made at `timestamp` may still be accepted at `now`.
 pub fn fresh(timestamp: i64, now: i64) -> bool {
-    (now - timestamp).abs() <= SIGNATURE_TOLERANCE_SECS
+    now.abs_diff(timestamp) <= SIGNATURE_TOLERANCE_SECS.unsigned_abs()
 }
 
 #[cfg(test)]

@@ -18,12 +18,13 @@ use tenantry_domain::actions::{
 use tenantry_domain::policy::PrivilegedGuard;
 use tenantry_domain::{ActionId, OrganizationId};
 use tenantry_graph::actions::{Body, WriteFailure, send, user_roles};
-use tenantry_graph::{GraphHttp, TokenCache, TokenFailure};
+use tenantry_graph::{GraphHttp, TokenCache};
 use tenantry_store::StoreError;
 use tenantry_store::action_runs::{ActionRunStore, InventoryChange, RunContext, StepOutcome};
 use tenantry_store::actions::{ACTION_JOB, StepRecord};
 use tenantry_store::queue::ClaimedJob;
 
+use crate::credentials::{NoToken, organization_token};
 use crate::engine::{Handler, JobFuture, Outcome};
 use crate::password;
 
@@ -126,25 +127,11 @@ impl ActionHandler {
     }
 
     async fn token(&self, organization: OrganizationId) -> Result<SecretString, Halt> {
-        let stored = self.store.credential(organization).await?;
-        self.tokens
-            .token(
-                &self.http,
-                &stored.tenant_id.to_string(),
-                &stored.client_id.to_string(),
-                &stored.secret,
-            )
+        organization_token(&self.store, &self.tokens, &self.http, organization)
             .await
-            .map_err(|failure| match failure {
-                TokenFailure::Unavailable(cause) => Halt::Later(Outcome::Retry(format!(
-                    "Microsoft's login service: {cause}"
-                ))),
-                TokenFailure::Refused { error, code } => Halt::Fail(
-                    "INVALID_CREDENTIALS".into(),
-                    format!(
-                        "Entra refused the stored credentials ({error}, AADSTS{code}); re-validate the organization or replace its secret"
-                    ),
-                ),
+            .map_err(|missing| match missing {
+                NoToken::Later(cause) => Halt::Later(Outcome::Retry(cause)),
+                NoToken::Refused(detail) => Halt::Fail("INVALID_CREDENTIALS".into(), detail),
             })
     }
 

@@ -110,6 +110,11 @@ async fn maintain(
     if expired > 0 {
         tracing::info!(expired, "action requests expired without a decision");
     }
+    let notified =
+        tenantry_store::change_notifications::queue_notified_scans(discovery.pool()).await?;
+    if notified > 0 {
+        tracing::info!(notified, "delta scans queued for notified changes");
+    }
     let renewals =
         tenantry_store::change_notifications::queue_due_renewals(discovery.pool()).await?;
     if renewals > 0 {

@@ -6,6 +6,7 @@
 //! River's design; docs/jobs.md says why it is not the `riverqueue` crate.
 
 pub mod action;
+mod credentials;
 pub mod discovery;
 pub mod engine;
 pub mod leader;

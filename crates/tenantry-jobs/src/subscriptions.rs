@@ -12,13 +12,14 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use tenantry_domain::OrganizationId;
 use tenantry_graph::actions::{Body, WriteFailure, send};
-use tenantry_graph::{GraphHttp, TokenCache, TokenFailure};
+use tenantry_graph::{GraphHttp, TokenCache};
 use tenantry_store::StoreError;
 use tenantry_store::change_notifications::{
     ChangeNotificationStore, SUBSCRIPTIONS_JOB, SubscriptionState,
 };
 use tenantry_store::queue::ClaimedJob;
 
+use crate::credentials::{NoToken, organization_token};
 use crate::engine::{Handler, JobFuture, Outcome};
 
 /// How long a subscription is asked for: well under Graph's 41,760-minute limit for
@@ -106,26 +107,11 @@ impl SubscriptionHandler {
     }
 
     async fn token(&self, organization: OrganizationId) -> Result<SecretString, Outcome> {
-        let stored = self
-            .credentials
-            .credential(organization)
+        organization_token(&self.credentials, &self.tokens, &self.http, organization)
             .await
-            .map_err(|e| Outcome::Retry(format!("database: {e}")))?;
-        self.tokens
-            .token(
-                &self.http,
-                &stored.tenant_id.to_string(),
-                &stored.client_id.to_string(),
-                &stored.secret,
-            )
-            .await
-            .map_err(|failure| match failure {
-                TokenFailure::Unavailable(cause) => {
-                    Outcome::Retry(format!("Microsoft's login service: {cause}"))
-                }
-                TokenFailure::Refused { error, code } => Outcome::Discard(format!(
-                    "Entra refused the stored credentials ({error}, AADSTS{code})"
-                )),
+            .map_err(|missing| match missing {
+                NoToken::Later(cause) => Outcome::Retry(cause),
+                NoToken::Refused(detail) => Outcome::Discard(detail),
             })
     }
 

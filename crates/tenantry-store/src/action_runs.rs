@@ -326,6 +326,7 @@ impl ActionRunStore {
                 },
             )
             .await?;
+            crate::webhooks::resume_playbook(&mut tx, context.record.action_id).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -442,6 +442,7 @@ async fn expire(
         },
     )
     .await?;
+    crate::webhooks::resume_playbook(conn, record.action_id).await?;
     Ok(())
 }
 
@@ -622,14 +623,7 @@ pub(crate) async fn decide(
         .await?;
     }
     // A playbook waiting on this decision goes on.
-    let event: Option<Uuid> =
-        sqlx::query_scalar("select webhook_event_id from action_request where action_id = $1")
-            .bind(id.as_uuid())
-            .fetch_one(&mut *tx)
-            .await?;
-    if let Some(event) = event {
-        crate::webhooks::queue_playbook(&mut tx, msp, record.organization_id, event).await?;
-    }
+    crate::webhooks::resume_playbook(&mut tx, id.as_uuid()).await?;
     let record = find_in(&mut tx, msp, organizations, id).await?;
     tx.commit().await?;
     Ok(record)

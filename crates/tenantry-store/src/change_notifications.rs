@@ -301,7 +301,14 @@ impl ChangeNotificationStore {
             .await?;
             accepted.recorded += 1;
             match n.lifecycle_event {
-                None | Some("missed") => discover = true,
+                None => discover = true,
+                // Notifications were lost: catch up, and make sure the subscription is
+                // sound (the job renews or recreates it only if needed).
+                Some("missed") => {
+                    discover = true;
+                    resubscribe = true;
+                    renew_now(&mut tx, n.subscription_id).await?;
+                }
                 Some("subscriptionRemoved") => {
                     sqlx::query("delete from graph_subscription where subscription_id = $1")
                         .bind(n.subscription_id)
@@ -311,10 +318,20 @@ impl ChangeNotificationStore {
                     discover = true;
                     resubscribe = true;
                 }
-                Some(_) => resubscribe = true,
+                // reauthorizationRequired: renew now, or Graph removes it.
+                Some(_) => {
+                    resubscribe = true;
+                    renew_now(&mut tx, n.subscription_id).await?;
+                }
             }
         }
         if discover {
+            // Remembered, so a run already past the changed section is followed by
+            // another (the leader sees to it); queued now for the common case.
+            sqlx::query("update organization set notified_at = now() where organization_id = $1")
+                .bind(organization.as_uuid())
+                .execute(&mut *tx)
+                .await?;
             discovery::queue_run(&mut tx, msp, organization, Trigger::Webhook, Mode::Delta).await?;
             accepted.discovery_queued = true;
         }
@@ -327,14 +344,30 @@ impl ChangeNotificationStore {
     }
 }
 
-/// Queues the subscriptions job of every organization whose renewal is due (the leader
-/// calls this).
+async fn renew_now(conn: &mut sqlx::PgConnection, subscription: &str) -> Result<(), StoreError> {
+    sqlx::query("update graph_subscription set renew_at = now() where subscription_id = $1")
+        .bind(subscription)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Queues the subscriptions job of every organization whose renewal is due, most overdue
+/// first (the leader calls this). An organization whose job is still pending, or failed
+/// for good in the last 15 minutes, is left alone, so one whose renewal keeps failing
+/// neither loops nor crowds out others.
 pub async fn queue_due_renewals(db: &PgPool) -> Result<u64, StoreError> {
     let due: Vec<(Uuid, Uuid)> = sqlx::query_as(
-        "select distinct o.msp_id, o.organization_id from graph_subscription s
+        "select o.msp_id, o.organization_id from graph_subscription s
          join organization o on o.organization_id = s.organization_id
-         where s.renew_at <= now() limit 100",
+         where s.renew_at <= now()
+           and not exists (select 1 from job j where j.organization_id = o.organization_id and j.kind = $1
+                           and (j.state in ('available', 'scheduled', 'retryable', 'running')
+                                or (j.state in ('discarded', 'cancelled')
+                                    and j.finalized_at > now() - interval '15 minutes')))
+         group by o.msp_id, o.organization_id order by min(s.renew_at) limit 100",
     )
+    .bind(SUBSCRIPTIONS_JOB)
     .fetch_all(db)
     .await?;
     let mut queued = 0;
@@ -347,6 +380,36 @@ pub async fn queue_due_renewals(db: &PgPool) -> Result<u64, StoreError> {
         if let queue::Enqueued::Inserted(_) = queue::enqueue(&mut conn, &job).await? {
             queued += 1;
         }
+    }
+    Ok(queued)
+}
+
+/// Queues a delta discovery for organizations Graph notified of a change after their
+/// last run started (the leader calls this): the notification's run may have been one
+/// already under way.
+pub async fn queue_notified_scans(db: &PgPool) -> Result<u64, StoreError> {
+    let due: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "select o.msp_id, o.organization_id from organization o
+         where o.notified_at is not null and o.change_notifications
+           and not exists (select 1 from discovery_run r where r.organization_id = o.organization_id
+                           and (r.state in ('queued', 'running') or r.started_at >= o.notified_at))
+         order by o.notified_at limit 100",
+    )
+    .fetch_all(db)
+    .await?;
+    let mut queued = 0;
+    for (msp, organization) in due {
+        let mut tx = db.begin().await?;
+        let (_, created) = discovery::queue_run(
+            &mut tx,
+            MspId::from_uuid(msp),
+            OrganizationId::from_uuid(organization),
+            Trigger::Webhook,
+            Mode::Delta,
+        )
+        .await?;
+        tx.commit().await?;
+        queued += u64::from(created);
     }
     Ok(queued)
 }

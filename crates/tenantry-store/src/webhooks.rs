@@ -367,6 +367,42 @@ pub async fn record_event(
     Ok(Recorded::New(record))
 }
 
+/// Queues another run of event `id`'s playbook after one of its steps was decided or
+/// ended. Never merged with a run in progress (which may be about to finish without
+/// seeing the change); overlapping runs are harmless, as each step's request is
+/// idempotent and the outcome is read back from the actions.
+pub(crate) async fn resume_playbook(
+    conn: &mut PgConnection,
+    action: Uuid,
+) -> Result<(), StoreError> {
+    let linked: Option<(Uuid, Uuid, Option<Uuid>)> = sqlx::query_as(
+        "select e.msp_id, e.webhook_event_id, e.organization_id from action_request a
+         join webhook_event e on e.webhook_event_id = a.webhook_event_id
+         where a.action_id = $1 and e.state not in ('completed', 'failed', 'ignored')",
+    )
+    .bind(action)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((msp, event, organization)) = linked else {
+        return Ok(());
+    };
+    queue::enqueue(
+        conn,
+        &NewJob {
+            kind: WEBHOOK_JOB.into(),
+            args: json!({"webhook_event_id": event}),
+            msp_id: Some(MspId::from_uuid(msp)),
+            organization_id: organization.map(OrganizationId::from_uuid),
+            unique_key: None,
+            max_attempts: 8,
+            priority: 1,
+            run_at: None,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 /// Queues (or finds queued) the playbook job of event `id`.
 pub(crate) async fn queue_playbook(
     conn: &mut PgConnection,
@@ -474,12 +510,13 @@ impl PlaybookStore {
         })
     }
 
-    /// Records the playbook's progress.
+    /// Records the playbook's progress; an ended delivery is never reopened by a run
+    /// that overlapped the one that ended it.
     pub async fn update(&self, id: Uuid, state: &str, outcome: &Value) -> Result<(), StoreError> {
         sqlx::query(
             "update webhook_event set state = $2, outcome = $3,
                  finished_at = case when $2 in ('completed', 'failed') then now() end
-             where webhook_event_id = $1",
+             where webhook_event_id = $1 and state not in ('completed', 'failed', 'ignored')",
         )
         .bind(id)
         .bind(state)

@@ -212,6 +212,42 @@ async fn tenant(
     Ok(Tenant { http, token })
 }
 
+/// Deletes an organization's Graph subscriptions, best effort (before the organization
+/// and its credentials go). Failures are logged: Graph drops them at expiry anyway.
+pub(crate) async fn unsubscribe_everything(
+    graph: &GraphAccess,
+    scope: &MspScope<'_>,
+    organization: OrganizationId,
+) {
+    let Ok((_, subscriptions, _)) = scope.change_notifications(organization).await else {
+        return;
+    };
+    if subscriptions.is_empty() {
+        return;
+    }
+    let Ok(record) = scope.organization(organization).await else {
+        return;
+    };
+    let Ok(tenant) = tenant(graph, scope, &record).await else {
+        tracing::warn!(%organization, "could not delete Graph subscriptions: no token");
+        return;
+    };
+    for subscription in subscriptions {
+        let path = format!("/subscriptions/{}", subscription.subscription_id);
+        let deleted = tenantry_graph::actions::send(
+            &tenant.http,
+            &tenant.token,
+            "DELETE",
+            &path,
+            tenantry_graph::actions::Body::None,
+        )
+        .await;
+        if let Err(error) = deleted {
+            tracing::warn!(%organization, %error, "could not delete a Graph subscription");
+        }
+    }
+}
+
 /// A user by UPN, mail or object id: the inventory first, then Graph.
 async fn resolve_user(
     scope: &MspScope<'_>,

@@ -110,8 +110,9 @@ pub async fn receive(
         state.metrics.auth_failure("webhook_signature");
         return Err(unauthenticated(ErrorCode::WebhookSignatureInvalid));
     }
-    let payload: Value = serde_json::from_slice(&body)
-        .map_err(|_| ApiError::bad_request("The body is not JSON."))?;
+    let payload: Value = serde_json::from_slice(&body).map_err(|_| {
+        ApiError::validation(vec![FieldError::new("body", "must be a JSON object")])
+    })?;
     let event = webhooks::parse_event(&payload).map_err(|problems| {
         ApiError::validation(
             problems
@@ -206,6 +207,10 @@ pub async fn receive_graph(
         response.headers_mut().insert(
             axum::http::header::CONTENT_TYPE,
             axum::http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        response.headers_mut().insert(
+            axum::http::header::X_CONTENT_TYPE_OPTIONS,
+            axum::http::HeaderValue::from_static("nosniff"),
         );
         return Ok(response);
     }

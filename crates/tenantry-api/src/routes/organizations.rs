@@ -365,13 +365,16 @@ pub async fn update_organization(
     responses((status = 204, description = "Removed; its sealed secrets can no longer be opened"),
         (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
 pub async fn delete_organization(
+    axum::extract::State(state): axum::extract::State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<StatusCode, ApiError> {
-    caller
-        .scope()
-        .delete_organization(OrganizationId::from_uuid(id))
-        .await?;
+    let scope = caller.scope();
+    let organization = OrganizationId::from_uuid(id);
+    scope.may_manage_organizations()?;
+    // Graph's subscriptions would outlive the credentials that can delete them.
+    crate::routes::actions::unsubscribe_everything(&state.graph, &scope, organization).await;
+    scope.delete_organization(organization).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

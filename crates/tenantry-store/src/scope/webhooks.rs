@@ -28,6 +28,13 @@ impl MspScope<'_> {
         rules: &[Rule],
     ) -> Result<(EndpointRecord, SecretString), StoreError> {
         self.principal.grant().may_manage_keys()?;
+        // Skipping the approval policy is a policy decision: owners only.
+        if rules
+            .iter()
+            .any(|r| r.approval == tenantry_domain::webhooks::RuleApproval::None)
+        {
+            self.principal.grant().may_set_policies()?;
+        }
         self.still_active().await?;
         if let Some(organization) = organization {
             self.organization(OrganizationId::from_uuid(organization))
