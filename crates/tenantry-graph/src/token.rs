@@ -115,7 +115,7 @@ impl TokenCache {
         if let Some(token) = cached.as_ref().filter(|t| Instant::now() < t.refresh_at) {
             return Ok(token.token.clone());
         }
-        let (token, lifetime) = match request_token(http, tenant, client_id, secret).await {
+        let (token, lifetime) = match request_with_retries(http, tenant, client_id, secret).await {
             Ok(issued) => issued,
             Err(failure) => {
                 // A failed key leaves nothing behind.
@@ -136,6 +136,34 @@ impl TokenCache {
     /// Forgets every token (after a credential change).
     pub fn clear(&self) {
         self.slots.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
+/// How many times an unavailable login service is asked again before the caller hears
+/// of it, and the pause before each retry.
+const TOKEN_RETRY_PAUSES: [Duration; 2] = [Duration::from_millis(250), Duration::from_millis(1000)];
+
+/// A token request, asked again after a short pause when the login service was briefly
+/// unavailable (a 503 from Entra should not cost a background job one of its attempts).
+/// A refusal is final at once.
+async fn request_with_retries(
+    http: &GraphHttp,
+    tenant: &str,
+    client_id: &str,
+    secret: &SecretString,
+) -> Result<(SecretString, Duration), TokenFailure> {
+    let mut pauses = TOKEN_RETRY_PAUSES.iter();
+    loop {
+        match request_token(http, tenant, client_id, secret).await {
+            Err(TokenFailure::Unavailable(cause)) => match pauses.next() {
+                Some(pause) => {
+                    tracing::debug!(%cause, "the token endpoint was unavailable; asking again");
+                    tokio::time::sleep(*pause).await;
+                }
+                None => return Err(TokenFailure::Unavailable(cause)),
+            },
+            other => return other,
+        }
     }
 }
 
