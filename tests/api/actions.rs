@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use tenantry_domain::Role;
 use tenantry_graph_sim::{FaultSpec, Faults};
 
-use crate::helpers::{TestApp, assert_problem, connect, sim_user, test_engine};
+use crate::helpers::{TestApp, assert_problem, connect, sim_calls, sim_user, test_engine};
 
 async fn set_policy(app: &TestApp, key: &str, org: &str, action: &str, policy: Value) {
     let response = app
@@ -70,15 +70,6 @@ async fn wait_for_action(app: &TestApp, key: &str, id: &str) -> Value {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("action {id} did not finish in 60 s");
-}
-
-/// Graph calls the simulator served with `method` on paths containing `fragment`.
-fn sim_calls(app: &TestApp, method: &str, fragment: &str) -> usize {
-    app.sim
-        .requests()
-        .iter()
-        .filter(|r| r.method == method && r.path.contains(fragment) && r.status < 400)
-        .count()
 }
 
 #[sqlx::test(migrator = "tenantry_store::MIGRATOR")]

@@ -10,29 +10,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
-use crate::helpers::{TestApp, TestMsp, assert_problem};
-
-async fn connect(app: &TestApp, msp: &TestMsp) -> (String, String) {
-    let response = app
-        .post_json(
-            "/api/v1/organizations",
-            &msp.owner_key,
-            app.connect_body("contoso"),
-        )
-        .await;
-    assert_eq!(response.status(), 201);
-    let created: Value = response.json().await.expect("body");
-    (
-        created["organization"]["id"]
-            .as_str()
-            .expect("id")
-            .to_owned(),
-        created["discovery_run_id"]
-            .as_str()
-            .expect("run")
-            .to_owned(),
-    )
-}
+use crate::helpers::{TestApp, assert_problem, connect_run};
 
 async fn put_enabled(app: &TestApp, key: &str, org: &str, enabled: bool) -> reqwest::Response {
     app.request(
@@ -81,7 +59,7 @@ fn subscription_of(state: &Value, resource: &str) -> String {
 async fn a_change_in_the_tenant_reaches_the_inventory_by_notification(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
     let msp = app.create_msp("Notified MSP").await;
-    let (org, run) = connect(&app, &msp).await;
+    let (org, run) = connect_run(&app, &msp.owner_key, app.connect_body("contoso")).await;
     let workers = app.start_workers();
     let first = app.wait_for_run(&msp.owner_key, &org, &run).await;
     assert_eq!(first["state"], "succeeded");
@@ -172,7 +150,7 @@ async fn forged_notifications_are_ignored_and_subscriptions_are_renewed_and_recr
 ) {
     let app = TestApp::spawn(pool.clone()).await;
     let msp = app.create_msp("Renewing MSP").await;
-    let (org, run) = connect(&app, &msp).await;
+    let (org, run) = connect_run(&app, &msp.owner_key, app.connect_body("contoso")).await;
     // Not on yet: no handshake is answered for this organization.
     let early = app
         .request(

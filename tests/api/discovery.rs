@@ -8,24 +8,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use tenantry_graph_sim::{FaultSpec, Faults};
 
-use crate::helpers::{TestApp, assert_problem};
-
-/// Connects demo tenant `name` and returns (organization id, first run id).
-async fn connect(app: &TestApp, key: &str, body: Value) -> (String, String) {
-    let response = app.post_json("/api/v1/organizations", key, body).await;
-    assert_eq!(response.status(), 201);
-    let created: Value = response.json().await.expect("body");
-    (
-        created["organization"]["id"]
-            .as_str()
-            .expect("id")
-            .to_owned(),
-        created["discovery_run_id"]
-            .as_str()
-            .expect("run id")
-            .to_owned(),
-    )
-}
+use crate::helpers::{TestApp, assert_problem, connect_run};
 
 /// How many group memberships demo tenant `tenant` has, asked of the simulator's Graph.
 async fn sim_group_members(app: &TestApp, tenant: &str) -> usize {
@@ -60,7 +43,7 @@ async fn sim_group_members(app: &TestApp, tenant: &str) -> usize {
 async fn adding_a_tenant_queues_a_discovery_that_fills_the_inventory(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
     let msp = app.create_msp("Discovering MSP").await;
-    let (org, run) = connect(&app, &msp.owner_key, app.connect_body("contoso")).await;
+    let (org, run) = connect_run(&app, &msp.owner_key, app.connect_body("contoso")).await;
 
     // Queued in the same transaction as the organization, before any worker runs.
     let queued: Value = app
@@ -311,7 +294,7 @@ async fn a_delta_run_applies_changes_and_removals(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let msp = app.create_msp("Delta MSP").await;
     let _workers = app.start_workers();
-    let (org, run) = connect(&app, &msp.owner_key, app.connect_body("tailspin")).await;
+    let (org, run) = connect_run(&app, &msp.owner_key, app.connect_body("tailspin")).await;
     assert_eq!(
         app.wait_for_run(&msp.owner_key, &org, &run).await["state"],
         "succeeded"
@@ -449,7 +432,7 @@ async fn a_section_refused_for_a_missing_permission_is_skipped_by_name(pool: PgP
     let msp = app.create_msp("Partial MSP").await;
     let mut body = app.connect_body("contoso");
     body["capabilities"] = json!(["discovery"]);
-    let (org, run) = connect(&app, &msp.owner_key, body).await;
+    let (org, run) = connect_run(&app, &msp.owner_key, body).await;
     let _workers = app.start_workers();
     let done = app.wait_for_run(&msp.owner_key, &org, &run).await;
     assert_eq!(done["state"], "succeeded", "{done}");
@@ -475,7 +458,7 @@ async fn discover_under_faults(
     tenant: &str,
     spec: FaultSpec,
 ) -> (String, Value) {
-    let (org, run) = connect(app, key, app.connect_body(tenant)).await;
+    let (org, run) = connect_run(app, key, app.connect_body(tenant)).await;
     let mut faults = Faults::default();
     faults.tenants.insert(app.demo(tenant).id.to_string(), spec);
     app.sim.state().set_faults(faults);
@@ -564,7 +547,7 @@ async fn a_large_tenant_is_paged_completely(pool: PgPool) {
     let msp = app.create_msp("Big MSP").await;
     let body = json!({"name": "Big Corp", "provider": "microsoft365", "tenant_id": spec.id,
         "client_id": spec.app().client_id, "client_secret": spec.secret_value()});
-    let (org, run) = connect(&app, &msp.owner_key, body).await;
+    let (org, run) = connect_run(&app, &msp.owner_key, body).await;
     let _workers = app.start_workers();
     let done = app.wait_for_run(&msp.owner_key, &org, &run).await;
     assert_eq!(done["state"], "succeeded", "{done}");
@@ -589,7 +572,7 @@ async fn a_large_tenant_is_paged_completely(pool: PgPool) {
 async fn scan_now_is_unique_per_organization_and_needs_a_technician(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let msp = app.create_msp("Unique MSP").await;
-    let (org, first) = connect(&app, &msp.owner_key, app.connect_body("tailspin")).await;
+    let (org, first) = connect_run(&app, &msp.owner_key, app.connect_body("tailspin")).await;
     let path = format!("/api/v1/organizations/{org}/discovery-runs");
     // No worker runs: the first run is still queued, so scan-now returns it.
     let again = app
@@ -654,7 +637,7 @@ async fn scan_now_is_unique_per_organization_and_needs_a_technician(pool: PgPool
 async fn jobs_can_be_cancelled_and_retried_by_admins_only(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let msp = app.create_msp("Jobs MSP").await;
-    let (org, run) = connect(&app, &msp.owner_key, app.connect_body("tailspin")).await;
+    let (org, run) = connect_run(&app, &msp.owner_key, app.connect_body("tailspin")).await;
     let jobs: Value = app
         .get(
             "/api/v1/jobs?kind=discovery&state=available",
@@ -719,7 +702,7 @@ async fn jobs_can_be_cancelled_and_retried_by_admins_only(pool: PgPool) {
 async fn schedules_are_validated_and_due_scans_are_queued_by_the_leader(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let msp = app.create_msp("Scheduled MSP").await;
-    let (org, first) = connect(&app, &msp.owner_key, app.connect_body("tailspin")).await;
+    let (org, first) = connect_run(&app, &msp.owner_key, app.connect_body("tailspin")).await;
     let path = format!("/api/v1/organizations/{org}");
     let bad = app
         .request(Method::PATCH, &path, Some(&msp.owner_key))

@@ -401,3 +401,30 @@ pub async fn sim_user(app: &TestApp, name: &str, index: usize) -> (String, Strin
         user["userPrincipalName"].as_str().expect("upn").to_owned(),
     )
 }
+
+/// Graph calls the simulator served successfully with `method` on paths containing
+/// `fragment`.
+pub fn sim_calls(app: &TestApp, method: &str, fragment: &str) -> usize {
+    app.sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == method && r.path.contains(fragment) && r.status < 400)
+        .count()
+}
+
+/// Connects a tenant with `body` and returns (organization id, first discovery run id).
+pub async fn connect_run(app: &TestApp, key: &str, body: Value) -> (String, String) {
+    let response = app.post_json("/api/v1/organizations", key, body).await;
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.expect("body");
+    (
+        created["organization"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned(),
+        created["discovery_run_id"]
+            .as_str()
+            .expect("run id")
+            .to_owned(),
+    )
+}

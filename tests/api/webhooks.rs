@@ -12,7 +12,7 @@ use sha2::Sha256;
 use sqlx::PgPool;
 use tenantry_domain::Role;
 
-use crate::helpers::{TestApp, assert_problem, connect, sim_user};
+use crate::helpers::{TestApp, assert_problem, connect, sim_calls, sim_user};
 
 /// Creates an endpoint; returns (id, signing secret).
 async fn endpoint(app: &TestApp, key: &str, body: Value) -> (String, String) {
@@ -89,14 +89,6 @@ async fn wait_for_event(app: &TestApp, key: &str, id: &str, until: &[&str]) -> V
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("event {id} did not reach {until:?} in 60 s");
-}
-
-fn sim_calls(app: &TestApp, method: &str, fragment: &str) -> usize {
-    app.sim
-        .requests()
-        .iter()
-        .filter(|r| r.method == method && r.path.contains(fragment) && r.status < 400)
-        .count()
 }
 
 #[sqlx::test(migrator = "tenantry_store::MIGRATOR")]

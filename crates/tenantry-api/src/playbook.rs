@@ -43,7 +43,6 @@ pub fn job_handlers(
         }),
         Arc::new(tenantry_jobs::subscriptions::SubscriptionHandler::new(
             store.change_notifications(),
-            store.action_runs(),
             http,
             public_url,
         )),

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::capabilities::Capability;
+use crate::name::checked_text;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -255,18 +256,9 @@ fn text(
 ) -> Result<Option<String>, ParameterError> {
     match object.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => {
-            let s = s.trim();
-            if s.is_empty() {
-                Err(invalid(field, "must not be empty"))
-            } else if s.chars().count() > max {
-                Err(invalid(field, format!("must be at most {max} characters")))
-            } else if s.chars().any(char::is_control) {
-                Err(invalid(field, "must not contain control characters"))
-            } else {
-                Ok(Some(s.to_owned()))
-            }
-        }
+        Some(Value::String(s)) => checked_text(s, max)
+            .map(|s| Some(s.to_owned()))
+            .map_err(|e| invalid(field, e.to_string())),
         Some(_) => Err(invalid(field, "must be a string")),
     }
 }

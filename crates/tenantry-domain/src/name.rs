@@ -16,25 +16,31 @@ pub struct DisplayName(String);
 pub enum InvalidName {
     #[error("must not be empty")]
     Empty,
-    #[error("must be at most {MAX_NAME_CHARS} characters")]
-    TooLong,
+    #[error("must be at most {max} characters")]
+    TooLong { max: usize },
     #[error("must not contain control characters")]
     ControlCharacter,
 }
 
+/// Text a person or a system typed (a name, a reason, a ticket note): trimmed, 1 to `max`
+/// characters, no control characters.
+pub fn checked_text(raw: &str, max: usize) -> Result<&str, InvalidName> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err(InvalidName::Empty);
+    }
+    if trimmed.chars().count() > max {
+        return Err(InvalidName::TooLong { max });
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(InvalidName::ControlCharacter);
+    }
+    Ok(trimmed)
+}
+
 impl DisplayName {
     pub fn parse(raw: &str) -> Result<Self, InvalidName> {
-        let trimmed = raw.trim();
-        if trimmed.is_empty() {
-            return Err(InvalidName::Empty);
-        }
-        if trimmed.chars().count() > MAX_NAME_CHARS {
-            return Err(InvalidName::TooLong);
-        }
-        if trimmed.chars().any(char::is_control) {
-            return Err(InvalidName::ControlCharacter);
-        }
-        Ok(Self(trimmed.to_owned()))
+        checked_text(raw, MAX_NAME_CHARS).map(|name| Self(name.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -70,7 +76,9 @@ mod tests {
         assert_eq!(DisplayName::parse("   "), Err(InvalidName::Empty));
         assert_eq!(
             DisplayName::parse(&"a".repeat(101)),
-            Err(InvalidName::TooLong)
+            Err(InvalidName::TooLong {
+                max: MAX_NAME_CHARS
+            })
         );
         assert_eq!(
             DisplayName::parse("evil\u{1b}[31m"),

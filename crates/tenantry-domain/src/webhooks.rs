@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::actions::ActionKind;
+use crate::name::checked_text;
 
 /// Most rules on one endpoint, and actions in one rule.
 pub const MAX_RULES: usize = 20;
@@ -121,11 +122,7 @@ fn text(
 ) -> Option<String> {
     match object.get(field) {
         None | Some(Value::Null) => None,
-        Some(Value::String(s))
-            if !s.trim().is_empty() && s.len() <= max && !s.chars().any(char::is_control) =>
-        {
-            Some(s.trim().to_owned())
-        }
+        Some(Value::String(s)) if checked_text(s, max).is_ok() => Some(s.trim().to_owned()),
         Some(_) => {
             problems.push((
                 field.to_owned(),

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
@@ -219,27 +220,42 @@ pub async fn user_roles(
         .collect())
 }
 
-/// Percent-encodes what may not appear raw in a path segment (a UPN's `#`, `?`, `/`).
+/// What a path segment keeps raw: letters, digits and the characters RFC 3986 allows
+/// in a segment (so a UPN's `@` and `'` stay readable; `#`, `?`, `/` and spaces do not).
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'@')
+    .remove(b'\'')
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b':');
+
+/// What an OData query value keeps raw (spaces become `%20`, never `+`).
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'@')
+    .remove(b'\'');
+
 fn url_path_segment(raw: &str) -> String {
-    encode(raw, |b| {
-        b.is_ascii_alphanumeric() || b"-._~@'!$&()*+,;=:".contains(&b)
-    })
+    utf8_percent_encode(raw, PATH_SEGMENT).to_string()
 }
 
 fn url_query_value(raw: &str) -> String {
-    encode(raw, |b| b.is_ascii_alphanumeric() || b"-._~@'".contains(&b))
-}
-
-fn encode(raw: &str, keep: impl Fn(u8) -> bool) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for b in raw.bytes() {
-        if keep(b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(raw, QUERY_VALUE).to_string()
 }
 
 #[cfg(test)]

@@ -127,12 +127,19 @@ impl ActionHandler {
     }
 
     async fn token(&self, organization: OrganizationId) -> Result<SecretString, Halt> {
-        organization_token(&self.store, &self.tokens, &self.http, organization)
-            .await
-            .map_err(|missing| match missing {
-                NoToken::Later(cause) => Halt::Later(Outcome::Retry(cause)),
-                NoToken::Refused(detail) => Halt::Fail("INVALID_CREDENTIALS".into(), detail),
-            })
+        let stored = self.store.credential(organization).await?;
+        organization_token(
+            &self.tokens,
+            &self.http,
+            stored.tenant_id,
+            stored.client_id,
+            &stored.secret,
+        )
+        .await
+        .map_err(|missing| match missing {
+            NoToken::Later(cause) => Halt::Later(Outcome::Retry(cause)),
+            NoToken::Refused(detail) => Halt::Fail("INVALID_CREDENTIALS".into(), detail),
+        })
     }
 
     async fn execute(&self, id: ActionId, context: &RunContext) -> Result<(), Halt> {

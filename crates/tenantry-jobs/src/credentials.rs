@@ -1,36 +1,27 @@
-//! An organization's Graph token for a job: its stored credentials opened, a token from
-//! the cache or Entra, and the failure told apart (retry later, or refused for good).
+//! An organization's Graph token for a job, from the cache or Entra, with the failure
+//! told apart: try again later, or refused for good.
 
 use secrecy::SecretString;
-use tenantry_domain::OrganizationId;
 use tenantry_graph::{GraphHttp, TokenCache, TokenFailure};
-use tenantry_store::action_runs::ActionRunStore;
+use uuid::Uuid;
 
 /// Why no token came.
 pub(crate) enum NoToken {
-    /// The database or Microsoft's login service failed: try again later.
+    /// Microsoft's login service failed: try again later.
     Later(String),
     /// Entra refused the stored credentials: no retry will help.
     Refused(String),
 }
 
 pub(crate) async fn organization_token(
-    store: &ActionRunStore,
     tokens: &TokenCache,
     http: &GraphHttp,
-    organization: OrganizationId,
+    tenant_id: Uuid,
+    client_id: Uuid,
+    secret: &SecretString,
 ) -> Result<SecretString, NoToken> {
-    let stored = store
-        .credential(organization)
-        .await
-        .map_err(|e| NoToken::Later(format!("database: {e}")))?;
     tokens
-        .token(
-            http,
-            &stored.tenant_id.to_string(),
-            &stored.client_id.to_string(),
-            &stored.secret,
-        )
+        .token(http, &tenant_id.to_string(), &client_id.to_string(), secret)
         .await
         .map_err(|failure| match failure {
             TokenFailure::Unavailable(cause) => {

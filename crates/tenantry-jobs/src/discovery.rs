@@ -18,12 +18,13 @@ use tenantry_domain::DiscoveryRunId;
 use tenantry_domain::discovery::Section;
 use tenantry_graph::calls::GraphFailure;
 use tenantry_graph::reader::{BATCH_LIMIT, Reader};
-use tenantry_graph::{GraphHttp, TokenCache, TokenFailure};
+use tenantry_graph::{GraphHttp, TokenCache};
 use tenantry_store::discovery::{Applied, DISCOVERY_JOB, RunContext, StagedObject};
 use tenantry_store::queue::ClaimedJob;
 use tenantry_store::{DiscoveryStore, StoreError};
 use uuid::Uuid;
 
+use crate::credentials::{NoToken, organization_token};
 use crate::engine::{Handler, JobFuture, Outcome};
 
 const USER_FIELDS: &str = "id,displayName,userPrincipalName,mail,givenName,surname,department,jobTitle,accountEnabled,officeLocation,businessPhones,mobilePhone,usageLocation,onPremisesSyncEnabled";
@@ -127,25 +128,18 @@ impl DiscoveryHandler {
 
     async fn discover_run(&self, context: &RunContext) -> Outcome {
         let run = &context.run;
-        let token = match self
-            .tokens
-            .token(
-                &self.http,
-                &context.tenant_id.to_string(),
-                &context.client_id.to_string(),
-                &context.client_secret,
-            )
-            .await
+        let token = match organization_token(
+            &self.tokens,
+            &self.http,
+            context.tenant_id,
+            context.client_id,
+            &context.client_secret,
+        )
+        .await
         {
             Ok(token) => token,
-            Err(TokenFailure::Unavailable(cause)) => {
-                return Outcome::Retry(format!("Microsoft's login service: {cause}"));
-            }
-            Err(TokenFailure::Refused { error, code }) => {
-                return Outcome::Discard(format!(
-                    "Entra refused the stored credentials ({error}, AADSTS{code}); re-validate the organization or replace its secret"
-                ));
-            }
+            Err(NoToken::Later(cause)) => return Outcome::Retry(cause),
+            Err(NoToken::Refused(detail)) => return Outcome::Discard(detail),
         };
         let reader = Arc::new(Reader::with_concurrency(
             self.http.clone(),

@@ -29,7 +29,6 @@ const RESOURCES: [&str; 2] = ["users", "groups"];
 
 pub struct SubscriptionHandler {
     store: ChangeNotificationStore,
-    credentials: tenantry_store::action_runs::ActionRunStore,
     http: GraphHttp,
     tokens: TokenCache,
     /// Where Graph reaches this service (`http.public_url`); without it nothing can
@@ -68,13 +67,11 @@ fn write_outcome(failure: WriteFailure, what: &str) -> Outcome {
 impl SubscriptionHandler {
     pub fn new(
         store: ChangeNotificationStore,
-        credentials: tenantry_store::action_runs::ActionRunStore,
         http: GraphHttp,
         public_url: Option<String>,
     ) -> Self {
         Self {
             store,
-            credentials,
             http,
             tokens: TokenCache::default(),
             public_url,
@@ -107,12 +104,23 @@ impl SubscriptionHandler {
     }
 
     async fn token(&self, organization: OrganizationId) -> Result<SecretString, Outcome> {
-        organization_token(&self.credentials, &self.tokens, &self.http, organization)
+        let stored = self
+            .store
+            .credential(organization)
             .await
-            .map_err(|missing| match missing {
-                NoToken::Later(cause) => Outcome::Retry(cause),
-                NoToken::Refused(detail) => Outcome::Discard(detail),
-            })
+            .map_err(|e| Outcome::Retry(format!("database: {e}")))?;
+        organization_token(
+            &self.tokens,
+            &self.http,
+            stored.tenant_id,
+            stored.client_id,
+            &stored.secret,
+        )
+        .await
+        .map_err(|missing| match missing {
+            NoToken::Later(cause) => Outcome::Retry(cause),
+            NoToken::Refused(detail) => Outcome::Discard(detail),
+        })
     }
 
     async fn subscribe(

@@ -98,8 +98,17 @@ pub struct ActionRecord {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
-    /// Whether a generated password is waiting to be revealed.
-    pub password_waiting: bool,
+    /// Whether the step that sets a password has (or may have) reached Microsoft.
+    pub password_set: bool,
+    /// Whether the sealed password is still kept (not revealed, not destroyed).
+    pub password_kept: bool,
+}
+
+impl ActionRecord {
+    /// Whether a generated password is waiting for its one reveal.
+    pub fn password_available(&self) -> bool {
+        self.password_set && self.password_kept
+    }
 }
 
 #[derive(Clone, Debug, sqlx::FromRow, serde::Serialize)]
@@ -125,9 +134,9 @@ pub(crate) const ACTION_COLUMNS: &str =
     a.approval_reason, a.approver_roles, a.approver_keys, a.approver_groups, a.expires_at,
     a.decided_by_key, a.decided_by, a.decided_at, a.decision_reason, a.job_id, a.error_code,
     a.error_message, a.created_at, a.updated_at, a.finished_at,
-    (exists (select 1 from action_secret s where s.action_id = a.action_id)
-     and exists (select 1 from action_step t where t.action_id = a.action_id and not t.idempotent
-                 and t.state in ('succeeded', 'unknown'))) as password_waiting";
+    exists (select 1 from action_step t where t.action_id = a.action_id and not t.idempotent
+            and t.state in ('succeeded', 'unknown')) as password_set,
+    exists (select 1 from action_secret s where s.action_id = a.action_id) as password_kept";
 
 /// A created action, or the one an earlier request with the same idempotency key made.
 pub enum Created {
@@ -550,16 +559,14 @@ pub(crate) async fn decide(
     verdict: Verdict,
 ) -> Result<ActionRecord, StoreError> {
     let mut tx = db.begin().await?;
-    let record = find_in(&mut tx, msp, organizations, id).await?;
-    sqlx::query("select 1 from action_request where action_id = $1 for update")
+    // Locked first (within the MSP), then read once: concurrent decisions and the
+    // leader's expiry see each other's outcome.
+    sqlx::query("select 1 from action_request where action_id = $1 and msp_id = $2 for update")
         .bind(id.as_uuid())
+        .bind(msp.as_uuid())
         .execute(&mut *tx)
         .await?;
-    let record = if record.state == "pending_approval" {
-        find_in(&mut tx, msp, organizations, id).await?
-    } else {
-        record
-    };
+    let record = find_in(&mut tx, msp, organizations, id).await?;
     if record.state != "pending_approval" {
         return Err(StoreError::Refused(
             ErrorCode::ActionStateConflict,
@@ -629,19 +636,6 @@ pub(crate) async fn decide(
     Ok(record)
 }
 
-/// Whether the password of a still-running action was already revealed (its step done,
-/// its secret gone).
-async fn password_gone(conn: &mut PgConnection, id: ActionId) -> Result<bool, StoreError> {
-    Ok(sqlx::query_scalar(
-        "select exists (select 1 from action_step where action_id = $1 and not idempotent
-                        and state in ('succeeded', 'unknown'))
-            and not exists (select 1 from action_secret where action_id = $1)",
-    )
-    .bind(id.as_uuid())
-    .fetch_one(conn)
-    .await?)
-}
-
 /// Opens and destroys the generated password of `id`, for its requester only.
 pub(crate) async fn reveal(
     db: &PgPool,
@@ -664,15 +658,17 @@ pub(crate) async fn reveal(
     }
     // Only a password Microsoft has (or may have) set: not one sealed for a step that a
     // retry is still going to send.
-    let sealed: Option<(Vec<u8>, Uuid)> = sqlx::query_as(
-        "delete from action_secret where action_id = $1 and expires_at > now()
-           and exists (select 1 from action_step where action_id = $1 and not idempotent
-                       and state in ('succeeded', 'unknown'))
-         returning sealed, organization_id",
-    )
-    .bind(id.as_uuid())
-    .fetch_optional(&mut *tx)
-    .await?;
+    let sealed: Option<(Vec<u8>, Uuid)> = if record.password_set {
+        sqlx::query_as(
+            "delete from action_secret where action_id = $1 and expires_at > now()
+             returning sealed, organization_id",
+        )
+        .bind(id.as_uuid())
+        .fetch_optional(&mut *tx)
+        .await?
+    } else {
+        None
+    };
     let Some((sealed, organization)) = sealed else {
         let generates = record
             .action
@@ -683,9 +679,7 @@ pub(crate) async fn reveal(
                 ErrorCode::ActionStateConflict,
                 format!("{} generates no password", record.action),
             ),
-            "pending_approval" | "approved" | "queued" | "running"
-                if !password_gone(&mut tx, id).await? =>
-            {
+            "pending_approval" | "approved" | "queued" | "running" if !record.password_set => {
                 StoreError::Refused(
                     ErrorCode::ActionStateConflict,
                     "the password is not set yet; reveal it once the action has run".into(),

@@ -67,8 +67,9 @@ fn as_hex<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
 }
 
 /// `value` with every object's keys in sorted order (JSONB does not keep the order they
-/// were written in, so the hash must not depend on it).
-fn canonical(value: &Value) -> Value {
+/// were written in, so the hash must not depend on it). Also the form request bodies are
+/// fingerprinted in for idempotency keys.
+pub fn canonical(value: &Value) -> Value {
     match value {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();

@@ -175,6 +175,14 @@ impl ChangeNotificationStore {
         )?))
     }
 
+    /// The organization's credentials, for the subscriptions job's Graph calls.
+    pub async fn credential(
+        &self,
+        organization: OrganizationId,
+    ) -> Result<organizations::StoredCredential, StoreError> {
+        organizations::stored_credential(&self.pool, self.keyring.as_deref(), organization).await
+    }
+
     pub async fn state(
         &self,
         organization: OrganizationId,
@@ -254,28 +262,31 @@ impl ChangeNotificationStore {
     ) -> Result<Accepted, StoreError> {
         let organization = OrganizationId::from_uuid(organization);
         let mut accepted = Accepted::default();
-        let Some(expected) = self.client_state(organization).await? else {
-            accepted.ignored = notifications.len();
-            return Ok(accepted);
-        };
-        let ours: Vec<String> = sqlx::query_scalar(
-            "select subscription_id from graph_subscription where organization_id = $1",
-        )
-        .bind(organization.as_uuid())
-        .fetch_all(&self.pool)
-        .await?;
-        let msp: Option<Uuid> = sqlx::query_scalar(
-            "select msp_id from organization where organization_id = $1 and change_notifications",
+        // The organization (opted in), its sealed clientState and its subscriptions, in
+        // one round trip; then its data key opens the clientState.
+        let row: Option<(Uuid, Vec<u8>, Vec<String>)> = sqlx::query_as(
+            "select o.msp_id, s.sealed_client_state,
+                    array(select g.subscription_id from graph_subscription g
+                          where g.organization_id = o.organization_id)
+             from organization o join graph_notification_secret s using (organization_id)
+             where o.organization_id = $1 and o.change_notifications",
         )
         .bind(organization.as_uuid())
         .fetch_optional(&self.pool)
         .await?;
-        let Some(msp) = msp else {
+        let Some((msp, sealed, ours)) = row else {
             accepted.ignored = notifications.len();
             return Ok(accepted);
         };
         let msp = MspId::from_uuid(msp);
         let mut tx = self.pool.begin().await?;
+        let key = organizations::data_key(&mut tx, self.keyring()?, organization).await?;
+        let expected = key.open(
+            &sealed,
+            organization,
+            Purpose::WebhookSigningSecret,
+            CLIENT_STATE_OBJECT,
+        )?;
         let (mut discover, mut resubscribe) = (false, false);
         for n in notifications {
             let state_matches: bool = n

@@ -272,21 +272,23 @@ pub async fn endpoint_secrets(
     keyring: &Keyring,
     id: Uuid,
 ) -> Result<Option<EndpointSecrets>, StoreError> {
-    type SecretRow = (Uuid, Option<Uuid>, Value, Vec<u8>, Option<Vec<u8>>);
+    // One round trip on the receiver's hot path: the endpoint and its MSP's data key
+    // (made when the endpoint was).
+    type SecretRow = (Uuid, Option<Uuid>, Value, Vec<u8>, Option<Vec<u8>>, Vec<u8>);
     let row: Option<SecretRow> = sqlx::query_as(
-        "select msp_id, organization_id, rules, sealed_secret,
-                case when previous_expires_at > now() then previous_sealed_secret end
-         from webhook_endpoint where endpoint_id = $1 and revoked_at is null",
+        "select e.msp_id, e.organization_id, e.rules, e.sealed_secret,
+                case when e.previous_expires_at > now() then e.previous_sealed_secret end, k.sealed
+         from webhook_endpoint e join msp_data_key k on k.msp_id = e.msp_id
+         where e.endpoint_id = $1 and e.revoked_at is null",
     )
     .bind(id)
     .fetch_optional(db)
     .await?;
-    let Some((msp, organization, rules, current, previous)) = row else {
+    let Some((msp, organization, rules, current, previous, sealed_key)) = row else {
         return Ok(None);
     };
     let msp = MspId::from_uuid(msp);
-    let mut conn = db.acquire().await?;
-    let key = msp_data_key(&mut conn, keyring, msp).await?;
+    let key = keyring.open_msp_data_key(&sealed_key, msp)?;
     let owner = OrganizationId::from_uuid(msp.as_uuid());
     let object = id.to_string();
     let mut secrets = vec![key.open(&current, owner, Purpose::WebhookSigningSecret, &object)?];

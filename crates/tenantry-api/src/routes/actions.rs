@@ -109,6 +109,7 @@ pub struct ActionView {
 }
 
 fn view(record: ActionRecord, steps: Option<Vec<StepRecord>>) -> ActionView {
+    let password_available = record.password_available();
     ActionView {
         id: record.action_id,
         organization_id: record.organization_id,
@@ -137,7 +138,7 @@ fn view(record: ActionRecord, steps: Option<Vec<StepRecord>>) -> ActionView {
             Some(code) => json!({"code": code, "message": record.error_message}),
             None => Value::Null,
         },
-        password_available: record.password_waiting,
+        password_available,
         steps: steps.map_or(Value::Null, |s| json!(s)),
         created_at: record.created_at,
         updated_at: record.updated_at,
@@ -333,18 +334,16 @@ fn target_keys(kind: ActionKind, target: &Value) -> Result<Vec<String>, ApiError
     Ok(keys)
 }
 
-/// A free-text field: trimmed, 1 to `max` characters, no control characters.
+/// An optional free-text field, checked like every name (1 to `max` characters, no
+/// control characters).
 fn checked_text(field: &str, value: Option<&str>, max: usize) -> Result<Option<String>, ApiError> {
-    let Some(value) = value.map(str::trim) else {
-        return Ok(None);
-    };
-    if value.is_empty() || value.chars().count() > max || value.chars().any(char::is_control) {
-        return Err(ApiError::validation(vec![FieldError::new(
-            field,
-            format!("must be 1 to {max} characters without control characters"),
-        )]));
-    }
-    Ok(Some(value.to_owned()))
+    value
+        .map(|raw| {
+            tenantry_domain::name::checked_text(raw, max)
+                .map(str::to_owned)
+                .map_err(|e| ApiError::validation(vec![FieldError::new(field, e.to_string())]))
+        })
+        .transpose()
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -366,24 +365,13 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 
 /// The request's fingerprint: organization and body, with object keys sorted.
 pub(crate) fn request_hash(organization: Uuid, body: &Value) -> Vec<u8> {
-    fn sorted(value: &Value) -> Value {
-        match value {
-            Value::Object(map) => {
-                let mut keys: Vec<&String> = map.keys().collect();
-                keys.sort();
-                Value::Object(
-                    keys.into_iter()
-                        .map(|k| (k.clone(), sorted(&map[k])))
-                        .collect(),
-                )
-            }
-            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
-            other => other.clone(),
-        }
-    }
     let mut hasher = Sha256::new();
     hasher.update(organization.as_bytes());
-    hasher.update(sorted(body).to_string().as_bytes());
+    hasher.update(
+        tenantry_store::audit::canonical(body)
+            .to_string()
+            .as_bytes(),
+    );
     hasher.finalize().to_vec()
 }
 

@@ -89,16 +89,15 @@ pub async fn create_endpoint(
         .into_iter()
         .map(|(field, message)| FieldError::new(field, message))
         .collect();
-    let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        problems.push(FieldError::new("name", "must be 1 to 100 characters"));
-    }
-    if !problems.is_empty() {
+    let name = tenantry_domain::DisplayName::parse(&body.name)
+        .map_err(|e| problems.push(FieldError::new("name", e.to_string())))
+        .ok();
+    let Some(name) = name.filter(|_| problems.is_empty()) else {
         return Err(ApiError::validation(problems));
-    }
+    };
     let (record, secret) = caller
         .scope()
-        .create_webhook_endpoint(name, body.organization_id, &body.rules)
+        .create_webhook_endpoint(name.as_str(), body.organization_id, &body.rules)
         .await?;
     Ok((
         StatusCode::CREATED,
