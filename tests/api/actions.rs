@@ -1609,3 +1609,58 @@ async fn identity_protections_one_request_a_second_snoozes_without_spending_atte
     }
     assert!(snoozes >= 1);
 }
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn a_disabled_action_and_an_unreachable_microsoft_are_refused_with_their_codes(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let msp = app.create_msp("Refusing MSP").await;
+    let org = connect(&app, &msp, "contoso").await;
+    let (_, upn) = sim_user(&app, "contoso", 9).await;
+    set_policy(
+        &app,
+        &msp.owner_key,
+        &org,
+        "revoke_sessions",
+        json!({"enabled": false}),
+    )
+    .await;
+    let disabled = request(
+        &app,
+        &msp.owner_key,
+        &org,
+        Some("off-1"),
+        json!({"action": "revoke_sessions", "target": upn}),
+    )
+    .await;
+    assert_problem(disabled, 403, "ACTION_DISABLED").await;
+
+    // Microsoft answers nothing but 503s: nothing is stored, the caller may retry.
+    let tenant = app.demo("contoso").id.to_string();
+    app.sim.state().set_faults(Faults {
+        tenants: [(
+            tenant,
+            FaultSpec {
+                error_rate: 1.0,
+                error_statuses: vec![503],
+                ..FaultSpec::default()
+            },
+        )]
+        .into(),
+        ..Faults::default()
+    });
+    let down = request(
+        &app,
+        &msp.owner_key,
+        &org,
+        Some("down-1"),
+        json!({"action": "mfa_reset", "target": upn}),
+    )
+    .await;
+    assert_problem(down, 503, "UPSTREAM_UNAVAILABLE").await;
+    app.sim.state().set_faults(Faults::default());
+    let rows: i64 = sqlx::query_scalar("select count(*) from action_request")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(rows, 0);
+}
