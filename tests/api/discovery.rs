@@ -287,11 +287,35 @@ async fn adding_a_tenant_queues_a_discovery_that_fills_the_inventory(pool: PgPoo
         .await
         .expect("count");
     assert_eq!(staged, 0);
+
+    // Deleting the organization removes its whole inventory (no foreign keys per row).
+    assert_eq!(
+        app.delete(&format!("/api/v1/organizations/{org}"), &msp.owner_key)
+            .await
+            .status(),
+        204
+    );
+    for table in [
+        "inventory_user",
+        "inventory_group",
+        "inventory_group_member",
+        "inventory_role",
+        "inventory_role_member",
+        "inventory_object",
+        "discovery_run",
+    ] {
+        let left: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("select count(*) from {table}")))
+                .fetch_one(&pool)
+                .await
+                .expect("count");
+        assert_eq!(left, 0, "{table} keeps rows of a deleted organization");
+    }
 }
 
 #[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
 async fn a_delta_run_applies_changes_and_removals(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+    let app = TestApp::spawn(pool.clone()).await;
     let msp = app.create_msp("Delta MSP").await;
     let _workers = app.start_workers();
     let (org, run) = connect_run(&app, &msp.owner_key, app.connect_body("tailspin")).await;
@@ -418,6 +442,229 @@ async fn a_delta_run_applies_changes_and_removals(pool: PgPool) {
         )
         .await;
     assert_eq!(by_department.len(), 1);
+    // The delta was merged into the current generation, and its own rows dropped.
+    for table in [
+        "inventory_user",
+        "inventory_group",
+        "inventory_group_member",
+    ] {
+        assert_eq!(
+            rows_outside_current_generation(&pool, table, &org).await,
+            0,
+            "{table}"
+        );
+    }
+}
+
+/// Rows of `table` for `organization` outside its current generation.
+async fn rows_outside_current_generation(pool: &PgPool, table: &str, organization: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "select count(*) from {table} i join organization o using (organization_id)
+         where o.organization_id = $1::uuid and i.generation <> o.inventory_generation"
+    )))
+    .bind(organization)
+    .fetch_one(pool)
+    .await
+    .expect("count")
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn readers_see_the_previous_inventory_until_a_full_run_is_applied(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let msp = app.create_msp("Generations MSP").await;
+    let workers = app.start_workers();
+    let (org, run) = connect_run(&app, &msp.owner_key, app.connect_body("contoso")).await;
+    assert_eq!(
+        app.wait_for_run(&msp.owner_key, &org, &run).await["state"],
+        "succeeded"
+    );
+    let users_path = format!("/api/v1/organizations/{org}/users");
+    let devices_path = format!("/api/v1/organizations/{org}/devices");
+    let users = app.get_all(&users_path, &msp.owner_key).await;
+    assert_eq!(users.len(), 250);
+    let devices = app.get_all(&devices_path, &msp.owner_key).await.len();
+    assert!(devices > 0);
+    let leaver = users[3]["id"].as_str().expect("id").to_owned();
+    // Stopped, so the next workers take a new token, without the permission removed below.
+    drop(workers);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+
+    // In Entra: a user leaves, and the app loses its Intune permission. Microsoft is slow,
+    // so the next scan is still running while we read.
+    app.change_tenant("contoso", |t| {
+        *t = t.clone().without_permissions(&[
+            "DeviceManagementManagedDevices.Read.All",
+            "DeviceManagementManagedDevices.ReadWrite.All",
+        ]);
+    });
+    let deleted = app
+        .graph("contoso", Method::DELETE, &format!("/users/{leaver}"), None)
+        .await;
+    assert_eq!(deleted.status(), 204);
+    let mut faults = Faults::default();
+    faults.tenants.insert(
+        app.demo("contoso").id.to_string(),
+        FaultSpec {
+            latency_ms: 400,
+            ..Default::default()
+        },
+    );
+    app.sim.state().set_faults(faults);
+    let started: Value = app
+        .post_json(
+            &format!("/api/v1/organizations/{org}/discovery-runs"),
+            &msp.owner_key,
+            json!({}),
+        )
+        .await
+        .json()
+        .await
+        .expect("run");
+    assert_eq!(started["mode"], "full");
+    let second = started["id"].as_str().expect("id").to_owned();
+    let _workers = app.start_workers();
+    // Wait until the running scan has written users of its own.
+    let mut written = 0_i64;
+    for _ in 0..300 {
+        written = sqlx::query_scalar(
+            "select count(*) from inventory_user where organization_id = $1::uuid and generation = $2::uuid",
+        )
+        .bind(&org)
+        .bind(&second)
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+        if written > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(written > 0, "the second scan wrote no users");
+    let during = app.get_all(&users_path, &msp.owner_key).await;
+    assert_eq!(during.len(), 250, "readers see the applied inventory only");
+    assert!(during.iter().any(|u| u["id"] == leaver.as_str()));
+    let running: Value = app
+        .get(
+            &format!("/api/v1/organizations/{org}/discovery-runs/{second}"),
+            &msp.owner_key,
+        )
+        .await
+        .json()
+        .await
+        .expect("run");
+    assert_eq!(running["state"], "running", "{running}");
+
+    let done = app.wait_for_run(&msp.owner_key, &org, &second).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["sections"]["devices"]["status"], "skipped");
+    let after = app.get_all(&users_path, &msp.owner_key).await;
+    assert_eq!(after.len(), 249);
+    assert!(!after.iter().any(|u| u["id"] == leaver.as_str()));
+    // A section Microsoft refused keeps what the previous scan found.
+    assert_eq!(
+        app.get_all(&devices_path, &msp.owner_key).await.len(),
+        devices
+    );
+    // The previous generation is gone; nothing but the current one is kept.
+    for table in [
+        "inventory_user",
+        "inventory_group",
+        "inventory_group_member",
+        "inventory_role",
+        "inventory_role_member",
+        "inventory_object",
+    ] {
+        assert_eq!(
+            rows_outside_current_generation(&pool, table, &org).await,
+            0,
+            "{table}"
+        );
+    }
+    let generation: uuid::Uuid = sqlx::query_scalar(
+        "select inventory_generation from organization where organization_id = $1::uuid",
+    )
+    .bind(&org)
+    .fetch_one(&pool)
+    .await
+    .expect("generation");
+    assert_eq!(generation.to_string(), second);
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn a_scan_cancelled_while_running_leaves_no_rows_behind(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let msp = app.create_msp("Cancelling MSP").await;
+    let (org, run) = connect_run(&app, &msp.owner_key, app.connect_body("contoso")).await;
+    let mut faults = Faults::default();
+    faults.tenants.insert(
+        app.demo("contoso").id.to_string(),
+        FaultSpec {
+            latency_ms: 400,
+            ..Default::default()
+        },
+    );
+    app.sim.state().set_faults(faults);
+    let _workers = app.start_workers();
+    let written = || async {
+        let mut total = 0_i64;
+        for table in [
+            "inventory_user",
+            "inventory_group",
+            "inventory_group_member",
+            "inventory_role",
+            "inventory_role_member",
+            "inventory_object",
+        ] {
+            total += sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
+                "select count(*) from {table} where generation = $1::uuid"
+            )))
+            .bind(&run)
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+        }
+        total
+    };
+    let mut before = 0;
+    for _ in 0..300 {
+        before = written().await;
+        if before > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(before > 0, "the scan wrote nothing before it was cancelled");
+    let jobs: Value = app
+        .get("/api/v1/jobs?kind=discovery&state=running", &msp.owner_key)
+        .await
+        .json()
+        .await
+        .expect("jobs");
+    let job = jobs["data"][0]["id"].as_str().expect("a running job");
+    let cancelled = app
+        .post_json(
+            &format!("/api/v1/jobs/{job}/cancel"),
+            &msp.owner_key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(cancelled.status(), 200);
+    let closed = app.wait_for_run(&msp.owner_key, &org, &run).await;
+    assert_eq!(closed["state"], "cancelled", "{closed}");
+    assert_eq!(written().await, 0, "a closed run's rows are dropped");
+    let staged: i64 = sqlx::query_scalar("select count(*) from discovery_stage")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(staged, 0);
+    assert!(
+        app.get_all(
+            &format!("/api/v1/organizations/{org}/users"),
+            &msp.owner_key
+        )
+        .await
+        .is_empty()
+    );
 }
 
 #[sqlx::test(migrator = "tenantry_store::MIGRATOR")]

@@ -216,14 +216,15 @@ impl TestApp {
     /// Polls a run until it leaves `queued`/`running` (or 60 s pass) and returns it.
     pub async fn wait_for_run(&self, key: &str, organization: &str, run: &str) -> Value {
         let path = format!("/api/v1/organizations/{organization}/discovery-runs/{run}");
+        let mut body = Value::Null;
         for _ in 0..1200 {
-            let body: Value = self.get(&path, key).await.json().await.expect("run");
+            body = self.get(&path, key).await.json().await.expect("run");
             if !matches!(body["state"].as_str(), Some("queued" | "running")) {
                 return body;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        panic!("run {run} did not finish in 60 s");
+        panic!("run {run} did not finish in 60 s: {body}");
     }
 
     /// Every row of a paginated list (following `next_cursor`).

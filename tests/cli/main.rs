@@ -669,12 +669,13 @@ async fn a_killed_workers_scan_is_finished_by_another_and_sigterm_gives_work_bac
     );
     assert_ne!(finisher, first_worker);
     assert_eq!(errors[0]["error"], "worker lost: no heartbeat");
-    let users: i64 =
-        sqlx::query_scalar("select count(*) from inventory_user where organization_id = $1")
-            .bind(organization.id.as_uuid())
-            .fetch_one(&pool)
-            .await
-            .expect("users");
+    let users: i64 = sqlx::query_scalar(
+        "select count(*) from current_inventory_user where organization_id = $1",
+    )
+    .bind(organization.id.as_uuid())
+    .fetch_one(&pool)
+    .await
+    .expect("users");
     assert_eq!(users, 3000);
 
     // SIGTERM with a scan running and a drain too short for it: the scan goes back to

@@ -76,18 +76,26 @@ pub(crate) fn send_failure(error: &reqwest::Error) -> GraphFailure {
 
 /// An answer's JSON body, or the failure it tells of.
 pub(crate) async fn classify(response: reqwest::Response) -> Result<Value, GraphFailure> {
+    let body = classify_raw(response).await?;
+    serde_json::from_slice(&body).map_err(|_| GraphFailure::Unavailable("unreadable answer".into()))
+}
+
+/// Like [`classify`], keeping a successful answer's body as Microsoft sent it.
+pub(crate) async fn classify_raw(response: reqwest::Response) -> Result<Vec<u8>, GraphFailure> {
     let status = response.status();
     if status.is_success() {
         return response
-            .json()
+            .bytes()
             .await
+            .map(|b| b.to_vec())
             .map_err(|_| GraphFailure::Unavailable("unreadable answer".into()));
     }
-    failure(
-        status.as_u16(),
-        retry_after(&response),
-        response.json().await.unwrap_or(Value::Null),
-    )
+    let retry_after = retry_after(&response);
+    let body = response.json().await.unwrap_or(Value::Null);
+    match failure(status.as_u16(), retry_after, body) {
+        Ok(_) => Err(GraphFailure::Unavailable(format!("HTTP {status}"))),
+        Err(failure) => Err(failure),
+    }
 }
 
 /// The failure an error answer (or a `$batch` item) tells of.

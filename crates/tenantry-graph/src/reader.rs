@@ -10,7 +10,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-use crate::calls::{GraphFailure, classify, failure, send_failure};
+use crate::calls::{GraphFailure, classify_raw, failure, send_failure};
 use crate::http_client::GraphHttp;
 
 /// Graph's limit of requests in one `$batch`.
@@ -27,6 +27,29 @@ pub struct Page {
     pub value: Vec<Value>,
     pub next_link: Option<String>,
     pub delta_link: Option<String>,
+}
+
+/// One page of a collection as Microsoft sent it: the objects stay JSON text, for a
+/// database that parses them itself (discovery writes pages without building them here).
+#[derive(Debug, Default)]
+pub struct RawPage {
+    /// The `value` array, verbatim (`[]` when absent).
+    pub objects: String,
+    /// How many objects the array holds.
+    pub count: usize,
+    pub next_link: Option<String>,
+    pub delta_link: Option<String>,
+}
+
+/// The parts of a page [`RawPage`] keeps, borrowed from the body.
+#[derive(serde::Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    value: Option<&'a serde_json::value::RawValue>,
+    #[serde(rename = "@odata.nextLink")]
+    next_link: Option<String>,
+    #[serde(rename = "@odata.deltaLink")]
+    delta_link: Option<String>,
 }
 
 /// A tenant reader: one token, a bound on requests in flight, counters for the run
@@ -78,29 +101,57 @@ impl Reader {
                 "a link pointed outside Microsoft Graph".into(),
             ));
         }
-        let mut body = self
-            .with_retries(|| self.send(self.http.client.get(url)))
+        let raw = self
+            .with_retries(|| self.send_raw(self.http.client.get(url)))
             .await?;
+        let mut body: Value = serde_json::from_slice(&raw)
+            .map_err(|_| GraphFailure::Unavailable("unreadable answer".into()))?;
         // A single object (e.g. `/applications(appId='…')`) is a page of one.
         let value = match body.get_mut("value").map(Value::take) {
             Some(Value::Array(values)) => values,
             Some(_) => Vec::new(),
             None => vec![body.clone()],
         };
-        let link = |name: &str| -> Result<Option<String>, GraphFailure> {
-            match body[name].as_str() {
-                Some(link) if self.on_graph(link) => Ok(Some(link.to_owned())),
-                Some(_) => Err(GraphFailure::Unavailable(
-                    "a link pointed outside Microsoft Graph".into(),
-                )),
-                None => Ok(None),
-            }
-        };
         Ok(Page {
-            next_link: link("@odata.nextLink")?,
-            delta_link: link("@odata.deltaLink")?,
+            next_link: self.checked_link(body["@odata.nextLink"].as_str())?,
+            delta_link: self.checked_link(body["@odata.deltaLink"].as_str())?,
             value,
         })
+    }
+
+    /// GETs one page of a collection like [`Reader::page`], leaving its objects as text.
+    pub async fn raw_page(&self, url: &str) -> Result<RawPage, GraphFailure> {
+        if !self.on_graph(url) {
+            return Err(GraphFailure::Unavailable(
+                "a link pointed outside Microsoft Graph".into(),
+            ));
+        }
+        let raw = self
+            .with_retries(|| self.send_raw(self.http.client.get(url)))
+            .await?;
+        let unreadable = || GraphFailure::Unavailable("unreadable answer".into());
+        let envelope: Envelope<'_> = serde_json::from_slice(&raw).map_err(|_| unreadable())?;
+        let objects = envelope.value.map_or("[]", |v| v.get());
+        let count = serde_json::from_str::<Vec<serde::de::IgnoredAny>>(objects)
+            .map_err(|_| unreadable())?
+            .len();
+        Ok(RawPage {
+            objects: objects.to_owned(),
+            count,
+            next_link: self.checked_link(envelope.next_link.as_deref())?,
+            delta_link: self.checked_link(envelope.delta_link.as_deref())?,
+        })
+    }
+
+    /// A link Microsoft returned, refused unless it points at Microsoft Graph.
+    fn checked_link(&self, link: Option<&str>) -> Result<Option<String>, GraphFailure> {
+        match link {
+            Some(link) if self.on_graph(link) => Ok(Some(link.to_owned())),
+            Some(_) => Err(GraphFailure::Unavailable(
+                "a link pointed outside Microsoft Graph".into(),
+            )),
+            None => Ok(None),
+        }
     }
 
     /// Sends up to [`BATCH_LIMIT`] GETs (relative URLs, e.g. `/groups/{id}/members`) in one
@@ -129,25 +180,28 @@ impl Reader {
             let mut wait = Duration::ZERO;
             let mut again = Vec::new();
             match answer {
-                Ok(body) => {
-                    let responses = body["responses"].as_array().cloned().unwrap_or_default();
+                Ok(mut body) => {
+                    let mut responses = match body.get_mut("responses").map(Value::take) {
+                        Some(Value::Array(responses)) => responses,
+                        _ => Vec::new(),
+                    };
                     for index in &pending {
                         let item = responses
-                            .iter()
+                            .iter_mut()
                             .find(|r| r["id"].as_str() == Some(&index.to_string()));
                         let result = match item {
                             None => Err(GraphFailure::Unavailable("batch item missing".into())),
                             Some(item) => {
                                 let status = item["status"].as_u64().unwrap_or(500) as u16;
                                 if (200..300).contains(&status) {
-                                    Ok(item["body"].clone())
+                                    Ok(item["body"].take())
                                 } else {
                                     let retry = item["headers"]["Retry-After"]
                                         .as_str()
                                         .or_else(|| item["headers"]["retry-after"].as_str())
                                         .and_then(|v| v.trim().parse::<f64>().ok())
                                         .and_then(|s| Duration::try_from_secs_f64(s).ok());
-                                    failure(status, retry, item["body"].clone())
+                                    failure(status, retry, item["body"].take())
                                 }
                             }
                         };
@@ -202,6 +256,13 @@ impl Reader {
     /// Sends one request as background work (token, low throttle priority, a fresh
     /// client request id) within the bound on requests in flight.
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<Value, GraphFailure> {
+        let raw = self.send_raw(request).await?;
+        serde_json::from_slice(&raw)
+            .map_err(|_| GraphFailure::Unavailable("unreadable answer".into()))
+    }
+
+    /// [`Reader::send`], keeping the body as Microsoft sent it.
+    async fn send_raw(&self, request: reqwest::RequestBuilder) -> Result<Vec<u8>, GraphFailure> {
         let _permit = self
             .in_flight
             .acquire()
@@ -214,15 +275,15 @@ impl Reader {
             .send()
             .await
             .map_err(|e| send_failure(&e))?;
-        classify(response).await
+        classify_raw(response).await
     }
 
     /// Runs `send` until it succeeds, fails for good, or the retries or the inline wait
     /// run out.
-    async fn with_retries<F, Fut>(&self, send: F) -> Result<Value, GraphFailure>
+    async fn with_retries<T, F, Fut>(&self, send: F) -> Result<T, GraphFailure>
     where
         F: Fn() -> Fut,
-        Fut: Future<Output = Result<Value, GraphFailure>>,
+        Fut: Future<Output = Result<T, GraphFailure>>,
     {
         let mut round = 0;
         loop {

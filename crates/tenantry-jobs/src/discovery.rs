@@ -1,6 +1,6 @@
-//! The discovery job: reads a tenant section by section (DESIGN §8), streams each page
-//! into the run's staging area, and applies the run to the inventory in one transaction
-//! at the end.
+//! The discovery job: reads a tenant section by section (DESIGN §8), writes each page
+//! into the run's own generation of the inventory as it arrives, and applies the run (its
+//! generation becomes the inventory, or a delta is merged) in one transaction at the end.
 //!
 //! Failure rules: a section Microsoft refuses for a missing permission is `skipped`, with
 //! the permission named, and the run goes on; a throttled section is never marked done:
@@ -19,7 +19,9 @@ use tenantry_domain::discovery::Section;
 use tenantry_graph::calls::GraphFailure;
 use tenantry_graph::reader::{BATCH_LIMIT, Reader};
 use tenantry_graph::{GraphHttp, TokenCache};
-use tenantry_store::discovery::{Applied, DISCOVERY_JOB, RunContext, StagedObject};
+use tenantry_store::discovery::{
+    Applied, DISCOVERY_JOB, Membership, RunContext, RunKeys, StagedObject,
+};
 use tenantry_store::queue::ClaimedJob;
 use tenantry_store::{DiscoveryStore, StoreError};
 use uuid::Uuid;
@@ -112,8 +114,11 @@ impl DiscoveryHandler {
         SectionWorker {
             store: self.store.clone(),
             reader: Arc::clone(reader),
-            run: context.run.run_id,
-            organization: context.run.organization_id,
+            keys: RunKeys {
+                run: context.run.run_id,
+                organization: context.run.organization_id,
+                msp: context.msp_id,
+            },
             client_id: context.client_id,
             // Entra's hint for the secret in use: its first three characters.
             secret_prefix: context
@@ -257,7 +262,12 @@ impl DiscoveryHandler {
                 None => None,
             };
             if section == Section::AppSecret {
-                match self.store.staged_secret_expiry(run.run_id).await {
+                let keys = RunKeys {
+                    run: run.run_id,
+                    organization: run.organization_id,
+                    msp: context.msp_id,
+                };
+                match self.store.written_secret_expiry(keys).await {
                     Ok(expiry) => secret_expires_at = expiry,
                     Err(error) => return Outcome::Retry(format!("database: {error}")),
                 }
@@ -281,26 +291,29 @@ impl DiscoveryHandler {
     }
 }
 
-/// A member of a group or role as staged: `{parent_key: parent, member_id, type}`.
-fn membership(parent_key: &str, parent: &str, member: &Value) -> Option<StagedObject> {
-    let id = member["id"].as_str()?;
+/// A member of a group or directory role, from Graph's directory object.
+fn membership(parent: Uuid, member: &Value) -> Option<Membership> {
+    let id = member["id"].as_str()?.parse::<Uuid>().ok()?;
     let kind = member["@odata.type"]
         .as_str()
         .map(|t| t.trim_start_matches("#microsoft.graph."))
         .unwrap_or("user");
-    Some(StagedObject {
-        object_id: format!("{parent}/{id}"),
-        data: json!({parent_key: parent, "member_id": id, "type": kind}),
-        removed: false,
+    Some(Membership {
+        parent,
+        member: id,
+        kind: kind.to_owned(),
     })
+}
+
+fn database(error: StoreError) -> GraphFailure {
+    GraphFailure::Unavailable(format!("database: {error}"))
 }
 
 /// Reads one section of one run.
 struct SectionWorker {
     store: DiscoveryStore,
     reader: Arc<Reader>,
-    run: Uuid,
-    organization: Uuid,
+    keys: RunKeys,
     client_id: Uuid,
     secret_prefix: String,
     delta: bool,
@@ -309,16 +322,16 @@ struct SectionWorker {
 impl SectionWorker {
     async fn section(&self, section: Section) -> SectionEnd {
         let name = section.name();
-        if let Err(error) = self.store.clear_section(self.run, name).await {
+        if let Err(error) = self.store.clear_section(self.keys, name).await {
             return SectionEnd::Failed(GraphFailure::Unavailable(format!("database: {error}")));
         }
         if section == Section::GroupMembers
-            && let Err(error) = self.store.clear_section(self.run, "member_groups").await
+            && let Err(error) = self.store.clear_section(self.keys, "member_groups").await
         {
             return SectionEnd::Failed(GraphFailure::Unavailable(format!("database: {error}")));
         }
         if section == Section::DirectoryRoles
-            && let Err(error) = self.store.clear_section(self.run, "role_members").await
+            && let Err(error) = self.store.clear_section(self.keys, "role_members").await
         {
             return SectionEnd::Failed(GraphFailure::Unavailable(format!("database: {error}")));
         }
@@ -350,7 +363,7 @@ impl SectionWorker {
         match result {
             Ok((count, delta_link)) => SectionEnd::Staged { count, delta_link },
             Err(GraphFailure::Denied { code }) if code == "Authorization_RequestDenied" => {
-                if let Err(error) = self.store.clear_section(self.run, name).await {
+                if let Err(error) = self.store.clear_section(self.keys, name).await {
                     tracing::warn!(%error, "clearing a skipped section failed");
                 }
                 SectionEnd::Skipped
@@ -359,14 +372,7 @@ impl SectionWorker {
         }
     }
 
-    async fn stage(&self, section: &str, objects: Vec<StagedObject>) -> Result<(), GraphFailure> {
-        self.store
-            .stage(self.run, section, &objects)
-            .await
-            .map_err(|e| GraphFailure::Unavailable(format!("database: {e}")))
-    }
-
-    /// Pages through a collection, staging each page; returns the count.
+    /// Pages through a collection, writing each page; returns the count.
     async fn listed(
         &self,
         section: &str,
@@ -376,21 +382,12 @@ impl SectionWorker {
         let mut url = self.reader.url(path);
         let mut count = 0;
         loop {
-            let page = self.reader.page(&url).await?;
-            count += page.value.len();
-            let objects = page
-                .value
-                .into_iter()
-                .filter_map(|object| {
-                    let id = object[id_field].as_str()?.to_owned();
-                    Some(StagedObject {
-                        object_id: id,
-                        data: object,
-                        removed: false,
-                    })
-                })
-                .collect();
-            self.stage(section, objects).await?;
+            let page = self.reader.raw_page(&url).await?;
+            count += page.count;
+            self.store
+                .write_page(self.keys, section, id_field, &page.objects)
+                .await
+                .map_err(database)?;
             match page.next_link {
                 Some(next) => url = next,
                 None => return Ok((count, None)),
@@ -399,8 +396,8 @@ impl SectionWorker {
     }
 
     /// Users or groups: a fresh delta round (full runs) or the changes since the stored
-    /// delta link (delta runs; without a link, a fresh round). `@removed` items are
-    /// staged as removals.
+    /// delta link (delta runs; without a link, a fresh round). `@removed` items are kept
+    /// aside as removals.
     async fn delta_section(
         &self,
         section: &str,
@@ -409,62 +406,44 @@ impl SectionWorker {
     ) -> Result<(usize, Option<String>), GraphFailure> {
         let stored = if self.delta {
             self.store
-                .delta_link(self.organization, section)
+                .delta_link(self.keys.organization, section)
                 .await
-                .map_err(|e| GraphFailure::Unavailable(format!("database: {e}")))?
+                .map_err(database)?
         } else {
             None
         };
-        let mut url = match stored {
-            Some(link) => link,
-            None => self
-                .reader
-                .url(&format!("/{resource}/delta?$select={fields}&$top=999")),
+        let fresh = || {
+            self.reader
+                .url(&format!("/{resource}/delta?$select={fields}&$top=999"))
         };
+        let mut url = stored.unwrap_or_else(fresh);
         let mut count = 0;
         loop {
-            let page = match self.reader.page(&url).await {
+            let page = match self.reader.raw_page(&url).await {
                 // An expired delta token: start a fresh round.
                 Err(GraphFailure::Unexpected { status: 400, .. }) if self.delta && count == 0 => {
-                    url = self
-                        .reader
-                        .url(&format!("/{resource}/delta?$select={fields}&$top=999"));
-                    self.reader.page(&url).await?
+                    url = fresh();
+                    self.reader.raw_page(&url).await?
                 }
                 other => other?,
             };
-            count += page.value.len();
-            let mut objects: Vec<StagedObject> = Vec::with_capacity(page.value.len());
-            let mut changed_groups: Vec<StagedObject> = Vec::new();
-            for object in page.value {
-                let Some(id) = object["id"].as_str().map(str::to_owned) else {
-                    continue;
-                };
-                let removed = object.get("@removed").is_some();
-                if resource == "groups" {
-                    changed_groups.push(StagedObject {
-                        object_id: id.clone(),
-                        data: json!({}),
-                        removed,
-                    });
-                }
-                objects.push(StagedObject {
-                    object_id: id,
-                    data: object,
-                    removed,
-                });
-            }
-            self.stage(section, objects).await?;
+            count += page.count;
+            self.store
+                .write_page(self.keys, section, "id", &page.objects)
+                .await
+                .map_err(database)?;
             if let Some(link) = page.delta_link {
-                self.stage(
-                    "delta_link",
-                    vec![StagedObject {
-                        object_id: section.to_owned(),
-                        data: json!(link),
-                        removed: false,
-                    }],
-                )
-                .await?;
+                self.store
+                    .stage(
+                        self.keys.run,
+                        "delta_link",
+                        &[StagedObject {
+                            object_id: section.to_owned(),
+                            data: json!(link),
+                        }],
+                    )
+                    .await
+                    .map_err(database)?;
                 return Ok((count, Some(link)));
             }
             match page.next_link {
@@ -474,13 +453,14 @@ impl SectionWorker {
         }
     }
 
-    /// Members of every staged (changed, in delta runs) group, 20 groups per `$batch`.
+    /// Members of every group this run wrote (the changed ones, in delta runs), 20 groups
+    /// per `$batch`.
     async fn group_members(&self) -> Result<(usize, Option<String>), GraphFailure> {
         let groups = self
             .store
-            .staged_ids(self.run, "groups")
+            .written_group_ids(self.keys)
             .await
-            .map_err(|e| GraphFailure::Unavailable(format!("database: {e}")))?;
+            .map_err(database)?;
         let mut count = 0;
         for chunk in groups.chunks(BATCH_LIMIT) {
             let urls: Vec<String> = chunk
@@ -500,16 +480,24 @@ impl SectionWorker {
                     Err(GraphFailure::NotFound) => continue,
                     Err(failure) => return Err(failure),
                 };
-                self.collect_members(group, first, &mut members).await?;
+                let Ok(parent) = group.parse::<Uuid>() else {
+                    continue;
+                };
+                self.collect_members(parent, first, &mut members).await?;
                 refreshed.push(StagedObject {
                     object_id: group.clone(),
                     data: json!({}),
-                    removed: false,
                 });
             }
             count += members.len();
-            self.stage("group_members", members).await?;
-            self.stage("member_groups", refreshed).await?;
+            self.store
+                .write_memberships(self.keys, "group_members", &members)
+                .await
+                .map_err(database)?;
+            self.store
+                .stage(self.keys.run, "member_groups", &refreshed)
+                .await
+                .map_err(database)?;
         }
         Ok((count, None))
     }
@@ -517,79 +505,69 @@ impl SectionWorker {
     /// Collects a group's members from its first page, following further pages.
     async fn collect_members(
         &self,
-        group: &str,
-        mut body: Value,
-        into: &mut Vec<StagedObject>,
+        group: Uuid,
+        first: Value,
+        into: &mut Vec<Membership>,
     ) -> Result<(), GraphFailure> {
-        loop {
-            let values = body["value"].as_array().cloned().unwrap_or_default();
-            into.extend(
-                values
-                    .iter()
-                    .filter_map(|member| membership("group_id", group, member)),
-            );
-            match body["@odata.nextLink"].as_str() {
-                Some(next) => {
-                    let page = self.reader.page(next).await?;
-                    body = json!({"value": page.value, "@odata.nextLink": page.next_link});
-                }
-                None => return Ok(()),
-            }
+        let mut next = first["@odata.nextLink"].as_str().map(str::to_owned);
+        if let Some(values) = first["value"].as_array() {
+            into.extend(values.iter().filter_map(|member| membership(group, member)));
         }
+        while let Some(link) = next {
+            let page = self.reader.page(&link).await?;
+            into.extend(
+                page.value
+                    .iter()
+                    .filter_map(|member| membership(group, member)),
+            );
+            next = page.next_link;
+        }
+        Ok(())
     }
 
     /// Activated directory roles and their members (Graph does not page these).
     async fn directory_roles(&self) -> Result<(usize, Option<String>), GraphFailure> {
         let page = self
             .reader
-            .page(
+            .raw_page(
                 &self
                     .reader
                     .url("/directoryRoles?$select=id,displayName,roleTemplateId"),
             )
             .await?;
-        let roles: Vec<Value> = page.value;
-        let ids: Vec<String> = roles
+        self.store
+            .write_page(self.keys, "directory_roles", "id", &page.objects)
+            .await
+            .map_err(database)?;
+        let roles: Vec<Value> = serde_json::from_str(&page.objects)
+            .map_err(|_| GraphFailure::Unavailable("unreadable answer".into()))?;
+        let ids: Vec<Uuid> = roles
             .iter()
-            .filter_map(|r| r["id"].as_str().map(str::to_owned))
+            .filter_map(|r| r["id"].as_str()?.parse().ok())
             .collect();
-        self.stage(
-            "directory_roles",
-            roles
-                .iter()
-                .filter_map(|r| {
-                    Some(StagedObject {
-                        object_id: r["id"].as_str()?.to_owned(),
-                        data: r.clone(),
-                        removed: false,
-                    })
-                })
-                .collect(),
-        )
-        .await?;
         for chunk in ids.chunks(BATCH_LIMIT) {
             let urls: Vec<String> = chunk
                 .iter()
                 .map(|r| format!("/directoryRoles/{r}/members?$select=id"))
                 .collect();
             let results = self.reader.batch(&urls).await;
+            let mut members = Vec::new();
             for (role, result) in chunk.iter().zip(results) {
                 let body = match result {
                     Ok(body) => body,
                     Err(GraphFailure::NotFound) => continue,
                     Err(failure) => return Err(failure),
                 };
-                let objects = body["value"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(|member| membership("role_id", role, member))
-                    .collect();
-                self.stage("role_members", objects).await?;
+                if let Some(values) = body["value"].as_array() {
+                    members.extend(values.iter().filter_map(|member| membership(*role, member)));
+                }
             }
+            self.store
+                .write_memberships(self.keys, "role_members", &members)
+                .await
+                .map_err(database)?;
         }
-        Ok((roles.len(), None))
+        Ok((page.count, None))
     }
 
     /// The app's own client secrets: the expiry of the one in use (matched by Entra's
@@ -606,20 +584,17 @@ impl SectionWorker {
         let mut warnings = Vec::new();
         let expiry =
             tenantry_graph::validator::secret_expiry(&app, &self.secret_prefix, &mut warnings);
-        self.stage(
-            "app_secret",
-            vec![StagedObject {
-                object_id: app["id"].as_str().unwrap_or("application").to_owned(),
-                data: json!({
-                    "displayName": app["displayName"],
-                    "appId": app["appId"],
-                    "passwordCredentials": app["passwordCredentials"],
-                    "secret_in_use": {"key_id": expiry.key_id, "hint": expiry.hint, "expires_at": expiry.expires_at},
-                }),
-                removed: false,
-            }],
-        )
-        .await?;
+        let kept = json!([{
+            "id": app["id"].as_str().unwrap_or("application"),
+            "displayName": app["displayName"],
+            "appId": app["appId"],
+            "passwordCredentials": app["passwordCredentials"],
+            "secret_in_use": {"key_id": expiry.key_id, "hint": expiry.hint, "expires_at": expiry.expires_at},
+        }]);
+        self.store
+            .write_page(self.keys, "app_secret", "id", &kept.to_string())
+            .await
+            .map_err(database)?;
         Ok((1, None))
     }
 }

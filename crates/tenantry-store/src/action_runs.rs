@@ -332,7 +332,8 @@ impl ActionRunStore {
         Ok(())
     }
 
-    /// Applies a result to the inventory.
+    /// Applies a result to the inventory. Changes to existing rows reach every generation
+    /// (a scan in progress too); a new membership joins the current one.
     pub async fn update_inventory(
         &self,
         organization: OrganizationId,
@@ -371,8 +372,9 @@ impl ActionRunStore {
                 added: true,
             } => {
                 sqlx::query(
-                    "insert into inventory_group_member (organization_id, group_id, member_id, member_type)
-                     values ($1, $2, $3, 'user') on conflict do nothing",
+                    "insert into inventory_group_member (organization_id, generation, group_id, member_id, member_type)
+                     select $1, inventory_generation, $2, $3, 'user' from organization where organization_id = $1
+                     on conflict do nothing",
                 )
                 .bind(organization.as_uuid())
                 .bind(group)

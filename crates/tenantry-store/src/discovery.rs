@@ -1,12 +1,18 @@
-//! Discovery runs: the run record, the staging area pages stream into, and the one
-//! transaction that applies a finished run to the inventory. Staging is what keeps a
-//! tenant of 100,000 users out of memory, and applying in one transaction is what keeps
-//! readers from ever seeing half a run.
+//! Discovery runs: the run record, the writing of each page as it arrives, and the one
+//! transaction that applies a finished run to the inventory.
+//!
+//! Pages go straight into the inventory tables under the run's own generation (writing
+//! each page at once is what keeps a tenant of 100,000 users out of memory); readers see
+//! only the organization's current generation (the `current_inventory_*` views), and
+//! applying a run switches it in one transaction, so they never see half a run. What is
+//! not inventory (removals and refreshed groups of delta runs, delta links) waits in
+//! `discovery_stage`.
 
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
+use tenantry_domain::discovery::Section;
 use tenantry_domain::{DiscoveryRunId, MspId, OrganizationId};
 use uuid::Uuid;
 
@@ -178,19 +184,96 @@ pub struct RunContext {
     pub client_secret: SecretString,
 }
 
-/// One staged object.
+/// Something a run keeps aside until it is applied (refreshed groups, delta links).
 pub struct StagedObject {
     pub object_id: String,
     pub data: serde_json::Value,
-    pub removed: bool,
 }
 
-/// A section whose staged rows an apply should take.
+/// A member of a group or directory role.
+pub struct Membership {
+    pub parent: Uuid,
+    pub member: Uuid,
+    /// `user`, `group`, `servicePrincipal`, ...
+    pub kind: String,
+}
+
+/// A section an apply should take (it was written completely by this run or an earlier
+/// attempt of it).
 #[derive(Clone, Debug)]
 pub struct Applied {
     pub section: &'static str,
     /// The delta link to keep for the next delta run (users, groups).
     pub delta_link: Option<String>,
+}
+
+/// Which run writes, for which organization and MSP: every row a run writes carries them.
+#[derive(Clone, Copy, Debug)]
+pub struct RunKeys {
+    pub run: Uuid,
+    pub organization: Uuid,
+    pub msp: MspId,
+}
+
+/// Where a section's rows are kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Table {
+    Users,
+    Groups,
+    GroupMembers,
+    Roles,
+    RoleMembers,
+    /// `inventory_object`, one section of it.
+    Objects,
+    /// `discovery_stage`: refreshed groups (`member_groups`) and delta links.
+    Stage,
+}
+
+impl Table {
+    fn of(section: &str) -> Self {
+        match section {
+            "users" => Table::Users,
+            "groups" => Table::Groups,
+            "group_members" => Table::GroupMembers,
+            "directory_roles" => Table::Roles,
+            "role_members" => Table::RoleMembers,
+            "member_groups" | "delta_link" => Table::Stage,
+            _ => Table::Objects,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Table::Users => "inventory_user",
+            Table::Groups => "inventory_group",
+            Table::GroupMembers => "inventory_group_member",
+            Table::Roles => "inventory_role",
+            Table::RoleMembers => "inventory_role_member",
+            Table::Objects => "inventory_object",
+            Table::Stage => "discovery_stage",
+        }
+    }
+}
+
+/// The inventory tables, each holding generations.
+const INVENTORY_TABLES: [Table; 6] = [
+    Table::Users,
+    Table::Groups,
+    Table::GroupMembers,
+    Table::Roles,
+    Table::RoleMembers,
+    Table::Objects,
+];
+
+/// The rows a section of a full run keeps from the previous generation when the run did
+/// not read it (Microsoft refused it): `(table, section filter for inventory_object)`.
+fn section_rows(section: &str) -> Vec<(Table, Option<&str>)> {
+    match Table::of(section) {
+        Table::Roles => vec![(Table::Roles, None), (Table::RoleMembers, None)],
+        Table::Objects => vec![(Table::Objects, Some(section))],
+        Table::Stage => Vec::new(),
+        table => vec![(table, None)],
+    }
 }
 
 /// The workers' side of discovery. Not MSP-scoped: workers act for every MSP, from the
@@ -252,7 +335,74 @@ impl DiscoveryStore {
         .await?)
     }
 
-    /// Adds one page of objects to the run's staging area.
+    /// Writes one page of a section into the run's generation of the inventory. `objects`
+    /// is the page's `value` array as Microsoft sent it: PostgreSQL parses it once, and
+    /// nothing is built object by object on the way. Objects are keyed by `id_field`; one
+    /// listed twice in the page is written once, as last listed. A delta run's `@removed`
+    /// items (users, groups) are kept aside for the apply instead.
+    pub async fn write_page(
+        &self,
+        keys: RunKeys,
+        section: &str,
+        id_field: &str,
+        objects: &str,
+    ) -> Result<(), StoreError> {
+        let query = match Table::of(section) {
+            Table::Users => sqlx::query(WRITE_USERS),
+            Table::Groups => sqlx::query(WRITE_GROUPS),
+            Table::Roles => sqlx::query(WRITE_ROLES),
+            Table::Objects => sqlx::query(WRITE_OBJECTS),
+            Table::GroupMembers | Table::RoleMembers | Table::Stage => {
+                return Err(StoreError::Corrupt(format!(
+                    "{section} is not written from pages"
+                )));
+            }
+        };
+        let query = query.bind(keys.organization).bind(keys.run).bind(objects);
+        let query = match Table::of(section) {
+            Table::Users | Table::Groups => query.bind(keys.msp.as_uuid()),
+            Table::Objects => query.bind(section).bind(id_field),
+            _ => query,
+        };
+        query.execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Writes members of groups (`group_members`) or directory roles (`role_members`) into
+    /// the run's generation.
+    pub async fn write_memberships(
+        &self,
+        keys: RunKeys,
+        section: &str,
+        members: &[Membership],
+    ) -> Result<(), StoreError> {
+        let sql = match Table::of(section) {
+            Table::GroupMembers => WRITE_GROUP_MEMBERS,
+            Table::RoleMembers => WRITE_ROLE_MEMBERS,
+            _ => {
+                return Err(StoreError::Corrupt(format!(
+                    "{section} holds no memberships"
+                )));
+            }
+        };
+        if members.is_empty() {
+            return Ok(());
+        }
+        let parents: Vec<Uuid> = members.iter().map(|m| m.parent).collect();
+        let ids: Vec<Uuid> = members.iter().map(|m| m.member).collect();
+        let kinds: Vec<&str> = members.iter().map(|m| m.kind.as_str()).collect();
+        sqlx::query(sql)
+            .bind(keys.organization)
+            .bind(keys.run)
+            .bind(&parents)
+            .bind(&ids)
+            .bind(&kinds)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Keeps objects aside until the run is applied.
     pub async fn stage(
         &self,
         run: Uuid,
@@ -264,29 +414,29 @@ impl DiscoveryStore {
         }
         let ids: Vec<&str> = objects.iter().map(|o| o.object_id.as_str()).collect();
         let data: Vec<&serde_json::Value> = objects.iter().map(|o| &o.data).collect();
-        let removed: Vec<bool> = objects.iter().map(|o| o.removed).collect();
         sqlx::query(
-            "insert into discovery_stage (run_id, section, object_id, data, removed)
-             select $1, $2, * from unnest($3::text[], $4::jsonb[], $5::bool[])
-             on conflict (run_id, section, object_id) do update set data = excluded.data, removed = excluded.removed",
+            "insert into discovery_stage (run_id, section, object_id, data)
+             select $1, $2, * from unnest($3::text[], $4::jsonb[])
+             on conflict (run_id, section, object_id) do update set data = excluded.data",
         )
         .bind(run)
         .bind(section)
         .bind(&ids)
         .bind(&data)
-        .bind(&removed)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    /// Ids staged (not as removals) in a section, e.g. the groups whose members to read.
-    pub async fn staged_ids(&self, run: Uuid, section: &str) -> Result<Vec<String>, StoreError> {
+    /// The groups this run wrote (all of them in a full run, the changed ones in a delta
+    /// run): the groups whose members to read.
+    pub async fn written_group_ids(&self, keys: RunKeys) -> Result<Vec<String>, StoreError> {
         Ok(sqlx::query_scalar(
-            "select object_id from discovery_stage where run_id = $1 and section = $2 and not removed order by object_id",
+            "select group_id::text from inventory_group
+             where organization_id = $1 and generation = $2 order by group_id",
         )
-        .bind(run)
-        .bind(section)
+        .bind(keys.organization)
+        .bind(keys.run)
         .fetch_all(&self.pool)
         .await?)
     }
@@ -308,16 +458,17 @@ impl DiscoveryStore {
         .flatten())
     }
 
-    /// The expiry of the client secret in use, as the app-secret section staged it.
-    pub async fn staged_secret_expiry(
+    /// The expiry of the client secret in use, as the app-secret section wrote it.
+    pub async fn written_secret_expiry(
         &self,
-        run: Uuid,
+        keys: RunKeys,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let text: Option<Option<String>> = sqlx::query_scalar(
-            "select data->'secret_in_use'->>'expires_at' from discovery_stage
-             where run_id = $1 and section = 'app_secret' limit 1",
+            "select data->'secret_in_use'->>'expires_at' from inventory_object
+             where organization_id = $1 and generation = $2 and section = 'app_secret' limit 1",
         )
-        .bind(run)
+        .bind(keys.organization)
+        .bind(keys.run)
         .fetch_optional(&self.pool)
         .await?;
         Ok(text
@@ -326,13 +477,18 @@ impl DiscoveryStore {
             .map(|t| t.with_timezone(&Utc)))
     }
 
-    /// Drops what a section staged (before it is read again from the start).
-    pub async fn clear_section(&self, run: Uuid, section: &str) -> Result<(), StoreError> {
+    /// Drops what this run wrote of a section (before it is read again from the start).
+    pub async fn clear_section(&self, keys: RunKeys, section: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query("delete from discovery_stage where run_id = $1 and section = $2")
-            .bind(run)
+            .bind(keys.run)
             .bind(section)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        for (table, object_section) in section_rows(section) {
+            delete_generation(&mut tx, table, keys.organization, keys.run, object_section).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -360,8 +516,10 @@ impl DiscoveryStore {
         Ok(())
     }
 
-    /// Applies the staged sections to the inventory and finishes the run, in one
-    /// transaction.
+    /// Applies the run's sections to the inventory and finishes the run, in one
+    /// transaction: a full run's generation becomes the organization's inventory (keeping
+    /// the previous generation's rows of sections it did not read), a delta run's rows
+    /// and removals are merged into the current generation.
     pub async fn apply(
         &self,
         run: &RunRecord,
@@ -371,32 +529,73 @@ impl DiscoveryStore {
     ) -> Result<(), StoreError> {
         let full = run.mode == Mode::Full.as_str();
         let mut tx = self.pool.begin().await?;
-        // Lock the organization row: an organization deleted meanwhile ends the run here.
-        let exists: Option<Uuid> = sqlx::query_scalar(
-            "select organization_id from organization where organization_id = $1 for update",
+        // Lock the organization row: an organization deleted meanwhile ends the run here,
+        // and no other apply or action changes its generation until this one commits.
+        let owner: Option<(Uuid, Uuid)> = sqlx::query_as(
+            "select msp_id, inventory_generation from organization where organization_id = $1 for update",
         )
         .bind(run.organization_id)
         .fetch_optional(&mut *tx)
         .await?;
-        if exists.is_none() {
+        let Some((owner, current)) = owner else {
             return Err(StoreError::NotFound);
+        };
+        if owner != msp.as_uuid() {
+            return Err(StoreError::Corrupt(format!(
+                "run {} names another MSP than its organization",
+                run.run_id
+            )));
+        }
+        let organization = run.organization_id;
+        if full {
+            for section in Section::ALL {
+                if applied.iter().any(|a| a.section == section.name()) {
+                    continue;
+                }
+                for (table, object_section) in section_rows(section.name()) {
+                    carry_forward(
+                        &mut tx,
+                        table,
+                        organization,
+                        current,
+                        run.run_id,
+                        object_section,
+                    )
+                    .await?;
+                }
+            }
+            sqlx::query(
+                "update organization set inventory_generation = $2 where organization_id = $1",
+            )
+            .bind(organization)
+            .bind(run.run_id)
+            .execute(&mut *tx)
+            .await?;
+            for table in INVENTORY_TABLES {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "delete from {} where organization_id = $1 and generation <> $2",
+                    table.name()
+                )))
+                .bind(organization)
+                .bind(run.run_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+        } else {
+            for section in applied {
+                merge_delta(&mut tx, run.run_id, organization, current, section.section).await?;
+            }
+            for table in INVENTORY_TABLES {
+                delete_generation(&mut tx, table, organization, run.run_id, None).await?;
+            }
         }
         for section in applied {
-            apply_section(
-                &mut tx,
-                run.run_id,
-                run.organization_id,
-                msp,
-                section.section,
-                full,
-            )
-            .await?;
             if let Some(link) = &section.delta_link {
                 sqlx::query(
                     "insert into discovery_cursor (organization_id, section, delta_link) values ($1, $2, $3)
                      on conflict (organization_id, section) do update set delta_link = excluded.delta_link, updated_at = now()",
                 )
-                .bind(run.organization_id)
+                .bind(organization)
                 .bind(section.section)
                 .bind(link)
                 .execute(&mut *tx)
@@ -411,7 +610,7 @@ impl DiscoveryStore {
                                    else status end
                  where organization_id = $1",
             )
-            .bind(run.organization_id)
+            .bind(organization)
             .bind(expires)
             .execute(&mut *tx)
             .await?;
@@ -434,19 +633,21 @@ impl DiscoveryStore {
         Ok(())
     }
 
-    /// Ends a run that will not be retried.
+    /// Ends a run that will not be retried, dropping what it wrote.
     pub async fn fail(&self, run: Uuid, error: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "update discovery_run set state = 'failed', finished_at = now(), error = $2 where run_id = $1 and state in ('queued', 'running')",
+        let mut tx = self.pool.begin().await?;
+        let organization: Option<Uuid> = sqlx::query_scalar(
+            "update discovery_run set state = 'failed', finished_at = now(), error = $2
+             where run_id = $1 and state in ('queued', 'running') returning organization_id",
         )
         .bind(run)
         .bind(error)
-        .execute(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
-        sqlx::query("delete from discovery_stage where run_id = $1")
-            .bind(run)
-            .execute(&self.pool)
-            .await?;
+        if let Some(organization) = organization {
+            drop_run_rows(&mut tx, organization, run).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -463,17 +664,23 @@ impl DiscoveryStore {
     /// Runs whose job ended without the worker closing them (rescued on its last
     /// attempt, cancelled) are closed with the job's outcome. Leader only.
     pub async fn close_orphaned_runs(&self) -> Result<u64, StoreError> {
-        let closed = sqlx::query(
+        let mut tx = self.pool.begin().await?;
+        let closed: Vec<(Uuid, Uuid)> = sqlx::query_as(
             "update discovery_run r set
                  state = case when j.state = 'cancelled' then 'cancelled' else 'failed' end,
                  finished_at = now(), error = coalesce(j.last_error, r.error)
              from job j
              where r.job_id = j.job_id and r.state in ('queued', 'running')
-               and j.state in ('discarded', 'cancelled')",
+               and j.state in ('discarded', 'cancelled')
+             returning r.organization_id, r.run_id",
         )
-        .execute(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
-        Ok(closed.rows_affected())
+        for (organization, run) in &closed {
+            drop_run_rows(&mut tx, *organization, *run).await?;
+        }
+        tx.commit().await?;
+        Ok(closed.len() as u64)
     }
 
     /// Queues a run for every organization whose schedule is due, and moves each
@@ -512,133 +719,242 @@ impl DiscoveryStore {
     }
 }
 
-/// Moves one section's staged rows into the inventory.
-async fn apply_section(
+/// Deletes a generation's rows from one inventory table (of one section, for
+/// `inventory_object`).
+async fn delete_generation(
+    tx: &mut PgConnection,
+    table: Table,
+    organization: Uuid,
+    generation: Uuid,
+    object_section: Option<&str>,
+) -> Result<(), StoreError> {
+    let sql = format!(
+        "delete from {} where organization_id = $1 and generation = $2",
+        table.name()
+    );
+    match object_section {
+        Some(section) => {
+            sqlx::query(sqlx::AssertSqlSafe(format!("{sql} and section = $3")))
+                .bind(organization)
+                .bind(generation)
+                .bind(section)
+                .execute(&mut *tx)
+                .await?
+        }
+        None => {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(organization)
+                .bind(generation)
+                .execute(&mut *tx)
+                .await?
+        }
+    };
+    Ok(())
+}
+
+/// Drops everything a run wrote: its generation and its staged rows.
+async fn drop_run_rows(
+    tx: &mut PgConnection,
+    organization: Uuid,
+    run: Uuid,
+) -> Result<(), StoreError> {
+    for table in INVENTORY_TABLES {
+        delete_generation(tx, table, organization, run, None).await?;
+    }
+    sqlx::query("delete from discovery_stage where run_id = $1")
+        .bind(run)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Moves the previous generation's rows of a section the run did not read into the run's
+/// generation.
+async fn carry_forward(
+    tx: &mut PgConnection,
+    table: Table,
+    organization: Uuid,
+    from: Uuid,
+    to: Uuid,
+    object_section: Option<&str>,
+) -> Result<(), StoreError> {
+    let sql = format!(
+        "update {} set generation = $3 where organization_id = $1 and generation = $2",
+        table.name()
+    );
+    let query = match object_section {
+        Some(_) => sqlx::query(sqlx::AssertSqlSafe(format!("{sql} and section = $4"))),
+        None => sqlx::query(sqlx::AssertSqlSafe(sql)),
+    };
+    let query = query.bind(organization).bind(from).bind(to);
+    match object_section {
+        Some(section) => query.bind(section).execute(&mut *tx).await?,
+        None => query.execute(&mut *tx).await?,
+    };
+    Ok(())
+}
+
+/// Merges one section of a delta run into the current generation: removals first, then
+/// the run's rows over the current ones.
+async fn merge_delta(
     tx: &mut PgConnection,
     run: Uuid,
     organization: Uuid,
-    msp: MspId,
+    current: Uuid,
     section: &str,
-    full: bool,
 ) -> Result<(), StoreError> {
-    let statements: Vec<&str> = match (section, full) {
-        ("users", true) => vec![
-            "delete from inventory_user where organization_id = $1",
-            USERS_UPSERT,
-        ],
-        ("users", false) => vec![
+    let statements: &[&'static str] = match section {
+        "users" => &[
             "delete from inventory_user u using discovery_stage s
              where s.run_id = $2 and s.section = 'users' and s.removed and u.organization_id = $1
-               and u.user_id = s.object_id::uuid",
+               and u.generation = $3 and u.user_id = s.object_id::uuid",
             "delete from inventory_group_member m using discovery_stage s
              where s.run_id = $2 and s.section = 'users' and s.removed and m.organization_id = $1
-               and m.member_id = s.object_id::uuid",
+               and m.generation = $3 and m.member_id = s.object_id::uuid",
             "delete from inventory_role_member m using discovery_stage s
              where s.run_id = $2 and s.section = 'users' and s.removed and m.organization_id = $1
-               and m.member_id = s.object_id::uuid",
-            USERS_UPSERT,
+               and m.generation = $3 and m.member_id = s.object_id::uuid",
+            "insert into inventory_user (msp_id, organization_id, generation, user_id, display_name,
+                 user_principal_name, mail, department, job_title, account_enabled, data)
+             select msp_id, organization_id, $3, user_id, display_name, user_principal_name, mail,
+                    department, job_title, account_enabled, data
+             from inventory_user where organization_id = $1 and generation = $2
+             on conflict (organization_id, generation, user_id) do update set
+                 display_name = excluded.display_name, user_principal_name = excluded.user_principal_name,
+                 mail = excluded.mail, department = excluded.department, job_title = excluded.job_title,
+                 account_enabled = excluded.account_enabled, data = excluded.data",
         ],
-        ("groups", true) => vec![
-            "delete from inventory_group where organization_id = $1",
-            GROUPS_UPSERT,
-        ],
-        ("groups", false) => vec![
+        "groups" => &[
             "delete from inventory_group g using discovery_stage s
              where s.run_id = $2 and s.section = 'groups' and s.removed and g.organization_id = $1
-               and g.group_id = s.object_id::uuid",
+               and g.generation = $3 and g.group_id = s.object_id::uuid",
             "delete from inventory_group_member m using discovery_stage s
              where s.run_id = $2 and s.section = 'groups' and s.removed and m.organization_id = $1
-               and m.group_id = s.object_id::uuid",
-            GROUPS_UPSERT,
+               and m.generation = $3 and m.group_id = s.object_id::uuid",
+            "insert into inventory_group (msp_id, organization_id, generation, group_id, display_name, mail, kind, data)
+             select msp_id, organization_id, $3, group_id, display_name, mail, kind, data
+             from inventory_group where organization_id = $1 and generation = $2
+             on conflict (organization_id, generation, group_id) do update set
+                 display_name = excluded.display_name, mail = excluded.mail, kind = excluded.kind, data = excluded.data",
         ],
-        ("group_members", true) => vec![
-            "delete from inventory_group_member where organization_id = $1",
-            MEMBERS_INSERT,
-        ],
-        ("group_members", false) => vec![
+        "group_members" => &[
             "delete from inventory_group_member m using discovery_stage s
              where s.run_id = $2 and s.section = 'member_groups' and m.organization_id = $1
-               and m.group_id = s.object_id::uuid",
-            MEMBERS_INSERT,
-        ],
-        ("directory_roles", _) => vec![
-            "delete from inventory_role where organization_id = $1",
-            "delete from inventory_role_member where organization_id = $1",
-            "insert into inventory_role (organization_id, role_id, role_template_id, display_name)
-             select $1, s.object_id::uuid, (s.data->>'roleTemplateId')::uuid, s.data->>'displayName'
-             from discovery_stage s where s.run_id = $2 and s.section = 'directory_roles'",
-            "insert into inventory_role_member (organization_id, role_id, member_id, member_type)
-             select $1, (s.data->>'role_id')::uuid, (s.data->>'member_id')::uuid, s.data->>'type'
-             from discovery_stage s where s.run_id = $2 and s.section = 'role_members'
+               and m.generation = $3 and m.group_id = s.object_id::uuid",
+            "insert into inventory_group_member (organization_id, generation, group_id, member_id, member_type)
+             select organization_id, $3, group_id, member_id, member_type
+             from inventory_group_member where organization_id = $1 and generation = $2
              on conflict do nothing",
         ],
-        (_, _) => vec![
-            "delete from inventory_object where organization_id = $1 and section = $2",
-            "insert into inventory_object (organization_id, section, object_id, display_name, data)
-             select $1, $2, s.object_id, coalesce(s.data->>'displayName', s.data->>'deviceName', s.data->>'userDisplayName', s.data->>'skuPartNumber', s.data->>'id'), s.data
-             from discovery_stage s where s.run_id = $3 and s.section = $2 and not s.removed",
-        ],
-    };
-    // Each statement gets the leading parameters it uses: (organization, run, MSP), or
-    // (organization, section, run) for the listed sections.
-    let params: [Param<'_>; 3] = match section {
-        "users" | "groups" | "group_members" | "directory_roles" => [
-            Param::Id(organization),
-            Param::Id(run),
-            Param::Id(msp.as_uuid()),
-        ],
-        _ => [
-            Param::Id(organization),
-            Param::Text(section),
-            Param::Id(run),
-        ],
+        // A delta run reads nothing else.
+        _ => &[],
     };
     for statement in statements {
-        let used = (1..=params.len())
-            .rev()
-            .find(|n| statement.contains(&format!("${n}")))
-            .unwrap_or(0);
-        let mut query = sqlx::query(statement);
-        for param in &params[..used] {
-            query = match param {
-                Param::Id(id) => query.bind(*id),
-                Param::Text(text) => query.bind(*text),
-            };
-        }
-        query.execute(&mut *tx).await?;
+        sqlx::query(*statement)
+            .bind(organization)
+            .bind(run)
+            .bind(current)
+            .execute(&mut *tx)
+            .await?;
     }
     Ok(())
 }
 
-/// A parameter of the apply statements.
-enum Param<'a> {
-    Id(Uuid),
-    Text(&'a str),
+// Page writers. Parameters: $1 organization, $2 generation, $3 the page's objects (a JSON
+// array), then $4 the MSP (users, groups) or $4 the section and $5 the id field (listed
+// sections). Users and groups: an item `@removed` (delta runs) is kept aside in the
+// staging area and drops what the run wrote of the object; an item present again cancels
+// a removal kept earlier in the run.
+
+/// The page's objects, each once (the last listing wins), with their ids.
+macro_rules! page_cte {
+    () => {
+        "page as (
+        select distinct on (e.d->>'id') e.d, e.d->>'id' as id
+        from jsonb_array_elements($3::text::jsonb) with ordinality as e (d, n)
+        where e.d ? 'id' order by e.d->>'id', e.n desc)"
+    };
 }
 
-const USERS_UPSERT: &str = "insert into inventory_user
-        (msp_id, organization_id, user_id, display_name, user_principal_name, mail, department, job_title, account_enabled, data)
-    select $3, $1, s.object_id::uuid, s.data->>'displayName', s.data->>'userPrincipalName', s.data->>'mail',
-           s.data->>'department', s.data->>'jobTitle', (s.data->>'accountEnabled')::boolean, s.data
-    from discovery_stage s where s.run_id = $2 and s.section = 'users' and not s.removed
-    on conflict (organization_id, user_id) do update set
+const WRITE_USERS: &str = concat!(
+    "with ",
+    page_cte!(),
+    ",
+    removed as (
+        insert into discovery_stage (run_id, section, object_id, data, removed)
+        select $2, 'users', id, d, true from page where d ? '@removed'
+        on conflict (run_id, section, object_id) do update set data = excluded.data, removed = true),
+    unwritten as (
+        delete from inventory_user where organization_id = $1 and generation = $2
+          and user_id in (select id::uuid from page where d ? '@removed')),
+    revived as (
+        delete from discovery_stage where run_id = $2 and section = 'users'
+          and object_id in (select id from page where not d ? '@removed'))
+    insert into inventory_user
+        (organization_id, generation, user_id, display_name, user_principal_name, mail, department, job_title, account_enabled, data, msp_id)
+    select $1, $2, id::uuid, d->>'displayName', d->>'userPrincipalName', d->>'mail',
+           d->>'department', d->>'jobTitle', (d->>'accountEnabled')::boolean, d, $4
+    from page where not d ? '@removed'
+    on conflict (organization_id, generation, user_id) do update set
         display_name = excluded.display_name, user_principal_name = excluded.user_principal_name,
         mail = excluded.mail, department = excluded.department, job_title = excluded.job_title,
-        account_enabled = excluded.account_enabled, data = excluded.data";
+        account_enabled = excluded.account_enabled, data = excluded.data"
+);
 
-const GROUPS_UPSERT: &str = "insert into inventory_group
-        (msp_id, organization_id, group_id, display_name, mail, kind, data)
-    select $3, $1, s.object_id::uuid, s.data->>'displayName', s.data->>'mail',
-           case when coalesce(s.data->'groupTypes', '[]'::jsonb) ? 'Unified' then 'm365'
-                when coalesce((s.data->>'securityEnabled')::boolean, false) then 'security'
+const WRITE_GROUPS: &str = concat!(
+    "with ",
+    page_cte!(),
+    ",
+    removed as (
+        insert into discovery_stage (run_id, section, object_id, data, removed)
+        select $2, 'groups', id, d, true from page where d ? '@removed'
+        on conflict (run_id, section, object_id) do update set data = excluded.data, removed = true),
+    unwritten as (
+        delete from inventory_group where organization_id = $1 and generation = $2
+          and group_id in (select id::uuid from page where d ? '@removed')),
+    revived as (
+        delete from discovery_stage where run_id = $2 and section = 'groups'
+          and object_id in (select id from page where not d ? '@removed'))
+    insert into inventory_group
+        (organization_id, generation, group_id, display_name, mail, kind, data, msp_id)
+    select $1, $2, id::uuid, d->>'displayName', d->>'mail',
+           case when coalesce(d->'groupTypes', '[]'::jsonb) ? 'Unified' then 'm365'
+                when coalesce((d->>'securityEnabled')::boolean, false) then 'security'
                 else 'distribution' end,
-           s.data
-    from discovery_stage s where s.run_id = $2 and s.section = 'groups' and not s.removed
-    on conflict (organization_id, group_id) do update set
-        display_name = excluded.display_name, mail = excluded.mail, kind = excluded.kind, data = excluded.data";
+           d, $4
+    from page where not d ? '@removed'
+    on conflict (organization_id, generation, group_id) do update set
+        display_name = excluded.display_name, mail = excluded.mail, kind = excluded.kind, data = excluded.data"
+);
 
-const MEMBERS_INSERT: &str =
-    "insert into inventory_group_member (organization_id, group_id, member_id, member_type)
-    select $1, (s.data->>'group_id')::uuid, (s.data->>'member_id')::uuid, s.data->>'type'
-    from discovery_stage s where s.run_id = $2 and s.section = 'group_members'
+const WRITE_ROLES: &str = concat!(
+    "with ",
+    page_cte!(),
+    "
+    insert into inventory_role (organization_id, generation, role_id, role_template_id, display_name)
+    select $1, $2, id::uuid, (d->>'roleTemplateId')::uuid, d->>'displayName' from page
+    on conflict (organization_id, generation, role_id) do update set
+        role_template_id = excluded.role_template_id, display_name = excluded.display_name"
+);
+
+const WRITE_OBJECTS: &str = "insert into inventory_object
+        (organization_id, generation, section, object_id, display_name, data)
+    select distinct on (e.d->>$5) $1::uuid, $2::uuid, $4::text, e.d->>$5,
+           coalesce(e.d->>'displayName', e.d->>'deviceName', e.d->>'userDisplayName', e.d->>'skuPartNumber', e.d->>$5),
+           e.d
+    from jsonb_array_elements($3::text::jsonb) with ordinality as e (d, n)
+    where e.d ? $5 order by e.d->>$5, e.n desc
+    on conflict (organization_id, generation, section, object_id) do update set
+        display_name = excluded.display_name, data = excluded.data";
+
+// Membership writers: $1 organization, $2 generation, $3 parents, $4 members, $5 kinds.
+
+const WRITE_GROUP_MEMBERS: &str = "insert into inventory_group_member
+        (organization_id, generation, group_id, member_id, member_type)
+    select $1, $2, * from unnest($3::uuid[], $4::uuid[], $5::text[])
+    on conflict do nothing";
+
+const WRITE_ROLE_MEMBERS: &str = "insert into inventory_role_member
+        (organization_id, generation, role_id, member_id, member_type)
+    select $1, $2, * from unnest($3::uuid[], $4::uuid[], $5::text[])
     on conflict do nothing";

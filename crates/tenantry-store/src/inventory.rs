@@ -55,7 +55,7 @@ pub(crate) async fn users(
     page: crate::Page,
 ) -> Result<Vec<InventoryUser>, StoreError> {
     let sql = format!(
-        "select {USER_COLUMNS} from inventory_user
+        "select {USER_COLUMNS} from current_inventory_user
          where organization_id = $1 and ($2::text is null or search like $2)
            and ($3::text is null or lower(department) = lower($3))
            and ($4::text is null or lower(job_title) = lower($4))
@@ -101,7 +101,7 @@ pub struct UserDetail {
 }
 
 const GROUP_COLUMNS: &str = "g.group_id as id, g.display_name, g.mail, g.kind, g.data->>'description' as description,
-    (select count(*) from inventory_group_member m where m.organization_id = g.organization_id and m.group_id = g.group_id) as member_count";
+    (select count(*) from current_inventory_group_member m where m.organization_id = g.organization_id and m.group_id = g.group_id) as member_count";
 
 pub(crate) async fn user(
     db: &PgPool,
@@ -109,7 +109,7 @@ pub(crate) async fn user(
     user: Uuid,
 ) -> Result<UserDetail, StoreError> {
     let sql = format!(
-        "select {USER_COLUMNS} from inventory_user where organization_id = $1 and user_id = $2"
+        "select {USER_COLUMNS} from current_inventory_user where organization_id = $1 and user_id = $2"
     );
     let found: InventoryUser = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(organization)
@@ -118,8 +118,8 @@ pub(crate) async fn user(
         .await?
         .ok_or(StoreError::NotFound)?;
     let sql = format!(
-        "select {GROUP_COLUMNS} from inventory_group g
-         join inventory_group_member gm on gm.organization_id = g.organization_id and gm.group_id = g.group_id
+        "select {GROUP_COLUMNS} from current_inventory_group g
+         join current_inventory_group_member gm on gm.organization_id = g.organization_id and gm.group_id = g.group_id
          where g.organization_id = $1 and gm.member_id = $2 order by g.display_name, g.group_id limit 1000"
     );
     let groups = sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -128,8 +128,8 @@ pub(crate) async fn user(
         .fetch_all(db)
         .await?;
     let roles = sqlx::query_as(
-        "select r.role_id as id, r.role_template_id, r.display_name from inventory_role r
-         join inventory_role_member rm on rm.organization_id = r.organization_id and rm.role_id = r.role_id
+        "select r.role_id as id, r.role_template_id, r.display_name from current_inventory_role r
+         join current_inventory_role_member rm on rm.organization_id = r.organization_id and rm.role_id = r.role_id
          where r.organization_id = $1 and rm.member_id = $2 order by r.display_name",
     )
     .bind(organization)
@@ -156,7 +156,7 @@ pub(crate) async fn groups(
     page: crate::Page,
 ) -> Result<Vec<InventoryGroup>, StoreError> {
     let sql = format!(
-        "select {GROUP_COLUMNS} from inventory_group g
+        "select {GROUP_COLUMNS} from current_inventory_group g
          where g.organization_id = $1 and ($2::text is null or g.search like $2)
            and ($3::text is null or g.kind = $3) and ($4::uuid is null or g.group_id > $4)
          order by g.group_id limit $5"
@@ -187,7 +187,7 @@ pub(crate) async fn group_members(
     page: crate::Page,
 ) -> Result<Vec<Member>, StoreError> {
     let exists: bool = sqlx::query_scalar(
-        "select exists(select 1 from inventory_group where organization_id = $1 and group_id = $2)",
+        "select exists(select 1 from current_inventory_group where organization_id = $1 and group_id = $2)",
     )
     .bind(organization)
     .bind(group)
@@ -198,8 +198,8 @@ pub(crate) async fn group_members(
     }
     Ok(sqlx::query_as(
         "select m.member_id as id, m.member_type, u.display_name, u.user_principal_name
-         from inventory_group_member m
-         left join inventory_user u on u.organization_id = m.organization_id and u.user_id = m.member_id
+         from current_inventory_group_member m
+         left join current_inventory_user u on u.organization_id = m.organization_id and u.user_id = m.member_id
          where m.organization_id = $1 and m.group_id = $2 and ($3::uuid is null or m.member_id > $3)
          order by m.member_id limit $4",
     )
@@ -232,7 +232,7 @@ pub(crate) async fn roles(
     organization: Uuid,
 ) -> Result<Vec<RoleWithMembers>, StoreError> {
     let roles: Vec<InventoryRole> = sqlx::query_as(
-        "select role_id as id, role_template_id, display_name from inventory_role
+        "select role_id as id, role_template_id, display_name from current_inventory_role
          where organization_id = $1 order by display_name, role_id limit 500",
     )
     .bind(organization)
@@ -242,8 +242,8 @@ pub(crate) async fn roles(
         "select role_id, id, member_type, display_name, user_principal_name from (
              select rm.role_id, rm.member_id as id, rm.member_type, u.display_name, u.user_principal_name,
                     row_number() over (partition by rm.role_id order by rm.member_id) as n
-             from inventory_role_member rm
-             left join inventory_user u on u.organization_id = rm.organization_id and u.user_id = rm.member_id
+             from current_inventory_role_member rm
+             left join current_inventory_user u on u.organization_id = rm.organization_id and u.user_id = rm.member_id
              where rm.organization_id = $1) ranked
          where n <= 1000 order by role_id, id",
     )
@@ -302,9 +302,9 @@ pub(crate) async fn approver_proposals(
     Ok(sqlx::query_as(
         "select u.user_id, u.display_name, u.user_principal_name, u.account_enabled,
                 array_agg(distinct coalesce(r.display_name, r.role_template_id::text) order by coalesce(r.display_name, r.role_template_id::text)) as roles
-         from inventory_role r
-         join inventory_role_member rm on rm.organization_id = r.organization_id and rm.role_id = r.role_id
-         join inventory_user u on u.organization_id = rm.organization_id and u.user_id = rm.member_id
+         from current_inventory_role r
+         join current_inventory_role_member rm on rm.organization_id = r.organization_id and rm.role_id = r.role_id
+         join current_inventory_user u on u.organization_id = rm.organization_id and u.user_id = rm.member_id
          where r.organization_id = $1 and r.role_template_id = any($2)
          group by u.user_id, u.display_name, u.user_principal_name, u.account_enabled
          order by u.display_name, u.user_id limit 1000",
@@ -331,7 +331,7 @@ pub(crate) async fn objects(
     limit: u32,
 ) -> Result<Vec<InventoryObject>, StoreError> {
     Ok(sqlx::query_as(
-        "select object_id as id, display_name, data from inventory_object
+        "select object_id as id, display_name, data from current_inventory_object
          where organization_id = $1 and section = $2 and ($3::text is null or object_id > $3)
          order by object_id limit $4",
     )

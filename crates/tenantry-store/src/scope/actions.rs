@@ -234,7 +234,7 @@ impl MspScope<'_> {
         self.organization(organization).await?;
         let id = key.parse::<Uuid>().ok();
         let row: Option<(Uuid, Option<String>, Option<String>)> = sqlx::query_as(
-            "select user_id, display_name, user_principal_name from inventory_user
+            "select user_id, display_name, user_principal_name from current_inventory_user
              where organization_id = $1
                and (user_id = $2 or lower(user_principal_name) = lower($3) or lower(mail) = lower($3))
              order by (user_id = $2) desc nulls last, (lower(user_principal_name) = lower($3)) desc
@@ -262,7 +262,7 @@ impl MspScope<'_> {
         self.organization(organization).await?;
         let id = key.parse::<Uuid>().ok();
         let rows: Vec<(Uuid, Option<String>)> = sqlx::query_as(
-            "select group_id, display_name from inventory_group
+            "select group_id, display_name from current_inventory_group
              where organization_id = $1
                and (group_id = $2 or lower(mail) = lower($3) or lower(display_name) = lower($3))
              order by group_id limit 5",
