@@ -8,7 +8,8 @@
 --    `inventory_generation`; applying the run switches that pointer and drops the previous
 --    generation in one transaction, so readers still never see half a run. A delta run
 --    writes into its own generation too and is merged into the current one when applied.
---    Readers go through the `current_inventory_*` views.
+--    Readers ask for `generation = organization.inventory_generation`, so the primary keys
+--    below serve their lookups and their order.
 alter table organization
     add column inventory_generation uuid not null default '00000000-0000-0000-0000-000000000000';
 
@@ -36,25 +37,6 @@ alter table inventory_object
     add column generation uuid not null default '00000000-0000-0000-0000-000000000000',
     drop constraint inventory_object_pkey,
     add primary key (organization_id, generation, section, object_id);
-
-create view current_inventory_user as
-    select i.* from inventory_user i join organization o
-        on o.organization_id = i.organization_id and o.inventory_generation = i.generation;
-create view current_inventory_group as
-    select i.* from inventory_group i join organization o
-        on o.organization_id = i.organization_id and o.inventory_generation = i.generation;
-create view current_inventory_group_member as
-    select i.* from inventory_group_member i join organization o
-        on o.organization_id = i.organization_id and o.inventory_generation = i.generation;
-create view current_inventory_role as
-    select i.* from inventory_role i join organization o
-        on o.organization_id = i.organization_id and o.inventory_generation = i.generation;
-create view current_inventory_role_member as
-    select i.* from inventory_role_member i join organization o
-        on o.organization_id = i.organization_id and o.inventory_generation = i.generation;
-create view current_inventory_object as
-    select i.* from inventory_object i join organization o
-        on o.organization_id = i.organization_id and o.inventory_generation = i.generation;
 
 -- The staging area keeps only what is not inventory: removals and refreshed groups of
 -- delta runs, delta links. A run's generation is dropped when it fails or is closed.

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use tenantry_graph_sim::{FaultSpec, Faults};
 
-use crate::helpers::{TestApp, assert_problem, connect_run};
+use crate::helpers::{TestApp, Workers, assert_problem, connect_run};
 
 /// How many group memberships demo tenant `tenant` has, asked of the simulator's Graph.
 async fn sim_group_members(app: &TestApp, tenant: &str) -> usize {
@@ -454,6 +454,59 @@ async fn a_delta_run_applies_changes_and_removals(pool: PgPool) {
             "{table}"
         );
     }
+
+    // A delta token Microsoft no longer accepts: the delta run reads everything again,
+    // and a user deleted meanwhile leaves the inventory with its memberships.
+    let leaver = users[8]["id"].as_str().expect("id").to_owned();
+    let deleted = app
+        .graph(
+            "tailspin",
+            Method::DELETE,
+            &format!("/users/{leaver}"),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status(), 204);
+    sqlx::query(
+        "update discovery_cursor set delta_link = delta_link || 'spoiled'
+         where organization_id = $1::uuid and section = 'users'",
+    )
+    .bind(&org)
+    .execute(&pool)
+    .await
+    .expect("spoil the link");
+    let again: Value = app
+        .post_json(
+            &format!("/api/v1/organizations/{org}/discovery-runs"),
+            &msp.owner_key,
+            json!({"mode": "delta"}),
+        )
+        .await
+        .json()
+        .await
+        .expect("run");
+    let done = app
+        .wait_for_run(&msp.owner_key, &org, again["id"].as_str().expect("id"))
+        .await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["sections"]["users"]["count"], 38, "{done}");
+    let left = app
+        .get_all(
+            &format!("/api/v1/organizations/{org}/users"),
+            &msp.owner_key,
+        )
+        .await;
+    assert_eq!(left.len(), 38);
+    assert!(!left.iter().any(|u| u["id"] == leaver.as_str()));
+    let memberships: i64 = sqlx::query_scalar(
+        "select count(*) from inventory_group_member where organization_id = $1::uuid and member_id = $2::uuid",
+    )
+    .bind(&org)
+    .bind(&leaver)
+    .fetch_one(&pool)
+    .await
+    .expect("count");
+    assert_eq!(memberships, 0);
 }
 
 /// Rows of `table` for `organization` outside its current generation.
@@ -590,11 +643,32 @@ async fn readers_see_the_previous_inventory_until_a_full_run_is_applied(pool: Pg
     assert_eq!(generation.to_string(), second);
 }
 
-#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
-async fn a_scan_cancelled_while_running_leaves_no_rows_behind(pool: PgPool) {
-    let app = TestApp::spawn(pool.clone()).await;
-    let msp = app.create_msp("Cancelling MSP").await;
-    let (org, run) = connect_run(&app, &msp.owner_key, app.connect_body("contoso")).await;
+/// Inventory rows (every table, every generation) whose `column` is `value`.
+async fn inventory_rows(pool: &PgPool, column: &str, value: &str) -> i64 {
+    let mut total = 0;
+    for table in [
+        "inventory_user",
+        "inventory_group",
+        "inventory_group_member",
+        "inventory_role",
+        "inventory_role_member",
+        "inventory_object",
+    ] {
+        total += sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
+            "select count(*) from {table} where {column} = $1::uuid"
+        )))
+        .bind(value)
+        .fetch_one(pool)
+        .await
+        .expect("count");
+    }
+    total
+}
+
+/// Connects contoso with every Microsoft answer 400 ms late, starts the workers and waits
+/// until the first scan has written rows of its own.
+async fn slow_scan_under_way(app: &TestApp, key: &str) -> (String, String, Workers) {
+    let (org, run) = connect_run(app, key, app.connect_body("contoso")).await;
     let mut faults = Faults::default();
     faults.tenants.insert(
         app.demo("contoso").id.to_string(),
@@ -604,36 +678,53 @@ async fn a_scan_cancelled_while_running_leaves_no_rows_behind(pool: PgPool) {
         },
     );
     app.sim.state().set_faults(faults);
-    let _workers = app.start_workers();
-    let written = || async {
-        let mut total = 0_i64;
-        for table in [
-            "inventory_user",
-            "inventory_group",
-            "inventory_group_member",
-            "inventory_role",
-            "inventory_role_member",
-            "inventory_object",
-        ] {
-            total += sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
-                "select count(*) from {table} where generation = $1::uuid"
-            )))
+    let workers = app.start_workers();
+    for _ in 0..300 {
+        if inventory_rows(&app.pool, "generation", &run).await > 0 {
+            return (org, run, workers);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the scan wrote nothing");
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn deleting_an_organization_mid_scan_leaves_none_of_its_rows(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let msp = app.create_msp("Leaving MSP").await;
+    let (org, run, _workers) = slow_scan_under_way(&app, &msp.owner_key).await;
+    assert_eq!(
+        app.delete(&format!("/api/v1/organizations/{org}"), &msp.owner_key)
+            .await
+            .status(),
+        204
+    );
+    // The scan's worker may still be reading Microsoft: wait until it has stopped.
+    let mut seen = app.sim.requests().len();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let now = app.sim.requests().len();
+        if now == seen {
+            break;
+        }
+        seen = now;
+    }
+    assert_eq!(inventory_rows(&pool, "organization_id", &org).await, 0);
+    let staged: i64 =
+        sqlx::query_scalar("select count(*) from discovery_stage where run_id = $1::uuid")
             .bind(&run)
             .fetch_one(&pool)
             .await
             .expect("count");
-        }
-        total
-    };
-    let mut before = 0;
-    for _ in 0..300 {
-        before = written().await;
-        if before > 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    assert!(before > 0, "the scan wrote nothing before it was cancelled");
+    assert_eq!(staged, 0);
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn a_scan_cancelled_while_running_leaves_no_rows_behind(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let msp = app.create_msp("Cancelling MSP").await;
+    let (org, run, _workers) = slow_scan_under_way(&app, &msp.owner_key).await;
+    let written = || inventory_rows(&pool, "generation", &run);
     let jobs: Value = app
         .get("/api/v1/jobs?kind=discovery&state=running", &msp.owner_key)
         .await

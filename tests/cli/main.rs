@@ -670,7 +670,8 @@ async fn a_killed_workers_scan_is_finished_by_another_and_sigterm_gives_work_bac
     assert_ne!(finisher, first_worker);
     assert_eq!(errors[0]["error"], "worker lost: no heartbeat");
     let users: i64 = sqlx::query_scalar(
-        "select count(*) from current_inventory_user where organization_id = $1",
+        "select count(*) from inventory_user u join organization o using (organization_id)
+             where o.organization_id = $1 and u.generation = o.inventory_generation",
     )
     .bind(organization.id.as_uuid())
     .fetch_one(&pool)

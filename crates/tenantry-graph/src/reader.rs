@@ -33,7 +33,7 @@ pub struct Page {
 /// database that parses them itself (discovery writes pages without building them here).
 #[derive(Debug, Default)]
 pub struct RawPage {
-    /// The `value` array, verbatim (`[]` when absent).
+    /// The `value` array, verbatim (the body as an array of one when it is one object).
     pub objects: String,
     /// How many objects the array holds.
     pub count: usize,
@@ -131,12 +131,16 @@ impl Reader {
             .await?;
         let unreadable = || GraphFailure::Unavailable("unreadable answer".into());
         let envelope: Envelope<'_> = serde_json::from_slice(&raw).map_err(|_| unreadable())?;
-        let objects = envelope.value.map_or("[]", |v| v.get());
-        let count = serde_json::from_str::<Vec<serde::de::IgnoredAny>>(objects)
+        // A single object (e.g. `/applications(appId='…')`) is a page of one, as in `page`.
+        let objects = match envelope.value {
+            Some(value) => value.get().to_owned(),
+            None => format!("[{}]", String::from_utf8_lossy(&raw)),
+        };
+        let count = serde_json::from_str::<Vec<serde::de::IgnoredAny>>(&objects)
             .map_err(|_| unreadable())?
             .len();
         Ok(RawPage {
-            objects: objects.to_owned(),
+            objects,
             count,
             next_link: self.checked_link(envelope.next_link.as_deref())?,
             delta_link: self.checked_link(envelope.delta_link.as_deref())?,

@@ -92,13 +92,18 @@ impl DiscoveryHandler {
             Err(error) => return Outcome::Retry(format!("database: {error}")),
         };
         let run = context.run.run_id;
+        let keys = RunKeys {
+            run,
+            organization: context.run.organization_id,
+            msp: context.msp_id,
+        };
         let outcome = self.discover_run(&context).await;
         let recorded = match &outcome {
             Outcome::Done => Ok(()),
-            Outcome::Discard(error) => self.store.fail(run, error).await,
+            Outcome::Discard(error) => self.store.fail(keys, error).await,
             Outcome::Retry(error) | Outcome::Snooze(_, error) => {
                 if job.attempt >= job.max_attempts && matches!(outcome, Outcome::Retry(_)) {
-                    self.store.fail(run, error).await
+                    self.store.fail(keys, error).await
                 } else {
                     self.store.note_error(run, error).await
                 }
@@ -286,6 +291,7 @@ impl DiscoveryHandler {
             Err(StoreError::NotFound) => {
                 Outcome::Discard("the organization was deleted during the run".into())
             }
+            Err(StoreError::JobConflict(why)) => Outcome::Discard(why.into()),
             Err(error) => Outcome::Retry(format!("applying the run: {error}")),
         }
     }
@@ -416,17 +422,35 @@ impl SectionWorker {
             self.reader
                 .url(&format!("/{resource}/delta?$select={fields}&$top=999"))
         };
+        let mut fresh_round = stored.is_none();
         let mut url = stored.unwrap_or_else(fresh);
         let mut count = 0;
+        let mut first = true;
         loop {
             let page = match self.reader.raw_page(&url).await {
                 // An expired delta token: start a fresh round.
-                Err(GraphFailure::Unexpected { status: 400, .. }) if self.delta && count == 0 => {
+                Err(GraphFailure::Unexpected { status: 400, .. }) if self.delta && first => {
+                    fresh_round = true;
                     url = fresh();
                     self.reader.raw_page(&url).await?
                 }
                 other => other?,
             };
+            if first && self.delta && fresh_round {
+                // A delta run reading everything again: what it does not list is gone.
+                self.store
+                    .stage(
+                        self.keys.run,
+                        "fresh_round",
+                        &[StagedObject {
+                            object_id: section.to_owned(),
+                            data: json!(true),
+                        }],
+                    )
+                    .await
+                    .map_err(database)?;
+            }
+            first = false;
             count += page.count;
             self.store
                 .write_page(self.keys, section, "id", &page.objects)

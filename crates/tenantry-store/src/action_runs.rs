@@ -332,8 +332,8 @@ impl ActionRunStore {
         Ok(())
     }
 
-    /// Applies a result to the inventory. Changes to existing rows reach every generation
-    /// (a scan in progress too); a new membership joins the current one.
+    /// Applies a result to the inventory, in every generation that holds the object (the
+    /// current one, and a scan's in progress).
     pub async fn update_inventory(
         &self,
         organization: OrganizationId,
@@ -373,7 +373,8 @@ impl ActionRunStore {
             } => {
                 sqlx::query(
                     "insert into inventory_group_member (organization_id, generation, group_id, member_id, member_type)
-                     select $1, inventory_generation, $2, $3, 'user' from organization where organization_id = $1
+                     select $1, generation, $2, $3, 'user' from inventory_group
+                     where organization_id = $1 and group_id = $2
                      on conflict do nothing",
                 )
                 .bind(organization.as_uuid())

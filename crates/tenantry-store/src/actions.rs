@@ -522,8 +522,9 @@ async fn check_decider(
                 && record.requester_kind == "employee"
                 && !record.approver_groups.is_empty()
                 && sqlx::query_scalar::<_, bool>(
-                    "select exists (select 1 from current_inventory_group_member
-                     where organization_id = $1 and member_id = $2 and group_id = any($3))",
+                    "select exists (select 1 from inventory_group_member
+                     where organization_id = $1 and member_id = $2 and group_id = any($3)
+                       and generation = (select inventory_generation from organization where organization_id = $1))",
                 )
                 .bind(record.organization_id)
                 .bind(user)

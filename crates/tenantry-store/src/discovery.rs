@@ -3,7 +3,7 @@
 //!
 //! Pages go straight into the inventory tables under the run's own generation (writing
 //! each page at once is what keeps a tenant of 100,000 users out of memory); readers see
-//! only the organization's current generation (the `current_inventory_*` views), and
+//! only the organization's current generation (`organization.inventory_generation`), and
 //! applying a run switches it in one transaction, so they never see half a run. What is
 //! not inventory (removals and refreshed groups of delta runs, delta links) waits in
 //! `discovery_stage`.
@@ -417,6 +417,7 @@ impl DiscoveryStore {
         sqlx::query(
             "insert into discovery_stage (run_id, section, object_id, data)
              select $1, $2, * from unnest($3::text[], $4::jsonb[])
+             where exists (select 1 from discovery_run where run_id = $1 and state = 'running' for key share)
              on conflict (run_id, section, object_id) do update set data = excluded.data",
         )
         .bind(run)
@@ -480,11 +481,17 @@ impl DiscoveryStore {
     /// Drops what this run wrote of a section (before it is read again from the start).
     pub async fn clear_section(&self, keys: RunKeys, section: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("delete from discovery_stage where run_id = $1 and section = $2")
-            .bind(keys.run)
-            .bind(section)
-            .execute(&mut *tx)
-            .await?;
+        lock_running(&mut tx, keys.run).await?;
+        // The section's removals, and its mark of a fresh delta round (a re-read may not be
+        // one).
+        sqlx::query(
+            "delete from discovery_stage where run_id = $1
+               and (section = $2 or (section = 'fresh_round' and object_id = $2))",
+        )
+        .bind(keys.run)
+        .bind(section)
+        .execute(&mut *tx)
+        .await?;
         for (table, object_section) in section_rows(section) {
             delete_generation(&mut tx, table, keys.organization, keys.run, object_section).await?;
         }
@@ -546,6 +553,9 @@ impl DiscoveryStore {
                 run.run_id
             )));
         }
+        // Only a running run applies: a worker whose attempt was rescued, and whose run
+        // another attempt has already applied or ended, changes nothing here.
+        lock_running(&mut tx, run.run_id).await?;
         let organization = run.organization_id;
         if full {
             for section in Section::ALL {
@@ -553,6 +563,8 @@ impl DiscoveryStore {
                     continue;
                 }
                 for (table, object_section) in section_rows(section.name()) {
+                    delete_generation(&mut tx, table, organization, run.run_id, object_section)
+                        .await?;
                     carry_forward(
                         &mut tx,
                         table,
@@ -633,19 +645,26 @@ impl DiscoveryStore {
         Ok(())
     }
 
-    /// Ends a run that will not be retried, dropping what it wrote.
-    pub async fn fail(&self, run: Uuid, error: &str) -> Result<(), StoreError> {
+    /// Ends a run that will not be retried, dropping what it wrote (also when the run row
+    /// went with its organization).
+    pub async fn fail(&self, keys: RunKeys, error: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        let organization: Option<Uuid> = sqlx::query_scalar(
+        let ended = sqlx::query(
             "update discovery_run set state = 'failed', finished_at = now(), error = $2
-             where run_id = $1 and state in ('queued', 'running') returning organization_id",
+             where run_id = $1 and state in ('queued', 'running')",
         )
-        .bind(run)
+        .bind(keys.run)
         .bind(error)
-        .fetch_optional(&mut *tx)
+        .execute(&mut *tx)
         .await?;
-        if let Some(organization) = organization {
-            drop_run_rows(&mut tx, organization, run).await?;
+        let organization_gone: bool = sqlx::query_scalar(
+            "select not exists (select 1 from organization where organization_id = $1)",
+        )
+        .bind(keys.organization)
+        .fetch_one(&mut *tx)
+        .await?;
+        if ended.rows_affected() > 0 || organization_gone {
+            drop_run_rows(&mut tx, keys.organization, keys.run).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -716,6 +735,21 @@ impl DiscoveryStore {
         }
         tx.commit().await?;
         Ok(due.len())
+    }
+}
+
+/// Locks a run that is still running (its writes and its apply hold this lock), or
+/// refuses: the run was applied, failed or closed by another attempt, or is gone.
+async fn lock_running(tx: &mut PgConnection, run: Uuid) -> Result<(), StoreError> {
+    let running: Option<Uuid> = sqlx::query_scalar(
+        "select run_id from discovery_run where run_id = $1 and state = 'running' for update",
+    )
+    .bind(run)
+    .fetch_optional(&mut *tx)
+    .await?;
+    match running {
+        Some(_) => Ok(()),
+        None => Err(StoreError::JobConflict("the run is no longer running")),
     }
 }
 
@@ -805,6 +839,28 @@ async fn merge_delta(
 ) -> Result<(), StoreError> {
     let statements: &[&'static str] = match section {
         "users" => &[
+            // After a fresh round (no delta link, or an expired one), users it did not list
+            // are gone, and so are their memberships.
+            "delete from inventory_group_member m using inventory_user u
+             where m.organization_id = $1 and m.generation = $3 and u.organization_id = $1
+               and u.generation = $3 and u.user_id = m.member_id
+               and exists (select 1 from discovery_stage f where f.run_id = $2
+                           and f.section = 'fresh_round' and f.object_id = 'users')
+               and not exists (select 1 from inventory_user r where r.organization_id = $1
+                               and r.generation = $2 and r.user_id = u.user_id)",
+            "delete from inventory_role_member m using inventory_user u
+             where m.organization_id = $1 and m.generation = $3 and u.organization_id = $1
+               and u.generation = $3 and u.user_id = m.member_id
+               and exists (select 1 from discovery_stage f where f.run_id = $2
+                           and f.section = 'fresh_round' and f.object_id = 'users')
+               and not exists (select 1 from inventory_user r where r.organization_id = $1
+                               and r.generation = $2 and r.user_id = u.user_id)",
+            "delete from inventory_user u
+             where u.organization_id = $1 and u.generation = $3
+               and exists (select 1 from discovery_stage f where f.run_id = $2
+                           and f.section = 'fresh_round' and f.object_id = 'users')
+               and not exists (select 1 from inventory_user r where r.organization_id = $1
+                               and r.generation = $2 and r.user_id = u.user_id)",
             "delete from inventory_user u using discovery_stage s
              where s.run_id = $2 and s.section = 'users' and s.removed and u.organization_id = $1
                and u.generation = $3 and u.user_id = s.object_id::uuid",
@@ -825,12 +881,25 @@ async fn merge_delta(
                  account_enabled = excluded.account_enabled, data = excluded.data",
         ],
         "groups" => &[
+            "delete from inventory_group_member m using inventory_group g
+             where m.organization_id = $1 and m.generation = $3 and g.organization_id = $1
+               and g.generation = $3 and (g.group_id = m.group_id or g.group_id = m.member_id)
+               and exists (select 1 from discovery_stage f where f.run_id = $2
+                           and f.section = 'fresh_round' and f.object_id = 'groups')
+               and not exists (select 1 from inventory_group r where r.organization_id = $1
+                               and r.generation = $2 and r.group_id = g.group_id)",
+            "delete from inventory_group g
+             where g.organization_id = $1 and g.generation = $3
+               and exists (select 1 from discovery_stage f where f.run_id = $2
+                           and f.section = 'fresh_round' and f.object_id = 'groups')
+               and not exists (select 1 from inventory_group r where r.organization_id = $1
+                               and r.generation = $2 and r.group_id = g.group_id)",
             "delete from inventory_group g using discovery_stage s
              where s.run_id = $2 and s.section = 'groups' and s.removed and g.organization_id = $1
                and g.generation = $3 and g.group_id = s.object_id::uuid",
             "delete from inventory_group_member m using discovery_stage s
              where s.run_id = $2 and s.section = 'groups' and s.removed and m.organization_id = $1
-               and m.generation = $3 and m.group_id = s.object_id::uuid",
+               and m.generation = $3 and (m.group_id = s.object_id::uuid or m.member_id = s.object_id::uuid)",
             "insert into inventory_group (msp_id, organization_id, generation, group_id, display_name, mail, kind, data)
              select msp_id, organization_id, $3, group_id, display_name, mail, kind, data
              from inventory_group where organization_id = $1 and generation = $2
@@ -872,7 +941,9 @@ macro_rules! page_cte {
         "page as (
         select distinct on (e.d->>'id') e.d, e.d->>'id' as id
         from jsonb_array_elements($3::text::jsonb) with ordinality as e (d, n)
-        where e.d ? 'id' order by e.d->>'id', e.n desc)"
+        where e.d ? 'id' and exists (select 1 from discovery_run
+            where run_id = $2 and state = 'running' for key share)
+        order by e.d->>'id', e.n desc)"
     };
 }
 
@@ -943,7 +1014,9 @@ const WRITE_OBJECTS: &str = "insert into inventory_object
            coalesce(e.d->>'displayName', e.d->>'deviceName', e.d->>'userDisplayName', e.d->>'skuPartNumber', e.d->>$5),
            e.d
     from jsonb_array_elements($3::text::jsonb) with ordinality as e (d, n)
-    where e.d ? $5 order by e.d->>$5, e.n desc
+    where e.d ? $5 and exists (select 1 from discovery_run
+        where run_id = $2 and state = 'running' for key share)
+    order by e.d->>$5, e.n desc
     on conflict (organization_id, generation, section, object_id) do update set
         display_name = excluded.display_name, data = excluded.data";
 
@@ -952,9 +1025,11 @@ const WRITE_OBJECTS: &str = "insert into inventory_object
 const WRITE_GROUP_MEMBERS: &str = "insert into inventory_group_member
         (organization_id, generation, group_id, member_id, member_type)
     select $1, $2, * from unnest($3::uuid[], $4::uuid[], $5::text[])
+    where exists (select 1 from discovery_run where run_id = $2 and state = 'running' for key share)
     on conflict do nothing";
 
 const WRITE_ROLE_MEMBERS: &str = "insert into inventory_role_member
         (organization_id, generation, role_id, member_id, member_type)
     select $1, $2, * from unnest($3::uuid[], $4::uuid[], $5::text[])
+    where exists (select 1 from discovery_run where run_id = $2 and state = 'running' for key share)
     on conflict do nothing";

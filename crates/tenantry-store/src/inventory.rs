@@ -1,6 +1,8 @@
 //! Reading an organization's inventory (what the last discovery runs applied). Every
-//! query binds the organization, and the scope checks the organization belongs to the
-//! caller before calling in here.
+//! query binds the organization as `$1`, and the scope checks the organization belongs to
+//! the caller before calling in here. Rows are kept by generation (the run that wrote
+//! them); every query reads the organization's current one, named by [`CURRENT`] so the
+//! primary keys `(organization_id, generation, id)` serve equality and order alike.
 
 use serde::Serialize;
 use sqlx::PgPool;
@@ -33,6 +35,10 @@ pub struct InventoryUser {
     pub on_premises_sync_enabled: Option<bool>,
 }
 
+/// The generation readers see, for the organization bound as `$1`.
+pub(crate) const CURRENT: &str =
+    "(select inventory_generation from organization where organization_id = $1)";
+
 const USER_COLUMNS: &str = "user_id as id, display_name, user_principal_name, mail, department, job_title, account_enabled,
     data->>'officeLocation' as office_location, data->'businessPhones' as business_phones,
     data->>'mobilePhone' as mobile_phone, data->>'usageLocation' as usage_location,
@@ -55,8 +61,8 @@ pub(crate) async fn users(
     page: crate::Page,
 ) -> Result<Vec<InventoryUser>, StoreError> {
     let sql = format!(
-        "select {USER_COLUMNS} from current_inventory_user
-         where organization_id = $1 and ($2::text is null or search like $2)
+        "select {USER_COLUMNS} from inventory_user
+         where organization_id = $1 and generation = {CURRENT} and ($2::text is null or search like $2)
            and ($3::text is null or lower(department) = lower($3))
            and ($4::text is null or lower(job_title) = lower($4))
            and ($5::boolean is null or account_enabled = $5)
@@ -101,7 +107,8 @@ pub struct UserDetail {
 }
 
 const GROUP_COLUMNS: &str = "g.group_id as id, g.display_name, g.mail, g.kind, g.data->>'description' as description,
-    (select count(*) from current_inventory_group_member m where m.organization_id = g.organization_id and m.group_id = g.group_id) as member_count";
+    (select count(*) from inventory_group_member m
+     where m.organization_id = g.organization_id and m.generation = g.generation and m.group_id = g.group_id) as member_count";
 
 pub(crate) async fn user(
     db: &PgPool,
@@ -109,7 +116,8 @@ pub(crate) async fn user(
     user: Uuid,
 ) -> Result<UserDetail, StoreError> {
     let sql = format!(
-        "select {USER_COLUMNS} from current_inventory_user where organization_id = $1 and user_id = $2"
+        "select {USER_COLUMNS} from inventory_user
+         where organization_id = $1 and generation = {CURRENT} and user_id = $2"
     );
     let found: InventoryUser = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(organization)
@@ -118,24 +126,29 @@ pub(crate) async fn user(
         .await?
         .ok_or(StoreError::NotFound)?;
     let sql = format!(
-        "select {GROUP_COLUMNS} from current_inventory_group g
-         join current_inventory_group_member gm on gm.organization_id = g.organization_id and gm.group_id = g.group_id
-         where g.organization_id = $1 and gm.member_id = $2 order by g.display_name, g.group_id limit 1000"
+        "select {GROUP_COLUMNS} from inventory_group g
+         join inventory_group_member gm
+           on gm.organization_id = g.organization_id and gm.generation = g.generation and gm.group_id = g.group_id
+         where g.organization_id = $1 and g.generation = {CURRENT} and gm.member_id = $2
+         order by g.display_name, g.group_id limit 1000"
     );
     let groups = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(organization)
         .bind(user)
         .fetch_all(db)
         .await?;
-    let roles = sqlx::query_as(
-        "select r.role_id as id, r.role_template_id, r.display_name from current_inventory_role r
-         join current_inventory_role_member rm on rm.organization_id = r.organization_id and rm.role_id = r.role_id
-         where r.organization_id = $1 and rm.member_id = $2 order by r.display_name",
-    )
-    .bind(organization)
-    .bind(user)
-    .fetch_all(db)
-    .await?;
+    let sql = format!(
+        "select r.role_id as id, r.role_template_id, r.display_name from inventory_role r
+         join inventory_role_member rm
+           on rm.organization_id = r.organization_id and rm.generation = r.generation and rm.role_id = r.role_id
+         where r.organization_id = $1 and r.generation = {CURRENT} and rm.member_id = $2
+         order by r.display_name"
+    );
+    let roles = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(organization)
+        .bind(user)
+        .fetch_all(db)
+        .await?;
     Ok(UserDetail {
         user: found,
         groups,
@@ -156,8 +169,8 @@ pub(crate) async fn groups(
     page: crate::Page,
 ) -> Result<Vec<InventoryGroup>, StoreError> {
     let sql = format!(
-        "select {GROUP_COLUMNS} from current_inventory_group g
-         where g.organization_id = $1 and ($2::text is null or g.search like $2)
+        "select {GROUP_COLUMNS} from inventory_group g
+         where g.organization_id = $1 and g.generation = {CURRENT} and ($2::text is null or g.search like $2)
            and ($3::text is null or g.kind = $3) and ($4::uuid is null or g.group_id > $4)
          order by g.group_id limit $5"
     );
@@ -186,29 +199,34 @@ pub(crate) async fn group_members(
     group: Uuid,
     page: crate::Page,
 ) -> Result<Vec<Member>, StoreError> {
-    let exists: bool = sqlx::query_scalar(
-        "select exists(select 1 from current_inventory_group where organization_id = $1 and group_id = $2)",
-    )
-    .bind(organization)
-    .bind(group)
-    .fetch_one(db)
-    .await?;
+    let sql = format!(
+        "select exists(select 1 from inventory_group
+         where organization_id = $1 and generation = {CURRENT} and group_id = $2)"
+    );
+    let exists: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(organization)
+        .bind(group)
+        .fetch_one(db)
+        .await?;
     if !exists {
         return Err(StoreError::NotFound);
     }
-    Ok(sqlx::query_as(
+    let sql = format!(
         "select m.member_id as id, m.member_type, u.display_name, u.user_principal_name
-         from current_inventory_group_member m
-         left join current_inventory_user u on u.organization_id = m.organization_id and u.user_id = m.member_id
-         where m.organization_id = $1 and m.group_id = $2 and ($3::uuid is null or m.member_id > $3)
-         order by m.member_id limit $4",
-    )
-    .bind(organization)
-    .bind(group)
-    .bind(page.after)
-    .bind(i64::from(page.limit))
-    .fetch_all(db)
-    .await?)
+         from inventory_group_member m
+         left join inventory_user u
+           on u.organization_id = m.organization_id and u.generation = m.generation and u.user_id = m.member_id
+         where m.organization_id = $1 and m.generation = {CURRENT} and m.group_id = $2
+           and ($3::uuid is null or m.member_id > $3)
+         order by m.member_id limit $4"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(organization)
+        .bind(group)
+        .bind(page.after)
+        .bind(i64::from(page.limit))
+        .fetch_all(db)
+        .await?)
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -231,25 +249,28 @@ pub(crate) async fn roles(
     db: &PgPool,
     organization: Uuid,
 ) -> Result<Vec<RoleWithMembers>, StoreError> {
-    let roles: Vec<InventoryRole> = sqlx::query_as(
-        "select role_id as id, role_template_id, display_name from current_inventory_role
-         where organization_id = $1 order by display_name, role_id limit 500",
-    )
-    .bind(organization)
-    .fetch_all(db)
-    .await?;
-    let members: Vec<RoleMemberRow> = sqlx::query_as(
+    let sql = format!(
+        "select role_id as id, role_template_id, display_name from inventory_role
+         where organization_id = $1 and generation = {CURRENT} order by display_name, role_id limit 500"
+    );
+    let roles: Vec<InventoryRole> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(organization)
+        .fetch_all(db)
+        .await?;
+    let sql = format!(
         "select role_id, id, member_type, display_name, user_principal_name from (
              select rm.role_id, rm.member_id as id, rm.member_type, u.display_name, u.user_principal_name,
                     row_number() over (partition by rm.role_id order by rm.member_id) as n
-             from current_inventory_role_member rm
-             left join current_inventory_user u on u.organization_id = rm.organization_id and u.user_id = rm.member_id
-             where rm.organization_id = $1) ranked
-         where n <= 1000 order by role_id, id",
-    )
-    .bind(organization)
-    .fetch_all(db)
-    .await?;
+             from inventory_role_member rm
+             left join inventory_user u
+               on u.organization_id = rm.organization_id and u.generation = rm.generation and u.user_id = rm.member_id
+             where rm.organization_id = $1 and rm.generation = {CURRENT}) ranked
+         where n <= 1000 order by role_id, id"
+    );
+    let members: Vec<RoleMemberRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(organization)
+        .fetch_all(db)
+        .await?;
     Ok(roles
         .into_iter()
         .map(|role| RoleWithMembers {
@@ -299,20 +320,23 @@ pub(crate) async fn approver_proposals(
         .iter()
         .filter_map(|(id, _)| Uuid::parse_str(id).ok())
         .collect();
-    Ok(sqlx::query_as(
+    let sql = format!(
         "select u.user_id, u.display_name, u.user_principal_name, u.account_enabled,
                 array_agg(distinct coalesce(r.display_name, r.role_template_id::text) order by coalesce(r.display_name, r.role_template_id::text)) as roles
-         from current_inventory_role r
-         join current_inventory_role_member rm on rm.organization_id = r.organization_id and rm.role_id = r.role_id
-         join current_inventory_user u on u.organization_id = rm.organization_id and u.user_id = rm.member_id
-         where r.organization_id = $1 and r.role_template_id = any($2)
+         from inventory_role r
+         join inventory_role_member rm
+           on rm.organization_id = r.organization_id and rm.generation = r.generation and rm.role_id = r.role_id
+         join inventory_user u
+           on u.organization_id = rm.organization_id and u.generation = rm.generation and u.user_id = rm.member_id
+         where r.organization_id = $1 and r.generation = {CURRENT} and r.role_template_id = any($2)
          group by u.user_id, u.display_name, u.user_principal_name, u.account_enabled
-         order by u.display_name, u.user_id limit 1000",
-    )
-    .bind(organization)
-    .bind(&templates)
-    .fetch_all(db)
-    .await?)
+         order by u.display_name, u.user_id limit 1000"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(organization)
+        .bind(&templates)
+        .fetch_all(db)
+        .await?)
 }
 
 #[derive(Clone, Debug, Serialize, sqlx::FromRow)]
@@ -330,15 +354,17 @@ pub(crate) async fn objects(
     after: Option<&str>,
     limit: u32,
 ) -> Result<Vec<InventoryObject>, StoreError> {
-    Ok(sqlx::query_as(
-        "select object_id as id, display_name, data from current_inventory_object
-         where organization_id = $1 and section = $2 and ($3::text is null or object_id > $3)
-         order by object_id limit $4",
-    )
-    .bind(organization)
-    .bind(section)
-    .bind(after)
-    .bind(i64::from(limit))
-    .fetch_all(db)
-    .await?)
+    let sql = format!(
+        "select object_id as id, display_name, data from inventory_object
+         where organization_id = $1 and generation = {CURRENT} and section = $2
+           and ($3::text is null or object_id > $3)
+         order by object_id limit $4"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(organization)
+        .bind(section)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(db)
+        .await?)
 }

@@ -13,6 +13,7 @@ use crate::actions::{
 };
 use crate::audit::{self, AuditEvent, AuditFilter, Verification};
 use crate::error::StoreError;
+use crate::inventory::CURRENT;
 use crate::policies;
 
 /// A user or group found in the inventory.
@@ -233,18 +234,20 @@ impl MspScope<'_> {
     ) -> Result<Option<Found>, StoreError> {
         self.organization(organization).await?;
         let id = key.parse::<Uuid>().ok();
-        let row: Option<(Uuid, Option<String>, Option<String>)> = sqlx::query_as(
-            "select user_id, display_name, user_principal_name from current_inventory_user
-             where organization_id = $1
+        let sql = format!(
+            "select user_id, display_name, user_principal_name from inventory_user
+             where organization_id = $1 and generation = {CURRENT}
                and (user_id = $2 or lower(user_principal_name) = lower($3) or lower(mail) = lower($3))
              order by (user_id = $2) desc nulls last, (lower(user_principal_name) = lower($3)) desc
-             limit 1",
-        )
-        .bind(organization.as_uuid())
-        .bind(id)
-        .bind(key)
-        .fetch_optional(self.pool)
-        .await?;
+             limit 1"
+        );
+        let row: Option<(Uuid, Option<String>, Option<String>)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(organization.as_uuid())
+                .bind(id)
+                .bind(key)
+                .fetch_optional(self.pool)
+                .await?;
         Ok(row.map(|(id, name, upn)| Found {
             id,
             name,
@@ -261,17 +264,18 @@ impl MspScope<'_> {
     ) -> Result<Vec<Found>, StoreError> {
         self.organization(organization).await?;
         let id = key.parse::<Uuid>().ok();
-        let rows: Vec<(Uuid, Option<String>)> = sqlx::query_as(
-            "select group_id, display_name from current_inventory_group
-             where organization_id = $1
+        let sql = format!(
+            "select group_id, display_name from inventory_group
+             where organization_id = $1 and generation = {CURRENT}
                and (group_id = $2 or lower(mail) = lower($3) or lower(display_name) = lower($3))
-             order by group_id limit 5",
-        )
-        .bind(organization.as_uuid())
-        .bind(id)
-        .bind(key)
-        .fetch_all(self.pool)
-        .await?;
+             order by group_id limit 5"
+        );
+        let rows: Vec<(Uuid, Option<String>)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(organization.as_uuid())
+            .bind(id)
+            .bind(key)
+            .fetch_all(self.pool)
+            .await?;
         Ok(rows
             .into_iter()
             .map(|(id, name)| Found {
