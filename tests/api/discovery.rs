@@ -313,16 +313,21 @@ async fn adding_a_tenant_queues_a_discovery_that_fills_the_inventory(pool: PgPoo
     }
 }
 
+/// Connects demo tenant `tenant` (workers must be running) and waits for its first scan
+/// to succeed; returns the organization's id.
+async fn scanned(app: &TestApp, key: &str, tenant: &str) -> String {
+    let (org, run) = connect_run(app, key, app.connect_body(tenant)).await;
+    let done = app.wait_for_run(key, &org, &run).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    org
+}
+
 #[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
 async fn a_delta_run_applies_changes_and_removals(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
     let msp = app.create_msp("Delta MSP").await;
     let _workers = app.start_workers();
-    let (org, run) = connect_run(&app, &msp.owner_key, app.connect_body("tailspin")).await;
-    assert_eq!(
-        app.wait_for_run(&msp.owner_key, &org, &run).await["state"],
-        "succeeded"
-    );
+    let org = scanned(&app, &msp.owner_key, "tailspin").await;
     let users = app
         .get_all(
             &format!("/api/v1/organizations/{org}/users"),
@@ -526,11 +531,7 @@ async fn readers_see_the_previous_inventory_until_a_full_run_is_applied(pool: Pg
     let app = TestApp::spawn(pool.clone()).await;
     let msp = app.create_msp("Generations MSP").await;
     let workers = app.start_workers();
-    let (org, run) = connect_run(&app, &msp.owner_key, app.connect_body("contoso")).await;
-    assert_eq!(
-        app.wait_for_run(&msp.owner_key, &org, &run).await["state"],
-        "succeeded"
-    );
+    let org = scanned(&app, &msp.owner_key, "contoso").await;
     let users_path = format!("/api/v1/organizations/{org}/users");
     let devices_path = format!("/api/v1/organizations/{org}/devices");
     let users = app.get_all(&users_path, &msp.owner_key).await;

@@ -96,14 +96,7 @@ impl Reader {
 
     /// GETs one page, retrying throttling and outages within limits.
     pub async fn page(&self, url: &str) -> Result<Page, GraphFailure> {
-        if !self.on_graph(url) {
-            return Err(GraphFailure::Unavailable(
-                "a link pointed outside Microsoft Graph".into(),
-            ));
-        }
-        let raw = self
-            .with_retries(|| self.send_raw(self.http.client.get(url)))
-            .await?;
+        let raw = self.get_raw(url).await?;
         let mut body: Value = serde_json::from_slice(&raw)
             .map_err(|_| GraphFailure::Unavailable("unreadable answer".into()))?;
         // A single object (e.g. `/applications(appId='…')`) is a page of one.
@@ -121,14 +114,7 @@ impl Reader {
 
     /// GETs one page of a collection like [`Reader::page`], leaving its objects as text.
     pub async fn raw_page(&self, url: &str) -> Result<RawPage, GraphFailure> {
-        if !self.on_graph(url) {
-            return Err(GraphFailure::Unavailable(
-                "a link pointed outside Microsoft Graph".into(),
-            ));
-        }
-        let raw = self
-            .with_retries(|| self.send_raw(self.http.client.get(url)))
-            .await?;
+        let raw = self.get_raw(url).await?;
         let unreadable = || GraphFailure::Unavailable("unreadable answer".into());
         let envelope: Envelope<'_> = serde_json::from_slice(&raw).map_err(|_| unreadable())?;
         // A single object (e.g. `/applications(appId='…')`) is a page of one, as in `page`.
@@ -145,6 +131,18 @@ impl Reader {
             next_link: self.checked_link(envelope.next_link.as_deref())?,
             delta_link: self.checked_link(envelope.delta_link.as_deref())?,
         })
+    }
+
+    /// GETs `url` (on Microsoft Graph only), retrying throttling and outages within
+    /// limits; the body as Microsoft sent it.
+    async fn get_raw(&self, url: &str) -> Result<Vec<u8>, GraphFailure> {
+        if !self.on_graph(url) {
+            return Err(GraphFailure::Unavailable(
+                "a link pointed outside Microsoft Graph".into(),
+            ));
+        }
+        self.with_retries(|| self.send_raw(self.http.client.get(url)))
+            .await
     }
 
     /// A link Microsoft returned, refused unless it points at Microsoft Graph.

@@ -931,9 +931,7 @@ async fn merge_delta(
 
 // Page writers. Parameters: $1 organization, $2 generation, $3 the page's objects (a JSON
 // array), then $4 the MSP (users, groups) or $4 the section and $5 the id field (listed
-// sections). Users and groups: an item `@removed` (delta runs) is kept aside in the
-// staging area and drops what the run wrote of the object; an item present again cancels
-// a removal kept earlier in the run.
+// sections).
 
 /// The page's objects, each once (the last listing wins), with their ids.
 macro_rules! page_cte {
@@ -947,20 +945,31 @@ macro_rules! page_cte {
     };
 }
 
+/// A delta page's removals of `section`: kept aside, dropping what the run wrote of the
+/// object, and an object present again cancels a removal kept earlier in the run.
+macro_rules! removals_cte {
+    ($section:literal, $table:literal, $id:literal) => {
+        concat!(
+            "removed as (
+        insert into discovery_stage (run_id, section, object_id, data, removed)
+        select $2, '", $section, "', id, d, true from page where d ? '@removed'
+        on conflict (run_id, section, object_id) do update set data = excluded.data, removed = true),
+    unwritten as (
+        delete from ", $table, " where organization_id = $1 and generation = $2
+          and ", $id, " in (select id::uuid from page where d ? '@removed')),
+    revived as (
+        delete from discovery_stage where run_id = $2 and section = '", $section, "'
+          and object_id in (select id from page where not d ? '@removed'))"
+        )
+    };
+}
+
 const WRITE_USERS: &str = concat!(
     "with ",
     page_cte!(),
-    ",
-    removed as (
-        insert into discovery_stage (run_id, section, object_id, data, removed)
-        select $2, 'users', id, d, true from page where d ? '@removed'
-        on conflict (run_id, section, object_id) do update set data = excluded.data, removed = true),
-    unwritten as (
-        delete from inventory_user where organization_id = $1 and generation = $2
-          and user_id in (select id::uuid from page where d ? '@removed')),
-    revived as (
-        delete from discovery_stage where run_id = $2 and section = 'users'
-          and object_id in (select id from page where not d ? '@removed'))
+    ", ",
+    removals_cte!("users", "inventory_user", "user_id"),
+    "
     insert into inventory_user
         (organization_id, generation, user_id, display_name, user_principal_name, mail, department, job_title, account_enabled, data, msp_id)
     select $1, $2, id::uuid, d->>'displayName', d->>'userPrincipalName', d->>'mail',
@@ -975,17 +984,9 @@ const WRITE_USERS: &str = concat!(
 const WRITE_GROUPS: &str = concat!(
     "with ",
     page_cte!(),
-    ",
-    removed as (
-        insert into discovery_stage (run_id, section, object_id, data, removed)
-        select $2, 'groups', id, d, true from page where d ? '@removed'
-        on conflict (run_id, section, object_id) do update set data = excluded.data, removed = true),
-    unwritten as (
-        delete from inventory_group where organization_id = $1 and generation = $2
-          and group_id in (select id::uuid from page where d ? '@removed')),
-    revived as (
-        delete from discovery_stage where run_id = $2 and section = 'groups'
-          and object_id in (select id from page where not d ? '@removed'))
+    ", ",
+    removals_cte!("groups", "inventory_group", "group_id"),
+    "
     insert into inventory_group
         (organization_id, generation, group_id, display_name, mail, kind, data, msp_id)
     select $1, $2, id::uuid, d->>'displayName', d->>'mail',
