@@ -555,15 +555,7 @@ async fn readers_see_the_previous_inventory_until_a_full_run_is_applied(pool: Pg
         .graph("contoso", Method::DELETE, &format!("/users/{leaver}"), None)
         .await;
     assert_eq!(deleted.status(), 204);
-    let mut faults = Faults::default();
-    faults.tenants.insert(
-        app.demo("contoso").id.to_string(),
-        FaultSpec {
-            latency_ms: 400,
-            ..Default::default()
-        },
-    );
-    app.sim.state().set_faults(faults);
+    answer_slowly(&app, "contoso");
     let started: Value = app
         .post_json(
             &format!("/api/v1/organizations/{org}/discovery-runs"),
@@ -666,19 +658,25 @@ async fn inventory_rows(pool: &PgPool, column: &str, value: &str) -> i64 {
     total
 }
 
-/// Connects contoso with every Microsoft answer 400 ms late, starts the workers and waits
-/// until the first scan has written rows of its own.
-async fn slow_scan_under_way(app: &TestApp, key: &str) -> (String, String, Workers) {
-    let (org, run) = connect_run(app, key, app.connect_body("contoso")).await;
+/// Makes every answer of Microsoft for demo tenant `tenant` 400 ms late, so a scan of it
+/// is still running while a test looks.
+fn answer_slowly(app: &TestApp, tenant: &str) {
     let mut faults = Faults::default();
     faults.tenants.insert(
-        app.demo("contoso").id.to_string(),
+        app.demo(tenant).id.to_string(),
         FaultSpec {
             latency_ms: 400,
             ..Default::default()
         },
     );
     app.sim.state().set_faults(faults);
+}
+
+/// Connects contoso with every Microsoft answer 400 ms late, starts the workers and waits
+/// until the first scan has written rows of its own.
+async fn slow_scan_under_way(app: &TestApp, key: &str) -> (String, String, Workers) {
+    let (org, run) = connect_run(app, key, app.connect_body("contoso")).await;
+    answer_slowly(app, "contoso");
     let workers = app.start_workers();
     for _ in 0..300 {
         if inventory_rows(&app.pool, "generation", &run).await > 0 {
