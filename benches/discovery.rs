@@ -22,22 +22,16 @@
 //! inventory's rows once more, with the same indexes, one `insert … select` per table and
 //! the tables on parallel connections (no Graph, no JSON from a client, no staging).
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sqlx::postgres::PgPoolOptions;
-use sqlx::{Connection, PgPool};
+use sqlx::PgPool;
 use tenantry_domain::DisplayName;
 use tenantry_graph_sim::{Scenario, TenantSpec};
 use tenantry_store::{ApiKeyPepper, NewOrganization, Store};
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -49,25 +43,6 @@ fn peak_rss_mib() -> f64 {
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
-}
-
-async fn fresh_database() -> PgPool {
-    let base =
-        std::env::var("DATABASE_URL").expect("DATABASE_URL: run through scripts/bench-discovery");
-    let name = format!("bench_discovery_{}", std::process::id());
-    let mut admin = sqlx::PgConnection::connect(&base).await.expect("connect");
-    sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))
-        .execute(&mut admin)
-        .await
-        .expect("create database");
-    let (server, _) = base.rsplit_once('/').expect("url");
-    let pool = PgPoolOptions::new()
-        .max_connections(64)
-        .connect(&format!("{server}/{name}"))
-        .await
-        .expect("pool");
-    tenantry_store::migrate(&pool).await.expect("migrate");
-    pool
 }
 
 /// Waits until no run is queued or running; returns the elapsed time.
@@ -89,10 +64,10 @@ async fn wait_for_runs(pool: &PgPool, started: Instant) -> Duration {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     tenantry_graph::install_default_crypto();
-    let tenants = env_number("BENCH_TENANTS", 200) as usize;
-    let users = env_number("BENCH_USERS", 2000) as u32;
-    let latency = env_number("BENCH_LATENCY_MS", 20);
-    let concurrency = env_number("BENCH_CONCURRENCY", 32) as usize;
+    let tenants = common::env_number("BENCH_TENANTS", 200) as usize;
+    let users = common::env_number("BENCH_USERS", 2000) as u32;
+    let latency = common::env_number("BENCH_LATENCY_MS", 20);
+    let concurrency = common::env_number("BENCH_CONCURRENCY", 32) as usize;
 
     // The simulator in its own process, so this process's memory is the worker's.
     let scenario = Scenario {
@@ -122,7 +97,7 @@ async fn main() {
         .to_owned();
     let client = reqwest::Client::new();
 
-    let pool = fresh_database().await;
+    let pool = common::fresh_database("discovery", 64).await;
     let keyring = tenantry_store::sealing::Keyring::new(&[7; 32], &[]).expect("keyring");
     let store = Store::new(
         pool.clone(),

@@ -13,41 +13,16 @@
 //! plain insert-and-commit of the same shape on the same database with the same
 //! concurrency, and prints the receiver's time per event against it.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, KeyInit, Mac};
-use sqlx::postgres::PgPoolOptions;
-use sqlx::{Connection, PgPool};
+use sqlx::PgPool;
 use tenantry_domain::DisplayName;
 use tenantry_domain::webhooks::{Rule, RuleApproval};
 use tenantry_store::{ApiKeyPepper, Store};
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-async fn fresh_database() -> PgPool {
-    let base =
-        std::env::var("DATABASE_URL").expect("DATABASE_URL: run through scripts/bench-webhooks");
-    let name = format!("bench_webhooks_{}", std::process::id());
-    let mut admin = sqlx::PgConnection::connect(&base).await.expect("connect");
-    sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))
-        .execute(&mut admin)
-        .await
-        .expect("create database");
-    let (server, _) = base.rsplit_once('/').expect("url");
-    let pool = PgPoolOptions::new()
-        .max_connections(32)
-        .connect(&format!("{server}/{name}"))
-        .await
-        .expect("pool");
-    tenantry_store::migrate(&pool).await.expect("migrate");
-    pool
-}
 
 fn sign(secret: &str, body: &[u8]) -> String {
     let now = chrono::Utc::now().timestamp();
@@ -170,10 +145,10 @@ async fn insert_floor(pool: &PgPool, events: usize, senders: usize) -> Duration 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     tenantry_graph::install_default_crypto();
-    let events = env_number("BENCH_EVENTS", 10_000) as usize;
-    let senders = env_number("BENCH_SENDERS", 64) as usize;
-    let replays = (env_number("BENCH_REPLAYS", 500) as usize).min(events);
-    let pool = fresh_database().await;
+    let events = common::env_number("BENCH_EVENTS", 10_000) as usize;
+    let senders = common::env_number("BENCH_SENDERS", 64) as usize;
+    let replays = (common::env_number("BENCH_REPLAYS", 500) as usize).min(events);
+    let pool = common::fresh_database("webhooks", 32).await;
 
     let keyring = tenantry_store::sealing::Keyring::new(&[0x42; 32], &[]).expect("keyring");
     let pepper = ApiKeyPepper::new(vec![0x24; 32]).expect("pepper");

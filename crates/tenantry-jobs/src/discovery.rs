@@ -329,17 +329,7 @@ impl SectionWorker {
     async fn section(&self, section: Section) -> SectionEnd {
         let name = section.name();
         if let Err(error) = self.store.clear_section(self.keys, name).await {
-            return SectionEnd::Failed(GraphFailure::Unavailable(format!("database: {error}")));
-        }
-        if section == Section::GroupMembers
-            && let Err(error) = self.store.clear_section(self.keys, "member_groups").await
-        {
-            return SectionEnd::Failed(GraphFailure::Unavailable(format!("database: {error}")));
-        }
-        if section == Section::DirectoryRoles
-            && let Err(error) = self.store.clear_section(self.keys, "role_members").await
-        {
-            return SectionEnd::Failed(GraphFailure::Unavailable(format!("database: {error}")));
+            return SectionEnd::Failed(database(error));
         }
         let result = match section {
             Section::Users => self.delta_section(name, "users", USER_FIELDS).await,

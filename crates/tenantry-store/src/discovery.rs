@@ -482,11 +482,12 @@ impl DiscoveryStore {
     pub async fn clear_section(&self, keys: RunKeys, section: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         lock_running(&mut tx, keys.run).await?;
-        // The section's removals, and its mark of a fresh delta round (a re-read may not be
-        // one).
+        // The section's removals, its mark of a fresh delta round (a re-read may not be
+        // one), and for members the groups they were read for.
         sqlx::query(
             "delete from discovery_stage where run_id = $1
-               and (section = $2 or (section = 'fresh_round' and object_id = $2))",
+               and (section = $2 or (section = 'fresh_round' and object_id = $2)
+                    or ($2 = 'group_members' and section = 'member_groups'))",
         )
         .bind(keys.run)
         .bind(section)
@@ -839,37 +840,26 @@ async fn merge_delta(
 ) -> Result<(), StoreError> {
     let statements: &[&'static str] = match section {
         "users" => &[
-            // After a fresh round (no delta link, or an expired one), users it did not list
-            // are gone, and so are their memberships.
-            "delete from inventory_group_member m using inventory_user u
-             where m.organization_id = $1 and m.generation = $3 and u.organization_id = $1
-               and u.generation = $3 and u.user_id = m.member_id
-               and exists (select 1 from discovery_stage f where f.run_id = $2
-                           and f.section = 'fresh_round' and f.object_id = 'users')
-               and not exists (select 1 from inventory_user r where r.organization_id = $1
-                               and r.generation = $2 and r.user_id = u.user_id)",
-            "delete from inventory_role_member m using inventory_user u
-             where m.organization_id = $1 and m.generation = $3 and u.organization_id = $1
-               and u.generation = $3 and u.user_id = m.member_id
-               and exists (select 1 from discovery_stage f where f.run_id = $2
-                           and f.section = 'fresh_round' and f.object_id = 'users')
-               and not exists (select 1 from inventory_user r where r.organization_id = $1
-                               and r.generation = $2 and r.user_id = u.user_id)",
-            "delete from inventory_user u
-             where u.organization_id = $1 and u.generation = $3
-               and exists (select 1 from discovery_stage f where f.run_id = $2
-                           and f.section = 'fresh_round' and f.object_id = 'users')
-               and not exists (select 1 from inventory_user r where r.organization_id = $1
-                               and r.generation = $2 and r.user_id = u.user_id)",
-            "delete from inventory_user u using discovery_stage s
-             where s.run_id = $2 and s.section = 'users' and s.removed and u.organization_id = $1
-               and u.generation = $3 and u.user_id = s.object_id::uuid",
-            "delete from inventory_group_member m using discovery_stage s
-             where s.run_id = $2 and s.section = 'users' and s.removed and m.organization_id = $1
-               and m.generation = $3 and m.member_id = s.object_id::uuid",
-            "delete from inventory_role_member m using discovery_stage s
-             where s.run_id = $2 and s.section = 'users' and s.removed and m.organization_id = $1
-               and m.generation = $3 and m.member_id = s.object_id::uuid",
+            // Gone: users the run saw removed, and after a fresh round (no delta link, or an
+            // expired one) users it did not list; their memberships go with them.
+            "with gone as (
+                 select s.object_id::uuid as id from discovery_stage s
+                 where s.run_id = $2 and s.section = 'users' and s.removed
+                 union
+                 select u.user_id from inventory_user u
+                 where u.organization_id = $1 and u.generation = $3
+                   and exists (select 1 from discovery_stage f where f.run_id = $2
+                               and f.section = 'fresh_round' and f.object_id = 'users')
+                   and not exists (select 1 from inventory_user r where r.organization_id = $1
+                                   and r.generation = $2 and r.user_id = u.user_id)),
+             users as (
+                 delete from inventory_user where organization_id = $1 and generation = $3
+                   and user_id in (select id from gone)),
+             group_memberships as (
+                 delete from inventory_group_member where organization_id = $1 and generation = $3
+                   and member_id in (select id from gone))
+             delete from inventory_role_member where organization_id = $1 and generation = $3
+               and member_id in (select id from gone)",
             "insert into inventory_user (msp_id, organization_id, generation, user_id, display_name,
                  user_principal_name, mail, department, job_title, account_enabled, data)
              select msp_id, organization_id, $3, user_id, display_name, user_principal_name, mail,
@@ -881,25 +871,22 @@ async fn merge_delta(
                  account_enabled = excluded.account_enabled, data = excluded.data",
         ],
         "groups" => &[
-            "delete from inventory_group_member m using inventory_group g
-             where m.organization_id = $1 and m.generation = $3 and g.organization_id = $1
-               and g.generation = $3 and (g.group_id = m.group_id or g.group_id = m.member_id)
-               and exists (select 1 from discovery_stage f where f.run_id = $2
-                           and f.section = 'fresh_round' and f.object_id = 'groups')
-               and not exists (select 1 from inventory_group r where r.organization_id = $1
-                               and r.generation = $2 and r.group_id = g.group_id)",
-            "delete from inventory_group g
-             where g.organization_id = $1 and g.generation = $3
-               and exists (select 1 from discovery_stage f where f.run_id = $2
-                           and f.section = 'fresh_round' and f.object_id = 'groups')
-               and not exists (select 1 from inventory_group r where r.organization_id = $1
-                               and r.generation = $2 and r.group_id = g.group_id)",
-            "delete from inventory_group g using discovery_stage s
-             where s.run_id = $2 and s.section = 'groups' and s.removed and g.organization_id = $1
-               and g.generation = $3 and g.group_id = s.object_id::uuid",
-            "delete from inventory_group_member m using discovery_stage s
-             where s.run_id = $2 and s.section = 'groups' and s.removed and m.organization_id = $1
-               and m.generation = $3 and (m.group_id = s.object_id::uuid or m.member_id = s.object_id::uuid)",
+            // Gone: as for users; their memberships, either way, go with them.
+            "with gone as (
+                 select s.object_id::uuid as id from discovery_stage s
+                 where s.run_id = $2 and s.section = 'groups' and s.removed
+                 union
+                 select g.group_id from inventory_group g
+                 where g.organization_id = $1 and g.generation = $3
+                   and exists (select 1 from discovery_stage f where f.run_id = $2
+                               and f.section = 'fresh_round' and f.object_id = 'groups')
+                   and not exists (select 1 from inventory_group r where r.organization_id = $1
+                                   and r.generation = $2 and r.group_id = g.group_id)),
+             groups as (
+                 delete from inventory_group where organization_id = $1 and generation = $3
+                   and group_id in (select id from gone))
+             delete from inventory_group_member where organization_id = $1 and generation = $3
+               and (group_id in (select id from gone) or member_id in (select id from gone))",
             "insert into inventory_group (msp_id, organization_id, generation, group_id, display_name, mail, kind, data)
              select msp_id, organization_id, $3, group_id, display_name, mail, kind, data
              from inventory_group where organization_id = $1 and generation = $2
