@@ -125,8 +125,10 @@ async fn main() {
             .expect("organization");
     }
 
-    let http = tenantry_graph::GraphHttp::new(tenantry_graph::GraphConfig::new(&base, &base))
-        .expect("client");
+    let graph = tenantry_graph::GraphAccess::new(
+        tenantry_graph::GraphHttp::new(tenantry_graph::GraphConfig::new(&base, &base))
+            .expect("client"),
+    );
     let organizations: Vec<_> = scope
         .list_organizations(tenantry_store::Page {
             limit: 10_000,
@@ -141,7 +143,7 @@ async fn main() {
         store: store.clone(),
         principal,
         pool: pool.clone(),
-        http,
+        graph,
         organizations,
         concurrency,
     };
@@ -306,7 +308,7 @@ struct Bench {
     store: Store,
     principal: tenantry_store::Principal,
     pool: PgPool,
-    http: tenantry_graph::GraphHttp,
+    graph: tenantry_graph::GraphAccess,
     organizations: Vec<tenantry_domain::OrganizationId>,
     concurrency: usize,
 }
@@ -336,9 +338,13 @@ impl Bench {
             .expect("clear runs");
         let (stop, shutdown) = tokio::sync::watch::channel(false);
         let started = Instant::now();
+        let context = tenantry_jobs::JobContext {
+            store: self.store.clone(),
+            graph: self.graph.clone(),
+            public_url: None,
+        };
         let workers = tokio::spawn(tenantry_jobs::run(
-            self.store.clone(),
-            self.http.clone(),
+            context,
             engine,
             tenantry_jobs::LeaderConfig::default(),
             shutdown,

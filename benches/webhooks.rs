@@ -178,8 +178,8 @@ async fn main() {
         .expect("endpoint");
 
     let graph = tenantry_graph::GraphConfig::new("http://127.0.0.1:9", "http://127.0.0.1:9");
-    let validator =
-        tenantry_graph::Validator::new(tenantry_graph::GraphHttp::new(graph).expect("client"));
+    let graph =
+        tenantry_graph::GraphAccess::new(tenantry_graph::GraphHttp::new(graph).expect("client"));
     let config = tenantry_api::ApiConfig {
         addr: "127.0.0.1:0".into(),
         body_limit_bytes: 1024 * 1024,
@@ -191,7 +191,7 @@ async fn main() {
     };
     let app = tenantry_api::build(
         store.clone(),
-        validator,
+        graph,
         &config,
         Arc::new(tenantry_api::Metrics::new()),
     )

@@ -80,15 +80,14 @@ pub async fn run(json: bool) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
-    let validator = super::validator(&settings, extra_ca.clone())?;
+    let graph = super::graph_access(&settings, extra_ca)?;
     let shutdown = shutdown_channel();
     let workers = spawn_workers(
-        store.clone(),
-        super::graph_http(&settings, extra_ca)?,
+        super::job_context(&store, &graph, &settings),
         &settings,
         shutdown.clone(),
     );
-    let app = tenantry_api::build(store, validator, &settings.http, Arc::new(Metrics::new()))?;
+    let app = tenantry_api::build(store, graph, &settings.http, Arc::new(Metrics::new()))?;
     let database = match &cluster {
         Some(cluster) => format!(
             "private PostgreSQL cluster in {} (127.0.0.1:{})",

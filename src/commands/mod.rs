@@ -38,59 +38,52 @@ pub async fn connect(database: &DatabaseSettings, url: &SecretString) -> anyhow:
         .context("connecting to PostgreSQL")
 }
 
-/// The credential validator, talking to the configured Microsoft endpoints (and trusting
-/// `extra_ca_pem` too, e.g. the simulator's own CA).
-pub fn validator(
+/// The process's one way to Microsoft (HTTP client and token cache), talking to the
+/// configured endpoints and trusting `extra_ca_pem` too (e.g. the simulator's own CA).
+/// The API and the workers of a process share it.
+pub fn graph_access(
     settings: &Settings,
     extra_ca_pem: Option<String>,
-) -> anyhow::Result<tenantry_graph::Validator> {
-    Ok(tenantry_graph::Validator::new(graph_http(
-        settings,
-        extra_ca_pem,
-    )?))
-}
-
-/// The Graph client of the workers, talking to the configured Microsoft endpoints.
-pub fn graph_http(
-    settings: &Settings,
-    extra_ca_pem: Option<String>,
-) -> anyhow::Result<tenantry_graph::GraphHttp> {
+) -> anyhow::Result<tenantry_graph::GraphAccess> {
     let mut config = tenantry_graph::GraphConfig::new(
         &settings.microsoft.authority_url,
         &settings.microsoft.graph_url,
     );
     config.extra_ca_pem = extra_ca_pem;
-    Ok(tenantry_graph::GraphHttp::new(config)?)
+    Ok(tenantry_graph::GraphAccess::new(
+        tenantry_graph::GraphHttp::new(config)?,
+    ))
 }
 
-/// Starts the job engine (workers and the leader election); it drains and returns once
-/// `shutdown` turns true.
+/// What the job handlers of this process reach.
+pub fn job_context(
+    store: &tenantry_store::Store,
+    graph: &tenantry_graph::GraphAccess,
+    settings: &Settings,
+) -> tenantry_jobs::JobContext {
+    tenantry_jobs::JobContext {
+        store: store.clone(),
+        graph: graph.clone(),
+        public_url: settings.http.public_url.clone(),
+    }
+}
+
+/// Starts the job engine (workers and the leader election) with every job kind; it
+/// drains and returns once `shutdown` turns true.
 pub fn spawn_workers(
-    store: tenantry_store::Store,
-    http: tenantry_graph::GraphHttp,
+    context: tenantry_jobs::JobContext,
     settings: &Settings,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tracing::info!(
-        kinds = ?[
-            tenantry_store::discovery::DISCOVERY_JOB,
-            tenantry_store::revalidation::REVALIDATE_JOB,
-            tenantry_store::actions::ACTION_JOB,
-            tenantry_store::webhooks::WEBHOOK_JOB,
-            tenantry_store::change_notifications::SUBSCRIPTIONS_JOB
-        ],
         concurrency = settings.jobs.concurrency,
         "starting the job engine"
     );
-    let playbooks =
-        tenantry_api::job_handlers(&store, http.clone(), settings.http.public_url.clone());
-    tokio::spawn(tenantry_jobs::run_with(
-        store,
-        http,
+    tokio::spawn(tenantry_jobs::run(
+        context,
         settings.jobs.engine(),
         settings.jobs.leader(),
         shutdown,
-        playbooks,
     ))
 }
 

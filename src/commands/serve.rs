@@ -30,10 +30,10 @@ pub async fn run(mode: Mode) -> anyhow::Result<ExitCode> {
     }
     let store = Store::new(pool, settings.api_key_pepper()?).with_keyring(keyring);
     let shutdown = shutdown_channel();
+    let graph = super::graph_access(&settings, None)?;
     let workers = match mode {
         Mode::ApiAndWorkers => Some(spawn_workers(
-            store.clone(),
-            super::graph_http(&settings, None)?,
+            super::job_context(&store, &graph, &settings),
             &settings,
             shutdown.clone(),
         )),
@@ -41,12 +41,7 @@ pub async fn run(mode: Mode) -> anyhow::Result<ExitCode> {
     };
     let listener = bind(&settings).await?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
-    let app = tenantry_api::build(
-        store,
-        super::validator(&settings, None)?,
-        &settings.http,
-        Arc::new(Metrics::new()),
-    )?;
+    let app = tenantry_api::build(store, graph, &settings.http, Arc::new(Metrics::new()))?;
     let served = tenantry_api::serve(listener, app, until(shutdown)).await;
     if let Some(workers) = workers {
         let _ = workers.await;

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use tenantry_store::Store;
 
-use super::{connect, graph_http, load_settings, shutdown_channel, spawn_workers, success};
+use super::{
+    connect, graph_access, job_context, load_settings, shutdown_channel, spawn_workers, success,
+};
 
 pub async fn run() -> anyhow::Result<ExitCode> {
     let settings = load_settings(None)?;
@@ -14,9 +16,9 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     let keyring = settings.keyring()?;
     let pool = connect(&settings.database, settings.database_url()?).await?;
     let store = Store::new(pool, settings.api_key_pepper()?).with_keyring(keyring);
+    let graph = graph_access(&settings, None)?;
     let workers = spawn_workers(
-        store,
-        graph_http(&settings, None)?,
+        job_context(&store, &graph, &settings),
         &settings,
         shutdown_channel(),
     );

@@ -11,7 +11,9 @@ use sqlx::PgPool;
 use tenantry_domain::Role;
 use tenantry_graph_sim::{FaultSpec, Faults};
 
-use crate::helpers::{TestApp, assert_problem, connect, sim_calls, sim_user, test_engine};
+use crate::helpers::{
+    TestApp, assert_problem, connect, sim_calls, sim_user, test_engine, test_leader,
+};
 
 async fn set_policy(app: &TestApp, key: &str, org: &str, action: &str, policy: Value) {
     let response = app
@@ -995,21 +997,14 @@ async fn denied_and_expired_requests_never_run(pool: PgPool) {
 /// stop in the middle of a slow Graph call leaves the step as a crash would.
 fn impatient_workers(app: &TestApp) -> tokio::sync::watch::Sender<bool> {
     let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let graph = tenantry_graph::GraphConfig::new(&app.sim.base_url(), &app.sim.base_url());
-    let http = tenantry_graph::GraphHttp::new(graph).expect("client");
     let engine = tenantry_jobs::EngineConfig {
         drain: Duration::from_millis(200),
         ..test_engine()
     };
     tokio::spawn(tenantry_jobs::run(
-        app.store.clone(),
-        http,
+        app.job_context(),
         engine,
-        tenantry_jobs::LeaderConfig {
-            tick: Duration::from_millis(100),
-            lease: Duration::from_secs(3),
-            ..Default::default()
-        },
+        test_leader(),
         shutdown,
     ));
     stop

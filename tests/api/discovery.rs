@@ -69,8 +69,7 @@ async fn adding_a_tenant_queues_a_discovery_that_fills_the_inventory(pool: PgPoo
 
     // The validation's own calls are interactive; only the scan's are background work.
     app.sim.state().clear_requests();
-    let _workers = app.start_workers();
-    let done = app.wait_for_run(&msp.owner_key, &org, &run).await;
+    let done = app.finished_run(&msp.owner_key, &org, &run).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     for section in [
         "organization",
@@ -313,11 +312,10 @@ async fn adding_a_tenant_queues_a_discovery_that_fills_the_inventory(pool: PgPoo
     }
 }
 
-/// Connects demo tenant `tenant` (workers must be running) and waits for its first scan
-/// to succeed; returns the organization's id.
+/// Connects demo tenant `tenant` and runs its first scan, which must succeed; returns the organization's id.
 async fn scanned(app: &TestApp, key: &str, tenant: &str) -> String {
     let (org, run) = connect_run(app, key, app.connect_body(tenant)).await;
-    let done = app.wait_for_run(key, &org, &run).await;
+    let done = app.finished_run(key, &org, &run).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     org
 }
@@ -326,7 +324,6 @@ async fn scanned(app: &TestApp, key: &str, tenant: &str) -> String {
 async fn a_delta_run_applies_changes_and_removals(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
     let msp = app.create_msp("Delta MSP").await;
-    let _workers = app.start_workers();
     let org = scanned(&app, &msp.owner_key, "tailspin").await;
     let users = app
         .get_all(
@@ -396,7 +393,7 @@ async fn a_delta_run_applies_changes_and_removals(pool: PgPool) {
     assert_eq!(delta["mode"], "delta");
     assert_eq!(delta["trigger"], "manual");
     let done = app
-        .wait_for_run(&msp.owner_key, &org, delta["id"].as_str().expect("id"))
+        .finished_run(&msp.owner_key, &org, delta["id"].as_str().expect("id"))
         .await;
     assert_eq!(done["state"], "succeeded", "{done}");
     assert!(
@@ -491,7 +488,7 @@ async fn a_delta_run_applies_changes_and_removals(pool: PgPool) {
         .await
         .expect("run");
     let done = app
-        .wait_for_run(&msp.owner_key, &org, again["id"].as_str().expect("id"))
+        .finished_run(&msp.owner_key, &org, again["id"].as_str().expect("id"))
         .await;
     assert_eq!(done["state"], "succeeded", "{done}");
     assert_eq!(done["sections"]["users"]["count"], 38, "{done}");
@@ -530,7 +527,6 @@ async fn rows_outside_current_generation(pool: &PgPool, table: &str, organizatio
 async fn readers_see_the_previous_inventory_until_a_full_run_is_applied(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
     let msp = app.create_msp("Generations MSP").await;
-    let workers = app.start_workers();
     let org = scanned(&app, &msp.owner_key, "contoso").await;
     let users_path = format!("/api/v1/organizations/{org}/users");
     let devices_path = format!("/api/v1/organizations/{org}/devices");
@@ -539,9 +535,8 @@ async fn readers_see_the_previous_inventory_until_a_full_run_is_applied(pool: Pg
     let devices = app.get_all(&devices_path, &msp.owner_key).await.len();
     assert!(devices > 0);
     let leaver = users[3]["id"].as_str().expect("id").to_owned();
-    // Stopped, so the next workers take a new token, without the permission removed below.
-    drop(workers);
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // The next scan takes a new token, without the permission removed below.
+    app.graph.forget_tokens();
 
     // In Entra: a user leaves, and the app loses its Intune permission. Microsoft is slow,
     // so the next scan is still running while we read.
@@ -770,8 +765,7 @@ async fn a_section_refused_for_a_missing_permission_is_skipped_by_name(pool: PgP
     let mut body = app.connect_body("contoso");
     body["capabilities"] = json!(["discovery"]);
     let (org, run) = connect_run(&app, &msp.owner_key, body).await;
-    let _workers = app.start_workers();
-    let done = app.wait_for_run(&msp.owner_key, &org, &run).await;
+    let done = app.finished_run(&msp.owner_key, &org, &run).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     assert_eq!(done["sections"]["devices"]["status"], "skipped");
     assert_eq!(
@@ -799,8 +793,7 @@ async fn discover_under_faults(
     let mut faults = Faults::default();
     faults.tenants.insert(app.demo(tenant).id.to_string(), spec);
     app.sim.state().set_faults(faults);
-    let _workers = app.start_workers();
-    let done = app.wait_for_run(key, &org, &run).await;
+    let done = app.finished_run(key, &org, &run).await;
     (org, done)
 }
 
@@ -885,8 +878,7 @@ async fn a_large_tenant_is_paged_completely(pool: PgPool) {
     let body = json!({"name": "Big Corp", "provider": "microsoft365", "tenant_id": spec.id,
         "client_id": spec.app().client_id, "client_secret": spec.secret_value()});
     let (org, run) = connect_run(&app, &msp.owner_key, body).await;
-    let _workers = app.start_workers();
-    let done = app.wait_for_run(&msp.owner_key, &org, &run).await;
+    let done = app.finished_run(&msp.owner_key, &org, &run).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     assert_eq!(done["sections"]["users"]["count"], 12_000);
     let count: i64 =
@@ -1064,11 +1056,26 @@ async fn schedules_are_validated_and_due_scans_are_queued_by_the_leader(pool: Pg
         "{set}"
     );
 
-    let _workers = app.start_workers();
+    for (schedule, why) in [
+        ("* * * * *", "a full scan every minute"),
+        ("*/20 * * * *", "every 20 minutes"),
+        ("0 0 31 2 *", "never fires"),
+    ] {
+        let refused = app
+            .request(Method::PATCH, &path, Some(&msp.owner_key))
+            .json(&json!({"scan_schedule": schedule}))
+            .send()
+            .await
+            .expect("sent");
+        let problem = assert_problem(refused, 422, "INVALID_REQUEST").await;
+        assert_eq!(problem["errors"][0]["field"], "scan_schedule", "{why}");
+    }
+
     assert_eq!(
-        app.wait_for_run(&msp.owner_key, &org, &first).await["state"],
+        app.finished_run(&msp.owner_key, &org, &first).await["state"],
         "succeeded"
     );
+    let _workers = app.start_workers();
     // Make the schedule due: the leader queues exactly one scheduled run.
     sqlx::query("update organization set next_scan_at = now() - interval '1 minute' where organization_id = $1::uuid")
         .bind(&org)

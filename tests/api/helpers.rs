@@ -19,6 +19,8 @@ pub struct TestApp {
     /// Microsoft, for this test: the demo tenants without the 50,000-user one.
     pub sim: tenantry_graph_sim::GraphSim,
     pub scenario: tenantry_graph_sim::Scenario,
+    /// The app's Graph client and token cache, shared with workers as in `serve`.
+    pub graph: tenantry_graph::GraphAccess,
     client: reqwest::Client,
     _shutdown: oneshot::Sender<()>,
 }
@@ -66,17 +68,26 @@ impl TestApp {
         let sim = tenantry_graph_sim::GraphSim::start(scenario.clone())
             .await
             .expect("simulator");
-        let graph = tenantry_graph::GraphConfig::new(&sim.base_url(), &sim.base_url());
-        let validator =
-            tenantry_graph::Validator::new(tenantry_graph::GraphHttp::new(graph).expect("client"));
+        let graph = tenantry_graph::GraphAccess::new(
+            tenantry_graph::GraphHttp::new(tenantry_graph::GraphConfig::new(
+                &sim.base_url(),
+                &sim.base_url(),
+            ))
+            .expect("client"),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         // Where the simulator delivers Graph change notifications.
         config.public_url.get_or_insert_with(|| url.clone());
-        let app = tenantry_api::build(store.clone(), validator, &config, Arc::new(Metrics::new()))
-            .expect("app builds");
+        let app = tenantry_api::build(
+            store.clone(),
+            graph.clone(),
+            &config,
+            Arc::new(Metrics::new()),
+        )
+        .expect("app builds");
         let (shutdown, stopped) = oneshot::channel::<()>();
         tokio::spawn(tenantry_api::serve(listener, app, async {
             let _ = stopped.await;
@@ -87,6 +98,7 @@ impl TestApp {
             store,
             sim,
             scenario,
+            graph,
             client: reqwest::Client::new(),
             _shutdown: shutdown,
         }
@@ -178,6 +190,15 @@ impl Drop for Workers {
     }
 }
 
+/// Leader settings for tests: quick ticks and a short lease.
+pub fn test_leader() -> tenantry_jobs::LeaderConfig {
+    tenantry_jobs::LeaderConfig {
+        tick: std::time::Duration::from_millis(100),
+        lease: std::time::Duration::from_secs(3),
+        ..Default::default()
+    }
+}
+
 /// Engine settings for tests: quick polls and a short lease.
 pub fn test_engine() -> tenantry_jobs::EngineConfig {
     tenantry_jobs::EngineConfig {
@@ -194,26 +215,56 @@ impl TestApp {
     /// Starts the job engine (workers and leader) against this app's database and
     /// simulator.
     pub fn start_workers(&self) -> Workers {
+        self.start_workers_with(test_engine())
+    }
+
+    /// [`TestApp::start_workers`] with other engine settings.
+    pub fn start_workers_with(&self, engine: tenantry_jobs::EngineConfig) -> Workers {
         let (stop, shutdown) = tokio::sync::watch::channel(false);
-        let graph = tenantry_graph::GraphConfig::new(&self.sim.base_url(), &self.sim.base_url());
-        let http = tenantry_graph::GraphHttp::new(graph).expect("client");
-        let leader = tenantry_jobs::LeaderConfig {
-            tick: std::time::Duration::from_millis(100),
-            lease: std::time::Duration::from_secs(3),
-            ..Default::default()
-        };
-        tokio::spawn(tenantry_jobs::run_with(
-            self.store.clone(),
-            http.clone(),
-            test_engine(),
-            leader,
+        tokio::spawn(tenantry_jobs::run(
+            self.job_context(),
+            engine,
+            test_leader(),
             shutdown,
-            tenantry_api::job_handlers(&self.store, http, Some(self.url.clone())),
         ));
         Workers { stop }
     }
 
-    /// Polls a run until it leaves `queued`/`running` (or 60 s pass) and returns it.
+    /// Runs every job that is due, or becomes due within 30 s (snoozes, retries), to
+    /// its end, in this task: the deterministic way for a test to let the workers do
+    /// their part. Tests about concurrency, heartbeats and crashes start real workers
+    /// instead ([`TestApp::start_workers`]).
+    pub async fn run_pending_jobs(&self) -> usize {
+        tenantry_jobs::engine(&self.job_context(), test_engine())
+            .run_until_idle(std::time::Duration::from_secs(30))
+            .await
+            .expect("jobs run")
+    }
+
+    /// What the binary's workers get (`src/commands::job_context`): this app's store,
+    /// Graph access and public URL.
+    pub fn job_context(&self) -> tenantry_jobs::JobContext {
+        tenantry_jobs::JobContext {
+            store: self.store.clone(),
+            graph: self.graph.clone(),
+            public_url: Some(self.url.clone()),
+        }
+    }
+
+    /// Runs the pending jobs, then returns the run, which must have ended.
+    pub async fn finished_run(&self, key: &str, organization: &str, run: &str) -> Value {
+        self.run_pending_jobs().await;
+        let path = format!("/api/v1/organizations/{organization}/discovery-runs/{run}");
+        let body: Value = self.get(&path, key).await.json().await.expect("run");
+        assert!(
+            !matches!(body["state"].as_str(), Some("queued" | "running")),
+            "the run ended: {body}"
+        );
+        body
+    }
+
+    /// Polls a run until it leaves `queued`/`running` (or 60 s pass) and returns it: for
+    /// tests whose workers run in the background.
     pub async fn wait_for_run(&self, key: &str, organization: &str, run: &str) -> Value {
         let path = format!("/api/v1/organizations/{organization}/discovery-runs/{run}");
         let mut body = Value::Null;

@@ -68,7 +68,25 @@ async fn deliver_signed(
     deliver(app, endpoint, Some(signature), &body).await
 }
 
-/// Polls a delivery until its playbook stops moving (or 60 s pass).
+/// A delivery as the API lists it.
+async fn event(app: &TestApp, key: &str, id: &str) -> Value {
+    let page: Value = app
+        .get("/api/v1/webhook-events?limit=100", key)
+        .await
+        .json()
+        .await
+        .expect("events");
+    page["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .find(|e| e["id"] == id)
+        .cloned()
+        .expect("the delivery is listed")
+}
+
+/// Polls a delivery until its playbook stops moving (or 60 s pass): for tests whose
+/// workers run in the background.
 async fn wait_for_event(app: &TestApp, key: &str, id: &str, until: &[&str]) -> Value {
     for _ in 0..1200 {
         let page: Value = app
@@ -124,9 +142,8 @@ async fn a_signed_alert_runs_its_playbook_in_order_against_the_tenant(pool: PgPo
     assert_eq!(accepted["state"], "accepted");
     let delivery = accepted["id"].as_str().expect("id").to_owned();
 
-    let workers = app.start_workers();
-    let done = wait_for_event(&app, &msp.owner_key, &delivery, &["completed", "failed"]).await;
-    drop(workers);
+    app.run_pending_jobs().await;
+    let done = event(&app, &msp.owner_key, &delivery).await;
     assert_eq!(done["state"], "completed", "{done}");
     let steps = done["outcome"].as_array().expect("outcome");
     assert_eq!(steps.len(), 3);
@@ -530,5 +547,73 @@ async fn only_owners_skip_approval_and_an_expired_step_ends_the_playbook(pool: P
         ended["outcome"].as_array().expect("outcome").len(),
         1,
         "later steps never ran"
+    );
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn an_endpoint_revoked_mid_playbook_keeps_what_ran_and_requests_nothing_more(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let msp = app.create_msp("Revoking MSP").await;
+    let org = connect(&app, &msp, "contoso").await;
+    let (user_id, upn) = sim_user(&app, "contoso", 4).await;
+    let (id, secret) = endpoint(&app, &msp.owner_key, json!({"name": "Sentinel", "organization_id": org,
+        "rules": [{"event": "user.compromised", "actions": ["revoke_sessions", "disable_account"], "approval": "none"}]})).await;
+    let accepted: Value = deliver_signed(
+        &app,
+        &id,
+        &secret,
+        &json!({"id": "alert-7", "type": "user.compromised", "target": upn}),
+    )
+    .await
+    .json()
+    .await
+    .expect("accepted");
+    let delivery = accepted["id"].as_str().expect("id").to_owned();
+
+    // The playbook requests its first step; then, before that step runs, the endpoint
+    // is revoked.
+    let context = app.job_context();
+    let playbook_only: Vec<_> = tenantry_jobs::handlers(&context)
+        .into_iter()
+        .filter(|h| h.kind() == "webhook_event")
+        .collect();
+    tenantry_jobs::Engine::new(
+        context.store.queue(),
+        crate::helpers::test_engine(),
+        playbook_only,
+    )
+    .run_until_idle(Duration::from_secs(5))
+    .await
+    .expect("playbook ran");
+    let revoked = app
+        .delete(&format!("/api/v1/webhook-endpoints/{id}"), &msp.owner_key)
+        .await;
+    assert!(revoked.status().is_success(), "{}", revoked.status());
+    app.run_pending_jobs().await;
+
+    let done = event(&app, &msp.owner_key, &delivery).await;
+    let steps = done["outcome"].as_array().expect("outcome");
+    assert_eq!(steps.len(), 2, "one entry per step of the rule: {done}");
+    assert_eq!(
+        steps[0]["state"], "succeeded",
+        "the step that ran says so: {done}"
+    );
+    assert_eq!(steps[1]["code"], "ENDPOINT_REVOKED", "{done}");
+    assert_eq!(
+        done["state"], "failed",
+        "not every step of the rule ran: {done}"
+    );
+    assert_eq!(
+        sim_calls(
+            &app,
+            "POST",
+            &format!("/users/{user_id}/revokeSignInSessions")
+        ),
+        1
+    );
+    assert_eq!(
+        sim_calls(&app, "PATCH", &format!("/users/{user_id}")),
+        0,
+        "nothing was requested after the revocation"
     );
 }

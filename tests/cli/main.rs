@@ -638,7 +638,10 @@ async fn a_killed_workers_scan_is_finished_by_another_and_sigterm_gives_work_bac
         .await
         .expect("organization");
 
-    let mut first = worker(&url, &sim, "20").spawn();
+    // A lease far longer than the test: only the liveness lock can reveal the kill.
+    let mut first = worker(&url, &sim, "20")
+        .env("TENANTRY__JOBS__LEASE_SECS", "600")
+        .spawn();
     wait_for(
         &pool,
         "select state from job",
@@ -650,7 +653,9 @@ async fn a_killed_workers_scan_is_finished_by_another_and_sigterm_gives_work_bac
     tokio::time::sleep(Duration::from_millis(800)).await;
     first.kill();
 
-    let second = worker(&url, &sim, "20").spawn();
+    let second = worker(&url, &sim, "20")
+        .env("TENANTRY__JOBS__LEASE_SECS", "600")
+        .spawn();
     wait_for(
         &pool,
         &format!("select state from discovery_run where run_id = '{run}'"),
@@ -668,7 +673,10 @@ async fn a_killed_workers_scan_is_finished_by_another_and_sigterm_gives_work_bac
         "the killed attempt counted once, then the job finished"
     );
     assert_ne!(finisher, first_worker);
-    assert_eq!(errors[0]["error"], "worker lost: no heartbeat");
+    assert_eq!(
+        errors[0]["error"], "worker lost: its process or database connection ended",
+        "rescued because its liveness lock went with the process, not after the lease"
+    );
     let users: i64 = sqlx::query_scalar(
         "select count(*) from inventory_user u join organization o using (organization_id)
              where o.organization_id = $1 and u.generation = o.inventory_generation",

@@ -38,8 +38,9 @@ pub struct AppState {
     pub(crate) validator: tenantry_graph::Validator,
     /// Where Microsoft Graph reaches this service (for change notifications).
     pub(crate) public_url: Option<String>,
-    /// Graph calls made while checking an action request.
-    pub(crate) graph: crate::routes::actions::GraphAccess,
+    /// The process's Graph client and token cache (checking action requests, removing
+    /// subscriptions).
+    pub(crate) graph: tenantry_graph::GraphAccess,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +54,7 @@ pub enum BuildError {
 /// Builds the whole HTTP application.
 pub fn build(
     store: Store,
-    validator: tenantry_graph::Validator,
+    graph: tenantry_graph::GraphAccess,
     config: &ApiConfig,
     metrics: Arc<Metrics>,
 ) -> Result<Router, BuildError> {
@@ -67,11 +68,8 @@ pub fn build(
         docs: Arc::new(ApiDocs::new(&doc)?),
         trusted_proxies: config.trusted_proxies.clone().into(),
         public_url: config.public_url.clone(),
-        graph: crate::routes::actions::GraphAccess {
-            http: validator.http().clone(),
-            tokens: tenantry_graph::TokenCache::default(),
-        },
-        validator,
+        validator: graph.validator(),
+        graph,
     };
     let mut router = router
         .fallback(|| async { StatusCode::NOT_FOUND })

@@ -195,12 +195,6 @@ impl ApiError {
         ApiError::Internal(cause.to_string())
     }
 
-    /// The stable code, status and client-facing detail (never an internal cause).
-    pub(crate) fn summary(&self) -> (String, u16, String) {
-        let problem = self.problem();
-        (problem.code, problem.status, problem.detail)
-    }
-
     fn problem(&self) -> Problem {
         match self {
             ApiError::InvalidRequest {

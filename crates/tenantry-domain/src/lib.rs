@@ -1,5 +1,8 @@
-//! Tenantry's domain vocabulary: identifiers that parse, MSP roles, the rules for who may
-//! manage API keys, and the stable error codes every API response uses.
+//! Tenantry's domain vocabulary and rules: identifiers that parse, MSP roles and the rules
+//! for who may manage API keys, the action catalogue (parameters and the Graph calls each
+//! action plans), policies and their decisions, webhook rules, capabilities and the
+//! permissions each needs, discovery sections, scan schedules, and the stable error codes
+//! every API response uses.
 //!
 //! This crate is pure on purpose: no I/O, no async, no database. Everything here is
 //! unit-tested without a network or a PostgreSQL cluster, and every other crate may depend
@@ -15,6 +18,7 @@ pub mod name;
 pub mod permissions;
 pub mod policy;
 pub mod role;
+pub mod schedule;
 pub mod webhooks;
 
 pub use api_key::{ApiKeyToken, KeyGrant, KeyGrantError, KeyId, MalformedKey, OrganizationLimit};

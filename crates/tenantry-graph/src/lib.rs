@@ -7,6 +7,7 @@
 //! No database. The login authority and Graph base URL are always injected, so the
 //! simulator, tests and national clouds take the same code path.
 
+mod access;
 pub mod actions;
 pub mod calls;
 mod config;
@@ -16,6 +17,7 @@ pub mod report;
 pub mod token;
 pub mod validator;
 
+pub use access::GraphAccess;
 pub use config::GraphConfig;
 pub use http_client::{GraphHttp, install_default_crypto};
 pub use report::ValidationReport;

@@ -17,15 +17,16 @@ use tenantry_domain::actions::{
 };
 use tenantry_domain::policy::PrivilegedGuard;
 use tenantry_domain::{ActionId, OrganizationId};
+use tenantry_graph::GraphAccess;
 use tenantry_graph::actions::{Body, WriteFailure, send, user_roles};
-use tenantry_graph::{GraphHttp, TokenCache};
 use tenantry_store::StoreError;
 use tenantry_store::action_runs::{ActionRunStore, InventoryChange, RunContext, StepOutcome};
-use tenantry_store::actions::{ACTION_JOB, StepRecord};
+use tenantry_store::actions::StepRecord;
+use tenantry_store::jobs::ActionJob;
 use tenantry_store::queue::ClaimedJob;
 
 use crate::credentials::{NoToken, organization_token};
-use crate::engine::{Handler, JobFuture, Outcome};
+use crate::engine::{JobFuture, JobHandler, Outcome};
 use crate::password;
 
 /// Microsoft's rule for the default MFA method (graph-facts §6.3), matched on its message
@@ -36,8 +37,7 @@ const THROTTLE_WITHOUT_RETRY_AFTER: Duration = Duration::from_secs(2);
 
 pub struct ActionHandler {
     store: ActionRunStore,
-    http: GraphHttp,
-    tokens: TokenCache,
+    graph: GraphAccess,
 }
 
 /// Why execution stopped before every step ran.
@@ -70,21 +70,12 @@ fn read_failure(failure: &tenantry_graph::calls::GraphFailure) -> Halt {
 }
 
 impl ActionHandler {
-    pub fn new(store: ActionRunStore, http: GraphHttp, tokens: TokenCache) -> Self {
-        Self {
-            store,
-            http,
-            tokens,
-        }
+    pub fn new(store: ActionRunStore, graph: GraphAccess) -> Self {
+        Self { store, graph }
     }
 
-    async fn run_job(&self, job: &ClaimedJob) -> Outcome {
-        let Some(id) = job.args["action_id"]
-            .as_str()
-            .and_then(|a| a.parse::<ActionId>().ok())
-        else {
-            return Outcome::Discard("job arguments name no action".into());
-        };
+    async fn run_job(&self, job: &ClaimedJob, args: ActionJob) -> Outcome {
+        let id = args.action_id;
         let context = match self.store.load(id).await {
             Ok(context) => context,
             Err(StoreError::NotFound) => return Outcome::Discard("the action is gone".into()),
@@ -129,8 +120,7 @@ impl ActionHandler {
     async fn token(&self, organization: OrganizationId) -> Result<SecretString, Halt> {
         let stored = self.store.credential(organization).await?;
         organization_token(
-            &self.tokens,
-            &self.http,
+            &self.graph,
             stored.tenant_id,
             stored.client_id,
             &stored.secret,
@@ -170,7 +160,7 @@ impl ActionHandler {
             };
             let resolved: Resolved =
                 serde_json::from_value(record.resolved.clone()).unwrap_or_default();
-            let base = self.http.config().graph("");
+            let base = self.graph.http().config().graph("");
             let plan = actions::plan(kind, &targets, &parameters, &resolved, &base);
             self.store.add_steps(id, &plan).await?;
             steps = self.store.steps(id).await?;
@@ -293,7 +283,7 @@ impl ActionHandler {
         let mut privileged = Vec::new();
         for target in targets {
             let Some(user) = target.id else { continue };
-            let roles = user_roles(&self.http, token, user)
+            let roles = user_roles(self.graph.http(), token, user)
                 .await
                 .map_err(|f| read_failure(&f))?;
             privileged.extend(
@@ -395,7 +385,7 @@ impl ActionHandler {
                 step.name
             ))));
         }
-        let result = send(&self.http, token, &step.method, &path, payload).await;
+        let result = send(self.graph.http(), token, &step.method, &path, payload).await;
         drop(body);
         drop(password);
         match result {
@@ -639,16 +629,14 @@ fn graph_code(code: &str, status: u16) -> String {
     }
 }
 
-impl Handler for ActionHandler {
-    fn kind(&self) -> &'static str {
-        ACTION_JOB
-    }
+impl JobHandler for ActionHandler {
+    type Args = ActionJob;
 
     fn timeout(&self) -> Duration {
         Duration::from_secs(120)
     }
 
-    fn run<'a>(&'a self, job: &'a ClaimedJob) -> JobFuture<'a> {
-        Box::pin(self.run_job(job))
+    fn run<'a>(&'a self, job: &'a ClaimedJob, args: ActionJob) -> JobFuture<'a> {
+        Box::pin(self.run_job(job, args))
     }
 }

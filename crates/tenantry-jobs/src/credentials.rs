@@ -2,7 +2,7 @@
 //! told apart: try again later, or refused for good.
 
 use secrecy::SecretString;
-use tenantry_graph::{GraphHttp, TokenCache, TokenFailure};
+use tenantry_graph::{GraphAccess, TokenFailure};
 use uuid::Uuid;
 
 /// Why no token came.
@@ -14,14 +14,13 @@ pub(crate) enum NoToken {
 }
 
 pub(crate) async fn organization_token(
-    tokens: &TokenCache,
-    http: &GraphHttp,
+    graph: &GraphAccess,
     tenant_id: Uuid,
     client_id: Uuid,
     secret: &SecretString,
 ) -> Result<SecretString, NoToken> {
-    tokens
-        .token(http, &tenant_id.to_string(), &client_id.to_string(), secret)
+    graph
+        .organization_token(tenant_id, client_id, secret)
         .await
         .map_err(|failure| match failure {
             TokenFailure::Unavailable(cause) => {

@@ -14,20 +14,18 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
-use tenantry_domain::DiscoveryRunId;
 use tenantry_domain::discovery::Section;
+use tenantry_graph::GraphAccess;
 use tenantry_graph::calls::GraphFailure;
 use tenantry_graph::reader::{BATCH_LIMIT, Reader};
-use tenantry_graph::{GraphHttp, TokenCache};
-use tenantry_store::discovery::{
-    Applied, DISCOVERY_JOB, Membership, RunContext, RunKeys, StagedObject,
-};
+use tenantry_store::discovery::{Applied, Membership, RunContext, RunKeys, StagedObject};
+use tenantry_store::jobs::DiscoveryJob;
 use tenantry_store::queue::ClaimedJob;
 use tenantry_store::{DiscoveryStore, StoreError};
 use uuid::Uuid;
 
 use crate::credentials::{NoToken, organization_token};
-use crate::engine::{Handler, JobFuture, Outcome};
+use crate::engine::{JobFuture, JobHandler, Outcome};
 
 const USER_FIELDS: &str = "id,displayName,userPrincipalName,mail,givenName,surname,department,jobTitle,accountEnabled,officeLocation,businessPhones,mobilePhone,usageLocation,onPremisesSyncEnabled";
 const GROUP_FIELDS: &str = "id,displayName,description,mail,mailEnabled,securityEnabled,groupTypes";
@@ -35,34 +33,30 @@ const GROUP_FIELDS: &str = "id,displayName,description,mail,mailEnabled,security
 /// Runs discovery jobs.
 pub struct DiscoveryHandler {
     store: DiscoveryStore,
-    http: GraphHttp,
-    tokens: TokenCache,
+    graph: GraphAccess,
     /// Requests in flight per run (Graph throttles per app and tenant).
     requests_per_run: usize,
 }
 
 impl DiscoveryHandler {
-    pub fn new(store: DiscoveryStore, http: GraphHttp, tokens: TokenCache) -> Self {
+    pub fn new(store: DiscoveryStore, graph: GraphAccess) -> Self {
         Self {
             store,
-            http,
-            tokens,
+            graph,
             requests_per_run: 4,
         }
     }
 }
 
-impl Handler for DiscoveryHandler {
-    fn kind(&self) -> &'static str {
-        DISCOVERY_JOB
-    }
+impl JobHandler for DiscoveryHandler {
+    type Args = DiscoveryJob;
 
     fn timeout(&self) -> Duration {
         Duration::from_secs(30 * 60)
     }
 
-    fn run<'a>(&'a self, job: &'a ClaimedJob) -> JobFuture<'a> {
-        Box::pin(self.discover(job))
+    fn run<'a>(&'a self, job: &'a ClaimedJob, args: DiscoveryJob) -> JobFuture<'a> {
+        Box::pin(self.discover(job, args))
     }
 }
 
@@ -77,14 +71,8 @@ enum SectionEnd {
 }
 
 impl DiscoveryHandler {
-    async fn discover(&self, job: &ClaimedJob) -> Outcome {
-        let Some(run_id) = job.args["run_id"]
-            .as_str()
-            .and_then(|r| r.parse::<DiscoveryRunId>().ok())
-        else {
-            return Outcome::Discard("job arguments name no run".into());
-        };
-        let context = match self.store.start(run_id).await {
+    async fn discover(&self, job: &ClaimedJob, args: DiscoveryJob) -> Outcome {
+        let context = match self.store.start(args.run_id).await {
             Ok(context) => context,
             Err(StoreError::NotFound) => {
                 return Outcome::Discard("the run or its organization no longer exists".into());
@@ -139,8 +127,7 @@ impl DiscoveryHandler {
     async fn discover_run(&self, context: &RunContext) -> Outcome {
         let run = &context.run;
         let token = match organization_token(
-            &self.tokens,
-            &self.http,
+            &self.graph,
             context.tenant_id,
             context.client_id,
             &context.client_secret,
@@ -152,7 +139,7 @@ impl DiscoveryHandler {
             Err(NoToken::Refused(detail)) => return Outcome::Discard(detail),
         };
         let reader = Arc::new(Reader::with_concurrency(
-            self.http.clone(),
+            self.graph.http().clone(),
             token,
             self.requests_per_run,
         ));

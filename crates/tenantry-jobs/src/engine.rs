@@ -9,8 +9,9 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tenantry_store::Queue;
-use tenantry_store::queue::{ClaimLimits, ClaimedJob};
+use tenantry_store::jobs::JobArgs;
+use tenantry_store::queue::{ClaimLimits, ClaimedJob, Liveness};
+use tenantry_store::{Queue, StoreError};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use uuid::Uuid;
@@ -29,12 +30,46 @@ pub enum Outcome {
 
 pub type JobFuture<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
 
-/// Runs the jobs of one kind.
+/// Runs the jobs of one kind, as the engine sees them (arguments still JSON). Job kinds
+/// implement [`JobHandler`] instead and register through [`typed`].
 pub trait Handler: Send + Sync + 'static {
     fn kind(&self) -> &'static str;
     /// The longest an attempt may run; must stay below the rescue horizon.
     fn timeout(&self) -> Duration;
     fn run<'a>(&'a self, job: &'a ClaimedJob) -> JobFuture<'a>;
+}
+
+/// Runs the jobs of the kind its arguments name.
+pub trait JobHandler: Send + Sync + 'static {
+    type Args: JobArgs;
+    /// The longest an attempt may run; must stay below the rescue horizon.
+    fn timeout(&self) -> Duration;
+    fn run<'a>(&'a self, job: &'a ClaimedJob, args: Self::Args) -> JobFuture<'a>;
+}
+
+/// A [`JobHandler`] as the engine runs it: arguments that do not parse as the kind's
+/// type are discarded (no retry will make them parse).
+pub fn typed<H: JobHandler>(handler: H) -> Arc<dyn Handler> {
+    Arc::new(Typed(handler))
+}
+
+struct Typed<H>(H);
+
+impl<H: JobHandler> Handler for Typed<H> {
+    fn kind(&self) -> &'static str {
+        H::Args::KIND
+    }
+
+    fn timeout(&self) -> Duration {
+        self.0.timeout()
+    }
+
+    fn run<'a>(&'a self, job: &'a ClaimedJob) -> JobFuture<'a> {
+        match job.args::<H::Args>() {
+            Ok(args) => self.0.run(job, args),
+            Err(error) => Box::pin(async move { Outcome::Discard(error.to_string()) }),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -108,11 +143,57 @@ impl Engine {
         kinds
     }
 
+    /// Runs every due job in this task, one after another, until none is left, also
+    /// waiting for jobs that become due (snoozed, retried, scheduled) within `horizon`
+    /// from the call; returns how many attempts ran. For tests and one-shot tools: no
+    /// heartbeats, no leader, no background task, so what the queue held when it returns
+    /// has run to its end or is scheduled beyond the horizon.
+    pub async fn run_until_idle(&self, horizon: Duration) -> Result<usize, StoreError> {
+        let deadline = tokio::time::Instant::now() + horizon;
+        // Held while jobs run, so a leader elsewhere does not take them for lost.
+        let _liveness = self.queue.hold_liveness(&self.worker_id).await?;
+        let limits = ClaimLimits {
+            kinds: self.kinds().iter().map(|k| (*k).to_owned()).collect(),
+            demand: 1,
+            per_organization: self.config.per_organization,
+            global: self.config.global,
+        };
+        let mut ran = 0;
+        loop {
+            let claimed = self.queue.claim(&self.worker_id, &limits).await?;
+            if claimed.is_empty() {
+                let Some(due) = self.queue.next_due(&limits.kinds).await? else {
+                    return Ok(ran);
+                };
+                let wait = (due - chrono::Utc::now()).to_std().unwrap_or_default();
+                if tokio::time::Instant::now() + wait > deadline {
+                    return Ok(ran);
+                }
+                // A job due now that could not be claimed waits for a limit to free up.
+                tokio::time::sleep(wait.max(Duration::from_millis(10))).await;
+                continue;
+            }
+            for job in claimed {
+                let Some(handler) = self.handlers.get(job.kind.as_str()).cloned() else {
+                    continue;
+                };
+                let outcome = tokio::time::timeout(handler.timeout(), handler.run(&job))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Outcome::Retry(format!("timed out after {} s", handler.timeout().as_secs()))
+                    });
+                self.record(&job, outcome).await;
+                ran += 1;
+            }
+        }
+    }
+
     /// Runs until `shutdown` turns true, then drains.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let running: Running = Arc::default();
         let mut tasks: JoinSet<()> = JoinSet::new();
-        let heartbeat = tokio::spawn(Arc::clone(&self).heartbeat(Arc::clone(&running)));
+        let liveness = self.liveness().await;
+        let heartbeat = tokio::spawn(Arc::clone(&self).heartbeat(Arc::clone(&running), liveness));
         let limits = ClaimLimits {
             kinds: self.kinds().iter().map(|k| (*k).to_owned()).collect(),
             demand: 0,
@@ -236,10 +317,29 @@ impl Engine {
         }
     }
 
-    async fn heartbeat(self: Arc<Self>, running: Running) {
+    /// This worker's liveness lock, or none when the database refused it (the heartbeat
+    /// lease still covers the worker, and the heartbeat tries again).
+    async fn liveness(&self) -> Option<Liveness> {
+        match self.queue.hold_liveness(&self.worker_id).await {
+            Ok(liveness) => Some(liveness),
+            Err(error) => {
+                tracing::warn!(worker = %self.worker_id, %error, "could not take the liveness lock");
+                None
+            }
+        }
+    }
+
+    async fn heartbeat(self: Arc<Self>, running: Running, mut liveness: Option<Liveness>) {
         let mut tick = tokio::time::interval(self.config.heartbeat_interval);
         loop {
             tick.tick().await;
+            let alive = match liveness.as_mut() {
+                Some(held) => held.check().await.is_ok(),
+                None => false,
+            };
+            if !alive {
+                liveness = self.liveness().await;
+            }
             let ids: Vec<Uuid> = {
                 let mut running = running.lock().unwrap_or_else(|p| p.into_inner());
                 running.retain(|_, task| !task.is_finished());

@@ -9,7 +9,7 @@ use sqlx::Connection;
 use tenantry_store::Store;
 use tokio::sync::watch;
 
-use crate::schedule;
+use tenantry_domain::schedule;
 
 #[derive(Clone, Debug)]
 pub struct LeaderConfig {

@@ -1,9 +1,14 @@
 //! The durable job engine and what runs on it: the worker loop ([`engine`]), the leader's
-//! maintenance and schedules ([`leader`], [`schedule`]), discovery ([`discovery`]) and
-//! automatic re-validation ([`revalidate`]) and identity actions ([`action`]).
+//! maintenance and schedules ([`leader`]), and one handler per job kind: discovery
+//! ([`discovery`]), automatic re-validation ([`revalidate`]), identity actions
+//! ([`action`]), webhook playbooks ([`playbook`], which request actions through
+//! `tenantry-actions`, the same checks as the API) and Graph change-notification
+//! subscriptions ([`subscriptions`]).
 //!
 //! The queue itself is rows in PostgreSQL (`tenantry_store::queue`), hand-rolled after
-//! River's design; docs/jobs.md says why it is not the `riverqueue` crate.
+//! River's design; docs/jobs.md says why it is not the `riverqueue` crate. Job arguments
+//! are types (`tenantry_store::jobs`), and [`handlers`] is the one list of kinds that
+//! `serve`, `worker` and the tests all run.
 
 pub mod action;
 mod credentials;
@@ -11,64 +16,74 @@ pub mod discovery;
 pub mod engine;
 pub mod leader;
 mod password;
+pub mod playbook;
 pub mod revalidate;
-pub mod schedule;
 pub mod subscriptions;
 
 use std::sync::Arc;
 
-use tenantry_graph::{GraphHttp, TokenCache};
+use tenantry_graph::GraphAccess;
 use tenantry_store::Store;
 use tokio::sync::watch;
 
-pub use engine::{Engine, EngineConfig, Handler, Outcome};
+pub use engine::{Engine, EngineConfig, Handler, JobHandler, Outcome, typed};
 pub use leader::LeaderConfig;
 
-/// The job kinds this build runs.
-pub fn handlers(store: &Store, http: GraphHttp) -> Vec<Arc<dyn Handler>> {
+/// What every job handler may reach, built once per process.
+#[derive(Clone)]
+pub struct JobContext {
+    pub store: Store,
+    /// The process's Graph client and token cache, shared with the API.
+    pub graph: GraphAccess,
+    /// Where Microsoft Graph reaches this service (`http.public_url`), for change
+    /// notifications; without it nothing subscribes.
+    pub public_url: Option<String>,
+}
+
+/// Every job kind this build runs: the one registry.
+pub fn handlers(context: &JobContext) -> Vec<Arc<dyn Handler>> {
+    let JobContext {
+        store,
+        graph,
+        public_url,
+    } = context;
     vec![
-        Arc::new(revalidate::RevalidateHandler::new(
-            store.revalidation(),
-            tenantry_graph::Validator::new(http.clone()),
-        )),
-        Arc::new(action::ActionHandler::new(
-            store.action_runs(),
-            http.clone(),
-            TokenCache::default(),
-        )),
-        Arc::new(discovery::DiscoveryHandler::new(
+        typed(discovery::DiscoveryHandler::new(
             store.discovery(),
-            http,
-            TokenCache::default(),
+            graph.clone(),
+        )),
+        typed(revalidate::RevalidateHandler::new(
+            store.revalidation(),
+            graph.validator(),
+        )),
+        typed(action::ActionHandler::new(
+            store.action_runs(),
+            graph.clone(),
+        )),
+        typed(playbook::PlaybookHandler::new(store.clone(), graph.clone())),
+        typed(subscriptions::SubscriptionHandler::new(
+            store.change_notifications(),
+            graph.clone(),
+            public_url.clone(),
         )),
     ]
 }
 
-/// Runs workers and the leader election until `shutdown` turns true, then drains.
-pub async fn run(
-    store: Store,
-    http: GraphHttp,
-    engine: EngineConfig,
-    leader: LeaderConfig,
-    shutdown: watch::Receiver<bool>,
-) {
-    run_with(store, http, engine, leader, shutdown, Vec::new()).await;
+/// The engine with every kind of [`handlers`].
+pub fn engine(context: &JobContext, config: EngineConfig) -> Engine {
+    Engine::new(context.store.queue(), config, handlers(context))
 }
 
-/// [`run`], with handlers for job kinds defined outside this crate (webhook playbooks,
-/// which request actions through the API's checks).
-pub async fn run_with(
-    store: Store,
-    http: GraphHttp,
-    engine: EngineConfig,
+/// Runs workers and the leader election until `shutdown` turns true, then drains.
+pub async fn run(
+    context: JobContext,
+    engine_config: EngineConfig,
     leader: LeaderConfig,
     shutdown: watch::Receiver<bool>,
-    extra: Vec<Arc<dyn Handler>>,
 ) {
-    let mut all = handlers(&store, http);
-    all.extend(extra);
-    let workers = Arc::new(Engine::new(store.queue(), engine, all));
-    let leading = tokio::spawn(leader::run(store, leader, shutdown.clone()));
+    let workers = Arc::new(engine(&context, engine_config));
+    tracing::info!(kinds = ?workers.kinds(), "starting the job engine");
+    let leading = tokio::spawn(leader::run(context.store, leader, shutdown.clone()));
     workers.run(shutdown).await;
     let _ = leading.await;
 }

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use serde_json::json;
-use tenantry_domain::OrganizationId;
 use tenantry_graph::{Credentials, ValidationError, Validator};
 use tenantry_store::StoreError;
+use tenantry_store::jobs::RevalidateJob;
 use tenantry_store::queue::ClaimedJob;
-use tenantry_store::revalidation::{REVALIDATE_JOB, RevalidationStore, SCHEDULE_MINUTES};
+use tenantry_store::revalidation::{RevalidationStore, SCHEDULE_MINUTES};
 
-use crate::engine::{Handler, JobFuture, Outcome};
+use crate::engine::{JobFuture, JobHandler, Outcome};
 
 pub struct RevalidateHandler {
     store: RevalidationStore,
@@ -25,13 +25,8 @@ impl RevalidateHandler {
         Self { store, validator }
     }
 
-    async fn revalidate(&self, job: &ClaimedJob) -> Outcome {
-        let Some(organization) = job.args["organization_id"]
-            .as_str()
-            .and_then(|o| o.parse::<OrganizationId>().ok())
-        else {
-            return Outcome::Discard("job arguments name no organization".into());
-        };
+    async fn revalidate(&self, job: &ClaimedJob, args: RevalidateJob) -> Outcome {
+        let organization = args.organization_id;
         let stored = match self.store.credential(organization).await {
             Ok(stored) => stored,
             Err(StoreError::NotFound) => {
@@ -98,16 +93,14 @@ impl RevalidateHandler {
     }
 }
 
-impl Handler for RevalidateHandler {
-    fn kind(&self) -> &'static str {
-        REVALIDATE_JOB
-    }
+impl JobHandler for RevalidateHandler {
+    type Args = RevalidateJob;
 
     fn timeout(&self) -> Duration {
         Duration::from_secs(120)
     }
 
-    fn run<'a>(&'a self, job: &'a ClaimedJob) -> JobFuture<'a> {
-        Box::pin(self.revalidate(job))
+    fn run<'a>(&'a self, job: &'a ClaimedJob, args: RevalidateJob) -> JobFuture<'a> {
+        Box::pin(self.revalidate(job, args))
     }
 }

@@ -11,16 +11,15 @@ use chrono::{SecondsFormat, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use tenantry_domain::OrganizationId;
+use tenantry_graph::GraphAccess;
 use tenantry_graph::actions::{Body, WriteFailure, send};
-use tenantry_graph::{GraphHttp, TokenCache};
 use tenantry_store::StoreError;
-use tenantry_store::change_notifications::{
-    ChangeNotificationStore, SUBSCRIPTIONS_JOB, SubscriptionState,
-};
+use tenantry_store::change_notifications::{ChangeNotificationStore, SubscriptionState};
+use tenantry_store::jobs::SubscriptionsJob;
 use tenantry_store::queue::ClaimedJob;
 
 use crate::credentials::{NoToken, organization_token};
-use crate::engine::{Handler, JobFuture, Outcome};
+use crate::engine::{JobFuture, JobHandler, Outcome};
 
 /// How long a subscription is asked for: well under Graph's 41,760-minute limit for
 /// directory resources (graph-facts §8), renewed a day before it ends.
@@ -29,8 +28,7 @@ const RESOURCES: [&str; 2] = ["users", "groups"];
 
 pub struct SubscriptionHandler {
     store: ChangeNotificationStore,
-    http: GraphHttp,
-    tokens: TokenCache,
+    graph: GraphAccess,
     /// Where Graph reaches this service (`http.public_url`); without it nothing can
     /// subscribe.
     public_url: Option<String>,
@@ -67,24 +65,18 @@ fn write_outcome(failure: WriteFailure, what: &str) -> Outcome {
 impl SubscriptionHandler {
     pub fn new(
         store: ChangeNotificationStore,
-        http: GraphHttp,
+        graph: GraphAccess,
         public_url: Option<String>,
     ) -> Self {
         Self {
             store,
-            http,
-            tokens: TokenCache::default(),
+            graph,
             public_url,
         }
     }
 
-    async fn run_job(&self, job: &ClaimedJob) -> Outcome {
-        let Some(organization) = job.args["organization_id"]
-            .as_str()
-            .and_then(|o| o.parse::<OrganizationId>().ok())
-        else {
-            return Outcome::Discard("job arguments name no organization".into());
-        };
+    async fn run_job(&self, args: SubscriptionsJob) -> Outcome {
+        let organization = args.organization_id;
         let state = match self.store.state(organization).await {
             Ok(state) => state,
             Err(StoreError::NotFound) => {
@@ -110,8 +102,7 @@ impl SubscriptionHandler {
             .await
             .map_err(|e| Outcome::Retry(format!("database: {e}")))?;
         organization_token(
-            &self.tokens,
-            &self.http,
+            &self.graph,
             stored.tenant_id,
             stored.client_id,
             &stored.secret,
@@ -148,7 +139,7 @@ impl SubscriptionHandler {
                     continue;
                 }
                 let renewed = send(
-                    &self.http,
+                    self.graph.http(),
                     token,
                     "PATCH",
                     &format!("/subscriptions/{}", existing.subscription_id),
@@ -178,7 +169,7 @@ impl SubscriptionHandler {
                 }
             }
             let created = send(
-                &self.http,
+                self.graph.http(),
                 token,
                 "POST",
                 "/subscriptions",
@@ -213,7 +204,7 @@ impl SubscriptionHandler {
     async fn unsubscribe(&self, state: &SubscriptionState, token: &SecretString) -> Outcome {
         for subscription in &state.subscriptions {
             let deleted = send(
-                &self.http,
+                self.graph.http(),
                 token,
                 "DELETE",
                 &format!("/subscriptions/{}", subscription.subscription_id),
@@ -236,17 +227,15 @@ impl SubscriptionHandler {
     }
 }
 
-impl Handler for SubscriptionHandler {
-    fn kind(&self) -> &'static str {
-        SUBSCRIPTIONS_JOB
-    }
+impl JobHandler for SubscriptionHandler {
+    type Args = SubscriptionsJob;
 
     fn timeout(&self) -> Duration {
         // The validation handshake may take Graph up to 10 s per subscription.
         Duration::from_secs(90)
     }
 
-    fn run<'a>(&'a self, job: &'a ClaimedJob) -> JobFuture<'a> {
-        Box::pin(self.run_job(job))
+    fn run<'a>(&'a self, _job: &'a ClaimedJob, args: SubscriptionsJob) -> JobFuture<'a> {
+        Box::pin(self.run_job(args))
     }
 }

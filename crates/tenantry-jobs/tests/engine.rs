@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
-use tenantry_jobs::engine::{Engine, EngineConfig, Handler, JobFuture, Outcome};
+use tenantry_jobs::engine::{Engine, EngineConfig, Handler, JobFuture, JobHandler, Outcome, typed};
+use tenantry_store::jobs::JobArgs;
 use tenantry_store::queue::{ClaimedJob, Enqueued, NewJob};
 use tenantry_store::{ApiKeyPepper, Store};
 use tokio::sync::watch;
@@ -20,24 +21,37 @@ struct Probe {
     pool: PgPool,
 }
 
-impl Handler for Probe {
-    fn kind(&self) -> &'static str {
-        "probe"
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+#[serde(default)]
+struct ProbeArgs {
+    snooze: bool,
+    fail_once: bool,
+    sleep_ms: Option<u64>,
+}
+
+impl JobArgs for ProbeArgs {
+    const KIND: &'static str = "probe";
+    fn unique_key(&self) -> Option<String> {
+        None
     }
+}
+
+impl JobHandler for Probe {
+    type Args = ProbeArgs;
 
     fn timeout(&self) -> Duration {
         Duration::from_secs(30)
     }
 
-    fn run<'a>(&'a self, job: &'a ClaimedJob) -> JobFuture<'a> {
+    fn run<'a>(&'a self, job: &'a ClaimedJob, args: ProbeArgs) -> JobFuture<'a> {
         Box::pin(async move {
-            if job.args["snooze"].as_bool() == Some(true) && job.snoozes == 0 {
+            if args.snooze && job.snoozes == 0 {
                 return Outcome::Snooze(Duration::from_millis(100), "throttled".into());
             }
-            if job.args["fail_once"].as_bool() == Some(true) && job.attempt == 1 {
+            if args.fail_once && job.attempt == 1 {
                 return Outcome::Retry("first attempt fails".into());
             }
-            if let Some(ms) = job.args["sleep_ms"].as_u64() {
+            if let Some(ms) = args.sleep_ms {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
             }
             let recorded = sqlx::query(
@@ -112,7 +126,7 @@ fn start_worker(url: String, engine: EngineConfig) -> Worker {
                 pool.clone(),
                 ApiKeyPepper::new(vec![1; 32]).expect("pepper"),
             );
-            let handlers: Vec<Arc<dyn Handler>> = vec![Arc::new(Probe { pool })];
+            let handlers: Vec<Arc<dyn Handler>> = vec![typed(Probe { pool })];
             let engine = Arc::new(Engine::new(store.queue(), engine, handlers));
             engine.run(shutdown).await;
         });
@@ -381,14 +395,15 @@ async fn a_job_of_a_silent_worker_is_rescued_and_finished(pool: PgPool) {
         .await
         .expect("enqueue")
         .job_id();
-    // A worker claims the job and then goes silent (as if killed): no heartbeat, no
-    // outcome.
+    // A worker claims the job and then goes silent (alive, as its liveness lock says,
+    // but stuck): no heartbeat, no outcome.
     let limits = tenantry_store::queue::ClaimLimits {
         kinds: vec!["probe".into()],
         demand: 1,
         per_organization: 2,
         global: 10,
     };
+    let _alive = queue.hold_liveness("ghost").await.expect("liveness");
     let claimed = queue.claim("ghost", &limits).await.expect("claim");
     assert_eq!(claimed.len(), 1);
     let rescued = queue
@@ -493,5 +508,107 @@ async fn one_organization_never_runs_more_than_its_limit_across_workers(pool: Pg
     assert!(
         quiet_started_early,
         "the other organization's job did not wait behind the busy one's queue"
+    );
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn run_until_idle_runs_every_due_job_once_snoozes_and_retries_included(pool: PgPool) {
+    prepare(&pool).await;
+    let queue = queue(&pool);
+    for args in [
+        serde_json::json!({}),
+        serde_json::json!({"snooze": true}),
+        serde_json::json!({"fail_once": true}),
+    ] {
+        queue
+            .enqueue(&probe_job(args, None))
+            .await
+            .expect("enqueue");
+    }
+    // One that is not due within the horizon stays queued.
+    let mut later = probe_job(serde_json::json!({}), None);
+    later.run_at = Some(chrono::Utc::now() + chrono::Duration::hours(1));
+    queue.enqueue(&later).await.expect("enqueue");
+
+    let engine = Engine::new(
+        queue.clone(),
+        config(),
+        vec![typed(Probe { pool: pool.clone() })],
+    );
+    let attempts = engine
+        .run_until_idle(Duration::from_secs(30))
+        .await
+        .expect("drains");
+
+    // Three jobs, plus the snoozed one's second run and the failed one's retry.
+    assert_eq!(attempts, 5);
+    let runs: Vec<i32> = sqlx::query_scalar("select runs from probe_run")
+        .fetch_all(&pool)
+        .await
+        .expect("runs");
+    assert_eq!(runs, vec![1, 1, 1], "each due job recorded exactly once");
+    let states: Vec<String> = sqlx::query_scalar("select state from job order by state")
+        .fetch_all(&pool)
+        .await
+        .expect("states");
+    assert_eq!(
+        states,
+        vec!["available", "completed", "completed", "completed"],
+        "the job due in an hour waits"
+    );
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn a_job_of_a_worker_whose_process_ended_is_rescued_without_waiting_for_the_lease(
+    pool: PgPool,
+) {
+    prepare(&pool).await;
+    let queue = queue(&pool);
+    queue
+        .enqueue(&probe_job(serde_json::json!({}), None))
+        .await
+        .expect("enqueue");
+    let limits = tenantry_store::queue::ClaimLimits {
+        kinds: vec!["probe".into()],
+        demand: 1,
+        per_organization: 2,
+        global: 10,
+    };
+    let liveness = queue.hold_liveness("doomed").await.expect("liveness");
+    assert_eq!(
+        queue.claim("doomed", &limits).await.expect("claim").len(),
+        1
+    );
+    let lease = Duration::from_secs(600);
+    assert_eq!(
+        queue
+            .rescue(lease, Duration::from_secs(3600))
+            .await
+            .expect("rescue"),
+        0,
+        "a live worker's job stays with it"
+    );
+    // The process dies: its connection, and with it the lock, goes.
+    drop(liveness);
+    let mut rescued = 0;
+    for _ in 0..50 {
+        rescued = queue
+            .rescue(lease, Duration::from_secs(3600))
+            .await
+            .expect("rescue");
+        if rescued > 0 {
+            break;
+        }
+        // PostgreSQL notices the closed socket a moment later.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(rescued, 1, "rescued long before the 600 s lease");
+    let last_error: String = sqlx::query_scalar("select last_error from job")
+        .fetch_one(&pool)
+        .await
+        .expect("job");
+    assert_eq!(
+        last_error,
+        "worker lost: its process or database connection ended"
     );
 }

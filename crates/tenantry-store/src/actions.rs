@@ -13,11 +13,10 @@ use uuid::Uuid;
 
 use crate::audit::{self, NewEvent};
 use crate::error::StoreError;
+use crate::jobs::ActionJob;
 use crate::queue::{self, NewJob};
 use crate::sealing::{Keyring, Purpose};
 
-/// The job kind that executes an action.
-pub const ACTION_JOB: &str = "action";
 /// How long a generated password waits to be revealed before it is destroyed.
 pub const PASSWORD_LIFETIME_HOURS: i64 = 24;
 
@@ -182,18 +181,17 @@ pub(crate) fn replay_or_refuse(
     }
 }
 
-fn enqueue_job(msp: MspId, organization: OrganizationId, action: ActionId) -> NewJob {
-    NewJob {
-        kind: ACTION_JOB.into(),
-        args: json!({"action_id": action}),
-        msp_id: Some(msp),
-        organization_id: Some(organization),
-        unique_key: Some(format!("action:{action}")),
-        max_attempts: 8,
-        // Someone is waiting for an action: ahead of background scans.
-        priority: 1,
-        run_at: None,
-    }
+fn enqueue_job(
+    msp: MspId,
+    organization: OrganizationId,
+    action: ActionId,
+) -> Result<NewJob, StoreError> {
+    Ok(
+        NewJob::of(&ActionJob { action_id: action }, msp, Some(organization))?
+            .max_attempts(8)
+            // Someone is waiting for an action: ahead of background scans.
+            .priority(1),
+    )
 }
 
 /// Queues `action`'s job and records its id, in `conn`'s transaction.
@@ -203,7 +201,7 @@ async fn queue_action(
     organization: OrganizationId,
     action: ActionId,
 ) -> Result<(), StoreError> {
-    let job = match queue::enqueue(conn, &enqueue_job(msp, organization, action)).await? {
+    let job = match queue::enqueue(conn, &enqueue_job(msp, organization, action)?).await? {
         queue::Enqueued::Inserted(id) | queue::Enqueued::Duplicate(id) => id,
     };
     sqlx::query(

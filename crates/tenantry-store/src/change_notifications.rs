@@ -6,7 +6,6 @@
 
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::json;
 use sqlx::PgPool;
 use subtle::ConstantTimeEq;
 use tenantry_domain::{MspId, OrganizationId};
@@ -14,12 +13,11 @@ use uuid::Uuid;
 
 use crate::discovery::{self, Mode, Trigger};
 use crate::error::StoreError;
+use crate::jobs::{JobArgs, SubscriptionsJob};
 use crate::organizations;
 use crate::queue::{self, NewJob};
 use crate::sealing::{Keyring, Purpose};
 
-/// The job kind that creates, renews or removes an organization's subscriptions.
-pub const SUBSCRIPTIONS_JOB: &str = "graph_subscriptions";
 /// What the clientState is sealed as (the organization's data key, this object name).
 const CLIENT_STATE_OBJECT: &str = "graph-client-state";
 
@@ -67,17 +65,19 @@ pub struct Accepted {
     pub resubscribe_queued: bool,
 }
 
-pub(crate) fn subscriptions_job(msp: MspId, organization: OrganizationId) -> NewJob {
-    NewJob {
-        kind: SUBSCRIPTIONS_JOB.into(),
-        args: json!({"organization_id": organization}),
-        msp_id: Some(msp),
-        organization_id: Some(organization),
-        unique_key: Some(format!("{SUBSCRIPTIONS_JOB}:{organization}")),
-        max_attempts: 8,
-        priority: 2,
-        run_at: None,
-    }
+pub(crate) fn subscriptions_job(
+    msp: MspId,
+    organization: OrganizationId,
+) -> Result<NewJob, StoreError> {
+    Ok(NewJob::of(
+        &SubscriptionsJob {
+            organization_id: organization,
+        },
+        msp,
+        Some(organization),
+    )?
+    .max_attempts(8)
+    .priority(2))
 }
 
 /// Turns change notifications on or off for an organization and queues the job that
@@ -118,7 +118,7 @@ pub(crate) async fn set_enabled(
         .execute(&mut *tx)
         .await?;
     }
-    queue::enqueue(&mut tx, &subscriptions_job(msp, organization)).await?;
+    queue::enqueue(&mut tx, &subscriptions_job(msp, organization)?).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -347,7 +347,7 @@ impl ChangeNotificationStore {
             accepted.discovery_queued = true;
         }
         if resubscribe {
-            queue::enqueue(&mut tx, &subscriptions_job(msp, organization)).await?;
+            queue::enqueue(&mut tx, &subscriptions_job(msp, organization)?).await?;
             accepted.resubscribe_queued = true;
         }
         tx.commit().await?;
@@ -378,7 +378,7 @@ pub async fn queue_due_renewals(db: &PgPool) -> Result<u64, StoreError> {
                                     and j.finalized_at > now() - interval '15 minutes')))
          group by o.msp_id, o.organization_id order by min(s.renew_at) limit 100",
     )
-    .bind(SUBSCRIPTIONS_JOB)
+    .bind(SubscriptionsJob::KIND)
     .fetch_all(db)
     .await?;
     let mut queued = 0;
@@ -387,7 +387,7 @@ pub async fn queue_due_renewals(db: &PgPool) -> Result<u64, StoreError> {
         let job = subscriptions_job(
             MspId::from_uuid(msp),
             OrganizationId::from_uuid(organization),
-        );
+        )?;
         if let queue::Enqueued::Inserted(_) = queue::enqueue(&mut conn, &job).await? {
             queued += 1;
         }

@@ -17,11 +17,9 @@ use tenantry_domain::{DiscoveryRunId, MspId, OrganizationId};
 use uuid::Uuid;
 
 use crate::error::StoreError;
+use crate::jobs::DiscoveryJob;
 use crate::queue::{self, Enqueued, NewJob};
 use crate::sealing::Keyring;
-
-/// The job kind that runs a discovery.
-pub const DISCOVERY_JOB: &str = "discovery";
 
 /// Why a run started.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,16 +96,13 @@ pub async fn queue_run(
     mode: Mode,
 ) -> Result<(DiscoveryRunId, bool), StoreError> {
     let run = DiscoveryRunId::new();
-    let job = NewJob {
-        kind: DISCOVERY_JOB.into(),
-        args: serde_json::json!({"run_id": run, "organization_id": organization}),
-        msp_id: Some(msp),
-        organization_id: Some(organization),
-        unique_key: Some(format!("discovery:{organization}")),
-        max_attempts: 5,
-        priority: if trigger == Trigger::Schedule { 3 } else { 2 },
-        run_at: None,
+    let args = DiscoveryJob {
+        run_id: run,
+        organization_id: organization,
     };
+    let job = NewJob::of(&args, msp, Some(organization))?
+        .max_attempts(5)
+        .priority(if trigger == Trigger::Schedule { 3 } else { 2 });
     let conn: &mut PgConnection = tx;
     match queue::enqueue(conn, &job).await? {
         Enqueued::Inserted(job_id) => {

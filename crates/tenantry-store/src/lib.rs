@@ -13,6 +13,7 @@ pub mod change_notifications;
 pub mod discovery;
 mod error;
 pub mod inventory;
+pub mod jobs;
 mod key_hash;
 mod operator;
 mod organizations;

@@ -36,6 +36,23 @@ pub struct NewJob {
     pub run_at: Option<DateTime<Utc>>,
 }
 
+/// A worker's proof of life: a session advisory lock (keyed by its worker id) on a
+/// connection of its own, held while the worker runs. PostgreSQL releases it the moment
+/// the process or that connection dies, so the leader rescues the worker's jobs on its
+/// next tick instead of waiting out the heartbeat lease. Heartbeats stay as the backstop
+/// for a worker that is alive but stuck.
+pub struct Liveness {
+    conn: PgConnection,
+}
+
+impl Liveness {
+    /// Whether the lock's connection still answers (else the lock is gone).
+    pub async fn check(&mut self) -> Result<(), StoreError> {
+        sqlx::query("select 1").execute(&mut self.conn).await?;
+        Ok(())
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Enqueued {
     Inserted(JobId),
@@ -153,6 +170,34 @@ impl Queue {
     pub async fn enqueue(&self, job: &NewJob) -> Result<Enqueued, StoreError> {
         let mut conn = self.pool.acquire().await?;
         enqueue(&mut conn, job).await
+    }
+
+    /// Takes `worker`'s liveness lock on a connection of its own (see [`Liveness`]).
+    pub async fn hold_liveness(&self, worker: &str) -> Result<Liveness, StoreError> {
+        let mut conn = self.pool.acquire().await?.detach();
+        let held: bool = sqlx::query_scalar("select pg_try_advisory_lock(hashtextextended($1, 0))")
+            .bind(worker)
+            .fetch_one(&mut conn)
+            .await?;
+        if !held {
+            return Err(StoreError::Corrupt(format!(
+                "worker id {worker} is already in use by a live worker"
+            )));
+        }
+        Ok(Liveness { conn })
+    }
+
+    /// When the next job of `kinds` that may still run becomes due (now, for one due
+    /// already); `None` when none is waiting.
+    pub async fn next_due(&self, kinds: &[String]) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "select min(scheduled_at) from job
+             where state in ('available', 'scheduled', 'retryable') and kind = any($1)
+               and not cancel_requested",
+        )
+        .bind(kinds)
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// Claims due jobs of `kinds` for `worker`, within the limits.
@@ -360,10 +405,23 @@ impl Queue {
                  finalized_at = case when attempt >= max_attempts then now() end,
                  scheduled_at = now(),
                  errors = (case when jsonb_array_length(errors) >= 10 then errors - 0 else errors end)
-                     || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', now(), 'error', 'worker lost: no heartbeat')),
-                 last_error = 'worker lost: no heartbeat'
-             where state = 'running'
-               and (heartbeat_at < now() - make_interval(secs => $1) or attempted_at < now() - make_interval(secs => $2))",
+                     || jsonb_build_array(jsonb_build_object('attempt', attempt, 'at', now(), 'error', lost.why)),
+                 last_error = lost.why
+             from (
+                 select job_id, case when not exists (
+                          select 1 from pg_locks l
+                          where l.locktype = 'advisory' and l.granted and l.objsubid = 1
+                            and l.database = (select oid from pg_database where datname = current_database())
+                            and ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended(j.attempted_by, 0))
+                        then 'worker lost: its process or database connection ended'
+                        else 'worker lost: no heartbeat' end as why,
+                        heartbeat_at, attempted_at
+                 from job j where state = 'running'
+             ) as lost
+             where job.job_id = lost.job_id
+               and (lost.why like '%process%'
+                    or lost.heartbeat_at < now() - make_interval(secs => $1)
+                    or lost.attempted_at < now() - make_interval(secs => $2))",
         )
         .bind(lease.as_secs_f64())
         .bind(horizon.as_secs_f64())

@@ -10,10 +10,9 @@ use tenantry_domain::{MspId, OrganizationId};
 use uuid::Uuid;
 
 use crate::error::StoreError;
+use crate::jobs::RevalidateJob;
 use crate::queue::{self, NewJob};
 use crate::sealing::Keyring;
-
-pub const REVALIDATE_JOB: &str = "revalidate";
 
 /// Minutes from one check to the next: the first check a minute after the failure.
 pub const SCHEDULE_MINUTES: [i64; 6] = [1, 5, 15, 30, 60, 120];
@@ -27,16 +26,16 @@ pub(crate) async fn schedule(
     let mut conn = db.acquire().await?;
     queue::enqueue(
         &mut conn,
-        &NewJob {
-            kind: REVALIDATE_JOB.into(),
-            args: serde_json::json!({"organization_id": organization}),
-            msp_id: Some(msp),
-            organization_id: Some(organization),
-            unique_key: Some(format!("revalidate:{organization}")),
-            max_attempts: 5,
-            priority: 2,
-            run_at: Some(Utc::now() + Duration::minutes(SCHEDULE_MINUTES[0])),
-        },
+        &NewJob::of(
+            &RevalidateJob {
+                organization_id: organization,
+            },
+            msp,
+            Some(organization),
+        )?
+        .max_attempts(5)
+        .priority(2)
+        .run_at(Utc::now() + Duration::minutes(SCHEDULE_MINUTES[0])),
     )
     .await?;
     Ok(())

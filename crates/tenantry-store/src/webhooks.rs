@@ -4,18 +4,17 @@
 
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use tenantry_domain::webhooks::{Event, Rule};
 use tenantry_domain::{MspId, OrganizationId};
 use uuid::Uuid;
 
 use crate::error::StoreError;
+use crate::jobs::WebhookJob;
 use crate::queue::{self, NewJob};
 use crate::sealing::{DataKey, Keyring, Purpose};
 
-/// The job kind that runs an event's playbook.
-pub const WEBHOOK_JOB: &str = "webhook_event";
 /// How long a rotated-out secret still verifies.
 pub const ROTATION_OVERLAP_HOURS: i32 = 24;
 /// The prefix of signing secrets, so scanners and people recognise one.
@@ -390,16 +389,18 @@ pub(crate) async fn resume_playbook(
     };
     queue::enqueue(
         conn,
-        &NewJob {
-            kind: WEBHOOK_JOB.into(),
-            args: json!({"webhook_event_id": event}),
-            msp_id: Some(MspId::from_uuid(msp)),
-            organization_id: organization.map(OrganizationId::from_uuid),
-            unique_key: None,
-            max_attempts: 8,
-            priority: 1,
-            run_at: None,
-        },
+        // Not unique: the playbook's own job may still be finishing the run that
+        // requested this step.
+        &NewJob::of(
+            &WebhookJob {
+                webhook_event_id: event,
+            },
+            MspId::from_uuid(msp),
+            organization.map(OrganizationId::from_uuid),
+        )?
+        .not_unique()
+        .max_attempts(8)
+        .priority(1),
     )
     .await?;
     Ok(())
@@ -414,16 +415,15 @@ pub(crate) async fn queue_playbook(
 ) -> Result<Uuid, StoreError> {
     let job = match queue::enqueue(
         conn,
-        &NewJob {
-            kind: WEBHOOK_JOB.into(),
-            args: json!({"webhook_event_id": id}),
-            msp_id: Some(msp),
-            organization_id: Some(OrganizationId::from_uuid(organization)),
-            unique_key: Some(format!("{WEBHOOK_JOB}:{id}")),
-            max_attempts: 8,
-            priority: 1,
-            run_at: None,
-        },
+        &NewJob::of(
+            &WebhookJob {
+                webhook_event_id: id,
+            },
+            msp,
+            Some(OrganizationId::from_uuid(organization)),
+        )?
+        .max_attempts(8)
+        .priority(1),
     )
     .await?
     {
@@ -510,6 +510,22 @@ impl PlaybookStore {
             endpoint_active: active,
             event,
         })
+    }
+
+    /// The current state of actions a playbook requested (by id, within its MSP).
+    pub async fn action_states(
+        &self,
+        msp: MspId,
+        actions: &[Uuid],
+    ) -> Result<std::collections::HashMap<Uuid, String>, StoreError> {
+        let rows: Vec<(Uuid, String)> = sqlx::query_as(
+            "select action_id, state from action_request where msp_id = $1 and action_id = any($2)",
+        )
+        .bind(msp.as_uuid())
+        .bind(actions)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().collect())
     }
 
     /// Records the playbook's progress; an ended delivery is never reopened by a run

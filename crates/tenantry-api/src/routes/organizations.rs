@@ -331,10 +331,10 @@ pub async fn update_organization(
     let now = chrono::Utc::now();
     let schedule = match &body.scan_schedule {
         None => None,
-        Some(None) => Some((None, tenantry_jobs::schedule::next_scan(None, now))),
+        Some(None) => Some((None, tenantry_domain::schedule::next_scan(None, now))),
         Some(Some(text)) => {
             let text = text.trim();
-            let next = tenantry_jobs::schedule::parse(text, now).map_err(|e| {
+            let next = tenantry_domain::schedule::parse(text, now).map_err(|e| {
                 ApiError::validation(vec![FieldError::new("scan_schedule", e.to_string())])
             })?;
             Some((Some(text.to_owned()), next))
@@ -373,7 +373,7 @@ pub async fn delete_organization(
     let organization = OrganizationId::from_uuid(id);
     scope.may_manage_organizations()?;
     // Graph's subscriptions would outlive the credentials that can delete them.
-    crate::routes::actions::unsubscribe_everything(&state.graph, &scope, organization).await;
+    tenantry_actions::unsubscribe_everything(&state.graph, &scope, organization).await;
     scope.delete_organization(organization).await?;
     Ok(StatusCode::NO_CONTENT)
 }

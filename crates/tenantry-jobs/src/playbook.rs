@@ -6,47 +6,31 @@
 //! the playbook again. A denied or expired step ends it. Retries and overlapping runs are
 //! safe: each step's idempotency key is the event and the step's position.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tenantry_jobs::{Handler, Outcome};
+use tenantry_actions::{
+    SubmitError, SubmitRequest, Submitted, WebhookOrigin, request_hash, submit,
+};
+use tenantry_domain::OrganizationId;
+use tenantry_graph::GraphAccess;
+use tenantry_store::jobs::WebhookJob;
 use tenantry_store::queue::ClaimedJob;
-use tenantry_store::webhooks::{PlaybookContext, WEBHOOK_JOB};
+use tenantry_store::webhooks::PlaybookContext;
 use tenantry_store::{Store, StoreError};
 use uuid::Uuid;
 
-use crate::routes::actions::{
-    ActionRequest, GraphAccess, Submitted, WebhookOrigin, request_hash, submit,
-};
+use crate::engine::{JobFuture, JobHandler, Outcome};
 
 pub struct PlaybookHandler {
     store: Store,
     graph: GraphAccess,
 }
 
-/// The job handlers that need more than the engine's defaults: webhook playbooks (which
-/// request actions through the API's checks) and Graph subscriptions (which need the
-/// service's public URL).
-pub fn job_handlers(
-    store: &Store,
-    http: tenantry_graph::GraphHttp,
-    public_url: Option<String>,
-) -> Vec<Arc<dyn Handler>> {
-    vec![
-        Arc::new(PlaybookHandler {
-            store: store.clone(),
-            graph: GraphAccess {
-                http: http.clone(),
-                tokens: tenantry_graph::TokenCache::default(),
-            },
-        }),
-        Arc::new(tenantry_jobs::subscriptions::SubscriptionHandler::new(
-            store.change_notifications(),
-            http,
-            public_url,
-        )),
-    ]
+impl PlaybookHandler {
+    pub fn new(store: Store, graph: GraphAccess) -> Self {
+        Self { store, graph }
+    }
 }
 
 /// Where the playbook stands after this run.
@@ -57,13 +41,8 @@ enum Progress {
 }
 
 impl PlaybookHandler {
-    async fn run_job(&self, job: &ClaimedJob) -> Outcome {
-        let Some(id) = job.args["webhook_event_id"]
-            .as_str()
-            .and_then(|v| v.parse::<Uuid>().ok())
-        else {
-            return Outcome::Discard("job arguments name no webhook event".into());
-        };
+    async fn run_job(&self, job: &ClaimedJob, args: WebhookJob) -> Outcome {
+        let id = args.webhook_event_id;
         let playbooks = self.store.playbooks();
         let context = match playbooks.load(id).await {
             Ok(context) => context,
@@ -117,14 +96,12 @@ impl PlaybookHandler {
             return Ok(Progress::Done("ignored"));
         };
         if !context.endpoint_active {
-            return refuse(
-                outcome,
-                "ENDPOINT_REVOKED",
-                "the endpoint was revoked before the playbook ran",
-            );
+            return self
+                .after_revocation(context, rule.actions.len(), outcome)
+                .await;
         }
         let (Some(organization), Some(target)) = (
-            context.event.organization_id,
+            context.event.organization_id.map(OrganizationId::from_uuid),
             context.event.target.as_deref(),
         ) else {
             return refuse(
@@ -140,7 +117,9 @@ impl PlaybookHandler {
         {
             Ok(principal) => principal,
             Err(StoreError::NotFound) => {
-                return refuse(outcome, "ENDPOINT_REVOKED", "the endpoint was revoked");
+                return self
+                    .after_revocation(context, rule.actions.len(), outcome)
+                    .await;
             }
             Err(error) => return Err(Outcome::Retry(format!("database: {error}"))),
         };
@@ -153,7 +132,7 @@ impl PlaybookHandler {
             {
                 continue;
             }
-            let request = ActionRequest::for_webhook(*kind, target);
+            let request = SubmitRequest::for_webhook(*kind, target);
             let hash = request_hash(
                 organization,
                 &json!({"webhook_event_id": id, "position": position, "action": kind, "target": target}),
@@ -181,12 +160,17 @@ impl PlaybookHandler {
                 Ok(Submitted::DryRun(_)) => {
                     json!({"action": kind, "code": "INTERNAL_ERROR", "detail": "unexpected dry run"})
                 }
+                Err(error) if error.is_retryable() => {
+                    return Err(Outcome::Retry(error.to_string()));
+                }
+                // The endpoint was revoked while this step was being requested.
+                Err(SubmitError::Store(StoreError::CallerRevoked)) => {
+                    return self
+                        .after_revocation(context, rule.actions.len(), outcome)
+                        .await;
+                }
                 Err(error) => {
-                    let (code, status, detail) = error.summary();
-                    if status == 503 || status >= 500 {
-                        return Err(Outcome::Retry(format!("{code}: {detail}")));
-                    }
-                    json!({"action": kind, "code": code, "detail": detail})
+                    json!({"action": kind, "code": error.code(), "detail": error.detail()})
                 }
             };
             let state = entry["state"].as_str().unwrap_or("refused").to_owned();
@@ -211,16 +195,70 @@ impl PlaybookHandler {
     }
 }
 
-impl Handler for PlaybookHandler {
-    fn kind(&self) -> &'static str {
-        WEBHOOK_JOB
+impl PlaybookHandler {
+    /// The endpoint was revoked: no further step is requested, but steps requested
+    /// before keep their real state (and are waited for while they run), so the delivery
+    /// says what ran.
+    async fn after_revocation(
+        &self,
+        context: &PlaybookContext,
+        steps: usize,
+        outcome: &mut Vec<Value>,
+    ) -> Result<Progress, Outcome> {
+        let requested: Vec<Uuid> = outcome
+            .iter()
+            .filter_map(|e| e["action_id"].as_str()?.parse().ok())
+            .collect();
+        let states = self
+            .store
+            .playbooks()
+            .action_states(context.msp_id, &requested)
+            .await
+            .map_err(|e| Outcome::Retry(format!("database: {e}")))?;
+        for entry in outcome.iter_mut() {
+            let current = entry["action_id"]
+                .as_str()
+                .and_then(|id| id.parse::<Uuid>().ok())
+                .and_then(|id| states.get(&id));
+            if let Some(state) = current {
+                entry["state"] = Value::String(state.clone());
+            }
+        }
+        while outcome.len() < steps {
+            outcome.push(json!({
+                "code": "ENDPOINT_REVOKED",
+                "detail": "the endpoint was revoked before this step was requested; it did not run",
+            }));
+        }
+        let state = |e: &Value| e["state"].as_str().unwrap_or("refused").to_owned();
+        if outcome.iter().any(|e| state(e) == "pending_approval") {
+            return Ok(Progress::Parked);
+        }
+        if outcome.iter().any(|e| {
+            !matches!(
+                state(e).as_str(),
+                "succeeded" | "failed" | "partially_succeeded" | "refused" | "denied" | "expired"
+            )
+        }) {
+            return Ok(Progress::Waiting);
+        }
+        let all_succeeded = outcome.iter().all(|e| e["state"] == "succeeded");
+        Ok(Progress::Done(if all_succeeded {
+            "completed"
+        } else {
+            "failed"
+        }))
     }
+}
+
+impl JobHandler for PlaybookHandler {
+    type Args = WebhookJob;
 
     fn timeout(&self) -> Duration {
         Duration::from_secs(120)
     }
 
-    fn run<'a>(&'a self, job: &'a ClaimedJob) -> tenantry_jobs::engine::JobFuture<'a> {
-        Box::pin(self.run_job(job))
+    fn run<'a>(&'a self, job: &'a ClaimedJob, args: WebhookJob) -> JobFuture<'a> {
+        Box::pin(self.run_job(job, args))
     }
 }

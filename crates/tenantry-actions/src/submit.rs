@@ -1,0 +1,454 @@
+//! [`submit`]: one request for an action, checked and stored. The order of checks is the
+//! order a reviewer would ask: is it a known action, is it a retry, are the parameters
+//! right, can the tenant do it, who asks, about whom, does the guard allow it, what does
+//! the policy say. Refusals by the rules are recorded in the audit log before they are
+//! answered; input errors are not (nothing was asked yet).
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tenantry_domain::actions::{self, ActionKind, MAX_TARGETS, Parameters, Resolved, Target};
+use tenantry_domain::policy::{self, Approval, Decision, Requester};
+use tenantry_domain::{ActionId, ErrorCode, OrganizationId, Role};
+use tenantry_graph::GraphAccess;
+use tenantry_store::actions::{ActionRecord, Created, NewAction, Refusal, StepRecord};
+use tenantry_store::{MspScope, OrganizationRecord};
+use uuid::Uuid;
+
+use crate::lookup::{
+    OrganizationGraph, graph_problem, not_found, organization_graph, resolve_user,
+};
+use crate::{FieldProblem, MissingCapability, SubmitError};
+
+/// A request for an action, as any front end received it.
+#[derive(Clone, Debug)]
+pub struct SubmitRequest {
+    /// The action's name (`password_reset`, …).
+    pub action: String,
+    /// One UPN, mail or object id; a list for bulk actions; the new UPN for
+    /// `create_user`.
+    pub target: Value,
+    pub parameters: Value,
+    /// A technician's name or ticket; through a self-service gateway, the employee.
+    pub requested_by: Option<String>,
+    pub dry_run: bool,
+}
+
+impl SubmitRequest {
+    /// A playbook step: `action` on `target`, nothing else.
+    pub fn for_webhook(action: ActionKind, target: &str) -> Self {
+        Self {
+            action: action.as_str().to_owned(),
+            target: Value::String(target.to_owned()),
+            parameters: Value::Null,
+            requested_by: None,
+            dry_run: false,
+        }
+    }
+}
+
+/// A webhook playbook asking for an action.
+pub struct WebhookOrigin {
+    pub event: Uuid,
+    pub endpoint_name: String,
+    /// The rule says `approval: none`: the policy's approval is skipped (the
+    /// privileged-target guard still applies).
+    pub skip_policy_approval: bool,
+}
+
+/// What a request came to.
+pub enum Submitted {
+    DryRun(Value),
+    Replayed(ActionRecord, Vec<StepRecord>),
+    Created(ActionRecord),
+}
+
+/// The request's fingerprint: organization and body, with object keys sorted.
+pub fn request_hash(organization: OrganizationId, body: &Value) -> Vec<u8> {
+    let mut hasher = Sha256::new();
+    hasher.update(organization.as_uuid().as_bytes());
+    hasher.update(
+        tenantry_store::audit::canonical(body)
+            .to_string()
+            .as_bytes(),
+    );
+    hasher.finalize().to_vec()
+}
+
+/// The target keys of a request: one string, or a list for bulk actions.
+fn target_keys(kind: ActionKind, target: &Value) -> Result<Vec<String>, SubmitError> {
+    let keys: Vec<String> = match target {
+        Value::String(one) => vec![one.trim().to_owned()],
+        Value::Array(many) if kind.takes_many_targets() => many
+            .iter()
+            .map(|v| v.as_str().map(|s| s.trim().to_owned()))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| SubmitError::invalid("target", "must list strings"))?,
+        Value::Array(_) => {
+            return Err(SubmitError::invalid(
+                "target",
+                format!("{kind} takes one target"),
+            ));
+        }
+        _ => {
+            return Err(SubmitError::invalid(
+                "target",
+                "is required: a UPN, mail or object id",
+            ));
+        }
+    };
+    if keys.is_empty() || keys.len() > MAX_TARGETS {
+        return Err(SubmitError::invalid(
+            "target",
+            format!("must name between 1 and {MAX_TARGETS} users"),
+        ));
+    }
+    if keys
+        .iter()
+        .any(|k| k.is_empty() || k.len() > 256 || k.chars().any(char::is_control))
+    {
+        return Err(SubmitError::invalid(
+            "target",
+            "each target must be 1 to 256 characters",
+        ));
+    }
+    Ok(keys)
+}
+
+/// An optional free-text field, checked like every name (1 to `max` characters, no
+/// control characters).
+pub(crate) fn checked_text(
+    field: &str,
+    value: Option<&str>,
+    max: usize,
+) -> Result<Option<String>, SubmitError> {
+    value
+        .map(|raw| {
+            tenantry_domain::name::checked_text(raw, max)
+                .map(str::to_owned)
+                .map_err(|e| SubmitError::invalid(field, e.to_string()))
+        })
+        .transpose()
+}
+
+/// The capability check against the organization's last validation report.
+fn capability_missing(organization: &OrganizationRecord, kind: ActionKind) -> Option<SubmitError> {
+    let report = organization.validation_report.as_ref()?;
+    let status = report["capabilities"]
+        .as_array()?
+        .iter()
+        .find(|c| c["capability"] == kind.capability().as_str())?;
+    if status["available"].as_bool() != Some(false) {
+        return None;
+    }
+    Some(SubmitError::CapabilityUnavailable(Box::new(
+        MissingCapability {
+            action: kind,
+            missing_permissions: status["missing_permissions"].clone(),
+            missing_directory_roles: status["missing_directory_role"].clone(),
+        },
+    )))
+}
+
+/// Checks a request and stores it: parameters, targets, capability, guard, policy, and
+/// the idempotency key.
+pub async fn submit(
+    graph_access: &GraphAccess,
+    scope: &MspScope<'_>,
+    organization_id: OrganizationId,
+    request: SubmitRequest,
+    idempotency_key: Option<String>,
+    hash: Vec<u8>,
+    webhook: Option<WebhookOrigin>,
+) -> Result<Submitted, SubmitError> {
+    let organization = scope.organization(organization_id).await?;
+    let kind: ActionKind = request.action.parse().map_err(|_| {
+        SubmitError::invalid(
+            "action",
+            "is not an action Tenantry offers; see the API reference",
+        )
+    })?;
+    if idempotency_key.is_none() && !request.dry_run {
+        return Err(SubmitError::invalid(
+            "Idempotency-Key",
+            "header is required, so a retried request never acts twice",
+        ));
+    }
+    if let Some(key) = &idempotency_key
+        && !request.dry_run
+        && let Some(record) = scope.replayed_action(key, &hash).await?
+    {
+        let (record, steps) = scope.action(ActionId::from_uuid(record.action_id)).await?;
+        return Ok(Submitted::Replayed(record, steps));
+    }
+    let parameters = actions::parse_parameters(kind, &request.parameters).map_err(|errors| {
+        SubmitError::Invalid(
+            errors
+                .into_iter()
+                .map(|e| FieldProblem::new(e.field, e.message))
+                .collect(),
+        )
+    })?;
+    let gateway = scope.principal().role() == Role::SelfServiceGateway;
+    let requested_by = checked_text("requested_by", request.requested_by.as_deref(), 200)?;
+    let keys = target_keys(kind, &request.target)?;
+    // Checked before Graph is called; recorded once the requester is known.
+    let graph = match capability_missing(&organization, kind) {
+        Some(missing) => Err(missing),
+        None => Ok(organization_graph(graph_access, scope, &organization).await?),
+    };
+
+    // Who asks.
+    let employee = match (gateway, &graph) {
+        (false, _) => None,
+        (true, Err(_)) => Some(None),
+        (true, Ok(graph)) => {
+            let Some(who) = requested_by.as_deref() else {
+                return Err(SubmitError::invalid(
+                    "requested_by",
+                    "is required with a self-service gateway key: the employee asking",
+                ));
+            };
+            let found = resolve_user(scope, organization_id, graph, who)
+                .await?
+                .and_then(|t| t.id)
+                .ok_or_else(|| not_found("employee", who))?;
+            Some(Some(found))
+        }
+    };
+    let actor = match (&webhook, employee) {
+        (Some(origin), _) => scope.webhook_actor(origin.event, &origin.endpoint_name),
+        (None, Some(user)) => scope.actor(user, None),
+        (None, None) => scope.actor(None, requested_by.clone()),
+    };
+    let employee = employee.flatten();
+    let graph = match graph {
+        Ok(graph) => graph,
+        Err(missing) => {
+            if !request.dry_run {
+                scope
+                    .record_action_refusal(
+                        &actor,
+                        Refusal {
+                            organization: organization_id,
+                            kind,
+                            targets: json!(keys),
+                            parameters: parameters.to_record(),
+                            code: ErrorCode::CapabilityUnavailable,
+                            detail: "the tenant has not granted what the action needs".into(),
+                        },
+                    )
+                    .await?;
+            }
+            return Err(missing);
+        }
+    };
+
+    // What about.
+    let targets = targets(scope, organization_id, &graph, kind, &keys, &parameters).await?;
+    let resolved = resolved(scope, organization_id, &graph, &parameters).await?;
+
+    // Privileged targets, as Microsoft says now.
+    let mut privileged = Vec::new();
+    let mut privileged_names = Vec::new();
+    for target in &targets {
+        let Some(user) = target.id else { continue };
+        let roles = tenantry_graph::actions::user_roles(&graph.http, &graph.token, user)
+            .await
+            .map_err(|f| graph_problem(&f))?;
+        let names: Vec<String> = roles
+            .into_iter()
+            .filter(|(template, _)| actions::is_privileged_role(template))
+            .map(|(_, name)| name)
+            .collect();
+        if !names.is_empty() {
+            privileged.push(json!({"user_id": user, "roles": names}));
+            privileged_names.extend(names);
+        }
+    }
+
+    let (mut policy, _) = scope.action_policy(organization_id, kind).await?;
+    if webhook.as_ref().is_some_and(|w| w.skip_policy_approval) {
+        policy.approval = Approval::None;
+    }
+    let requester = match employee {
+        Some(user) => Requester::Employee {
+            is_target: targets.len() == 1 && targets[0].id == Some(user),
+        },
+        None => Requester::Technician,
+    };
+    let mut decision = policy::decide(kind, &policy, requester, &privileged_names);
+    if employee.is_some()
+        && !matches!(decision, Decision::Refuse { .. })
+        && let Err(detail) =
+            policy::self_service_scope(kind, &parameters, resolved.group_id, &policy)
+    {
+        decision = Decision::Refuse {
+            code: ErrorCode::SelfServiceNotAllowed,
+            detail,
+        };
+    }
+    let approval_reason = match decision {
+        Decision::Refuse { code, detail } if request.dry_run => {
+            return Err(SubmitError::refused(code, detail));
+        }
+        Decision::Refuse { code, detail } => {
+            scope
+                .record_action_refusal(
+                    &actor,
+                    Refusal {
+                        organization: organization_id,
+                        kind,
+                        targets: json!(targets),
+                        parameters: parameters.to_record(),
+                        code,
+                        detail: detail.clone(),
+                    },
+                )
+                .await?;
+            return Err(SubmitError::refused(code, detail));
+        }
+        Decision::NeedsApproval { reason } => Some(reason),
+        Decision::Proceed => None,
+    };
+    if request.dry_run {
+        let base = graph_access.http().config().graph("");
+        let mut steps = actions::plan(kind, &targets, &parameters, &resolved, &base);
+        if kind == ActionKind::MfaReset
+            && let Some(user) = targets.first().and_then(|t| t.id)
+        {
+            let methods = tenantry_graph::calls::get(
+                &graph.http,
+                &graph.token,
+                &format!("/users/{user}/authentication/methods"),
+            )
+            .await
+            .map_err(|f| graph_problem(&f))?;
+            let listed = methods["value"].as_array().cloned().unwrap_or_default();
+            steps.extend(actions::mfa_delete_steps(&user.to_string(), &listed));
+        }
+        return Ok(Submitted::DryRun(json!({
+            "dry_run": true,
+            "action": kind,
+            "organization_id": organization_id,
+            "targets": targets,
+            "parameters": parameters.to_record(),
+            "decision": if approval_reason.is_some() { "would_wait_for_approval" } else { "would_queue" },
+            "approval_reason": approval_reason,
+            "privileged_targets": privileged,
+            "steps": steps,
+        })));
+    }
+    let attachment = match &parameters {
+        Parameters::Photo { bytes, .. } => Some(bytes.clone()),
+        _ => None,
+    };
+    let new = NewAction {
+        organization: organization_id,
+        kind,
+        targets,
+        parameters: parameters.to_record(),
+        resolved,
+        attachment,
+        idempotency_key,
+        request_hash: hash,
+        privileged_targets: Value::Array(privileged),
+        approval_reason,
+        approvers: policy.approvers.clone(),
+        approval_ttl_secs: policy.approval_ttl_secs,
+    };
+    Ok(match scope.request_action(new, &actor).await? {
+        Created::New(record) => Submitted::Created(record),
+        Created::Replayed(record) => {
+            let steps = scope.action(ActionId::from_uuid(record.action_id)).await?.1;
+            Submitted::Replayed(record, steps)
+        }
+    })
+}
+
+/// The users a request is about: a new UPN that must not exist yet, or existing users
+/// (each once).
+async fn targets(
+    scope: &MspScope<'_>,
+    organization: OrganizationId,
+    graph: &OrganizationGraph,
+    kind: ActionKind,
+    keys: &[String],
+    parameters: &Parameters,
+) -> Result<Vec<Target>, SubmitError> {
+    let mut targets = Vec::new();
+    if kind.creates_target() {
+        let upn = actions::parse_new_upn(&keys[0])
+            .map_err(|e| SubmitError::invalid(e.field, e.message))?;
+        if resolve_user(scope, organization, graph, &upn)
+            .await?
+            .is_some()
+        {
+            return Err(SubmitError::invalid(
+                "target",
+                "a user with this principal name already exists",
+            ));
+        }
+        targets.push(Target {
+            id: None,
+            user_principal_name: Some(upn),
+            display_name: match parameters {
+                Parameters::NewUser { profile, .. } => profile
+                    .get("displayName")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                _ => None,
+            },
+        });
+    } else {
+        for key in keys {
+            let target = resolve_user(scope, organization, graph, key)
+                .await?
+                .ok_or_else(|| not_found("user", key))?;
+            if !targets.iter().any(|t: &Target| t.id == target.id) {
+                targets.push(target);
+            }
+        }
+    }
+    Ok(targets)
+}
+
+/// The objects a request's parameters name (a group, a manager), resolved to ids.
+async fn resolved(
+    scope: &MspScope<'_>,
+    organization: OrganizationId,
+    graph: &OrganizationGraph,
+    parameters: &Parameters,
+) -> Result<Resolved, SubmitError> {
+    let mut resolved = Resolved::default();
+    if let Parameters::Group { group } = parameters {
+        let found = scope.inventory_groups_by_key(organization, group).await?;
+        resolved.group_id = match found.as_slice() {
+            [one] => Some(one.id),
+            [] => match group.parse::<Uuid>() {
+                Ok(group_id) => {
+                    tenantry_graph::actions::find_group(&graph.http, &graph.token, group_id)
+                        .await
+                        .map_err(|f| graph_problem(&f))?
+                        .map(|_| group_id)
+                }
+                Err(_) => None,
+            },
+            _ => {
+                return Err(SubmitError::invalid(
+                    "parameters.group",
+                    "matches several groups; give the group's object id",
+                ));
+            }
+        };
+        if resolved.group_id.is_none() {
+            return Err(not_found("group", group));
+        }
+    }
+    if let Some(manager) = parameters.manager() {
+        let found = resolve_user(scope, organization, graph, manager)
+            .await?
+            .ok_or_else(|| not_found("manager", manager))?;
+        resolved.manager_id = found.id;
+    }
+    Ok(resolved)
+}
