@@ -64,6 +64,9 @@ impl FromRequestParts<AppState> for Caller {
                     principal,
                 })
             }
+            Err(AuthError::Unavailable(e)) => Err(ApiError::database_unavailable(format!(
+                "authenticating: {e}"
+            ))),
             Err(AuthError::Database(e)) => Err(ApiError::internal(format!("authenticating: {e}"))),
             Err(AuthError::Corrupt(what)) => Err(ApiError::internal(format!(
                 "authenticating: corrupt {what}"
