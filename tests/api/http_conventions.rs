@@ -324,3 +324,96 @@ async fn json_bodies_in_another_charset_than_utf8_are_refused(pool: PgPool) {
         assert_eq!(response.status(), 201, "{accepted}");
     }
 }
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn answers_that_hand_out_a_secret_are_not_stored_and_none_is_sniffed(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Contoso IT").await;
+    let cache_control = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let nosniff = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get("x-content-type-options")
+            .and_then(|v| v.to_str().ok())
+            == Some("nosniff")
+    };
+
+    let minted = app
+        .post_json(
+            "/api/v1/api-keys",
+            &msp.owner_key,
+            json!({"name": "PSA", "role": "viewer"}),
+        )
+        .await;
+    assert_eq!(minted.status(), 201);
+    assert_eq!(cache_control(&minted).as_deref(), Some("no-store"));
+    assert!(nosniff(&minted));
+
+    let created = app
+        .post_json(
+            "/api/v1/webhook-endpoints",
+            &msp.owner_key,
+            json!({"name": "SIEM", "rules": [{"event": "user.compromised", "actions": ["revoke_sessions"]}]}),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    assert_eq!(cache_control(&created).as_deref(), Some("no-store"));
+    let endpoint: Value = created.json().await.expect("endpoint");
+    let id = endpoint["id"].as_str().expect("id");
+    let rotated = app
+        .post_json(
+            &format!("/api/v1/webhook-endpoints/{id}/rotate-secret"),
+            &msp.owner_key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(rotated.status(), 200);
+    assert_eq!(cache_control(&rotated).as_deref(), Some("no-store"));
+
+    let me = app.get("/api/v1/me", &msp.owner_key).await;
+    assert_eq!(me.status(), 200);
+    assert!(nosniff(&me), "JSON answers carry nosniff");
+    let problem = app.get("/api/v1/me", "hunter2").await;
+    assert!(nosniff(&problem), "problem answers carry nosniff");
+    let health = app
+        .request(Method::GET, "/healthz", None)
+        .send()
+        .await
+        .expect("sent");
+    assert!(nosniff(&health));
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn oversized_request_headers_get_a_problem_document(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    for (label, request) in [
+        (
+            "one 1 MiB header",
+            app.request(Method::GET, "/healthz", None)
+                .header("x-filler", "a".repeat(1024 * 1024)),
+        ),
+        (
+            "many headers",
+            (0..300).fold(app.request(Method::GET, "/healthz", None), |r, i| {
+                r.header(format!("x-filler-{i}"), "a")
+            }),
+        ),
+    ] {
+        let response = request.send().await.expect("sent");
+        let body = assert_problem(response, 431, "REQUEST_HEADERS_TOO_LARGE").await;
+        assert!(body["detail"].is_string(), "{label}: {body}");
+    }
+    // The server keeps serving.
+    let health = app
+        .request(Method::GET, "/healthz", None)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(health.status(), 200);
+}

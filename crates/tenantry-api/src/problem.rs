@@ -114,6 +114,10 @@ impl Problem {
             StatusCode::TOO_MANY_REQUESTS => {
                 (ErrorCode::RateLimited, "Too many requests; retry later.")
             }
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => (
+                ErrorCode::RequestHeadersTooLarge,
+                "The request headers are larger, or more, than the server accepts.",
+            ),
             s if s.is_client_error() => (ErrorCode::InvalidRequest, "The request is invalid."),
             _ => (ErrorCode::InternalError, INTERNAL_DETAIL),
         };
