@@ -131,7 +131,8 @@ impl Cluster {
             .map_err(io("writing postgresql.conf"))
     }
 
-    fn start(&self) -> Result<(), ClusterError> {
+    /// Starts the server and waits until it accepts connections (also after a [`Self::stop`]).
+    pub fn start(&self) -> Result<(), ClusterError> {
         let mut pg_ctl = self.run_as.command(&self.binaries.pg_ctl);
         pg_ctl
             .arg("-D")

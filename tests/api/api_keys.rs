@@ -421,3 +421,33 @@ async fn a_limited_owner_key_does_not_count_as_the_surviving_owner(pool: PgPool)
     )
     .await;
 }
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn two_owner_keys_revoking_each_other_at_once_leave_exactly_one(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    for trial in 0..30 {
+        let msp = app.create_msp(&format!("MSP {trial}")).await;
+        let (second_id, second_key) = app.key_for(&msp, Role::Owner).await;
+        let first = format!("/api/v1/api-keys/{}", msp.owner_key_id);
+        let second = format!("/api/v1/api-keys/{second_id}");
+        let (a, b) = tokio::join!(
+            app.delete(&second, &msp.owner_key),
+            app.delete(&first, &second_key)
+        );
+        let mut statuses = [a.status().as_u16(), b.status().as_u16()];
+        statuses.sort_unstable();
+        assert_eq!(
+            statuses,
+            [204, 401],
+            "trial {trial}: one revocation wins, the other's own key is gone by then"
+        );
+        let active: i64 = sqlx::query_scalar(
+            "select count(*) from api_key where msp_id = $1 and role = 'owner' and revoked_at is null",
+        )
+        .bind(msp.id)
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+        assert_eq!(active, 1, "trial {trial}");
+    }
+}

@@ -140,7 +140,7 @@ async fn a_revoked_key_stops_working_at_once(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
-async fn repeated_bad_keys_from_one_address_are_rate_limited(pool: PgPool) {
+async fn repeated_bad_keys_from_one_address_are_rate_limited_but_valid_keys_pass(pool: PgPool) {
     let app = TestApp::spawn_with(pool, |config| config.auth_failures_per_minute = 3).await;
     let msp = app.create_msp("Contoso IT").await;
     let guess = format!("tnty_0123456789abcdef_{}", "a".repeat(64));
@@ -156,13 +156,27 @@ async fn repeated_bad_keys_from_one_address_are_rate_limited(pool: PgPool) {
         .expect("Retry-After in whole seconds");
     assert!((1..=60).contains(&retry_after), "Retry-After {retry_after}");
     assert_problem(limited, 429, "RATE_LIMITED").await;
-    // While blocked, the address gets no answer about any key, good ones included.
-    assert_problem(
-        app.get("/api/v1/me", &msp.owner_key).await,
-        429,
-        "RATE_LIMITED",
-    )
-    .await;
+    // While blocked, every failure from the address is a 429, whatever was wrong with it:
+    // a guesser learns nothing more.
+    let (key_id, _) = msp
+        .owner_key
+        .strip_prefix("tnty_")
+        .and_then(|rest| rest.split_once('_'))
+        .expect("key parts");
+    let wrong_secret = format!("tnty_{key_id}_{}", "0".repeat(64));
+    for key in [guess.as_str(), wrong_secret.as_str(), "hunter2"] {
+        assert_problem(app.get("/api/v1/me", key).await, 429, "RATE_LIMITED").await;
+    }
+    let missing = app
+        .request(Method::GET, "/api/v1/me", None)
+        .send()
+        .await
+        .expect("sent");
+    assert_problem(missing, 429, "RATE_LIMITED").await;
+    // A valid key from the same address (a colleague behind the same NAT or proxy) still
+    // works, and its success does not lift the block for the guesser.
+    assert_eq!(app.get("/api/v1/me", &msp.owner_key).await.status(), 200);
+    assert_problem(app.get("/api/v1/me", &guess).await, 429, "RATE_LIMITED").await;
     // Unauthenticated probes stay available.
     assert_eq!(
         app.request(Method::GET, "/healthz", None)

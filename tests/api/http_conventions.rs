@@ -189,3 +189,231 @@ async fn cors_allows_only_configured_dashboard_origins(pool: PgPool) {
     assert!(exposed.contains("x-request-id"), "{exposed}");
     let _: Value = actual.json().await.expect("json");
 }
+
+/// The path with every `{parameter}` replaced by a fresh id.
+fn path_with_ids(template: &str) -> String {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find('}')
+            .map_or(rest.len(), |i| start + i + 1);
+        out.push_str(&uuid::Uuid::now_v7().to_string());
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A string parameter without a format (not an id, not a date): free text to the server.
+fn is_free_text(schema: &Value) -> bool {
+    let is_string = match &schema["type"] {
+        Value::String(t) => t == "string",
+        Value::Array(types) => types.iter().any(|t| t == "string"),
+        _ => false,
+    };
+    is_string && schema.get("format").is_none()
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn a_nul_in_any_text_query_parameter_is_a_422_naming_it(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Contoso IT").await;
+    let doc: Value = app
+        .request(Method::GET, "/api/openapi.json", None)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("document");
+    let mut walked = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        let Some(parameters) = item["get"]["parameters"].as_array() else {
+            continue;
+        };
+        for parameter in parameters {
+            if parameter["in"] != "query" || !is_free_text(&parameter["schema"]) {
+                continue;
+            }
+            let name = parameter["name"].as_str().expect("name");
+            let url = format!("{}?{name}=a%00b", path_with_ids(path));
+            let response = app.get(&url, &msp.owner_key).await;
+            let body = assert_problem(response, 422, "INVALID_REQUEST").await;
+            assert_eq!(body["errors"][0]["field"], name, "{url}: {body}");
+            walked.push(format!("{path}?{name}"));
+        }
+    }
+    for expected in [
+        "/api/v1/organizations/{id}/users?q",
+        "/api/v1/organizations/{id}/users?department",
+        "/api/v1/organizations/{id}/users?job_title",
+        "/api/v1/organizations/{id}/groups?q",
+        "/api/v1/jobs?kind",
+        "/api/v1/audit-events?kind",
+        "/api/v1/audit-events/export?kind",
+    ] {
+        assert!(
+            walked.iter().any(|w| w == expected),
+            "{expected} was not walked: {walked:?}"
+        );
+    }
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn json_bodies_with_duplicate_keys_are_refused_everywhere(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Contoso IT").await;
+    let organization = uuid::Uuid::now_v7();
+    for (path, body) in [
+        (
+            format!("/api/v1/organizations/{organization}/actions"),
+            r#"{"action": "revoke_sessions", "target": "a@contoso.example", "action": "mfa_reset"}"#,
+        ),
+        (
+            format!("/api/v1/organizations/{organization}/actions"),
+            r#"{"action": "revoke_sessions", "target": "a@contoso.example", "parameters": {"x": 1, "x": 2}}"#,
+        ),
+        (
+            "/api/v1/api-keys".to_owned(),
+            r#"{"name": "a", "role": "viewer", "name": "b"}"#,
+        ),
+    ] {
+        let response = app
+            .request(Method::POST, &path, Some(&msp.owner_key))
+            .header("content-type", "application/json")
+            .header("idempotency-key", "dup-1")
+            .body(body)
+            .send()
+            .await
+            .expect("sent");
+        let problem = assert_problem(response, 422, "INVALID_REQUEST").await;
+        assert!(
+            problem.to_string().contains("duplicate"),
+            "{path} {body}: {problem}"
+        );
+    }
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn json_bodies_in_another_charset_than_utf8_are_refused(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Contoso IT").await;
+    let send = |content_type: &'static str| {
+        app.request(Method::POST, "/api/v1/api-keys", Some(&msp.owner_key))
+            .header("content-type", content_type)
+            .body(r#"{"name": "charset", "role": "viewer"}"#)
+            .send()
+    };
+    for refused in [
+        "application/json; charset=utf-16",
+        "application/json; charset=\"UTF-16LE\"",
+        "application/json;charset=iso-8859-1",
+    ] {
+        let response = send(refused).await.expect("sent");
+        assert_problem(response, 415, "UNSUPPORTED_MEDIA_TYPE").await;
+    }
+    for accepted in [
+        "application/json",
+        "application/json; charset=utf-8",
+        "application/json; charset=\"UTF-8\"",
+        "application/vnd.api+json",
+    ] {
+        let response = send(accepted).await.expect("sent");
+        assert_eq!(response.status(), 201, "{accepted}");
+    }
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn answers_that_hand_out_a_secret_are_not_stored_and_none_is_sniffed(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Contoso IT").await;
+    let cache_control = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let nosniff = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get("x-content-type-options")
+            .and_then(|v| v.to_str().ok())
+            == Some("nosniff")
+    };
+
+    let minted = app
+        .post_json(
+            "/api/v1/api-keys",
+            &msp.owner_key,
+            json!({"name": "PSA", "role": "viewer"}),
+        )
+        .await;
+    assert_eq!(minted.status(), 201);
+    assert_eq!(cache_control(&minted).as_deref(), Some("no-store"));
+    assert!(nosniff(&minted));
+
+    let created = app
+        .post_json(
+            "/api/v1/webhook-endpoints",
+            &msp.owner_key,
+            json!({"name": "SIEM", "rules": [{"event": "user.compromised", "actions": ["revoke_sessions"]}]}),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    assert_eq!(cache_control(&created).as_deref(), Some("no-store"));
+    let endpoint: Value = created.json().await.expect("endpoint");
+    let id = endpoint["id"].as_str().expect("id");
+    let rotated = app
+        .post_json(
+            &format!("/api/v1/webhook-endpoints/{id}/rotate-secret"),
+            &msp.owner_key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(rotated.status(), 200);
+    assert_eq!(cache_control(&rotated).as_deref(), Some("no-store"));
+
+    let me = app.get("/api/v1/me", &msp.owner_key).await;
+    assert_eq!(me.status(), 200);
+    assert!(nosniff(&me), "JSON answers carry nosniff");
+    let problem = app.get("/api/v1/me", "hunter2").await;
+    assert!(nosniff(&problem), "problem answers carry nosniff");
+    let health = app
+        .request(Method::GET, "/healthz", None)
+        .send()
+        .await
+        .expect("sent");
+    assert!(nosniff(&health));
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn oversized_request_headers_get_a_problem_document(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    for (label, request) in [
+        (
+            "one 1 MiB header",
+            app.request(Method::GET, "/healthz", None)
+                .header("x-filler", "a".repeat(1024 * 1024)),
+        ),
+        (
+            "many headers",
+            (0..300).fold(app.request(Method::GET, "/healthz", None), |r, i| {
+                r.header(format!("x-filler-{i}"), "a")
+            }),
+        ),
+    ] {
+        let response = request.send().await.expect("sent");
+        let body = assert_problem(response, 431, "REQUEST_HEADERS_TOO_LARGE").await;
+        assert!(body["detail"].is_string(), "{label}: {body}");
+    }
+    // The server keeps serving.
+    let health = app
+        .request(Method::GET, "/healthz", None)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(health.status(), 200);
+}

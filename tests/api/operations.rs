@@ -238,3 +238,72 @@ async fn readiness_fails_until_migrations_are_applied_and_migrating_twice_is_har
         .expect("sent");
     assert_eq!(response.status(), 200);
 }
+
+/// A database outage is the client's to retry: 503, `DATABASE_UNAVAILABLE`, `Retry-After`.
+async fn assert_database_unavailable(response: reqwest::Response) {
+    let retry_after: u64 = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in whole seconds");
+    assert!((1..=60).contains(&retry_after), "Retry-After {retry_after}");
+    let body = assert_problem(response, 503, "DATABASE_UNAVAILABLE").await;
+    let text = body.to_string().to_lowercase();
+    for internal in ["sqlx", "pool", "postgres", "connection refused"] {
+        assert!(
+            !text.contains(internal),
+            "503 body leaks {internal:?}: {body}"
+        );
+    }
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn a_closed_database_pool_answers_503_with_retry_after(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Contoso IT").await;
+    assert_eq!(app.get("/api/v1/me", &msp.owner_key).await.status(), 200);
+    app.pool.close().await;
+    assert_database_unavailable(app.get("/api/v1/me", &msp.owner_key).await).await;
+    assert_database_unavailable(app.get("/api/v1/organizations", &msp.owner_key).await).await;
+}
+
+/// Its own small cluster, since the test stops and restarts PostgreSQL under the API.
+#[tokio::test]
+async fn a_postgresql_restart_is_a_503_while_down_and_heals_after() {
+    let cluster = tenantry::postgres::TempCluster::start().expect("a private cluster");
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(std::time::Duration::from_secs(2))
+        .connect(&cluster.url())
+        .await
+        .expect("connect");
+    tenantry_store::migrate(&pool).await.expect("migrate");
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Contoso IT").await;
+    // Several connections sit idle in the pool when PostgreSQL goes away.
+    let warm = concurrent_me(&app, &msp.owner_key, 4).await;
+    assert!(warm.iter().all(|s| *s == 200), "{warm:?}");
+
+    cluster.cluster().stop().expect("stop PostgreSQL");
+    assert_database_unavailable(app.get("/api/v1/me", &msp.owner_key).await).await;
+
+    cluster.cluster().start().expect("start PostgreSQL again");
+    // The pooled connections are stale now; none of them may surface as an error.
+    let healed = concurrent_me(&app, &msp.owner_key, 8).await;
+    assert!(healed.iter().all(|s| *s == 200), "{healed:?}");
+}
+
+/// `n` concurrent `GET /api/v1/me`, their statuses.
+async fn concurrent_me(app: &TestApp, key: &str, n: usize) -> Vec<u16> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let request = app.request(Method::GET, "/api/v1/me", Some(key));
+        tasks.spawn(async move { request.send().await.expect("sent").status().as_u16() });
+    }
+    let mut statuses = Vec::new();
+    while let Some(status) = tasks.join_next().await {
+        statuses.push(status.expect("joined"));
+    }
+    statuses
+}

@@ -85,6 +85,7 @@ impl SubmitError {
             Self::Store(error) => matches!(
                 error,
                 StoreError::Database(_)
+                    | StoreError::Unavailable(_)
                     | StoreError::Sealing(_)
                     | StoreError::NoMasterKey
                     | StoreError::RotationIncomplete { .. }

@@ -1,13 +1,16 @@
 //! Slows down key guessing: after too many failed authentications from one client within
-//! a minute, every request from that client is answered 429 until the minute is over,
-//! before any key is checked.
+//! a minute, every further *failed* authentication from that client is answered 429 until
+//! the minute is over. Requests that authenticate still pass: a blocked address may be a
+//! NAT or proxy that a guesser shares with legitimate callers. A success does not lift the
+//! block either, so a guesser holding one valid key cannot reset its budget.
 //!
 //! Clients are counted by address, IPv6 by /64 (one host usually owns a whole /64). The
 //! table is bounded: past [`MAX_TRACKED`] clients, expired windows are dropped (at most
 //! once a second), and if it is still full, new clients are not tracked: the limiter fails
 //! open rather than growing without bound or locking everyone out. In-process by design:
-//! with N API replicas an attacker gets N× the budget, which still makes guessing a 256-bit
-//! secret hopeless; the point is to keep noise out of the database and the logs.
+//! with N API replicas an attacker gets N× the budget; what makes guessing hopeless is the
+//! 256-bit secret, and the point here is to keep the noise out of the logs and to tell a
+//! misbehaving client to back off.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -70,7 +73,8 @@ impl AuthFailureLimiter {
         (window.failures >= self.max_failures && elapsed < WINDOW).then(|| WINDOW - elapsed)
     }
 
-    pub fn record_failure(&self, address: IpAddr) {
+    /// Counts a failure; true when it is the one that uses up the address's budget.
+    pub fn record_failure(&self, address: IpAddr) -> bool {
         let key = client_key(address);
         let mut state = self
             .state
@@ -84,7 +88,7 @@ impl AuthFailureLimiter {
                 state.last_prune = Instant::now();
             }
             if state.windows.len() >= MAX_TRACKED {
-                return;
+                return false;
             }
         }
         let window = state.windows.entry(key).or_insert_with(|| Window {
@@ -98,6 +102,7 @@ impl AuthFailureLimiter {
             };
         }
         window.failures = window.failures.saturating_add(1);
+        window.failures == self.max_failures
     }
 }
 
@@ -111,10 +116,10 @@ mod tests {
         let attacker: IpAddr = [192, 0, 2, 1].into();
         let bystander: IpAddr = [192, 0, 2, 2].into();
         for _ in 0..2 {
-            limiter.record_failure(attacker);
+            assert!(!limiter.record_failure(attacker));
             assert!(limiter.blocked_for(attacker).is_none());
         }
-        limiter.record_failure(attacker);
+        assert!(limiter.record_failure(attacker), "the failure that blocks");
         let wait = limiter
             .blocked_for(attacker)
             .expect("blocked after 3 failures");

@@ -36,13 +36,18 @@ impl FromRequestParts<AppState> for Caller {
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
         let address = client_address(peer, &parts.headers, &state.trusted_proxies);
-        if let Some(wait) = state.auth_limiter.blocked_for(address) {
-            return Err(ApiError::RateLimited {
+        // A blocked address is still verified (one indexed read and a constant-time HMAC):
+        // a valid key from behind the same NAT or proxy as a guesser gets through, and
+        // only failures are answered 429.
+        let blocked = state.auth_limiter.blocked_for(address);
+        let refuse = |detail: &str| match blocked {
+            Some(wait) => ApiError::RateLimited {
                 retry_after_secs: wait.as_secs().max(1),
-            });
-        }
+            },
+            None => ApiError::Unauthenticated(detail.into()),
+        };
         let presented = match parts.headers.get(AUTHORIZATION) {
-            None => return Err(ApiError::Unauthenticated(MISSING_KEY.into())),
+            None => return Err(refuse(MISSING_KEY)),
             Some(value) => value.to_str().ok().and_then(bearer_token),
         };
         let result = match presented {
@@ -59,15 +64,23 @@ impl FromRequestParts<AppState> for Caller {
                     principal,
                 })
             }
+            Err(AuthError::Unavailable(e)) => Err(ApiError::database_unavailable(format!(
+                "authenticating: {e}"
+            ))),
             Err(AuthError::Database(e)) => Err(ApiError::internal(format!("authenticating: {e}"))),
             Err(AuthError::Corrupt(what)) => Err(ApiError::internal(format!(
                 "authenticating: corrupt {what}"
             ))),
             Err(refused) => {
-                state.auth_limiter.record_failure(address);
                 state.metrics.auth_failure(refused.reason());
-                tracing::info!(reason = refused.reason(), %address, "API key refused");
-                Err(ApiError::Unauthenticated(REFUSED_KEY.into()))
+                // While blocked, failures are neither counted again nor logged one by one.
+                if blocked.is_none() {
+                    if state.auth_limiter.record_failure(address) {
+                        tracing::warn!(%address, "too many failed authentications; failures from this address get 429 for the rest of the minute");
+                    }
+                    tracing::info!(reason = refused.reason(), %address, "API key refused");
+                }
+                Err(refuse(REFUSED_KEY))
             }
         }
     }

@@ -114,6 +114,10 @@ impl Problem {
             StatusCode::TOO_MANY_REQUESTS => {
                 (ErrorCode::RateLimited, "Too many requests; retry later.")
             }
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => (
+                ErrorCode::RequestHeadersTooLarge,
+                "The request headers are larger, or more, than the server accepts.",
+            ),
             s if s.is_client_error() => (ErrorCode::InvalidRequest, "The request is invalid."),
             _ => (ErrorCode::InternalError, INTERNAL_DETAIL),
         };
@@ -125,6 +129,10 @@ impl Problem {
         Self::new(code, status, detail)
     }
 }
+
+/// What a client is told to wait when the database is out of reach: about one pool
+/// acquire timeout, so a retry is likely to meet a restarted database.
+pub const DATABASE_RETRY_AFTER_SECS: u64 = 5;
 
 const INTERNAL_DETAIL: &str =
     "Something went wrong on our side. Quote the request id when you contact support.";
@@ -158,6 +166,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("not ready: {0}")]
     NotReady(String),
+    /// The database is out of reach; the cause goes to the log, the client is told to retry.
+    #[error("database unavailable: {0}")]
+    DatabaseUnavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
     /// A fully described problem (validation outcomes and the like).
@@ -193,6 +204,11 @@ impl ApiError {
 
     pub fn internal(cause: impl fmt::Display) -> Self {
         ApiError::Internal(cause.to_string())
+    }
+
+    /// A 503 with `Retry-After` for a database that cannot be reached; `cause` is logged.
+    pub fn database_unavailable(cause: impl fmt::Display) -> Self {
+        ApiError::DatabaseUnavailable(cause.to_string())
     }
 
     fn problem(&self) -> Problem {
@@ -240,6 +256,13 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 detail.clone(),
             ),
+            ApiError::DatabaseUnavailable(_) => Problem::new(
+                ErrorCode::DatabaseUnavailable,
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "The service cannot reach its database right now. Retry in {DATABASE_RETRY_AFTER_SECS} s; quote the request id if it persists."
+                ),
+            ),
             ApiError::Internal(_) => Problem::new(
                 ErrorCode::InternalError,
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -277,6 +300,15 @@ impl IntoResponse for ApiError {
                     .extensions_mut()
                     .insert(InternalCause(cause.clone()));
             }
+            ApiError::DatabaseUnavailable(cause) => {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(DATABASE_RETRY_AFTER_SECS),
+                );
+                response
+                    .extensions_mut()
+                    .insert(InternalCause(cause.clone()));
+            }
             _ => {}
         }
         response.extensions_mut().insert(problem);
@@ -287,6 +319,10 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
+            error if error.is_unavailable() => ApiError::database_unavailable(
+                std::error::Error::source(&error)
+                    .map_or_else(|| error.to_string(), ToString::to_string),
+            ),
             StoreError::NotFound => ApiError::NotFound,
             StoreError::UnknownOrganization(id) => ApiError::validation(vec![FieldError::new(
                 "organization_ids",
@@ -319,6 +355,7 @@ impl From<StoreError> for ApiError {
                 ApiError::internal(format!("{left} data keys not rotated"))
             }
             StoreError::Sealing(e) => ApiError::internal(format!("sealing: {e}")),
+            StoreError::Unavailable(e) => ApiError::database_unavailable(e),
             StoreError::Database(e) => ApiError::internal(format!("database: {e}")),
             StoreError::Corrupt(what) => ApiError::internal(format!("corrupt row: {what}")),
         }

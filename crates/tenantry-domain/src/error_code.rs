@@ -40,6 +40,11 @@ pub enum ErrorCode {
     UpstreamUnavailable,
     /// The service cannot serve yet (database unreachable or not migrated).
     NotReady,
+    /// The database is out of reach (down, restarting or out of connections); retry after
+    /// `Retry-After`.
+    DatabaseUnavailable,
+    /// The request's headers are larger, or more, than the server accepts.
+    RequestHeadersTooLarge,
     /// The job is not in a state that allows this (e.g. cancelling a finished job).
     JobStateConflict,
     /// The Idempotency-Key was already used for a request with a different body.
@@ -69,7 +74,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 31] = [
+    pub const ALL: [ErrorCode; 33] = [
         ErrorCode::InvalidRequest,
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
@@ -82,6 +87,8 @@ impl ErrorCode {
         ErrorCode::RateLimited,
         ErrorCode::InternalError,
         ErrorCode::NotReady,
+        ErrorCode::DatabaseUnavailable,
+        ErrorCode::RequestHeadersTooLarge,
         ErrorCode::InvalidCredentials,
         ErrorCode::TenantMismatch,
         ErrorCode::ServicePrincipalNotFound,
@@ -118,6 +125,8 @@ impl ErrorCode {
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::InternalError => "INTERNAL_ERROR",
             ErrorCode::NotReady => "NOT_READY",
+            ErrorCode::DatabaseUnavailable => "DATABASE_UNAVAILABLE",
+            ErrorCode::RequestHeadersTooLarge => "REQUEST_HEADERS_TOO_LARGE",
             ErrorCode::InvalidCredentials => "INVALID_CREDENTIALS",
             ErrorCode::TenantMismatch => "TENANT_MISMATCH",
             ErrorCode::ServicePrincipalNotFound => "SERVICE_PRINCIPAL_NOT_FOUND",
@@ -155,6 +164,8 @@ impl ErrorCode {
             ErrorCode::RateLimited => "Too many requests",
             ErrorCode::InternalError => "Internal error",
             ErrorCode::NotReady => "Service not ready",
+            ErrorCode::DatabaseUnavailable => "The database is unavailable",
+            ErrorCode::RequestHeadersTooLarge => "The request headers are too large",
             ErrorCode::InvalidCredentials => "The credentials were refused by Microsoft",
             ErrorCode::TenantMismatch => "The credentials belong to another tenant",
             ErrorCode::ServicePrincipalNotFound => "The app is not set up in the tenant",

@@ -165,7 +165,7 @@ pub(crate) async fn insert(
             {
                 StoreError::TenantAlreadyBound
             }
-            _ => StoreError::Database(e),
+            _ => StoreError::from(e),
         })?;
     let data_key = DataKey::generate()?;
     sqlx::query("insert into organization_data_key (organization_id, sealed, master_key_id) values ($1, $2, $3)")

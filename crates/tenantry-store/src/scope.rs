@@ -429,9 +429,11 @@ impl<'a> MspScope<'a> {
         grant.may_manage_keys()?;
         let msp = self.principal.msp_id().as_uuid();
         let mut tx = self.pool.begin().await?;
-        self.caller_still_active(&mut tx).await?;
-        // Lock the MSP's active owner keys first, so two concurrent revocations cannot each
-        // believe the other owner key survives.
+        // Lock the MSP's active owner keys first, in id order, before any other key row: two
+        // concurrent revocations cannot each believe the other owner key survives, and they
+        // queue here instead of deadlocking on each other's caller rows (each used to hold a
+        // share lock on its own key while waiting for the other's). Every MSP keeps an
+        // active owner key, so every revocation of the MSP passes through this lock.
         let active_owners: Vec<uuid::Uuid> = sqlx::query_scalar(
             "select api_key_id from api_key
              where msp_id = $1 and role = 'owner' and revoked_at is null and not limited
@@ -440,6 +442,9 @@ impl<'a> MspScope<'a> {
         .bind(msp)
         .fetch_all(&mut *tx)
         .await?;
+        // After the lock: a revocation that waited for another sees its outcome, so a key
+        // the other one just revoked is refused here as the caller.
+        self.caller_still_active(&mut tx).await?;
         let target: Option<(String, bool)> = sqlx::query_as(
             "select role, revoked_at is not null from api_key
              where msp_id = $1 and api_key_id = $2 for update",

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderName, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use tenantry_domain::{ApiKeyRecordId, DisplayName, OrganizationId, OrganizationLimit};
 use tenantry_store::NewApiKey;
@@ -70,7 +70,8 @@ pub async fn list_api_keys(
     )))
 }
 
-/// Create an API key (owner or admin). The response carries the secret, once.
+/// Create an API key (owner or admin). The response carries the secret, once, and must not
+/// be stored by any cache.
 #[utoipa::path(
     post,
     path = "/api/v1/api-keys",
@@ -78,7 +79,7 @@ pub async fn list_api_keys(
     security(("api_key" = [])),
     request_body = CreateApiKey,
     responses(
-        (status = 201, description = "Created; `api_key` is shown only now", body = CreatedApiKey),
+        (status = 201, description = "Created; `api_key` is shown only now (`Cache-Control: no-store`)", body = CreatedApiKey),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = PROBLEM),
         (status = 401, description = "Missing or invalid key", body = Problem, content_type = PROBLEM),
         (status = 403, description = "Role too low for the requested role", body = Problem, content_type = PROBLEM),
@@ -88,12 +89,20 @@ pub async fn list_api_keys(
 pub async fn create_api_key(
     caller: Caller,
     ApiJson(body): ApiJson<CreateApiKey>,
-) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
+) -> Result<
+    (
+        StatusCode,
+        [(HeaderName, &'static str); 1],
+        Json<CreatedApiKey>,
+    ),
+    ApiError,
+> {
     let new = validate(body)?;
     let (record, issued) = caller.scope().create_api_key(new).await?;
     tracing::info!(created_key_id = %record.key_id, role = %record.role, "API key created");
     Ok((
         StatusCode::CREATED,
+        [(header::CACHE_CONTROL, "no-store")],
         Json(CreatedApiKey {
             api_key: issued.expose().to_owned(),
             key: record.into(),

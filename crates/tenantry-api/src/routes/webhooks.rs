@@ -3,7 +3,7 @@
 //! `/api/v1/webhook-events`: every delivery with its playbook's outcome.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderName, StatusCode, header};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
@@ -18,6 +18,8 @@ use crate::pagination::{PageQuery, Paginated};
 use crate::problem::{ApiError, FieldError, Problem};
 
 const PROBLEM: &str = "application/problem+json";
+/// For answers that carry a signing secret: no cache may keep them.
+const NO_STORE: [(HeaderName, &str); 1] = [(header::CACHE_CONTROL, "no-store")];
 const EVENT_STATES: [&str; 6] = [
     "accepted",
     "running",
@@ -78,13 +80,20 @@ pub struct NewEndpoint {
 /// secret is in this answer only.
 #[utoipa::path(post, path = "/api/v1/webhook-endpoints", tag = "webhooks", security(("api_key" = [])),
     request_body = NewEndpoint,
-    responses((status = 201, description = "Created, with its signing secret (shown once)", body = EndpointView),
+    responses((status = 201, description = "Created, with its signing secret (shown once; `Cache-Control: no-store`)", body = EndpointView),
         (status = 403, description = "Not an unlimited owner or admin key", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Invalid name, organization or rules", body = Problem, content_type = PROBLEM)))]
 pub async fn create_endpoint(
     caller: Caller,
     ApiJson(body): ApiJson<NewEndpoint>,
-) -> Result<(StatusCode, Json<EndpointView>), ApiError> {
+) -> Result<
+    (
+        StatusCode,
+        [(HeaderName, &'static str); 1],
+        Json<EndpointView>,
+    ),
+    ApiError,
+> {
     let mut problems: Vec<FieldError> = rule_problems(&body.rules)
         .into_iter()
         .map(|(field, message)| FieldError::new(field, message))
@@ -101,6 +110,7 @@ pub async fn create_endpoint(
         .await?;
     Ok((
         StatusCode::CREATED,
+        NO_STORE,
         Json(endpoint_view(record, Some(&secret))),
     ))
 }
@@ -160,15 +170,15 @@ pub async fn revoke_endpoint(
 /// senders can switch without losing events.
 #[utoipa::path(post, path = "/api/v1/webhook-endpoints/{id}/rotate-secret", tag = "webhooks", security(("api_key" = [])),
     params(("id" = Uuid, Path, description = "The endpoint's id")),
-    responses((status = 200, description = "The endpoint with its new secret", body = EndpointView),
+    responses((status = 200, description = "The endpoint with its new secret (`Cache-Control: no-store`)", body = EndpointView),
         (status = 403, description = "Not an unlimited owner or admin key", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such active endpoint for this key", body = Problem, content_type = PROBLEM)))]
 pub async fn rotate_secret(
     caller: Caller,
     ApiPath(id): ApiPath<Uuid>,
-) -> Result<Json<EndpointView>, ApiError> {
+) -> Result<([(HeaderName, &'static str); 1], Json<EndpointView>), ApiError> {
     let (record, secret) = caller.scope().rotate_webhook_secret(id).await?;
-    Ok(Json(endpoint_view(record, Some(&secret))))
+    Ok((NO_STORE, Json(endpoint_view(record, Some(&secret)))))
 }
 
 #[derive(Deserialize, IntoParams)]
