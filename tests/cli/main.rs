@@ -445,6 +445,14 @@ async fn serve_migrates_serves_keeps_secrets_out_of_logs_and_stops_on_sigterm(po
         logs.contains("API key refused"),
         "refusals are logged (without the key)"
     );
+    // A job's log lines name the job, its MSP and its organization.
+    let job_line = logs
+        .lines()
+        .find(|l| l.contains("job attempt ended") && l.contains("kind=action"))
+        .unwrap_or_else(|| panic!("the action job logged its end:\n{logs}"));
+    for field in ["job_id=", "msp_id=", "organization_id=", "attempt=1"] {
+        assert!(job_line.contains(field), "{field} in {job_line}");
+    }
 }
 
 #[sqlx::test(migrations = false)]

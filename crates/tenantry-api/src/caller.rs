@@ -65,9 +65,13 @@ impl FromRequestParts<AppState> for Caller {
                 })
             }
             Err(AuthError::Unavailable(e)) => Err(ApiError::database_unavailable(format!(
-                "authenticating: {e}"
+                "authenticating: {}",
+                tenantry_domain::error_chain(&e)
             ))),
-            Err(AuthError::Database(e)) => Err(ApiError::internal(format!("authenticating: {e}"))),
+            Err(AuthError::Database(e)) => Err(ApiError::internal(format!(
+                "authenticating: {}",
+                tenantry_domain::error_chain(&e)
+            ))),
             Err(AuthError::Corrupt(what)) => Err(ApiError::internal(format!(
                 "authenticating: corrupt {what}"
             ))),

@@ -354,9 +354,15 @@ impl From<StoreError> for ApiError {
             StoreError::RotationIncomplete { left } => {
                 ApiError::internal(format!("{left} data keys not rotated"))
             }
-            StoreError::Sealing(e) => ApiError::internal(format!("sealing: {e}")),
-            StoreError::Unavailable(e) => ApiError::database_unavailable(e),
-            StoreError::Database(e) => ApiError::internal(format!("database: {e}")),
+            StoreError::Sealing(e) => {
+                ApiError::internal(format!("sealing: {}", tenantry_domain::error_chain(&e)))
+            }
+            StoreError::Unavailable(e) => {
+                ApiError::database_unavailable(tenantry_domain::error_chain(&e))
+            }
+            StoreError::Database(e) => {
+                ApiError::internal(format!("database: {}", tenantry_domain::error_chain(&e)))
+            }
             StoreError::Corrupt(what) => ApiError::internal(format!("corrupt row: {what}")),
         }
     }

@@ -12,6 +12,7 @@ pub mod actions;
 pub mod api_key;
 pub mod capabilities;
 pub mod discovery;
+pub mod error_chain;
 pub mod error_code;
 pub mod ids;
 pub mod name;
@@ -22,6 +23,7 @@ pub mod schedule;
 pub mod webhooks;
 
 pub use api_key::{ApiKeyToken, KeyGrant, KeyGrantError, KeyId, MalformedKey, OrganizationLimit};
+pub use error_chain::error_chain;
 pub use error_code::ErrorCode;
 pub use ids::{ActionId, ApiKeyRecordId, DiscoveryRunId, JobId, MspId, OrganizationId};
 pub use name::{DisplayName, InvalidName};

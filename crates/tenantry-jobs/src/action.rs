@@ -50,7 +50,10 @@ enum Halt {
 
 impl From<StoreError> for Halt {
     fn from(error: StoreError) -> Self {
-        Halt::Later(Outcome::Retry(format!("database: {error}")))
+        Halt::Later(Outcome::Retry(format!(
+            "database: {}",
+            tenantry_domain::error_chain(&error)
+        )))
     }
 }
 
@@ -79,7 +82,12 @@ impl ActionHandler {
         let context = match self.store.load(id).await {
             Ok(context) => context,
             Err(StoreError::NotFound) => return Outcome::Discard("the action is gone".into()),
-            Err(error) => return Outcome::Retry(format!("database: {error}")),
+            Err(error) => {
+                return Outcome::Retry(format!(
+                    "database: {}",
+                    tenantry_domain::error_chain(&error)
+                ));
+            }
         };
         match context.record.state.as_str() {
             "queued" | "running" => {}
@@ -104,7 +112,12 @@ impl ActionHandler {
             .await
         {
             Ok(steps) => steps,
-            Err(error) => return Outcome::Retry(format!("database: {error}")),
+            Err(error) => {
+                return Outcome::Retry(format!(
+                    "database: {}",
+                    tenantry_domain::error_chain(&error)
+                ));
+            }
         };
         let state = end_state(&steps);
         match self
@@ -113,7 +126,10 @@ impl ActionHandler {
             .await
         {
             Ok(()) => Outcome::Discard(format!("{code}: {message}")),
-            Err(error) => Outcome::Retry(format!("database: {error}")),
+            Err(error) => Outcome::Retry(format!(
+                "database: {}",
+                tenantry_domain::error_chain(&error)
+            )),
         }
     }
 

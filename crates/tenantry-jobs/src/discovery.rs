@@ -77,7 +77,12 @@ impl DiscoveryHandler {
             Err(StoreError::NotFound) => {
                 return Outcome::Discard("the run or its organization no longer exists".into());
             }
-            Err(error) => return Outcome::Retry(format!("database: {error}")),
+            Err(error) => {
+                return Outcome::Retry(format!(
+                    "database: {}",
+                    tenantry_domain::error_chain(&error)
+                ));
+            }
         };
         let run = context.run.run_id;
         let keys = RunKeys {
@@ -219,7 +224,10 @@ impl DiscoveryHandler {
                 )
                 .await
             {
-                return Outcome::Retry(format!("database: {error}"));
+                return Outcome::Retry(format!(
+                    "database: {}",
+                    tenantry_domain::error_chain(&error)
+                ));
             }
         }
         if let Some(wait) = wait {
@@ -248,7 +256,12 @@ impl DiscoveryHandler {
                         .await
                     {
                         Ok(link) => link,
-                        Err(error) => return Outcome::Retry(format!("database: {error}")),
+                        Err(error) => {
+                            return Outcome::Retry(format!(
+                                "database: {}",
+                                tenantry_domain::error_chain(&error)
+                            ));
+                        }
                     }
                 }
                 None => None,
@@ -261,7 +274,12 @@ impl DiscoveryHandler {
                 };
                 match self.store.written_secret_expiry(keys).await {
                     Ok(expiry) => secret_expires_at = expiry,
-                    Err(error) => return Outcome::Retry(format!("database: {error}")),
+                    Err(error) => {
+                        return Outcome::Retry(format!(
+                            "database: {}",
+                            tenantry_domain::error_chain(&error)
+                        ));
+                    }
                 }
             }
             applied.push(Applied {
@@ -299,7 +317,10 @@ fn membership(parent: Uuid, member: &Value) -> Option<Membership> {
 }
 
 fn database(error: StoreError) -> GraphFailure {
-    GraphFailure::Unavailable(format!("database: {error}"))
+    GraphFailure::Unavailable(format!(
+        "database: {}",
+        tenantry_domain::error_chain(&error)
+    ))
 }
 
 /// Reads one section of one run.

@@ -14,6 +14,7 @@ use tenantry_store::queue::{ClaimLimits, ClaimedJob, Liveness};
 use tenantry_store::{Queue, StoreError};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 use uuid::Uuid;
 
 /// How a job's attempt ended.
@@ -26,6 +27,18 @@ pub enum Outcome {
     Snooze(Duration, String),
     /// Will never succeed; no more attempts.
     Discard(String),
+}
+
+impl Outcome {
+    /// A stable label for logs and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Done => "done",
+            Outcome::Retry(_) => "retry",
+            Outcome::Snooze(..) => "snooze",
+            Outcome::Discard(_) => "discard",
+        }
+    }
 }
 
 pub type JobFuture<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
@@ -177,12 +190,12 @@ impl Engine {
                 let Some(handler) = self.handlers.get(job.kind.as_str()).cloned() else {
                     continue;
                 };
-                let outcome = tokio::time::timeout(handler.timeout(), handler.run(&job))
-                    .await
-                    .unwrap_or_else(|_| {
-                        Outcome::Retry(format!("timed out after {} s", handler.timeout().as_secs()))
-                    });
-                self.record(&job, outcome).await;
+                async {
+                    let outcome = attempt(handler.as_ref(), &job).await;
+                    self.record(&job, outcome).await;
+                }
+                .instrument(job_span(&job))
+                .await;
                 ran += 1;
             }
         }
@@ -265,20 +278,20 @@ impl Engine {
         let registry = Arc::clone(running);
         // The guard gives the job back if the task is aborted (shutdown or cancel) before
         // it recorded an outcome.
-        let abort = tasks.spawn(async move {
-            let mut guard = Unfinished {
-                queue: engine.queue.clone(),
-                job: Some(job.clone()),
-                running: Arc::clone(&registry),
-            };
-            let outcome = tokio::time::timeout(handler.timeout(), handler.run(&job))
-                .await
-                .unwrap_or_else(|_| {
-                    Outcome::Retry(format!("timed out after {} s", handler.timeout().as_secs()))
-                });
-            engine.record(&job, outcome).await;
-            guard.job = None;
-        });
+        let span = job_span(&job);
+        let abort = tasks.spawn(
+            async move {
+                let mut guard = Unfinished {
+                    queue: engine.queue.clone(),
+                    job: Some(job.clone()),
+                    running: Arc::clone(&registry),
+                };
+                let outcome = attempt(handler.as_ref(), &job).await;
+                engine.record(&job, outcome).await;
+                guard.job = None;
+            }
+            .instrument(span),
+        );
         running
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -395,6 +408,38 @@ impl Drop for Unfinished {
             });
         }
     }
+}
+
+/// The span every log line of a job's attempt carries: which job, of which kind, for
+/// which MSP and organization.
+fn job_span(job: &ClaimedJob) -> tracing::Span {
+    let span = tracing::info_span!(
+        "job",
+        job_id = %job.job_id,
+        kind = %job.kind,
+        attempt = job.attempt,
+        msp_id = tracing::field::Empty,
+        organization_id = tracing::field::Empty,
+    );
+    if let Some(msp) = job.msp_id {
+        span.record("msp_id", tracing::field::display(msp));
+    }
+    if let Some(organization) = job.organization_id {
+        span.record("organization_id", tracing::field::display(organization));
+    }
+    span
+}
+
+/// One attempt of `job` under its kind's timeout.
+async fn attempt(handler: &dyn Handler, job: &ClaimedJob) -> Outcome {
+    tracing::debug!("job started");
+    let outcome = tokio::time::timeout(handler.timeout(), handler.run(job))
+        .await
+        .unwrap_or_else(|_| {
+            Outcome::Retry(format!("timed out after {} s", handler.timeout().as_secs()))
+        });
+    tracing::debug!(outcome = outcome.label(), "job attempt ended");
+    outcome
 }
 
 fn hostname() -> String {

@@ -47,7 +47,12 @@ impl PlaybookHandler {
         let context = match playbooks.load(id).await {
             Ok(context) => context,
             Err(StoreError::NotFound) => return Outcome::Discard("the event is gone".into()),
-            Err(error) => return Outcome::Retry(format!("database: {error}")),
+            Err(error) => {
+                return Outcome::Retry(format!(
+                    "database: {}",
+                    tenantry_domain::error_chain(&error)
+                ));
+            }
         };
         if matches!(
             context.event.state.as_str(),
@@ -77,7 +82,10 @@ impl PlaybookHandler {
         };
         match playbooks.update(id, state, &Value::Array(outcome)).await {
             Ok(()) => result,
-            Err(error) => Outcome::Retry(format!("database: {error}")),
+            Err(error) => Outcome::Retry(format!(
+                "database: {}",
+                tenantry_domain::error_chain(&error)
+            )),
         }
     }
 
@@ -121,7 +129,12 @@ impl PlaybookHandler {
                     .after_revocation(context, rule.actions.len(), outcome)
                     .await;
             }
-            Err(error) => return Err(Outcome::Retry(format!("database: {error}"))),
+            Err(error) => {
+                return Err(Outcome::Retry(format!(
+                    "database: {}",
+                    tenantry_domain::error_chain(&error)
+                )));
+            }
         };
         let scope = self.store.scope(&principal);
         for (position, kind) in rule.actions.iter().enumerate() {
@@ -214,7 +227,9 @@ impl PlaybookHandler {
             .playbooks()
             .action_states(context.msp_id, &requested)
             .await
-            .map_err(|e| Outcome::Retry(format!("database: {e}")))?;
+            .map_err(|e| {
+                Outcome::Retry(format!("database: {}", tenantry_domain::error_chain(&e)))
+            })?;
         for entry in outcome.iter_mut() {
             let current = entry["action_id"]
                 .as_str()

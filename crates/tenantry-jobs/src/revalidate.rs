@@ -32,7 +32,12 @@ impl RevalidateHandler {
             Err(StoreError::NotFound) => {
                 return Outcome::Discard("the organization no longer exists".into());
             }
-            Err(error) => return Outcome::Retry(format!("database: {error}")),
+            Err(error) => {
+                return Outcome::Retry(format!(
+                    "database: {}",
+                    tenantry_domain::error_chain(&error)
+                ));
+            }
         };
         let credentials = match Credentials::preflight(
             &stored.tenant_id.to_string(),
@@ -88,7 +93,10 @@ impl RevalidateHandler {
             Ok(true) => outcome,
             // The secret was replaced meanwhile; its own validation stands.
             Ok(false) => Outcome::Done,
-            Err(error) => Outcome::Retry(format!("database: {error}")),
+            Err(error) => Outcome::Retry(format!(
+                "database: {}",
+                tenantry_domain::error_chain(&error)
+            )),
         }
     }
 }

@@ -82,7 +82,12 @@ impl SubscriptionHandler {
             Err(StoreError::NotFound) => {
                 return Outcome::Discard("the organization is gone".into());
             }
-            Err(error) => return Outcome::Retry(format!("database: {error}")),
+            Err(error) => {
+                return Outcome::Retry(format!(
+                    "database: {}",
+                    tenantry_domain::error_chain(&error)
+                ));
+            }
         };
         let token = match self.token(organization).await {
             Ok(token) => token,
@@ -96,11 +101,9 @@ impl SubscriptionHandler {
     }
 
     async fn token(&self, organization: OrganizationId) -> Result<SecretString, Outcome> {
-        let stored = self
-            .store
-            .credential(organization)
-            .await
-            .map_err(|e| Outcome::Retry(format!("database: {e}")))?;
+        let stored = self.store.credential(organization).await.map_err(|e| {
+            Outcome::Retry(format!("database: {}", tenantry_domain::error_chain(&e)))
+        })?;
         organization_token(
             &self.graph,
             stored.tenant_id,
@@ -159,7 +162,10 @@ impl SubscriptionHandler {
                             )
                             .await
                         {
-                            return Outcome::Retry(format!("database: {error}"));
+                            return Outcome::Retry(format!(
+                                "database: {}",
+                                tenantry_domain::error_chain(&error)
+                            ));
                         }
                         continue;
                     }
@@ -195,7 +201,10 @@ impl SubscriptionHandler {
                 .save_subscription(organization, resource, id, expires, false)
                 .await
             {
-                return Outcome::Retry(format!("database: {error}"));
+                return Outcome::Retry(format!(
+                    "database: {}",
+                    tenantry_domain::error_chain(&error)
+                ));
             }
         }
         Outcome::Done
@@ -220,7 +229,10 @@ impl SubscriptionHandler {
                 .forget_subscription(&subscription.subscription_id)
                 .await
             {
-                return Outcome::Retry(format!("database: {error}"));
+                return Outcome::Retry(format!(
+                    "database: {}",
+                    tenantry_domain::error_chain(&error)
+                ));
             }
         }
         Outcome::Done
