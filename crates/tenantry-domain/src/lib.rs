@@ -20,6 +20,7 @@ pub mod permissions;
 pub mod policy;
 pub mod role;
 pub mod schedule;
+pub mod states;
 pub mod webhooks;
 
 pub use api_key::{ApiKeyToken, KeyGrant, KeyGrantError, KeyId, MalformedKey, OrganizationLimit};
@@ -28,3 +29,7 @@ pub use error_code::ErrorCode;
 pub use ids::{ActionId, ApiKeyRecordId, DiscoveryRunId, JobId, MspId, OrganizationId};
 pub use name::{DisplayName, InvalidName};
 pub use role::{Role, UnknownRole};
+pub use states::{
+    ActionState, JobState, OrganizationStatus, RunState, UnknownState, ValidationFailure,
+    WebhookEventState,
+};

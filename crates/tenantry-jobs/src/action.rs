@@ -16,7 +16,7 @@ use tenantry_domain::actions::{
     self, ActionKind, CREATED_USER, PASSWORD_PLACEHOLDER, Parameters, Resolved, Target,
 };
 use tenantry_domain::policy::PrivilegedGuard;
-use tenantry_domain::{ActionId, OrganizationId};
+use tenantry_domain::{ActionId, ActionState, OrganizationId};
 use tenantry_graph::GraphAccess;
 use tenantry_graph::actions::{Body, WriteFailure, send, user_roles};
 use tenantry_store::StoreError;
@@ -89,9 +89,9 @@ impl ActionHandler {
                 ));
             }
         };
-        match context.record.state.as_str() {
-            "queued" | "running" => {}
-            "succeeded" | "failed" | "partially_succeeded" => return Outcome::Done,
+        match context.record.state {
+            ActionState::Queued | ActionState::Running => {}
+            state if state.has_run() => return Outcome::Done,
             other => return Outcome::Discard(format!("the action is {other}, not approved")),
         }
         let last_attempt = job.attempt >= job.max_attempts;
@@ -261,7 +261,7 @@ impl ActionHandler {
             .iter()
             .find(|s| matches!(s.state.as_str(), "failed" | "unknown" | "pending"));
         let (state, error) = match first_problem {
-            None => ("succeeded", None),
+            None => (ActionState::Succeeded, None),
             Some(step) => (
                 end_state(&steps),
                 Some((
@@ -619,14 +619,14 @@ impl ActionHandler {
 
 /// How an action that did not fully succeed ends: `partially_succeeded` when any write
 /// went through (reads such as the MFA listing do not count), else `failed`.
-fn end_state(steps: &[StepRecord]) -> &'static str {
+fn end_state(steps: &[StepRecord]) -> ActionState {
     if steps
         .iter()
         .any(|s| s.state == "succeeded" && s.method != "GET")
     {
-        "partially_succeeded"
+        ActionState::PartiallySucceeded
     } else {
-        "failed"
+        ActionState::Failed
     }
 }
 

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tenantry_actions::{
     SubmitError, SubmitRequest, Submitted, WebhookOrigin, request_hash, submit,
 };
-use tenantry_domain::OrganizationId;
+use tenantry_domain::{ActionState, OrganizationId, WebhookEventState as EventState};
 use tenantry_graph::GraphAccess;
 use tenantry_store::jobs::WebhookJob;
 use tenantry_store::queue::ClaimedJob;
@@ -35,7 +35,7 @@ impl PlaybookHandler {
 
 /// Where the playbook stands after this run.
 enum Progress {
-    Done(&'static str),
+    Done(EventState),
     Parked,
     Waiting,
 }
@@ -54,10 +54,7 @@ impl PlaybookHandler {
                 ));
             }
         };
-        if matches!(
-            context.event.state.as_str(),
-            "completed" | "failed" | "ignored"
-        ) {
+        if context.event.state.is_final() {
             return Outcome::Done;
         }
         let mut outcome: Vec<Value> = context
@@ -70,15 +67,15 @@ impl PlaybookHandler {
         let last_attempt = job.attempt >= job.max_attempts;
         let (state, result) = match progress {
             Ok(Progress::Done(state)) => (state, Outcome::Done),
-            Ok(Progress::Parked) => ("waiting_for_approval", Outcome::Done),
+            Ok(Progress::Parked) => (EventState::WaitingForApproval, Outcome::Done),
             // The step's end queues the playbook again.
-            Ok(Progress::Waiting) => ("running", Outcome::Done),
+            Ok(Progress::Waiting) => (EventState::Running, Outcome::Done),
             // Out of attempts: the delivery says so instead of staying `running`.
             Err(Outcome::Retry(reason)) if last_attempt => {
                 outcome.push(json!({"code": "UPSTREAM_UNAVAILABLE", "detail": reason}));
-                ("failed", Outcome::Discard(reason))
+                (EventState::Failed, Outcome::Discard(reason))
             }
-            Err(outcome_on_error) => ("running", outcome_on_error),
+            Err(outcome_on_error) => (EventState::Running, outcome_on_error),
         };
         match playbooks.update(id, state, &Value::Array(outcome)).await {
             Ok(()) => result,
@@ -98,10 +95,10 @@ impl PlaybookHandler {
     ) -> Result<Progress, Outcome> {
         let refuse = |outcome: &mut Vec<Value>, code: &str, detail: &str| {
             outcome.push(json!({"code": code, "detail": detail}));
-            Ok(Progress::Done("failed"))
+            Ok(Progress::Done(EventState::Failed))
         };
         let Some(rule) = &context.rule else {
-            return Ok(Progress::Done("ignored"));
+            return Ok(Progress::Done(EventState::Ignored));
         };
         if !context.endpoint_active {
             return self
@@ -186,25 +183,24 @@ impl PlaybookHandler {
                     json!({"action": kind, "code": error.code(), "detail": error.detail()})
                 }
             };
-            let state = entry["state"].as_str().unwrap_or("refused").to_owned();
+            let state = step_state(&entry);
             if position < outcome.len() {
                 outcome[position] = entry;
             } else {
                 outcome.push(entry);
             }
-            match state.as_str() {
-                "succeeded" | "failed" | "partially_succeeded" | "refused" => continue,
-                "pending_approval" => return Ok(Progress::Parked),
-                "denied" | "expired" => return Ok(Progress::Done("failed")),
-                _ => return Ok(Progress::Waiting),
+            match state {
+                // Refused: the playbook goes on without it.
+                None => continue,
+                Some(state) if state.has_run() => continue,
+                Some(ActionState::PendingApproval) => return Ok(Progress::Parked),
+                Some(ActionState::Denied | ActionState::Expired) => {
+                    return Ok(Progress::Done(EventState::Failed));
+                }
+                Some(_) => return Ok(Progress::Waiting),
             }
         }
-        let all_succeeded = outcome.iter().all(|e| e["state"] == "succeeded");
-        Ok(Progress::Done(if all_succeeded {
-            "completed"
-        } else {
-            "failed"
-        }))
+        Ok(Progress::Done(ended(outcome)))
     }
 }
 
@@ -245,24 +241,31 @@ impl PlaybookHandler {
                 "detail": "the endpoint was revoked before this step was requested; it did not run",
             }));
         }
-        let state = |e: &Value| e["state"].as_str().unwrap_or("refused").to_owned();
-        if outcome.iter().any(|e| state(e) == "pending_approval") {
+        let states: Vec<_> = outcome.iter().map(step_state).collect();
+        if states.contains(&Some(ActionState::PendingApproval)) {
             return Ok(Progress::Parked);
         }
-        if outcome.iter().any(|e| {
-            !matches!(
-                state(e).as_str(),
-                "succeeded" | "failed" | "partially_succeeded" | "refused" | "denied" | "expired"
-            )
-        }) {
+        if states.iter().flatten().any(|state| !state.is_final()) {
             return Ok(Progress::Waiting);
         }
-        let all_succeeded = outcome.iter().all(|e| e["state"] == "succeeded");
-        Ok(Progress::Done(if all_succeeded {
-            "completed"
-        } else {
-            "failed"
-        }))
+        Ok(Progress::Done(ended(outcome)))
+    }
+}
+
+/// A step's action state, as its outcome entry records it (`None`: refused, no action).
+fn step_state(entry: &Value) -> Option<ActionState> {
+    entry["state"].as_str()?.parse().ok()
+}
+
+/// How a playbook whose steps all ended ends: completed only if every step succeeded.
+fn ended(outcome: &[Value]) -> EventState {
+    if outcome
+        .iter()
+        .all(|e| step_state(e) == Some(ActionState::Succeeded))
+    {
+        EventState::Completed
+    } else {
+        EventState::Failed
     }
 }
 

@@ -284,7 +284,7 @@ impl ActionRunStore {
     pub async fn finish(
         &self,
         context: &RunContext,
-        state: &str,
+        state: tenantry_domain::ActionState,
         error: Option<(&str, &str)>,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
@@ -294,7 +294,7 @@ impl ActionRunStore {
              where action_id = $1 and state in ('queued', 'running')",
         )
         .bind(context.record.action_id)
-        .bind(state)
+        .bind(state.as_str())
         .bind(error.map(|e| e.0))
         .bind(error.map(|e| e.1))
         .execute(&mut *tx)
@@ -320,7 +320,7 @@ impl ActionRunStore {
                     parameters: json!({
                         "steps": steps.iter().map(|(name, state, _)| json!({"name": name, "state": state})).collect::<Vec<_>>(),
                     }),
-                    decision: Some(state.into()),
+                    decision: Some(state.as_str().to_owned()),
                     reason: error.map(|(code, message)| format!("{code}: {message}")),
                     graph_request_ids: steps.into_iter().filter_map(|(_, _, id)| id).collect(),
                 },
@@ -438,9 +438,9 @@ pub async fn close_orphaned_actions(store: &ActionRunStore) -> Result<u64, Store
             .finish(
                 &context,
                 if any_done {
-                    "partially_succeeded"
+                    tenantry_domain::ActionState::PartiallySucceeded
                 } else {
-                    "failed"
+                    tenantry_domain::ActionState::Failed
                 },
                 Some(("JOB_ENDED", &message)),
             )

@@ -73,7 +73,8 @@ pub struct ActionRecord {
     pub action_id: Uuid,
     pub organization_id: Uuid,
     pub action: String,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: tenantry_domain::ActionState,
     pub targets: Value,
     pub parameters: Value,
     pub resolved: Value,
@@ -566,7 +567,7 @@ pub(crate) async fn decide(
         .execute(&mut *tx)
         .await?;
     let record = find_in(&mut tx, msp, organizations, id).await?;
-    if record.state != "pending_approval" {
+    if record.state != tenantry_domain::ActionState::PendingApproval {
         return Err(StoreError::Refused(
             ErrorCode::ActionStateConflict,
             format!("the action is {}, not waiting for approval", record.state),
@@ -673,17 +674,15 @@ pub(crate) async fn reveal(
             .action
             .parse::<ActionKind>()
             .is_ok_and(ActionKind::generates_password);
-        return Err(match record.state.as_str() {
+        return Err(match record.state {
             _ if !generates => StoreError::Refused(
                 ErrorCode::ActionStateConflict,
                 format!("{} generates no password", record.action),
             ),
-            "pending_approval" | "approved" | "queued" | "running" if !record.password_set => {
-                StoreError::Refused(
-                    ErrorCode::ActionStateConflict,
-                    "the password is not set yet; reveal it once the action has run".into(),
-                )
-            }
+            state if !state.is_final() && !record.password_set => StoreError::Refused(
+                ErrorCode::ActionStateConflict,
+                "the password is not set yet; reveal it once the action has run".into(),
+            ),
             _ => StoreError::Refused(
                 ErrorCode::SecretGone,
                 "the password was already revealed, has expired (24 hours), or was never set"

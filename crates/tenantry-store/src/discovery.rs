@@ -72,7 +72,8 @@ pub struct RunRecord {
     pub organization_id: Uuid,
     pub trigger: String,
     pub mode: String,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: tenantry_domain::RunState,
     pub job_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,

@@ -136,7 +136,8 @@ pub struct JobRecord {
     pub job_id: Uuid,
     pub kind: String,
     pub organization_id: Option<Uuid>,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: tenantry_domain::JobState,
     pub args: serde_json::Value,
     pub attempt: i32,
     pub max_attempts: i32,

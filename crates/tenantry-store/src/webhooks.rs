@@ -52,7 +52,8 @@ pub struct EventRecord {
     pub event_id: String,
     pub event_type: String,
     pub target: Option<String>,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: tenantry_domain::WebhookEventState,
     pub outcome: Value,
     pub job_id: Option<Uuid>,
     pub received_at: DateTime<Utc>,
@@ -530,14 +531,19 @@ impl PlaybookStore {
 
     /// Records the playbook's progress; an ended delivery is never reopened by a run
     /// that overlapped the one that ended it.
-    pub async fn update(&self, id: Uuid, state: &str, outcome: &Value) -> Result<(), StoreError> {
+    pub async fn update(
+        &self,
+        id: Uuid,
+        state: tenantry_domain::WebhookEventState,
+        outcome: &Value,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "update webhook_event set state = $2, outcome = $3,
                  finished_at = case when $2 in ('completed', 'failed') then now() end
              where webhook_event_id = $1 and state not in ('completed', 'failed', 'ignored')",
         )
         .bind(id)
-        .bind(state)
+        .bind(state.as_str())
         .bind(outcome)
         .execute(&self.pool)
         .await?;

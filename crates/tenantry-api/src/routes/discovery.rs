@@ -55,7 +55,7 @@ impl From<RunRecord> for RunView {
             organization_id: r.organization_id,
             trigger: r.trigger,
             mode: r.mode,
-            state: r.state,
+            state: r.state.as_str().to_owned(),
             job_id: r.job_id,
             created_at: r.created_at,
             started_at: r.started_at,

@@ -14,15 +14,6 @@ use crate::pagination::{PageQuery, Paginated};
 use crate::problem::{ApiError, FieldError, Problem};
 
 const PROBLEM: &str = "application/problem+json";
-const STATES: [&str; 7] = [
-    "available",
-    "scheduled",
-    "retryable",
-    "running",
-    "completed",
-    "discarded",
-    "cancelled",
-];
 
 #[derive(serde::Serialize, ToSchema)]
 pub struct JobView {
@@ -53,12 +44,16 @@ pub struct JobView {
 
 impl From<JobRecord> for JobView {
     fn from(j: JobRecord) -> Self {
-        let waiting = matches!(j.state.as_str(), "available" | "scheduled" | "retryable");
+        use tenantry_domain::JobState;
+        let waiting = matches!(
+            j.state,
+            JobState::Available | JobState::Scheduled | JobState::Retryable
+        );
         Self {
             id: j.job_id,
             kind: j.kind,
             organization_id: j.organization_id,
-            state: j.state,
+            state: j.state.as_str().to_owned(),
             args: j.args,
             attempt: j.attempt,
             max_attempts: j.max_attempts,
@@ -95,11 +90,11 @@ pub async fn list_jobs(
 ) -> Result<Json<Paginated<JobView>>, ApiError> {
     let page = PageQuery::new(query.limit, query.cursor).to_page()?;
     if let Some(state) = &query.state
-        && !STATES.contains(&state.as_str())
+        && state.parse::<tenantry_domain::JobState>().is_err()
     {
         return Err(ApiError::validation(vec![FieldError::new(
             "state",
-            format!("must be one of {}", STATES.join(", ")),
+            format!("must be one of {}", tenantry_domain::JobState::names()),
         )]));
     }
     if query.kind.as_ref().is_some_and(|k| k.len() > 64) {

@@ -20,14 +20,6 @@ use crate::problem::{ApiError, FieldError, Problem};
 const PROBLEM: &str = "application/problem+json";
 /// For answers that carry a signing secret: no cache may keep them.
 const NO_STORE: [(HeaderName, &str); 1] = [(header::CACHE_CONTROL, "no-store")];
-const EVENT_STATES: [&str; 6] = [
-    "accepted",
-    "running",
-    "waiting_for_approval",
-    "completed",
-    "failed",
-    "ignored",
-];
 
 #[derive(serde::Serialize, ToSchema)]
 pub struct EndpointView {
@@ -221,7 +213,7 @@ impl From<EventRecord> for EventView {
             event_id: e.event_id,
             event_type: e.event_type,
             target: e.target,
-            state: e.state,
+            state: e.state.as_str().to_owned(),
             outcome: e.outcome,
             job_id: e.job_id,
             received_at: e.received_at,
@@ -240,11 +232,14 @@ pub async fn list_events(
 ) -> Result<Json<Paginated<EventView>>, ApiError> {
     let page = PageQuery::new(query.limit, query.cursor).to_page()?;
     if let Some(state) = &query.state
-        && !EVENT_STATES.contains(&state.as_str())
+        && state.parse::<tenantry_domain::WebhookEventState>().is_err()
     {
         return Err(ApiError::validation(vec![FieldError::new(
             "state",
-            format!("must be one of {}", EVENT_STATES.join(", ")),
+            format!(
+                "must be one of {}",
+                tenantry_domain::WebhookEventState::names()
+            ),
         )]));
     }
     let rows = caller

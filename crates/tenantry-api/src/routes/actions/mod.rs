@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tenantry_actions::{SubmitRequest, Submitted};
 use tenantry_domain::actions::ActionKind;
-use tenantry_domain::{ActionId, OrganizationId, Role};
+use tenantry_domain::{ActionId, ActionState, OrganizationId, Role};
 use tenantry_store::MspScope;
 use tenantry_store::actions::{ActionFilter, Actor, Verdict};
 use utoipa::{IntoParams, ToSchema};
@@ -29,18 +29,6 @@ use crate::caller::Caller;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::pagination::{PageQuery, Paginated};
 use crate::problem::{ApiError, FieldError, PROBLEM_CONTENT_TYPE as PROBLEM, Problem};
-
-const STATES: [&str; 9] = [
-    "pending_approval",
-    "approved",
-    "denied",
-    "expired",
-    "queued",
-    "running",
-    "succeeded",
-    "failed",
-    "partially_succeeded",
-];
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -183,11 +171,11 @@ pub async fn list_actions(
 ) -> Result<Json<Paginated<ActionView>>, ApiError> {
     let page = PageQuery::new(query.limit, query.cursor).to_page()?;
     if let Some(state) = &query.state
-        && !STATES.contains(&state.as_str())
+        && state.parse::<ActionState>().is_err()
     {
         return Err(ApiError::validation(vec![FieldError::new(
             "state",
-            format!("must be one of {}", STATES.join(", ")),
+            format!("must be one of {}", ActionState::names()),
         )]));
     }
     if let Some(action) = &query.action

@@ -41,7 +41,7 @@ pub(super) fn view(record: ActionRecord, steps: Option<Vec<StepRecord>>) -> Acti
         id: record.action_id,
         organization_id: record.organization_id,
         action: record.action,
-        state: record.state,
+        state: record.state.as_str().to_owned(),
         targets: record.targets,
         parameters: record.parameters,
         requester: json!({
