@@ -5,6 +5,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tenantry_domain::Role;
+use tenantry_graph_sim::ScriptedFault;
 
 use crate::helpers::{TEST_MASTER_KEY, TestApp, assert_problem};
 
@@ -688,4 +689,47 @@ async fn a_report_of_a_replaced_secret_never_overwrites_the_newer_one(pool: PgPo
     let organization = scope.organization(id).await.expect("org");
     assert_eq!(organization.status, "connected");
     assert_eq!(organization.validation_report, Some(json!({"newer": true})));
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn a_short_retry_after_is_waited_out_inside_the_request_and_a_long_one_is_answered(
+    pool: PgPool,
+) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Contoso IT").await;
+    let organization_answers = |app: &TestApp| -> Vec<u16> {
+        app.sim
+            .requests()
+            .iter()
+            .filter(|r| r.path.starts_with("/v1.0/organization"))
+            .map(|r| r.status)
+            .collect()
+    };
+    // Microsoft throttles the one /organization read, asking for 1.5 s.
+    app.sim
+        .state()
+        .script_fault(ScriptedFault::new("/v1.0/organization", 429).retry_after(1.5));
+    let started = std::time::Instant::now();
+    let response = connect(&app, &msp.owner_key, app.connect_body("contoso")).await;
+    assert_eq!(response.status(), 201);
+    assert_eq!(organization_answers(&app), [429, 200], "asked again once");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(1500));
+
+    // A wait beyond the validation's budget is not made inside the request.
+    app.sim.state().clear_requests();
+    app.sim
+        .state()
+        .script_fault(ScriptedFault::new("/v1.0/organization", 429).retry_after(30.0));
+    let started = std::time::Instant::now();
+    let response = connect(&app, &msp.owner_key, app.connect_body("tailspin")).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("30")
+    );
+    assert_problem(response, 503, "UPSTREAM_UNAVAILABLE").await;
+    assert_eq!(organization_answers(&app), [429]);
 }

@@ -24,6 +24,10 @@ use crate::token::{TokenFailure, unverified_claims};
 const MAX_SECRET_LEN: usize = 1024;
 /// Secret expiry warnings start this many days ahead.
 const EXPIRY_WARNING_DAYS: i64 = 30;
+/// How long one validation may wait out Microsoft's `Retry-After` in all (counted from
+/// its start): a second or two of throttling is absorbed inside the request, anything
+/// longer is answered 503 with Microsoft's `Retry-After`.
+pub const THROTTLE_BUDGET: Duration = Duration::from_secs(5);
 
 /// Why the credentials themselves were refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,6 +168,7 @@ impl Validator {
         credentials: &Credentials,
         capabilities: Option<&[Capability]>,
     ) -> Result<ValidationReport, ValidationError> {
+        let deadline = tokio::time::Instant::now() + THROTTLE_BUDGET;
         let client = credentials.client_id.to_string();
         // Always a fresh token: a cached one would hide a secret revoked since.
         let (token, _) = crate::token::request_token(
@@ -203,17 +208,18 @@ impl Validator {
             format!("/roleManagement/directory/roleAssignments?$filter=principalId eq '{sp_id}'");
         let application_path =
             format!("/applications(appId='{client}')?$select=id,appId,passwordCredentials");
+        // Each read waits out a short `Retry-After` on its own, within the shared budget.
         let (organization, own_sp, graph_sp, assignments, role_assignments, application) = tokio::join!(
-            calls::get(
+            calls::patiently(deadline, || calls::get(
                 http,
                 &token,
                 "/organization?$select=id,displayName,verifiedDomains"
-            ),
-            calls::get(http, &token, &own_sp_path),
-            calls::get(http, &token, &graph_sp_path),
-            calls::get_all(http, &token, &assignments_path),
-            calls::get_all(http, &token, &roles_path),
-            calls::get(http, &token, &application_path),
+            )),
+            calls::patiently(deadline, || calls::get(http, &token, &own_sp_path)),
+            calls::patiently(deadline, || calls::get(http, &token, &graph_sp_path)),
+            calls::patiently(deadline, || calls::get_all(http, &token, &assignments_path)),
+            calls::patiently(deadline, || calls::get_all(http, &token, &roles_path)),
+            calls::patiently(deadline, || calls::get(http, &token, &application_path)),
         );
         let outcomes: [Option<&GraphFailure>; 6] = [
             organization.as_ref().err(),
