@@ -733,3 +733,89 @@ async fn a_short_retry_after_is_waited_out_inside_the_request_and_a_long_one_is_
     assert_problem(response, 503, "UPSTREAM_UNAVAILABLE").await;
     assert_eq!(organization_answers(&app), [429]);
 }
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn a_service_principal_graph_does_not_show_yet_is_not_found_and_checked_again(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Contoso IT").await;
+    let replicating = |app: &TestApp, yes: bool| {
+        app.change_tenant("contoso", |t| {
+            *t = t.clone().with_service_principal_replicating(yes);
+        });
+    };
+    // Consent was just granted: Entra issues tokens, Graph does not show the principal yet.
+    replicating(&app, true);
+    let body = assert_problem(
+        connect(&app, &msp.owner_key, app.connect_body("contoso")).await,
+        422,
+        "SERVICE_PRINCIPAL_NOT_FOUND",
+    )
+    .await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("few minutes")),
+        "{body}"
+    );
+    assert!(
+        app.sim
+            .requests()
+            .iter()
+            .any(|r| r.path.ends_with("/oauth2/v2.0/token") && r.status == 200),
+        "the credentials themselves worked"
+    );
+    replicating(&app, false);
+    let created: Value = connect(&app, &msp.owner_key, app.connect_body("contoso"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = created["organization"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+
+    // The same lag at a re-validation: the organization needs attention (its credentials
+    // are not called invalid) and is checked again on the schedule until it passes.
+    replicating(&app, true);
+    let failed = app
+        .post_json(
+            &format!("/api/v1/organizations/{id}/validate"),
+            &msp.owner_key,
+            json!({}),
+        )
+        .await;
+    assert_problem(failed, 422, "SERVICE_PRINCIPAL_NOT_FOUND").await;
+    assert_eq!(
+        organization(&app, &msp.owner_key, &id).await["status"],
+        "needs_attention"
+    );
+    assert_eq!(
+        revalidate_job(&app, &msp.owner_key, &id).await["state"],
+        "available"
+    );
+    replicating(&app, false);
+    let _workers = app.start_workers();
+    make_due(&app, "revalidate", &id).await;
+    let mut state = Value::Null;
+    for _ in 0..200 {
+        state = revalidate_job(&app, &msp.owner_key, &id).await["state"].clone();
+        if state == "completed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(state, "completed");
+    assert_eq!(
+        organization(&app, &msp.owner_key, &id).await["status"],
+        "connected"
+    );
+}
+
+async fn organization(app: &TestApp, key: &str, id: &str) -> Value {
+    app.get(&format!("/api/v1/organizations/{id}"), key)
+        .await
+        .json()
+        .await
+        .expect("organization")
+}

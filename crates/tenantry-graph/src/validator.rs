@@ -65,7 +65,9 @@ pub enum ValidationError {
     },
     #[error("the credentials belong to tenant {actual}, not {expected}")]
     TenantMismatch { expected: String, actual: String },
-    #[error("the app has no service principal in the tenant")]
+    /// No service principal yet: Entra refused the token (AADSTS7000229, never consented
+    /// or not yet replicated) or issued one whose principal Graph does not show yet.
+    #[error("the app's service principal is not (yet) available in the tenant")]
     ServicePrincipalNotFound,
     #[error("{} permissions are missing", missing.len())]
     MissingPermissions {
@@ -271,13 +273,12 @@ impl Validator {
                     .as_str()
                     .is_some_and(|a| a.eq_ignore_ascii_case(&client)) => {}
             Ok(_) => return Err(ValidationError::ServicePrincipalNotFound),
-            // The token named this principal, so a 404 is replication lag, not absence.
-            Err(GraphFailure::NotFound) => {
-                return Err(ValidationError::UpstreamUnavailable {
-                    retry_after: None,
-                    cause: "the service principal is not visible yet".into(),
-                });
-            }
+            // The token named this principal, so a 404 is replication lag after consent,
+            // not absence, and never a verdict on the credentials; but Microsoft did
+            // answer, so it is no outage either. It is the "not there yet" of AADSTS7000229:
+            // the organization needs attention and re-validation checks again on its
+            // schedule until Graph shows the principal.
+            Err(GraphFailure::NotFound) => return Err(ValidationError::ServicePrincipalNotFound),
             Err(_) => warnings.push("The app's service principal could not be read.".to_owned()),
         }
 

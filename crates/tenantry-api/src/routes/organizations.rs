@@ -150,7 +150,7 @@ pub(crate) fn validation_problem(error: ValidationError) -> ApiError {
             None,
         ),
         ValidationError::ServicePrincipalNotFound => (
-            described(ErrorCode::ServicePrincipalNotFound, StatusCode::UNPROCESSABLE_ENTITY, "The app is registered but not consented in this tenant. In Entra: App registrations → your app → API permissions → Grant admin consent; that creates its enterprise application."),
+            described(ErrorCode::ServicePrincipalNotFound, StatusCode::UNPROCESSABLE_ENTITY, "Microsoft does not show the app's enterprise application (service principal) in this tenant yet. If admin consent was not granted: in Entra, App registrations → your app → API permissions → Grant admin consent; that creates it. If it was granted just now, it takes a few minutes to reach every Microsoft replica: try again shortly (a connected organization is checked again automatically)."),
             None,
         ),
         ValidationError::MissingPermissions { missing, admin_consent_url, report } => {
