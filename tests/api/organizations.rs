@@ -819,3 +819,125 @@ async fn organization(app: &TestApp, key: &str, id: &str) -> Value {
         .await
         .expect("organization")
 }
+
+/// The organization's `secret_expires_at`, parsed.
+async fn secret_expiry(
+    app: &TestApp,
+    key: &str,
+    id: &str,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    organization(app, key, id).await["secret_expires_at"]
+        .as_str()
+        .map(|t| t.parse().expect("time"))
+}
+
+async fn forget_secret_expiry(app: &TestApp) {
+    sqlx::query("update organization set secret_expires_at = null")
+        .execute(&app.pool)
+        .await
+        .expect("cleared");
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn the_secret_expiry_follows_every_validation_and_roles_are_named(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Contoso IT").await;
+    let key = msp.owner_key.clone();
+    let created: Value = connect(&app, &key, app.connect_body("contoso"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = created["organization"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let reported: chrono::DateTime<chrono::Utc> = created["validation"]["secret"]["expires_at"]
+        .as_str()
+        .expect("the report knows the expiry")
+        .parse()
+        .expect("time");
+    assert_eq!(
+        created["organization"]["secret_expires_at"]
+            .as_str()
+            .map(|t| t.parse::<chrono::DateTime<chrono::Utc>>().expect("time")),
+        Some(reported),
+        "on create"
+    );
+    assert_eq!(secret_expiry(&app, &key, &id).await, Some(reported));
+    let user_administrator = tenantry_domain::capabilities::roles::USER_ADMINISTRATOR;
+    assert_eq!(
+        created["validation"]["directory_roles"],
+        json!([{"id": user_administrator, "name": "User Administrator"}])
+    );
+    assert_eq!(
+        created["validation"]["directory_role_status"]["granted"],
+        json!([{"id": user_administrator, "name": "User Administrator"}])
+    );
+
+    // Re-validating on request sets it.
+    forget_secret_expiry(&app).await;
+    let validated = app
+        .post_json(
+            &format!("/api/v1/organizations/{id}/validate"),
+            &key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(validated.status(), 200);
+    assert_eq!(secret_expiry(&app, &key, &id).await, Some(reported));
+
+    // Automatic re-validation sets it (the first scan, which reads the expiry too, is
+    // taken off the queue so only the re-validation can).
+    forget_secret_expiry(&app).await;
+    sqlx::query("delete from job where kind = 'discovery'")
+        .execute(&app.pool)
+        .await
+        .expect("no scan");
+    let principal = app.store.authenticate(&key).await.expect("key");
+    app.store
+        .scope(&principal)
+        .schedule_revalidation(id.parse().expect("id"))
+        .await
+        .expect("queued");
+    make_due(&app, "revalidate", &id).await;
+    let workers = app.start_workers();
+    let mut state = Value::Null;
+    for _ in 0..200 {
+        state = revalidate_job(&app, &key, &id).await["state"].clone();
+        if state == "completed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    drop(workers);
+    assert_eq!(state, "completed");
+    assert_eq!(secret_expiry(&app, &key, &id).await, Some(reported));
+
+    // A new secret brings its own expiry.
+    let end = (chrono::Utc::now() + chrono::Duration::days(200))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+        .parse::<chrono::DateTime<chrono::Utc>>()
+        .expect("time");
+    let new_secret = tenantry_graph_sim::scenario::SecretSpec {
+        key_id: uuid::Uuid::new_v4(),
+        value: "NEW8Q~rotated-secret-value-0123456789ab".to_owned(),
+        display_name: "rotated".to_owned(),
+        start: chrono::Utc::now() - chrono::Duration::days(1),
+        end,
+    };
+    app.change_tenant("contoso", |t| t.apps[0].secrets.push(new_secret.clone()));
+    let rotated = app
+        .request(
+            Method::PUT,
+            &format!("/api/v1/organizations/{id}/credentials"),
+            Some(&key),
+        )
+        .json(&json!({"client_id": app.demo("contoso").app().client_id, "client_secret": new_secret.value}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(rotated.status(), 200);
+    assert_eq!(secret_expiry(&app, &key, &id).await, Some(end));
+}

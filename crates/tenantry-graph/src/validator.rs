@@ -1,11 +1,12 @@
 //! The credential validator (DESIGN §5): pre-flight checks on the pasted values, a token,
 //! then everything else concurrently — organization, the app's own service principal (the
 //! token's `oid`), the Microsoft Graph service principal, granted app roles, directory
-//! roles and the app's secret expiry — so a validation costs two sequential round trips.
+//! roles (named from the activated roles) and the app's secret expiry — so a validation costs
+//! two sequential round trips.
 //! The required permissions are compared with the granted ones four ways, and each
 //! capability is reported available or not, with the reason.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -17,7 +18,7 @@ use uuid::Uuid;
 
 use crate::calls::{self, GraphFailure};
 use crate::http_client::GraphHttp;
-use crate::report::{SecretExpiry, ValidationReport};
+use crate::report::{NamedRoleDiff, NamedRoles, SecretExpiry, ValidationReport};
 use crate::token::{TokenFailure, unverified_claims};
 
 /// Longest accepted secret; Entra's are 40 characters.
@@ -211,7 +212,15 @@ impl Validator {
         let application_path =
             format!("/applications(appId='{client}')?$select=id,appId,passwordCredentials");
         // Each read waits out a short `Retry-After` on its own, within the shared budget.
-        let (organization, own_sp, graph_sp, assignments, role_assignments, application) = tokio::join!(
+        let (
+            organization,
+            own_sp,
+            graph_sp,
+            assignments,
+            role_assignments,
+            application,
+            activated_roles,
+        ) = tokio::join!(
             calls::patiently(deadline, || calls::get(
                 http,
                 &token,
@@ -222,14 +231,18 @@ impl Validator {
             calls::patiently(deadline, || calls::get_all(http, &token, &assignments_path)),
             calls::patiently(deadline, || calls::get_all(http, &token, &roles_path)),
             calls::patiently(deadline, || calls::get(http, &token, &application_path)),
+            // Only for the roles' display names (graph-facts §9: activated roles, with
+            // `displayName` and `roleTemplateId`).
+            calls::patiently(deadline, || calls::get_all(http, &token, "/directoryRoles")),
         );
-        let outcomes: [Option<&GraphFailure>; 6] = [
+        let outcomes: [Option<&GraphFailure>; 7] = [
             organization.as_ref().err(),
             own_sp.as_ref().err(),
             graph_sp.as_ref().err(),
             assignments.as_ref().err(),
             role_assignments.as_ref().err(),
             application.as_ref().err(),
+            activated_roles.as_ref().err(),
         ];
         if let Some(outage) = outages(&outcomes) {
             return Err(outage);
@@ -325,6 +338,17 @@ impl Validator {
                 BTreeSet::new()
             }
         };
+        // A role Graph cannot name here is named from the built-in roles reference.
+        let role_names: BTreeMap<String, String> = activated_roles
+            .iter()
+            .flatten()
+            .filter_map(|role| {
+                Some((
+                    role["roleTemplateId"].as_str()?.to_ascii_lowercase(),
+                    role["displayName"].as_str()?.to_owned(),
+                ))
+            })
+            .collect();
         let secret = match &application {
             Ok(app) => Some(secret_expiry(
                 app,
@@ -349,8 +373,11 @@ impl Validator {
             verified_domains,
             service_principal_id: sp_id,
             permissions: diff,
-            directory_role_status: capabilities::role_diff(capabilities, &directory_roles),
-            directory_roles,
+            directory_role_status: NamedRoleDiff::new(
+                &capabilities::role_diff(capabilities, &directory_roles),
+                &role_names,
+            ),
+            directory_roles: NamedRoles::new(&directory_roles, &role_names),
             capabilities: capability_statuses,
             secret,
             warnings,
