@@ -941,3 +941,56 @@ async fn the_secret_expiry_follows_every_validation_and_roles_are_named(pool: Pg
     assert_eq!(rotated.status(), 200);
     assert_eq!(secret_expiry(&app, &key, &id).await, Some(end));
 }
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn made_up_credentials_never_learn_whether_another_msp_connected_a_tenant(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let first = app.create_msp("First MSP").await;
+    let second = app.create_msp("Second MSP").await;
+    assert_eq!(
+        connect(&app, &first.owner_key, app.connect_body("contoso"))
+            .await
+            .status(),
+        201
+    );
+    let made_up = |name: &str| {
+        let mut body = app.connect_body(name);
+        body["client_id"] = json!(uuid::Uuid::new_v4());
+        body["client_secret"] = json!("abc8Q~made-up-secret-value-0123456789xyz");
+        body
+    };
+    // The connected tenant and one nobody connected answer alike.
+    let mut answers = Vec::new();
+    for name in ["contoso", "tailspin"] {
+        let problem = assert_problem(
+            connect(&app, &second.owner_key, made_up(name)).await,
+            422,
+            "INVALID_CREDENTIALS",
+        )
+        .await;
+        answers.push((problem["reason"].clone(), problem["aadsts_code"].clone()));
+    }
+    assert_eq!(answers[0], answers[1]);
+    // A made-up secret for the connected tenant's real app is just a wrong secret.
+    let mut wrong_secret = app.connect_body("contoso");
+    wrong_secret["client_secret"] = json!("abc8Q~made-up-secret-value-0123456789xyz");
+    let problem = assert_problem(
+        connect(&app, &second.owner_key, wrong_secret).await,
+        422,
+        "INVALID_CREDENTIALS",
+    )
+    .await;
+    assert_eq!(problem["reason"], "secret_invalid");
+    // Credentials that work for the tenant learn that it is taken.
+    assert_problem(
+        connect(&app, &second.owner_key, app.connect_body("contoso")).await,
+        409,
+        "TENANT_ALREADY_BOUND",
+    )
+    .await;
+    let count: i64 = sqlx::query_scalar("select count(*) from organization")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(count, 1);
+}

@@ -242,17 +242,24 @@ pub async fn create_organization(
     let scope = caller.scope();
     // Refused before Microsoft is called on the caller's behalf.
     scope.may_manage_organizations()?;
-    // Before any call to Microsoft: a GUID already connected anywhere is refused at once.
-    if let Ok(tenant) = Uuid::parse_str(&credentials.tenant)
+    let validated = state
+        .validator
+        .validate(&credentials, capabilities.as_deref())
+        .await;
+    // Whether a tenant is connected (by anyone) is said only to credentials that proved
+    // control of it: Entra issued them a token for it. Said earlier, made-up credentials
+    // would learn which tenants some MSP manages.
+    let proven_tenant = match &validated {
+        Ok(report) => Some(report.tenant_id),
+        Err(ValidationError::MissingPermissions { report, .. }) => Some(report.tenant_id),
+        Err(_) => None,
+    };
+    if let Some(tenant) = proven_tenant
         && scope.tenant_bound(tenant).await?
     {
         return Err(tenantry_store::StoreError::TenantAlreadyBound.into());
     }
-    let report = state
-        .validator
-        .validate(&credentials, capabilities.as_deref())
-        .await
-        .map_err(validation_problem)?;
+    let report = validated.map_err(validation_problem)?;
     let report_value = report_json(&report)?;
     let (record, run) = scope
         .create_organization(NewOrganization {
