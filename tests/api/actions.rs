@@ -1759,3 +1759,69 @@ async fn policies_name_only_approvers_who_can_decide(pool: PgPool) {
     )
     .await;
 }
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn mfa_reset_deletes_an_alternate_mobile_phone_before_the_mobile_one(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let msp = app.create_msp("MFA MSP").await;
+    let org = connect(&app, &msp, "contoso").await;
+    set_policy(
+        &app,
+        &msp.owner_key,
+        &org,
+        "mfa_reset",
+        json!({"approval": "none"}),
+    )
+    .await;
+    // Listed mobile, password, alternateMobile, authenticator (the default).
+    let (user_id, upn) = sim_user(&app, "contoso", 7).await;
+    let phone = |id: &str, kind: &str| {
+        json!({"@odata.type": "#microsoft.graph.phoneAuthenticationMethod", "id": id,
+            "phoneNumber": "+1 2065550107", "phoneType": kind, "smsSignInState": "notAllowedByPolicy"})
+    };
+    let authenticator = "6f0c1b6e-3f43-4d1e-9a38-0d3a5f1e2c11";
+    assert!(app.sim.state().set_authentication_methods(
+        "contoso.onmicrosoft.com",
+        &user_id,
+        vec![
+            phone("3179e48a-750b-4051-897c-87b9720928f7", "mobile"),
+            json!({"@odata.type": "#microsoft.graph.passwordAuthenticationMethod",
+                "id": "28c10230-6103-485e-b985-444c60001490", "password": null}),
+            phone("b6332ec1-7057-4abe-9331-3d72feddfe41", "alternateMobile"),
+            json!({"@odata.type": "#microsoft.graph.microsoftAuthenticatorAuthenticationMethod",
+                "id": authenticator, "displayName": "iPhone 15"}),
+        ],
+        Some(authenticator),
+    ));
+    let action: Value = request(
+        &app,
+        &msp.owner_key,
+        &org,
+        Some("m-4"),
+        json!({"action": "mfa_reset", "target": upn}),
+    )
+    .await
+    .json()
+    .await
+    .expect("action");
+    let workers = app.start_workers();
+    let done = wait_for_action(&app, &msp.owner_key, action["id"].as_str().expect("id")).await;
+    drop(workers);
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let steps = done["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 4, "the listing and three deletes: {steps:?}");
+    let methods: Value = app
+        .graph(
+            "contoso",
+            Method::GET,
+            &format!("/users/{user_id}/authentication/methods"),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .expect("methods");
+    let left = methods["value"].as_array().expect("methods");
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0]["id"], "28c10230-6103-485e-b985-444c60001490");
+}

@@ -205,6 +205,38 @@ impl SimState {
         }
     }
 
+    /// Gives user `user` (object id or UPN) of tenant `tenant` (GUID, domain or name)
+    /// these authentication methods, as Graph lists them (`@odata.type`, `id`, …); the one
+    /// whose id is `default` is the default MFA method. Returns whether the user exists.
+    pub fn set_authentication_methods(
+        &self,
+        tenant: &str,
+        user: &str,
+        methods: Vec<serde_json::Value>,
+        default: Option<&str>,
+    ) -> bool {
+        let mut world = self.world_mut();
+        let Some(tenant) = world
+            .tenant_index(tenant)
+            .or_else(|| world.tenants.iter().position(|t| t.name == tenant))
+        else {
+            return false;
+        };
+        let tenant = &mut world.tenants[tenant];
+        let Some(index) = tenant.users.find(user) else {
+            return false;
+        };
+        let methods = methods
+            .into_iter()
+            .map(|body| {
+                let is_default = default.is_some_and(|d| body["id"].as_str() == Some(d));
+                model::methods::Method::new(body, is_default)
+            })
+            .collect();
+        tenant.methods.set(index, methods);
+        true
+    }
+
     /// Adds a one-off fault (see [`ScriptedFault`]), keeping the other faults.
     pub fn script_fault(&self, fault: ScriptedFault) {
         self.inner
