@@ -101,8 +101,8 @@ pub async fn run(json: bool) -> anyhow::Result<ExitCode> {
     let served = tenantry_api::serve(listener, app, until(shutdown)).await;
     let _ = workers.await;
     sim.stop().await;
-    // Dropping the cluster stops it when this process started it (also on every early
-    // return above).
+    // Dropping the cluster stops it when this process started it, or adopted it from a
+    // `dev` that died (also on every early return above).
     drop(cluster);
     served?;
     success()

@@ -5,7 +5,8 @@
 //! - [`TempCluster`]: throwaway, durability off for speed; stopped and deleted when
 //!   dropped. For the test suite.
 //! - [`DevCluster`]: persistent in `tenantry dev`'s data folder, reused across runs, stopped
-//!   when dropped if this process started it.
+//!   when dropped if this process started it or adopted it from a `dev` that died
+//!   (`postgres.owner` names the live `dev` responsible for it).
 //!
 //! When Tenantry runs as root, the cluster's folder belongs to an unprivileged user. Root
 //! never follows a path inside that folder that the user could have replaced with a link:
@@ -293,18 +294,53 @@ struct DevClusterRecord {
     database: String,
 }
 
+/// Which `dev` process is responsible for stopping the running cluster, in
+/// `<data dir>/postgres.owner`: its pid and its start time (so a reused pid is not
+/// mistaken for it).
+#[derive(Serialize, Deserialize, PartialEq, Eq, Debug)]
+struct Owner {
+    pid: u32,
+    started: u64,
+}
+
+impl Owner {
+    fn this_process() -> Option<Self> {
+        let pid = std::process::id();
+        Some(Self {
+            pid,
+            started: process_start(pid)?,
+        })
+    }
+
+    fn is_alive(&self) -> bool {
+        process_start(self.pid) == Some(self.started)
+    }
+}
+
+/// When process `pid` started (clock ticks after boot, field 22 of `/proc/<pid>/stat`),
+/// or `None` when there is no such process.
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces.
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
 /// The persistent cluster of `tenantry dev`.
 pub struct DevCluster {
     cluster: Cluster,
     record: DevClusterRecord,
-    /// Whether this process started it (and so stops it when dropped).
+    /// Whether this process is responsible for the cluster (and so stops it when
+    /// dropped): it started it, or adopted one left running by a `dev` that died.
     pub started_here: bool,
+    owner_path: PathBuf,
 }
 
 impl DevCluster {
     /// Creates the cluster on first use, starts it when it is not running.
     pub fn ensure(data_dir: &Path) -> Result<Self, ClusterError> {
         let record_path = data_dir.join("postgres.json");
+        let owner_path = data_dir.join("postgres.owner");
         let binaries = PgBinaries::locate_or_install()?;
         let run_as = RunAs::detect().map_err(ClusterError::Setup)?;
         let record = match std::fs::read(&record_path) {
@@ -334,11 +370,15 @@ impl DevCluster {
                         cluster,
                         record,
                         started_here: false,
+                        owner_path: owner_path.clone(),
                     },
                     false,
                 )
             }
-            None => (Self::create(data_dir, binaries, run_as)?, true),
+            None => (
+                Self::create(data_dir, binaries, run_as, owner_path.clone())?,
+                true,
+            ),
         };
         if fresh {
             dev.save(&record_path)?;
@@ -354,11 +394,38 @@ impl DevCluster {
                 dev.cluster.start()?;
             }
             dev.started_here = true;
+        } else if !dev.owned_by_a_live_dev() {
+            // Left running by a `dev` that died (or started by hand): nobody else will
+            // stop it, so this process does when it stops.
+            tracing::info!(
+                "adopting the private PostgreSQL left running; it stops with this process"
+            );
+            dev.started_here = true;
+        }
+        if dev.started_here
+            && let Some(owner) = Owner::this_process()
+        {
+            let json =
+                serde_json::to_vec(&owner).map_err(|e| ClusterError::Setup(e.to_string()))?;
+            write_private(&dev.owner_path, &json)?;
         }
         Ok(dev)
     }
 
-    fn create(data_dir: &Path, binaries: PgBinaries, run_as: RunAs) -> Result<Self, ClusterError> {
+    /// Whether another `dev`, still running, is responsible for the running cluster.
+    fn owned_by_a_live_dev(&self) -> bool {
+        std::fs::read(&self.owner_path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Owner>(&bytes).ok())
+            .is_some_and(|owner| owner.pid != std::process::id() && owner.is_alive())
+    }
+
+    fn create(
+        data_dir: &Path,
+        binaries: PgBinaries,
+        run_as: RunAs,
+        owner_path: PathBuf,
+    ) -> Result<Self, ClusterError> {
         std::fs::create_dir_all(data_dir)
             .map_err(io(format!("creating {}", data_dir.display())))?;
         let data_dir = data_dir
@@ -403,6 +470,7 @@ impl DevCluster {
             cluster,
             record,
             started_here: false,
+            owner_path,
         })
     }
 
@@ -444,7 +512,10 @@ impl Drop for DevCluster {
     fn drop(&mut self) {
         if self.started_here {
             match self.cluster.stop() {
-                Ok(()) => tracing::info!("private PostgreSQL stopped"),
+                Ok(()) => {
+                    tracing::info!("private PostgreSQL stopped");
+                    let _ = std::fs::remove_file(&self.owner_path);
+                }
                 Err(error) => eprintln!("stopping the private PostgreSQL cluster: {error}"),
             }
         }

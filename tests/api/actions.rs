@@ -1659,3 +1659,164 @@ async fn a_disabled_action_and_an_unreachable_microsoft_are_refused_with_their_c
         .expect("count");
     assert_eq!(rows, 0);
 }
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn policies_name_only_approvers_who_can_decide(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Approver MSP").await;
+    let other = app.create_msp("Other MSP").await;
+    let org = connect(&app, &msp, "contoso").await;
+    let (technician, _) = app.key_for(&msp, Role::Technician).await;
+    let (revoked, _) = app.key_for(&msp, Role::Admin).await;
+    sqlx::query("update api_key set revoked_at = now() where api_key_id = $1")
+        .bind(revoked)
+        .execute(&app.pool)
+        .await
+        .expect("revoked");
+    let (gateway, _) = app.key_for(&msp, Role::SelfServiceGateway).await;
+    let (foreign, _) = app.key_for(&other, Role::Admin).await;
+    let put = |approvers: Value| {
+        app.request(
+            Method::PUT,
+            &format!("/api/v1/organizations/{org}/policies/password_reset"),
+            Some(&msp.owner_key),
+        )
+        .json(&json!({"approvers": approvers}))
+        .send()
+    };
+    let refused = |field: &'static str| {
+        move |problem: Value| {
+            let fields: Vec<&str> = problem["errors"]
+                .as_array()
+                .expect("errors")
+                .iter()
+                .filter_map(|e| e["field"].as_str())
+                .collect();
+            assert_eq!(fields, [field], "{problem}");
+        }
+    };
+    for key in [
+        other.owner_key_id,
+        foreign,
+        uuid::Uuid::new_v4(),
+        revoked,
+        gateway,
+    ] {
+        let response = put(json!({"keys": [key]})).await.expect("sent");
+        refused("approvers.keys")(assert_problem(response, 422, "INVALID_REQUEST").await);
+    }
+    // Another MSP's key and a made-up id read alike.
+    let detail = |response: Value| {
+        response["errors"][0]["message"]
+            .as_str()
+            .map(|m| m.split(':').next().map(str::to_owned))
+    };
+    let a = detail(
+        assert_problem(
+            put(json!({"keys": [foreign]})).await.expect("sent"),
+            422,
+            "INVALID_REQUEST",
+        )
+        .await,
+    );
+    let b = detail(
+        assert_problem(
+            put(json!({"keys": [uuid::Uuid::new_v4()]}))
+                .await
+                .expect("sent"),
+            422,
+            "INVALID_REQUEST",
+        )
+        .await,
+    );
+    assert_eq!(a, b);
+    let response = put(json!({"roles": ["owner"], "groups": [uuid::Uuid::new_v4()]}))
+        .await
+        .expect("sent");
+    refused("approvers.groups")(assert_problem(response, 422, "INVALID_REQUEST").await);
+    let policy: Value = app
+        .get(
+            &format!("/api/v1/organizations/{org}/policies/password_reset"),
+            &msp.owner_key,
+        )
+        .await
+        .json()
+        .await
+        .expect("policy");
+    assert_eq!(policy["is_default"], true, "nothing was saved");
+    // The MSP's own active key is an approver.
+    set_policy(
+        &app,
+        &msp.owner_key,
+        &org,
+        "password_reset",
+        json!({"approvers": {"keys": [technician]}}),
+    )
+    .await;
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn mfa_reset_deletes_an_alternate_mobile_phone_before_the_mobile_one(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let msp = app.create_msp("MFA MSP").await;
+    let org = connect(&app, &msp, "contoso").await;
+    set_policy(
+        &app,
+        &msp.owner_key,
+        &org,
+        "mfa_reset",
+        json!({"approval": "none"}),
+    )
+    .await;
+    // Listed mobile, password, alternateMobile, authenticator (the default).
+    let (user_id, upn) = sim_user(&app, "contoso", 7).await;
+    let phone = |id: &str, kind: &str| {
+        json!({"@odata.type": "#microsoft.graph.phoneAuthenticationMethod", "id": id,
+            "phoneNumber": "+1 2065550107", "phoneType": kind, "smsSignInState": "notAllowedByPolicy"})
+    };
+    let authenticator = "6f0c1b6e-3f43-4d1e-9a38-0d3a5f1e2c11";
+    assert!(app.sim.state().set_authentication_methods(
+        "contoso.onmicrosoft.com",
+        &user_id,
+        vec![
+            phone("3179e48a-750b-4051-897c-87b9720928f7", "mobile"),
+            json!({"@odata.type": "#microsoft.graph.passwordAuthenticationMethod",
+                "id": "28c10230-6103-485e-b985-444c60001490", "password": null}),
+            phone("b6332ec1-7057-4abe-9331-3d72feddfe41", "alternateMobile"),
+            json!({"@odata.type": "#microsoft.graph.microsoftAuthenticatorAuthenticationMethod",
+                "id": authenticator, "displayName": "iPhone 15"}),
+        ],
+        Some(authenticator),
+    ));
+    let action: Value = request(
+        &app,
+        &msp.owner_key,
+        &org,
+        Some("m-4"),
+        json!({"action": "mfa_reset", "target": upn}),
+    )
+    .await
+    .json()
+    .await
+    .expect("action");
+    let workers = app.start_workers();
+    let done = wait_for_action(&app, &msp.owner_key, action["id"].as_str().expect("id")).await;
+    drop(workers);
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let steps = done["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 4, "the listing and three deletes: {steps:?}");
+    let methods: Value = app
+        .graph(
+            "contoso",
+            Method::GET,
+            &format!("/users/{user_id}/authentication/methods"),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .expect("methods");
+    let left = methods["value"].as_array().expect("methods");
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(left[0]["id"], "28c10230-6103-485e-b985-444c60001490");
+}

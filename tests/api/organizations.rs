@@ -5,6 +5,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tenantry_domain::Role;
+use tenantry_graph_sim::ScriptedFault;
 
 use crate::helpers::{TEST_MASTER_KEY, TestApp, assert_problem};
 
@@ -688,4 +689,308 @@ async fn a_report_of_a_replaced_secret_never_overwrites_the_newer_one(pool: PgPo
     let organization = scope.organization(id).await.expect("org");
     assert_eq!(organization.status, "connected");
     assert_eq!(organization.validation_report, Some(json!({"newer": true})));
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn a_short_retry_after_is_waited_out_inside_the_request_and_a_long_one_is_answered(
+    pool: PgPool,
+) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Contoso IT").await;
+    let organization_answers = |app: &TestApp| -> Vec<u16> {
+        app.sim
+            .requests()
+            .iter()
+            .filter(|r| r.path.starts_with("/v1.0/organization"))
+            .map(|r| r.status)
+            .collect()
+    };
+    // Microsoft throttles the one /organization read, asking for 1.5 s.
+    app.sim
+        .state()
+        .script_fault(ScriptedFault::new("/v1.0/organization", 429).retry_after(1.5));
+    let started = std::time::Instant::now();
+    let response = connect(&app, &msp.owner_key, app.connect_body("contoso")).await;
+    assert_eq!(response.status(), 201);
+    assert_eq!(organization_answers(&app), [429, 200], "asked again once");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(1500));
+
+    // A wait beyond the validation's budget is not made inside the request.
+    app.sim.state().clear_requests();
+    app.sim
+        .state()
+        .script_fault(ScriptedFault::new("/v1.0/organization", 429).retry_after(30.0));
+    let started = std::time::Instant::now();
+    let response = connect(&app, &msp.owner_key, app.connect_body("tailspin")).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("30")
+    );
+    assert_problem(response, 503, "UPSTREAM_UNAVAILABLE").await;
+    assert_eq!(organization_answers(&app), [429]);
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn a_service_principal_graph_does_not_show_yet_is_not_found_and_checked_again(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Contoso IT").await;
+    let replicating = |app: &TestApp, yes: bool| {
+        app.change_tenant("contoso", |t| {
+            *t = t.clone().with_service_principal_replicating(yes);
+        });
+    };
+    // Consent was just granted: Entra issues tokens, Graph does not show the principal yet.
+    replicating(&app, true);
+    let body = assert_problem(
+        connect(&app, &msp.owner_key, app.connect_body("contoso")).await,
+        422,
+        "SERVICE_PRINCIPAL_NOT_FOUND",
+    )
+    .await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("few minutes")),
+        "{body}"
+    );
+    assert!(
+        app.sim
+            .requests()
+            .iter()
+            .any(|r| r.path.ends_with("/oauth2/v2.0/token") && r.status == 200),
+        "the credentials themselves worked"
+    );
+    replicating(&app, false);
+    let created: Value = connect(&app, &msp.owner_key, app.connect_body("contoso"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = created["organization"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+
+    // The same lag at a re-validation: the organization needs attention (its credentials
+    // are not called invalid) and is checked again on the schedule until it passes.
+    replicating(&app, true);
+    let failed = app
+        .post_json(
+            &format!("/api/v1/organizations/{id}/validate"),
+            &msp.owner_key,
+            json!({}),
+        )
+        .await;
+    assert_problem(failed, 422, "SERVICE_PRINCIPAL_NOT_FOUND").await;
+    assert_eq!(
+        organization(&app, &msp.owner_key, &id).await["status"],
+        "needs_attention"
+    );
+    assert_eq!(
+        revalidate_job(&app, &msp.owner_key, &id).await["state"],
+        "available"
+    );
+    replicating(&app, false);
+    let _workers = app.start_workers();
+    make_due(&app, "revalidate", &id).await;
+    let mut state = Value::Null;
+    for _ in 0..200 {
+        state = revalidate_job(&app, &msp.owner_key, &id).await["state"].clone();
+        if state == "completed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(state, "completed");
+    assert_eq!(
+        organization(&app, &msp.owner_key, &id).await["status"],
+        "connected"
+    );
+}
+
+async fn organization(app: &TestApp, key: &str, id: &str) -> Value {
+    app.get(&format!("/api/v1/organizations/{id}"), key)
+        .await
+        .json()
+        .await
+        .expect("organization")
+}
+
+/// The organization's `secret_expires_at`, parsed.
+async fn secret_expiry(
+    app: &TestApp,
+    key: &str,
+    id: &str,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    organization(app, key, id).await["secret_expires_at"]
+        .as_str()
+        .map(|t| t.parse().expect("time"))
+}
+
+async fn forget_secret_expiry(app: &TestApp) {
+    sqlx::query("update organization set secret_expires_at = null")
+        .execute(&app.pool)
+        .await
+        .expect("cleared");
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn the_secret_expiry_follows_every_validation_and_roles_are_named(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Contoso IT").await;
+    let key = msp.owner_key.clone();
+    let created: Value = connect(&app, &key, app.connect_body("contoso"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = created["organization"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let reported: chrono::DateTime<chrono::Utc> = created["validation"]["secret"]["expires_at"]
+        .as_str()
+        .expect("the report knows the expiry")
+        .parse()
+        .expect("time");
+    assert_eq!(
+        created["organization"]["secret_expires_at"]
+            .as_str()
+            .map(|t| t.parse::<chrono::DateTime<chrono::Utc>>().expect("time")),
+        Some(reported),
+        "on create"
+    );
+    assert_eq!(secret_expiry(&app, &key, &id).await, Some(reported));
+    let user_administrator = tenantry_domain::capabilities::roles::USER_ADMINISTRATOR;
+    assert_eq!(
+        created["validation"]["directory_roles"],
+        json!([{"id": user_administrator, "name": "User Administrator"}])
+    );
+    assert_eq!(
+        created["validation"]["directory_role_status"]["granted"],
+        json!([{"id": user_administrator, "name": "User Administrator"}])
+    );
+
+    // Re-validating on request sets it.
+    forget_secret_expiry(&app).await;
+    let validated = app
+        .post_json(
+            &format!("/api/v1/organizations/{id}/validate"),
+            &key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(validated.status(), 200);
+    assert_eq!(secret_expiry(&app, &key, &id).await, Some(reported));
+
+    // Automatic re-validation sets it (the first scan, which reads the expiry too, is
+    // taken off the queue so only the re-validation can).
+    forget_secret_expiry(&app).await;
+    sqlx::query("delete from job where kind = 'discovery'")
+        .execute(&app.pool)
+        .await
+        .expect("no scan");
+    let principal = app.store.authenticate(&key).await.expect("key");
+    app.store
+        .scope(&principal)
+        .schedule_revalidation(id.parse().expect("id"))
+        .await
+        .expect("queued");
+    make_due(&app, "revalidate", &id).await;
+    let workers = app.start_workers();
+    let mut state = Value::Null;
+    for _ in 0..200 {
+        state = revalidate_job(&app, &key, &id).await["state"].clone();
+        if state == "completed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    drop(workers);
+    assert_eq!(state, "completed");
+    assert_eq!(secret_expiry(&app, &key, &id).await, Some(reported));
+
+    // A new secret brings its own expiry.
+    let end = (chrono::Utc::now() + chrono::Duration::days(200))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+        .parse::<chrono::DateTime<chrono::Utc>>()
+        .expect("time");
+    let new_secret = tenantry_graph_sim::scenario::SecretSpec {
+        key_id: uuid::Uuid::new_v4(),
+        value: "NEW8Q~rotated-secret-value-0123456789ab".to_owned(),
+        display_name: "rotated".to_owned(),
+        start: chrono::Utc::now() - chrono::Duration::days(1),
+        end,
+    };
+    app.change_tenant("contoso", |t| t.apps[0].secrets.push(new_secret.clone()));
+    let rotated = app
+        .request(
+            Method::PUT,
+            &format!("/api/v1/organizations/{id}/credentials"),
+            Some(&key),
+        )
+        .json(&json!({"client_id": app.demo("contoso").app().client_id, "client_secret": new_secret.value}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(rotated.status(), 200);
+    assert_eq!(secret_expiry(&app, &key, &id).await, Some(end));
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn made_up_credentials_never_learn_whether_another_msp_connected_a_tenant(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let first = app.create_msp("First MSP").await;
+    let second = app.create_msp("Second MSP").await;
+    assert_eq!(
+        connect(&app, &first.owner_key, app.connect_body("contoso"))
+            .await
+            .status(),
+        201
+    );
+    let made_up = |name: &str| {
+        let mut body = app.connect_body(name);
+        body["client_id"] = json!(uuid::Uuid::new_v4());
+        body["client_secret"] = json!("abc8Q~made-up-secret-value-0123456789xyz");
+        body
+    };
+    // The connected tenant and one nobody connected answer alike.
+    let mut answers = Vec::new();
+    for name in ["contoso", "tailspin"] {
+        let problem = assert_problem(
+            connect(&app, &second.owner_key, made_up(name)).await,
+            422,
+            "INVALID_CREDENTIALS",
+        )
+        .await;
+        answers.push((problem["reason"].clone(), problem["aadsts_code"].clone()));
+    }
+    assert_eq!(answers[0], answers[1]);
+    // A made-up secret for the connected tenant's real app is just a wrong secret.
+    let mut wrong_secret = app.connect_body("contoso");
+    wrong_secret["client_secret"] = json!("abc8Q~made-up-secret-value-0123456789xyz");
+    let problem = assert_problem(
+        connect(&app, &second.owner_key, wrong_secret).await,
+        422,
+        "INVALID_CREDENTIALS",
+    )
+    .await;
+    assert_eq!(problem["reason"], "secret_invalid");
+    // Credentials that work for the tenant learn that it is taken.
+    assert_problem(
+        connect(&app, &second.owner_key, app.connect_body("contoso")).await,
+        409,
+        "TENANT_ALREADY_BOUND",
+    )
+    .await;
+    let count: i64 = sqlx::query_scalar("select count(*) from organization")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(count, 1);
 }

@@ -568,6 +568,71 @@ fn dev_brings_up_its_own_postgres_and_reuses_it() {
     );
 }
 
+/// Stops a postmaster a failed test left running (its pid is the first line of
+/// `postmaster.pid`), so the temporary folder does not outlive it.
+struct StopLeftover(std::path::PathBuf);
+
+impl Drop for StopLeftover {
+    fn drop(&mut self) {
+        let pid = std::fs::read_to_string(self.0.join("postmaster.pid"))
+            .ok()
+            .and_then(|text| text.lines().next()?.trim().parse::<i32>().ok());
+        if let Some(pid) = pid {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGINT,
+            );
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    }
+}
+
+#[test]
+fn dev_after_a_crash_adopts_the_postgres_left_running_and_stops_it() {
+    let data = tempfile::tempdir().expect("temp dir");
+    std::fs::set_permissions(
+        data.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let dev = || {
+        Tenantry::new()
+            .env_remove("TENANTRY__DATABASE__URL")
+            .env("TENANTRY__DEV__DATA_DIR", data.path())
+            .args(["dev", "--json"])
+            .spawn()
+    };
+    let listening = |port: u16| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+    // The first run starts the cluster, then dies without cleaning up.
+    let mut crashed = dev();
+    crashed.wait_for_stdout_line(Duration::from_secs(120));
+    crashed.kill();
+    let record: Value = serde_json::from_slice(
+        &std::fs::read(data.path().join("postgres.json")).expect("cluster record"),
+    )
+    .expect("json");
+    let _leftover = StopLeftover(record["pgdata"].as_str().expect("pgdata").into());
+    let port = u16::try_from(record["port"].as_u64().expect("port")).expect("port");
+    assert!(listening(port), "the crashed run left PostgreSQL running");
+
+    // The next run finds it running, with nobody alive responsible for it.
+    let mut next = dev();
+    let line = next.wait_for_stdout_line(Duration::from_secs(120));
+    let ready: Value = serde_json::from_str(&line).expect("one JSON line");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (status, body) = runtime.block_on(http_get(
+        &format!("{}/api/v1/me", ready["url"].as_str().expect("url")),
+        ready["api_key"].as_str(),
+    ));
+    assert_eq!(status, 200, "{body}");
+    let (code, logs) = next.terminate(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{logs}");
+    assert!(
+        !listening(port),
+        "dev stops the PostgreSQL it adopted:\n{logs}"
+    );
+}
+
 /// Environment for a `tenantry worker` with a short lease, talking to `sim`.
 fn worker(url: &str, sim: &tenantry_graph_sim::GraphSim, drain_secs: &str) -> Tenantry {
     Tenantry::new()

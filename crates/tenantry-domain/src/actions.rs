@@ -760,13 +760,22 @@ const METHOD_COLLECTIONS: [(&str, &str); 7] = [
     ),
 ];
 
-/// One DELETE per method the listing returned, password excluded, in listed order.
-/// Graph v1.0 does not say which method is the default; the executor learns it from
-/// Microsoft's refusal ("Cannot delete default method with other methods configured")
-/// and sends that delete again last.
+/// One DELETE per method the listing returned, password excluded, in listed order except
+/// that alternateMobile phones go first: "A user can't have an alternateMobile number
+/// without a mobile number" (graph-facts §6.3), so the mobile one is refused while an
+/// alternateMobile one remains. Graph v1.0 does not say which method is the default; the
+/// executor learns it from Microsoft's refusal ("Cannot delete default method with other
+/// methods configured") and, like any delete refused while other methods remain, sends it
+/// again after the others.
 pub fn mfa_delete_steps(user: &str, methods: &[Value]) -> Vec<PlannedStep> {
-    methods
-        .iter()
+    let alternate_mobile = |method: &&Value| {
+        method["@odata.type"] == "#microsoft.graph.phoneAuthenticationMethod"
+            && method["phoneType"] == "alternateMobile"
+    };
+    let (first, rest): (Vec<&Value>, Vec<&Value>) = methods.iter().partition(alternate_mobile);
+    first
+        .into_iter()
+        .chain(rest)
         .filter_map(|method| {
             let kind = method["@odata.type"].as_str()?;
             let id = method["id"].as_str()?;
@@ -877,6 +886,29 @@ mod tests {
         assert_eq!(
             steps[0].body.as_ref().expect("body")["passwordProfile"]["password"],
             PASSWORD_PLACEHOLDER
+        );
+    }
+
+    #[test]
+    fn an_alternate_mobile_phone_is_deleted_before_the_mobile_one() {
+        let phone = |id: &str, kind: &str| json!({"@odata.type": "#microsoft.graph.phoneAuthenticationMethod", "id": id, "phoneType": kind});
+        let methods = [
+            phone("m", "mobile"),
+            json!({"@odata.type": "#microsoft.graph.passwordAuthenticationMethod", "id": "28c10230-6103-485e-b985-444c60001490"}),
+            phone("a", "alternateMobile"),
+            json!({"@odata.type": "#microsoft.graph.microsoftAuthenticatorAuthenticationMethod", "id": "x"}),
+        ];
+        let paths: Vec<String> = mfa_delete_steps("u", &methods)
+            .into_iter()
+            .map(|s| s.path)
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "/users/u/authentication/phoneMethods/a",
+                "/users/u/authentication/phoneMethods/m",
+                "/users/u/authentication/microsoftAuthenticatorMethods/x",
+            ]
         );
     }
 

@@ -18,6 +18,60 @@ pub struct Faults {
     /// By tenant GUID.
     #[serde(default)]
     pub tenants: HashMap<String, FaultSpec>,
+    /// One-off answers to particular requests, taken before any other fault (each is
+    /// used up after `times` requests).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scripted: Vec<ScriptedFault>,
+}
+
+/// "Answer the next `times` requests to `path` with `status`": a single, targeted
+/// failure (one 429 on `/v1.0/organization`) that rates cannot express.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptedFault {
+    /// Matched against the start of the request path (without the query), e.g.
+    /// `/v1.0/organization` or `/{tenant}/oauth2/v2.0/token`.
+    pub path: String,
+    /// Only requests with this method (any when absent).
+    #[serde(default)]
+    pub method: Option<String>,
+    pub status: u16,
+    /// How many requests get it; default 1.
+    #[serde(default = "one")]
+    pub times: u32,
+    /// `Retry-After` (seconds, may be fractional) of an injected 429; default 1.
+    #[serde(default)]
+    pub retry_after_secs: Option<f64>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl ScriptedFault {
+    pub fn new(path: &str, status: u16) -> Self {
+        Self {
+            path: path.to_owned(),
+            method: None,
+            status,
+            times: 1,
+            retry_after_secs: None,
+        }
+    }
+
+    pub fn retry_after(mut self, secs: f64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
+    }
+
+    fn matches(&self, method: &str, path: &str) -> bool {
+        self.times > 0
+            && path.starts_with(&self.path)
+            && self
+                .method
+                .as_deref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(method))
+    }
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -61,6 +115,18 @@ pub enum Outcome {
 pub struct Dropped;
 
 impl Faults {
+    /// Uses up the first scripted fault matching the request, if any.
+    pub(crate) fn take_scripted(&mut self, method: &str, path: &str) -> Option<Outcome> {
+        let index = self.scripted.iter().position(|s| s.matches(method, path))?;
+        let fault = &mut self.scripted[index];
+        fault.times -= 1;
+        let outcome = Outcome::Error(fault.status, fault.retry_after_secs.unwrap_or(1.0).max(0.0));
+        if fault.times == 0 {
+            self.scripted.remove(index);
+        }
+        Some(outcome)
+    }
+
     pub fn decide(&self, tenant: Option<&str>) -> Decision {
         let spec = tenant
             .and_then(|t| self.tenants.get(t))

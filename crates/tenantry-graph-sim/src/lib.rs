@@ -52,7 +52,7 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-pub use faults::{FaultSpec, Faults};
+pub use faults::{FaultSpec, Faults, ScriptedFault};
 pub use model::subscriptions::Subscription;
 pub use notify::{DeliveryKind, DeliveryRecord, LifecycleEvent};
 pub use record::RequestRecord;
@@ -182,13 +182,69 @@ impl SimState {
         *self.inner.faults.write().unwrap_or_else(|p| p.into_inner()) = faults;
     }
 
-    /// What the configured faults do to one request (no copy of the configuration).
-    pub(crate) fn decide_fault(&self, tenant: Option<&str>) -> faults::Decision {
+    /// What the configured faults do to one request (no copy of the configuration): a
+    /// matching scripted fault first (used up), else the rates.
+    pub(crate) fn decide_fault(
+        &self,
+        tenant: Option<&str>,
+        method: &str,
+        path: &str,
+    ) -> faults::Decision {
+        let faults = self.inner.faults.read().unwrap_or_else(|p| p.into_inner());
+        if faults.scripted.is_empty() {
+            return faults.decide(tenant);
+        }
+        drop(faults);
+        let mut faults = self.inner.faults.write().unwrap_or_else(|p| p.into_inner());
+        match faults.take_scripted(method, path) {
+            Some(outcome) => faults::Decision {
+                delay: None,
+                outcome,
+            },
+            None => faults.decide(tenant),
+        }
+    }
+
+    /// Gives user `user` (object id or UPN) of tenant `tenant` (GUID, domain or name)
+    /// these authentication methods, as Graph lists them (`@odata.type`, `id`, …); the one
+    /// whose id is `default` is the default MFA method. Returns whether the user exists.
+    pub fn set_authentication_methods(
+        &self,
+        tenant: &str,
+        user: &str,
+        methods: Vec<serde_json::Value>,
+        default: Option<&str>,
+    ) -> bool {
+        let mut world = self.world_mut();
+        let Some(tenant) = world
+            .tenant_index(tenant)
+            .or_else(|| world.tenants.iter().position(|t| t.name == tenant))
+        else {
+            return false;
+        };
+        let tenant = &mut world.tenants[tenant];
+        let Some(index) = tenant.users.find(user) else {
+            return false;
+        };
+        let methods = methods
+            .into_iter()
+            .map(|body| {
+                let is_default = default.is_some_and(|d| body["id"].as_str() == Some(d));
+                model::methods::Method::new(body, is_default)
+            })
+            .collect();
+        tenant.methods.set(index, methods);
+        true
+    }
+
+    /// Adds a one-off fault (see [`ScriptedFault`]), keeping the other faults.
+    pub fn script_fault(&self, fault: ScriptedFault) {
         self.inner
             .faults
-            .read()
+            .write()
             .unwrap_or_else(|p| p.into_inner())
-            .decide(tenant)
+            .scripted
+            .push(fault);
     }
 
     pub fn faults(&self) -> Faults {

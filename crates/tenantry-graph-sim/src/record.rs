@@ -74,7 +74,11 @@ pub async fn observe(State(state): State<SimState>, request: Request, next: Next
             .tenant_index(t)
             .map(|i| world.tenants[i].id.to_string())
     });
-    let fault = state.decide_fault(resolved_tenant.as_deref());
+    let fault = state.decide_fault(
+        resolved_tenant.as_deref(),
+        request.method().as_str(),
+        request.uri().path(),
+    );
     if let Some(delay) = fault.delay {
         tokio::time::sleep(delay).await;
     }

@@ -68,6 +68,11 @@ pub struct ServicePrincipalSpec {
     pub granted: Vec<String>,
     /// Directory roles held by the service principal, by display name.
     pub directory_roles: Vec<String>,
+    /// Entra issues tokens for it (their `oid` names it) but Graph does not show it yet:
+    /// reads of it answer 404, as in the minutes after consent while it replicates
+    /// (graph-facts-next §1.6).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_yet_in_graph: bool,
 }
 
 impl Scenario {
@@ -104,6 +109,7 @@ impl TenantSpec {
                         .map(|p| (*p).to_owned())
                         .collect(),
                     directory_roles: vec!["User Administrator".to_owned()],
+                    not_yet_in_graph: false,
                 }),
             }],
         }
@@ -145,6 +151,15 @@ impl TenantSpec {
 
     pub fn without_service_principal(mut self) -> Self {
         self.app_mut().service_principal = None;
+        self
+    }
+
+    /// The service principal exists for Entra (tokens are issued) but Graph does not
+    /// show it yet (`false` undoes it).
+    pub fn with_service_principal_replicating(mut self, replicating: bool) -> Self {
+        if let Some(sp) = self.sp_mut() {
+            sp.not_yet_in_graph = replicating;
+        }
         self
     }
 

@@ -123,6 +123,29 @@ pub(crate) fn failure(
     })
 }
 
+/// Runs `call` again while Microsoft asks to wait (429, or 503 with `Retry-After`) for
+/// no longer than `deadline` allows: a short `Retry-After` is waited out, a longer one (or
+/// a throttle without one) goes back to the caller, who answers with it.
+pub async fn patiently<T, F, Fut>(
+    deadline: tokio::time::Instant,
+    mut call: F,
+) -> Result<T, GraphFailure>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, GraphFailure>>,
+{
+    loop {
+        match call().await {
+            Err(GraphFailure::Throttled {
+                retry_after: Some(wait),
+            }) if tokio::time::Instant::now() + wait <= deadline => {
+                tokio::time::sleep(wait).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// GETs `path` (after `/v1.0`).
 pub async fn get(
     http: &GraphHttp,

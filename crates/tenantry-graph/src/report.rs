@@ -1,10 +1,10 @@
 //! The validation report: what Tenantry can and cannot do in a tenant, and why.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tenantry_domain::capabilities::{CapabilityStatus, RoleDiff};
+use tenantry_domain::capabilities::{self, CapabilityStatus, RoleDiff};
 use tenantry_domain::permissions::PermissionDiff;
 use uuid::Uuid;
 
@@ -16,11 +16,11 @@ pub struct ValidationReport {
     pub service_principal_id: Uuid,
     /// Graph application permissions: required & granted, missing, extra, not required.
     pub permissions: PermissionDiff,
-    /// Directory roles the service principal holds (role template ids).
-    pub directory_roles: BTreeSet<String>,
+    /// Directory roles the service principal holds: template id and display name.
+    pub directory_roles: NamedRoles,
     /// Those roles compared with what the capabilities need: granted, missing, extra, not
-    /// required (template ids).
-    pub directory_role_status: RoleDiff,
+    /// required (template id and display name each).
+    pub directory_role_status: NamedRoleDiff,
     pub capabilities: Vec<CapabilityStatus>,
     pub secret: Option<SecretExpiry>,
     pub warnings: Vec<String>,
@@ -48,6 +48,73 @@ impl ValidationReport {
             "needs_attention"
         } else {
             "connected"
+        }
+    }
+}
+
+/// A directory role by its template id, with its display name: Graph's (`GET
+/// /directoryRoles`, activated roles), else the built-in roles reference (graph-facts
+/// §6.1), else `None`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NamedRole {
+    pub id: String,
+    pub name: Option<String>,
+}
+
+/// Roles sorted by template id.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct NamedRoles(pub Vec<NamedRole>);
+
+impl NamedRoles {
+    /// Names the template ids in `ids` from `graph_names` (template id → display name,
+    /// lower-case ids) or the built-in roles reference.
+    pub fn new(ids: &BTreeSet<String>, graph_names: &BTreeMap<String, String>) -> Self {
+        Self(
+            ids.iter()
+                .map(|id| NamedRole {
+                    id: id.clone(),
+                    name: graph_names
+                        .get(&id.to_ascii_lowercase())
+                        .cloned()
+                        .or_else(|| {
+                            capabilities::roles::KNOWN
+                                .iter()
+                                .find(|(known, _)| known.eq_ignore_ascii_case(id))
+                                .map(|(_, name)| (*name).to_owned())
+                        }),
+                })
+                .collect(),
+        )
+    }
+
+    pub fn contains(&self, template_id: &str) -> bool {
+        self.0
+            .iter()
+            .any(|r| r.id.eq_ignore_ascii_case(template_id))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// [`RoleDiff`] with each role named.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct NamedRoleDiff {
+    pub granted: NamedRoles,
+    pub missing: NamedRoles,
+    pub extra: NamedRoles,
+    pub not_required: NamedRoles,
+}
+
+impl NamedRoleDiff {
+    pub fn new(diff: &RoleDiff, graph_names: &BTreeMap<String, String>) -> Self {
+        Self {
+            granted: NamedRoles::new(&diff.granted, graph_names),
+            missing: NamedRoles::new(&diff.missing, graph_names),
+            extra: NamedRoles::new(&diff.extra, graph_names),
+            not_required: NamedRoles::new(&diff.not_required, graph_names),
         }
     }
 }

@@ -1,11 +1,12 @@
 //! The credential validator (DESIGN §5): pre-flight checks on the pasted values, a token,
 //! then everything else concurrently — organization, the app's own service principal (the
 //! token's `oid`), the Microsoft Graph service principal, granted app roles, directory
-//! roles and the app's secret expiry — so a validation costs two sequential round trips.
+//! roles (named from the activated roles) and the app's secret expiry — so a validation costs
+//! two sequential round trips.
 //! The required permissions are compared with the granted ones four ways, and each
 //! capability is reported available or not, with the reason.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -17,13 +18,17 @@ use uuid::Uuid;
 
 use crate::calls::{self, GraphFailure};
 use crate::http_client::GraphHttp;
-use crate::report::{SecretExpiry, ValidationReport};
+use crate::report::{NamedRoleDiff, NamedRoles, SecretExpiry, ValidationReport};
 use crate::token::{TokenFailure, unverified_claims};
 
 /// Longest accepted secret; Entra's are 40 characters.
 const MAX_SECRET_LEN: usize = 1024;
 /// Secret expiry warnings start this many days ahead.
 const EXPIRY_WARNING_DAYS: i64 = 30;
+/// How long one validation may wait out Microsoft's `Retry-After` in all (counted from
+/// its start): a second or two of throttling is absorbed inside the request, anything
+/// longer is answered 503 with Microsoft's `Retry-After`.
+pub const THROTTLE_BUDGET: Duration = Duration::from_secs(5);
 
 /// Why the credentials themselves were refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,7 +66,9 @@ pub enum ValidationError {
     },
     #[error("the credentials belong to tenant {actual}, not {expected}")]
     TenantMismatch { expected: String, actual: String },
-    #[error("the app has no service principal in the tenant")]
+    /// No service principal yet: Entra refused the token (AADSTS7000229, never consented
+    /// or not yet replicated) or issued one whose principal Graph does not show yet.
+    #[error("the app's service principal is not (yet) available in the tenant")]
     ServicePrincipalNotFound,
     #[error("{} permissions are missing", missing.len())]
     MissingPermissions {
@@ -164,6 +171,7 @@ impl Validator {
         credentials: &Credentials,
         capabilities: Option<&[Capability]>,
     ) -> Result<ValidationReport, ValidationError> {
+        let deadline = tokio::time::Instant::now() + THROTTLE_BUDGET;
         let client = credentials.client_id.to_string();
         // Always a fresh token: a cached one would hide a secret revoked since.
         let (token, _) = crate::token::request_token(
@@ -203,25 +211,38 @@ impl Validator {
             format!("/roleManagement/directory/roleAssignments?$filter=principalId eq '{sp_id}'");
         let application_path =
             format!("/applications(appId='{client}')?$select=id,appId,passwordCredentials");
-        let (organization, own_sp, graph_sp, assignments, role_assignments, application) = tokio::join!(
-            calls::get(
+        // Each read waits out a short `Retry-After` on its own, within the shared budget.
+        let (
+            organization,
+            own_sp,
+            graph_sp,
+            assignments,
+            role_assignments,
+            application,
+            activated_roles,
+        ) = tokio::join!(
+            calls::patiently(deadline, || calls::get(
                 http,
                 &token,
                 "/organization?$select=id,displayName,verifiedDomains"
-            ),
-            calls::get(http, &token, &own_sp_path),
-            calls::get(http, &token, &graph_sp_path),
-            calls::get_all(http, &token, &assignments_path),
-            calls::get_all(http, &token, &roles_path),
-            calls::get(http, &token, &application_path),
+            )),
+            calls::patiently(deadline, || calls::get(http, &token, &own_sp_path)),
+            calls::patiently(deadline, || calls::get(http, &token, &graph_sp_path)),
+            calls::patiently(deadline, || calls::get_all(http, &token, &assignments_path)),
+            calls::patiently(deadline, || calls::get_all(http, &token, &roles_path)),
+            calls::patiently(deadline, || calls::get(http, &token, &application_path)),
+            // Only for the roles' display names (graph-facts §9: activated roles, with
+            // `displayName` and `roleTemplateId`).
+            calls::patiently(deadline, || calls::get_all(http, &token, "/directoryRoles")),
         );
-        let outcomes: [Option<&GraphFailure>; 6] = [
+        let outcomes: [Option<&GraphFailure>; 7] = [
             organization.as_ref().err(),
             own_sp.as_ref().err(),
             graph_sp.as_ref().err(),
             assignments.as_ref().err(),
             role_assignments.as_ref().err(),
             application.as_ref().err(),
+            activated_roles.as_ref().err(),
         ];
         if let Some(outage) = outages(&outcomes) {
             return Err(outage);
@@ -265,13 +286,12 @@ impl Validator {
                     .as_str()
                     .is_some_and(|a| a.eq_ignore_ascii_case(&client)) => {}
             Ok(_) => return Err(ValidationError::ServicePrincipalNotFound),
-            // The token named this principal, so a 404 is replication lag, not absence.
-            Err(GraphFailure::NotFound) => {
-                return Err(ValidationError::UpstreamUnavailable {
-                    retry_after: None,
-                    cause: "the service principal is not visible yet".into(),
-                });
-            }
+            // The token named this principal, so a 404 is replication lag after consent,
+            // not absence, and never a verdict on the credentials; but Microsoft did
+            // answer, so it is no outage either. It is the "not there yet" of AADSTS7000229:
+            // the organization needs attention and re-validation checks again on its
+            // schedule until Graph shows the principal.
+            Err(GraphFailure::NotFound) => return Err(ValidationError::ServicePrincipalNotFound),
             Err(_) => warnings.push("The app's service principal could not be read.".to_owned()),
         }
 
@@ -318,6 +338,17 @@ impl Validator {
                 BTreeSet::new()
             }
         };
+        // A role Graph cannot name here is named from the built-in roles reference.
+        let role_names: BTreeMap<String, String> = activated_roles
+            .iter()
+            .flatten()
+            .filter_map(|role| {
+                Some((
+                    role["roleTemplateId"].as_str()?.to_ascii_lowercase(),
+                    role["displayName"].as_str()?.to_owned(),
+                ))
+            })
+            .collect();
         let secret = match &application {
             Ok(app) => Some(secret_expiry(
                 app,
@@ -342,8 +373,11 @@ impl Validator {
             verified_domains,
             service_principal_id: sp_id,
             permissions: diff,
-            directory_role_status: capabilities::role_diff(capabilities, &directory_roles),
-            directory_roles,
+            directory_role_status: NamedRoleDiff::new(
+                &capabilities::role_diff(capabilities, &directory_roles),
+                &role_names,
+            ),
+            directory_roles: NamedRoles::new(&directory_roles, &role_names),
             capabilities: capability_statuses,
             secret,
             warnings,

@@ -221,7 +221,7 @@ impl ActionHandler {
                 // Later steps may need what this one learned (a created user's id, the
                 // deletes an MFA listing planned).
                 StepResult::Done => steps = self.store.steps(id).await?,
-                StepResult::Deferred => deferred.push(step),
+                StepResult::Deferred(refusal) => deferred.push((step, refusal)),
                 // Nothing can follow a user that was not created; other steps are
                 // independent of each other.
                 StepResult::Failed => {
@@ -231,30 +231,51 @@ impl ActionHandler {
                 }
             }
         }
-        // The default MFA method can go only once it is the last one (graph-facts §6.3).
-        for step in deferred {
-            let steps = self.store.steps(id).await?;
-            if let StepResult::Deferred = self
-                .send_step(id, context, kind, &step, &steps, &token)
-                .await?
-            {
-                self.store
-                    .finish_step(
-                        id,
-                        step.position,
-                        StepOutcome {
-                            state: "failed",
-                            http_status: Some(400),
-                            request_id: None,
-                            error_code: Some("DEFAULT_METHOD"),
-                            error_message: Some(
-                                "Microsoft still refuses to delete the default method after the others",
-                            ),
-                            detail: None,
-                        },
-                    )
-                    .await?;
+        // Some MFA deletes are refused only while other methods remain (the default method
+        // until it is the last one; a mobile phone while an alternateMobile one remains;
+        // graph-facts §6.3): they are sent again after the others, round after round while
+        // a round deletes something. What is still refused then fails with Microsoft's
+        // own refusal.
+        while !deferred.is_empty() {
+            let waiting = deferred.len();
+            let mut refused = Vec::new();
+            for (step, _) in deferred {
+                let steps = self.store.steps(id).await?;
+                if let StepResult::Deferred(refusal) = self
+                    .send_step(id, context, kind, &step, &steps, &token)
+                    .await?
+                {
+                    refused.push((step, refusal));
+                }
             }
+            if refused.len() == waiting {
+                for (step, refusal) in refused {
+                    let code = if refusal.message.contains(DEFAULT_METHOD_REFUSAL) {
+                        "DEFAULT_METHOD".to_owned()
+                    } else {
+                        graph_code(&refusal.code, refusal.status)
+                    };
+                    self.store
+                        .finish_step(
+                            id,
+                            step.position,
+                            StepOutcome {
+                                state: "failed",
+                                http_status: Some(refusal.status),
+                                request_id: refusal.request_id.as_deref(),
+                                error_code: Some(&code),
+                                error_message: Some(&format!(
+                                    "Microsoft still refuses this delete after the other methods: {}",
+                                    refusal.message
+                                )),
+                                detail: None,
+                            },
+                        )
+                        .await?;
+                }
+                break;
+            }
+            deferred = refused;
         }
         let steps = self.store.steps(id).await?;
         let first_problem = steps
@@ -503,7 +524,14 @@ impl ActionHandler {
                     .await?;
                     return Ok(StepResult::Done);
                 }
-                if kind == ActionKind::MfaReset && message.contains(DEFAULT_METHOD_REFUSAL) {
+                // A refused MFA delete may pass once the other methods are gone (the
+                // default method; a mobile phone behind an alternateMobile one).
+                if kind == ActionKind::MfaReset && step.method == "DELETE" && status == 400 {
+                    let note = if message.contains(DEFAULT_METHOD_REFUSAL) {
+                        "the default method; sent again after the others"
+                    } else {
+                        "refused while other methods remain; sent again after the others"
+                    };
                     self.record(
                         id,
                         step,
@@ -511,10 +539,15 @@ impl ActionHandler {
                         Some(status),
                         request_id,
                         None,
-                        Some(json!({"note": "the default method; deleted last"})),
+                        Some(json!({"note": note})),
                     )
                     .await?;
-                    return Ok(StepResult::Deferred);
+                    return Ok(StepResult::Deferred(Refusal {
+                        status,
+                        code,
+                        message,
+                        request_id: request_id.map(str::to_owned),
+                    }));
                 }
                 if kind.generates_password() && !step.idempotent {
                     // Refused outright, so never set: nothing to reveal.
@@ -632,8 +665,17 @@ fn end_state(steps: &[StepRecord]) -> ActionState {
 
 enum StepResult {
     Done,
-    Deferred,
+    /// An MFA delete Microsoft refused while other methods remain, to send again later.
+    Deferred(Refusal),
     Failed,
+}
+
+/// Microsoft's answer to a deferred MFA delete.
+struct Refusal {
+    status: u16,
+    code: String,
+    message: String,
+    request_id: Option<String>,
 }
 
 /// Microsoft's code, or the HTTP status when the body named none.

@@ -79,6 +79,16 @@ impl From<Row> for OrganizationRecord {
 
 const COLUMNS: &str = "organization_id, name, provider, tenant_id, client_id, status, validation_report, validated_at, created_at, updated_at, scan_schedule, next_scan_at, secret_expires_at";
 
+/// The expiry of the client secret a validation report describes (`secret.expires_at`),
+/// when it names one. The column is kept beside the report so lists and the view show it
+/// without parsing reports.
+fn secret_expires_at(report: &serde_json::Value) -> Option<DateTime<Utc>> {
+    report["secret"]["expires_at"]
+        .as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
 /// The organization ids a key may see, as a SQL array parameter (`None`: all).
 fn visible(limit: &OrganizationLimit) -> Option<Vec<Uuid>> {
     limit
@@ -146,8 +156,8 @@ pub(crate) async fn insert(
 ) -> Result<OrganizationRecord, StoreError> {
     let id = OrganizationId::new();
     let sql = format!(
-        "insert into organization (organization_id, msp_id, name, tenant_id, client_id, status, validation_report, validated_at, next_scan_at)
-         values ($1, $2, $3, $4, $5, $6, $7, now(), now() + interval '23 hours' + random() * interval '2 hours') returning {COLUMNS}"
+        "insert into organization (organization_id, msp_id, name, tenant_id, client_id, status, validation_report, validated_at, next_scan_at, secret_expires_at)
+         values ($1, $2, $3, $4, $5, $6, $7, now(), now() + interval '23 hours' + random() * interval '2 hours', $8) returning {COLUMNS}"
     );
     let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id.as_uuid())
@@ -157,6 +167,7 @@ pub(crate) async fn insert(
         .bind(new.client_id)
         .bind(&new.status)
         .bind(&new.report)
+        .bind(secret_expires_at(&new.report))
         .fetch_one(&mut **tx)
         .await
         .map_err(|e| match &e {
@@ -318,13 +329,16 @@ pub(crate) async fn replace_secret(
     }
     let key = data_key(&mut tx, keyring, id).await?;
     store_secret(&mut tx, &key, id, secret).await?;
+    // A new secret: its own expiry (or none known), never the old one's.
     sqlx::query(
-        "update organization set status = $2, validation_report = $3, validated_at = now(), updated_at = now()
+        "update organization set status = $2, validation_report = $3, validated_at = now(), updated_at = now(),
+             secret_expires_at = $4
          where organization_id = $1",
     )
     .bind(id.as_uuid())
     .bind(validated.status)
     .bind(validated.report)
+    .bind(secret_expires_at(validated.report))
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -332,7 +346,9 @@ pub(crate) async fn replace_secret(
 }
 
 /// Saves a report of the credential `credential` (nothing, when another credential has
-/// replaced it since: that one's report stands). Returns whether it was saved.
+/// replaced it since: that one's report stands), with the secret expiry it found (a report
+/// without one, e.g. a failure, keeps the known expiry of the same secret). Returns
+/// whether it was saved.
 pub(crate) async fn save_validation(
     db: &PgPool,
     msp: Option<MspId>,
@@ -342,7 +358,8 @@ pub(crate) async fn save_validation(
     report: &serde_json::Value,
 ) -> Result<bool, StoreError> {
     let saved = sqlx::query(
-        "update organization set status = $3, validation_report = $4, validated_at = now(), updated_at = now()
+        "update organization set status = $3, validation_report = $4, validated_at = now(), updated_at = now(),
+             secret_expires_at = coalesce($6, secret_expires_at)
          where ($1::uuid is null or msp_id = $1) and organization_id = $2
            and exists(select 1 from organization_credential c where c.organization_id = $2 and c.credential_id = $5)",
     )
@@ -351,6 +368,7 @@ pub(crate) async fn save_validation(
     .bind(status)
     .bind(report)
     .bind(credential)
+    .bind(secret_expires_at(report))
     .execute(db)
     .await?;
     Ok(saved.rows_affected() == 1)

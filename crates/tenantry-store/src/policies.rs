@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::actions::Actor;
 use crate::audit::{self, NewEvent};
 use crate::error::StoreError;
+use crate::inventory::CURRENT;
 
 type PolicyRow = (
     bool,
@@ -142,4 +143,45 @@ pub(crate) async fn put(
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// The approvers a policy names that could never decide a request in `organization`, as
+/// (keys, groups): keys that are not active, non-gateway keys of `msp` seeing the
+/// organization (a gateway decides only for members of approver groups); groups that are
+/// not in the organization's current inventory (approver groups are Entra group object
+/// ids, matched against inventory membership).
+pub(crate) async fn unusable_approvers(
+    db: &PgPool,
+    msp: MspId,
+    organization: OrganizationId,
+    approvers: &Approvers,
+) -> Result<(Vec<Uuid>, Vec<Uuid>), StoreError> {
+    let keys: Vec<Uuid> = sqlx::query_scalar(
+        "select k from unnest($3::uuid[]) with ordinality as t(k, n)
+         where not exists (
+             select 1 from api_key a
+             where a.api_key_id = t.k and a.msp_id = $1 and a.revoked_at is null
+               and a.role <> 'self_service_gateway'
+               and (not a.limited or exists (select 1 from api_key_organization o
+                    where o.api_key_id = a.api_key_id and o.organization_id = $2)))
+         order by n",
+    )
+    .bind(msp.as_uuid())
+    .bind(organization.as_uuid())
+    .bind(&approvers.keys)
+    .fetch_all(db)
+    .await?;
+    let sql = format!(
+        "select g from unnest($2::uuid[]) with ordinality as t(g, n)
+         where not exists (
+             select 1 from inventory_group i
+             where i.organization_id = $1 and i.generation = {CURRENT} and i.group_id = t.g)
+         order by n"
+    );
+    let groups: Vec<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(organization.as_uuid())
+        .bind(&approvers.groups)
+        .fetch_all(db)
+        .await?;
+    Ok((keys, groups))
 }

@@ -150,7 +150,7 @@ pub(crate) fn validation_problem(error: ValidationError) -> ApiError {
             None,
         ),
         ValidationError::ServicePrincipalNotFound => (
-            described(ErrorCode::ServicePrincipalNotFound, StatusCode::UNPROCESSABLE_ENTITY, "The app is registered but not consented in this tenant. In Entra: App registrations → your app → API permissions → Grant admin consent; that creates its enterprise application."),
+            described(ErrorCode::ServicePrincipalNotFound, StatusCode::UNPROCESSABLE_ENTITY, "Microsoft does not show the app's enterprise application (service principal) in this tenant yet. If admin consent was not granted: in Entra, App registrations → your app → API permissions → Grant admin consent; that creates it. If it was granted just now, it takes a few minutes to reach every Microsoft replica: try again shortly (a connected organization is checked again automatically)."),
             None,
         ),
         ValidationError::MissingPermissions { missing, admin_consent_url, report } => {
@@ -242,17 +242,24 @@ pub async fn create_organization(
     let scope = caller.scope();
     // Refused before Microsoft is called on the caller's behalf.
     scope.may_manage_organizations()?;
-    // Before any call to Microsoft: a GUID already connected anywhere is refused at once.
-    if let Ok(tenant) = Uuid::parse_str(&credentials.tenant)
+    let validated = state
+        .validator
+        .validate(&credentials, capabilities.as_deref())
+        .await;
+    // Whether a tenant is connected (by anyone) is said only to credentials that proved
+    // control of it: Entra issued them a token for it. Said earlier, made-up credentials
+    // would learn which tenants some MSP manages.
+    let proven_tenant = match &validated {
+        Ok(report) => Some(report.tenant_id),
+        Err(ValidationError::MissingPermissions { report, .. }) => Some(report.tenant_id),
+        Err(_) => None,
+    };
+    if let Some(tenant) = proven_tenant
         && scope.tenant_bound(tenant).await?
     {
         return Err(tenantry_store::StoreError::TenantAlreadyBound.into());
     }
-    let report = state
-        .validator
-        .validate(&credentials, capabilities.as_deref())
-        .await
-        .map_err(validation_problem)?;
+    let report = validated.map_err(validation_problem)?;
     let report_value = report_json(&report)?;
     let (record, run) = scope
         .create_organization(NewOrganization {

@@ -93,6 +93,13 @@ pub struct PolicyBody {
     self_service_groups: Option<Vec<Uuid>>,
 }
 
+fn ids(ids: &[Uuid]) -> String {
+    ids.iter()
+        .map(Uuid::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Replace an action's policy (owner only). Fields left out take their default values.
 #[utoipa::path(put, path = "/api/v1/organizations/{id}/policies/{action}", tag = "policies", security(("api_key" = [])),
     params(("id" = Uuid, Path, description = "The organization's id"), ("action" = String, Path, description = "e.g. password_reset")),
@@ -135,8 +142,36 @@ pub async fn put_policy(
         )]));
     }
     let scope = caller.scope();
-    scope
-        .set_action_policy(OrganizationId::from_uuid(id), kind, &policy)
+    let organization = OrganizationId::from_uuid(id);
+    // Owners only, before anything about keys or groups is looked up.
+    scope.may_set_policies()?;
+    // An approver nobody can be would leave requests that can be neither approved nor
+    // denied. Another MSP's key reads as unknown: nothing tells it apart from a made-up id.
+    let (keys, groups) = scope
+        .unusable_approvers(organization, &policy.approvers)
         .await?;
+    let mut errors = Vec::new();
+    if !keys.is_empty() {
+        errors.push(FieldError::new(
+            "approvers.keys",
+            format!(
+                "not active keys of this MSP that see this organization (gateway keys approve only as members of approver groups): {}",
+                ids(&keys)
+            ),
+        ));
+    }
+    if !groups.is_empty() {
+        errors.push(FieldError::new(
+            "approvers.groups",
+            format!(
+                "not groups in this organization's inventory (Entra group object ids; scan the organization first): {}",
+                ids(&groups)
+            ),
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    scope.set_action_policy(organization, kind, &policy).await?;
     Ok(Json(policy_view(kind, &policy, false)))
 }

@@ -244,7 +244,8 @@ fn app_service_principal(
     })
 }
 
-/// Every service principal of the tenant: Microsoft Graph first, then the apps'.
+/// Every service principal of the tenant Graph shows: Microsoft Graph first, then the
+/// apps' (not those still replicating).
 fn all_service_principals(tenant: &Tenant) -> Vec<(Uuid, String, Value)> {
     let mut all = vec![(
         tenant.graph_sp_id,
@@ -252,7 +253,7 @@ fn all_service_principals(tenant: &Tenant) -> Vec<(Uuid, String, Value)> {
         graph_service_principal(tenant),
     )];
     for app in &tenant.apps {
-        if let Some(sp) = &app.sp {
+        if let Some(sp) = app.sp.as_ref().filter(|sp| !sp.not_yet_in_graph) {
             all.push((
                 sp.id,
                 app.client_id.to_string(),

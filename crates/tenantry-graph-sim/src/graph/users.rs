@@ -163,6 +163,13 @@ pub fn route(state: &SimState, caller: &Caller, call: &Call<'_>, segments: &[&st
                             "badRequest",
                             "Cannot delete default method with other methods configured. Please change default method before deletion.",
                         )),
+                        // The rule is documented (graph-facts §6.3); the status, code and
+                        // message of Graph's refusal are UNVERIFIED (the docs' sentence).
+                        Err(DeleteError::AlternateMobileNeedsMobile) => Err(GraphError::new(
+                            StatusCode::BAD_REQUEST,
+                            "badRequest",
+                            "A user can't have an alternateMobile number without a mobile number. Delete the alternateMobile number first.",
+                        )),
                     }
                 }
                 ("PUT" | "PATCH", ["photo", "$value"]) => photo(state, caller, call, index),

@@ -1,7 +1,9 @@
 //! Authentication methods per user: a generated default set (password always; an
 //! authenticator app, phone or OATH token depending on the user), changed by deletes.
-//! Microsoft's rule holds: the default MFA method cannot be deleted while other MFA
-//! methods remain (graph-facts §6.3), and the password method has no delete at all.
+//! Microsoft's rules hold (graph-facts §6.3): the default MFA method cannot be deleted
+//! while other MFA methods remain, a mobile phone cannot be deleted while an
+//! alternateMobile one remains ("A user can't have an alternateMobile number without a
+//! mobile number"), and the password method has no delete at all.
 
 use std::collections::HashMap;
 
@@ -11,7 +13,10 @@ use super::ids::stable_hash;
 
 /// The password method's id, the same for every user (graph-facts §6.3).
 pub const PASSWORD_METHOD_ID: &str = "28c10230-6103-485e-b985-444c60001490";
-const MOBILE_PHONE_ID: &str = "3179e48a-750b-4051-897c-87b9720928f7";
+pub const MOBILE_PHONE_ID: &str = "3179e48a-750b-4051-897c-87b9720928f7";
+/// The alternateMobile phone method's id (graph-facts §6.3).
+pub const ALTERNATE_MOBILE_PHONE_ID: &str = "b6332ec1-7057-4abe-9331-3d72feddfe41";
+const PHONE_TYPE: &str = "#microsoft.graph.phoneAuthenticationMethod";
 
 /// The per-type collections that support DELETE, with the `@odata.type` each holds.
 pub const DELETABLE: [(&str, &str); 7] = [
@@ -44,6 +49,14 @@ pub struct Method {
 }
 
 impl Method {
+    /// A method as Graph lists it (`@odata.type`, `id`, …).
+    pub fn new(body: Value, is_default: bool) -> Self {
+        Self {
+            body: object(body),
+            is_default,
+        }
+    }
+
     pub fn id(&self) -> &str {
         self.body.get("id").and_then(Value::as_str).unwrap_or("")
     }
@@ -58,12 +71,19 @@ impl Method {
     fn is_password(&self) -> bool {
         self.id() == PASSWORD_METHOD_ID
     }
+
+    fn is_phone(&self, phone_type: &str) -> bool {
+        self.odata_type() == PHONE_TYPE
+            && self.body.get("phoneType").and_then(Value::as_str) == Some(phone_type)
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum DeleteError {
     NotFound,
     DefaultWithOthers,
+    /// A mobile phone while an alternateMobile one remains.
+    AlternateMobileNeedsMobile,
 }
 
 #[derive(Default)]
@@ -77,6 +97,11 @@ impl AuthMethods {
             .get(&user)
             .cloned()
             .unwrap_or_else(|| generate(prefix, user))
+    }
+
+    /// Replaces the methods of `user` (as the user would register them).
+    pub fn set(&mut self, user: u32, methods: Vec<Method>) {
+        self.changed.insert(user, methods);
     }
 
     /// Deletes method `id` from the `segment` collection of `user`.
@@ -103,6 +128,11 @@ impl AuthMethods {
             .count();
         if methods[position].is_default && others > 0 {
             return Err(DeleteError::DefaultWithOthers);
+        }
+        if methods[position].is_phone("mobile")
+            && methods.iter().any(|m| m.is_phone("alternateMobile"))
+        {
+            return Err(DeleteError::AlternateMobileNeedsMobile);
         }
         methods.remove(position);
         self.changed.insert(user, methods);
@@ -182,6 +212,36 @@ fn object(value: Value) -> Map<String, Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mobile_phone_stays_while_an_alternate_mobile_one_remains() {
+        let mut methods = AuthMethods::default();
+        let phone = |id: &str, kind: &str| {
+            Method::new(
+                json!({"@odata.type": PHONE_TYPE, "id": id, "phoneNumber": "+1 2065550100", "phoneType": kind}),
+                false,
+            )
+        };
+        methods.set(
+            1,
+            vec![
+                phone(MOBILE_PHONE_ID, "mobile"),
+                phone(ALTERNATE_MOBILE_PHONE_ID, "alternateMobile"),
+            ],
+        );
+        assert_eq!(
+            methods.delete(7, 1, "phoneMethods", MOBILE_PHONE_ID),
+            Err(DeleteError::AlternateMobileNeedsMobile)
+        );
+        assert_eq!(
+            methods.delete(7, 1, "phoneMethods", ALTERNATE_MOBILE_PHONE_ID),
+            Ok(())
+        );
+        assert_eq!(
+            methods.delete(7, 1, "phoneMethods", MOBILE_PHONE_ID),
+            Ok(())
+        );
+    }
 
     #[test]
     fn the_default_method_goes_last_and_the_password_stays() {

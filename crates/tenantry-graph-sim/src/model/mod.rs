@@ -138,6 +138,8 @@ pub struct ServicePrincipal {
     /// (assignment id, app role id, created)
     pub granted: Vec<(String, Uuid, DateTime<Utc>)>,
     pub directory_roles: Vec<Uuid>,
+    /// Tokens are issued for it, but Graph reads of it answer 404 (replication lag).
+    pub not_yet_in_graph: bool,
 }
 
 /// A certificate credential: its SHA-256 thumbprint (base64url, as in `x5t#S256`) and
@@ -313,6 +315,7 @@ impl Tenant {
                             .map(|role| (assignment_id(sp.id, role), role, created))
                             .collect(),
                         directory_roles,
+                        not_yet_in_graph: sp.not_yet_in_graph,
                     }
                 }),
             })

@@ -46,6 +46,23 @@ impl MspScope<'_> {
         policies::get(self.pool, organization, kind).await
     }
 
+    /// Whether the caller may change policies (owners only).
+    pub fn may_set_policies(&self) -> Result<(), StoreError> {
+        Ok(self.principal.grant().may_set_policies()?)
+    }
+
+    /// The approver keys and groups of `approvers` that could never decide a request in
+    /// `organization`, as (keys, groups) (see [`policies::unusable_approvers`]).
+    pub async fn unusable_approvers(
+        &self,
+        organization: OrganizationId,
+        approvers: &tenantry_domain::policy::Approvers,
+    ) -> Result<(Vec<Uuid>, Vec<Uuid>), StoreError> {
+        self.organization(organization).await?;
+        policies::unusable_approvers(self.pool, self.principal.msp_id(), organization, approvers)
+            .await
+    }
+
     pub async fn set_action_policy(
         &self,
         organization: OrganizationId,
