@@ -670,7 +670,7 @@ async fn a_report_of_a_replaced_secret_never_overwrites_the_newer_one(pool: PgPo
             id,
             app.demo("contoso").app().client_id,
             &secret,
-            "connected",
+            tenantry_domain::OrganizationStatus::Connected,
             &json!({"newer": true}),
         )
         .await
@@ -680,7 +680,7 @@ async fn a_report_of_a_replaced_secret_never_overwrites_the_newer_one(pool: PgPo
         .save_validation(
             id,
             old_credential,
-            "credentials_invalid",
+            tenantry_domain::OrganizationStatus::CredentialsInvalid,
             &json!({"older": true}),
         )
         .await

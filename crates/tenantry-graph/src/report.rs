@@ -32,7 +32,7 @@ impl ValidationReport {
     /// the secret's end; `needs_attention` when something could not be checked, or when a
     /// capability has its permissions but lacks the directory role it needs (a role is one
     /// assignment away, unlike a capability the MSP chose not to consent to); else `connected`.
-    pub fn status(&self) -> &'static str {
+    pub fn status(&self) -> tenantry_domain::OrganizationStatus {
         let expiring = self
             .secret
             .as_ref()
@@ -43,11 +43,11 @@ impl ValidationReport {
             .iter()
             .any(|c| c.missing_permissions.is_empty() && !c.missing_directory_role.is_empty());
         if expiring {
-            "secret_expiring"
+            tenantry_domain::OrganizationStatus::SecretExpiring
         } else if !self.warnings.is_empty() || role_missing {
-            "needs_attention"
+            tenantry_domain::OrganizationStatus::NeedsAttention
         } else {
-            "connected"
+            tenantry_domain::OrganizationStatus::Connected
         }
     }
 }

@@ -83,6 +83,22 @@ pub enum ValidationError {
     },
 }
 
+impl ValidationError {
+    /// What the failure says about the credentials, for the organization's status
+    /// (`OrganizationStatus::after_failed_validation`).
+    pub fn failure(&self) -> tenantry_domain::ValidationFailure {
+        use tenantry_domain::ValidationFailure;
+        match self {
+            ValidationError::UpstreamUnavailable { .. } => ValidationFailure::Outage,
+            ValidationError::MissingPermissions { .. }
+            | ValidationError::ServicePrincipalNotFound => ValidationFailure::ConsentPending,
+            ValidationError::Invalid(_)
+            | ValidationError::InvalidCredentials { .. }
+            | ValidationError::TenantMismatch { .. } => ValidationFailure::Refused,
+        }
+    }
+}
+
 /// Pasted credentials after pre-flight: trimmed and shaped, not yet proven.
 #[derive(Clone)]
 pub struct Credentials {

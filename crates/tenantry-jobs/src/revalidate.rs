@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use serde_json::json;
+use tenantry_domain::OrganizationStatus;
 use tenantry_graph::{Credentials, ValidationError, Validator};
 use tenantry_store::StoreError;
 use tenantry_store::jobs::RevalidateJob;
@@ -51,7 +52,7 @@ impl RevalidateHandler {
             Ok(report) => {
                 let status = report.status();
                 match serde_json::to_value(&report) {
-                    Ok(value) => (status, value, Outcome::Done),
+                    Ok(value) => (Ok(status), value, Outcome::Done),
                     Err(error) => return Outcome::Retry(format!("report: {error}")),
                 }
             }
@@ -74,16 +75,24 @@ impl RevalidateHandler {
                     )),
                 };
                 (
-                    "needs_attention",
+                    Err(error.failure()),
                     json!({"failed": error.to_string()}),
                     outcome,
                 )
             }
             Err(error) => (
-                "credentials_invalid",
+                Err(error.failure()),
                 json!({"failed": error.to_string()}),
                 Outcome::Discard(format!("the credentials are refused: {error}")),
             ),
+        };
+        // Outages returned above: every failure left sets a status by the one rule.
+        let status = match status {
+            Ok(status) => status,
+            Err(failure) => match OrganizationStatus::after_failed_validation(failure) {
+                Some(status) => status,
+                None => return Outcome::Retry("Microsoft is unavailable".into()),
+            },
         };
         match self
             .store

@@ -304,7 +304,7 @@ pub(crate) async fn credential(
 /// Replaces the client secret (after the new one was validated) in one transaction.
 /// The new secret's validation, saved with it.
 pub(crate) struct Validated<'a> {
-    pub status: &'a str,
+    pub status: tenantry_domain::OrganizationStatus,
     pub report: &'a serde_json::Value,
 }
 
@@ -336,7 +336,7 @@ pub(crate) async fn replace_secret(
          where organization_id = $1",
     )
     .bind(id.as_uuid())
-    .bind(validated.status)
+    .bind(validated.status.as_str())
     .bind(validated.report)
     .bind(secret_expires_at(validated.report))
     .execute(&mut *tx)
@@ -354,7 +354,7 @@ pub(crate) async fn save_validation(
     msp: Option<MspId>,
     id: OrganizationId,
     credential: Uuid,
-    status: &str,
+    status: tenantry_domain::OrganizationStatus,
     report: &serde_json::Value,
 ) -> Result<bool, StoreError> {
     let saved = sqlx::query(
@@ -365,7 +365,7 @@ pub(crate) async fn save_validation(
     )
     .bind(msp.map(|m| m.as_uuid()))
     .bind(id.as_uuid())
-    .bind(status)
+    .bind(status.as_str())
     .bind(report)
     .bind(credential)
     .bind(secret_expires_at(report))

@@ -68,7 +68,7 @@ impl RevalidationStore {
         &self,
         organization: OrganizationId,
         credential_id: Uuid,
-        status: &str,
+        status: tenantry_domain::OrganizationStatus,
         report: &serde_json::Value,
     ) -> Result<bool, StoreError> {
         crate::organizations::save_validation(

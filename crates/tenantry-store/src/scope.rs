@@ -137,7 +137,7 @@ impl<'a> MspScope<'a> {
         id: OrganizationId,
         client_id: uuid::Uuid,
         secret: &SecretString,
-        status: &str,
+        status: tenantry_domain::OrganizationStatus,
         report: &serde_json::Value,
     ) -> Result<(), StoreError> {
         self.may_manage_organizations()?;
@@ -161,7 +161,7 @@ impl<'a> MspScope<'a> {
         &self,
         id: OrganizationId,
         credential: uuid::Uuid,
-        status: &str,
+        status: tenantry_domain::OrganizationStatus,
         report: &serde_json::Value,
     ) -> Result<bool, StoreError> {
         self.organization(id).await?;

@@ -10,7 +10,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tenantry_domain::capabilities::Capability;
-use tenantry_domain::{DisplayName, ErrorCode, OrganizationId};
+use tenantry_domain::{DisplayName, ErrorCode, OrganizationId, OrganizationStatus};
 use tenantry_graph::{Credentials, ValidationError, ValidationReport};
 use tenantry_store::{NewOrganization, OrganizationRecord};
 use utoipa::ToSchema;
@@ -267,7 +267,7 @@ pub async fn create_organization(
             tenant_id: report.tenant_id,
             client_id: credentials.client_id,
             client_secret: credentials.client_secret.clone(),
-            status: report.status().to_owned(),
+            status: report.status().as_str().to_owned(),
             report: report_value.clone(),
         })
         .await?;
@@ -413,7 +413,7 @@ pub async fn validate_organization(
             Ok(Json(value))
         }
         Err(error) => {
-            if let Some(status) = failed_status(&error) {
+            if let Some(status) = OrganizationStatus::after_failed_validation(error.failure()) {
                 scope
                     .save_validation(
                         id,
@@ -434,18 +434,6 @@ pub async fn validate_organization(
             }
             Err(validation_problem(error))
         }
-    }
-}
-
-/// The status a failed re-validation leaves (`None`: Microsoft was unreachable, which says
-/// nothing about the credentials).
-fn failed_status(error: &ValidationError) -> Option<&'static str> {
-    match error {
-        ValidationError::UpstreamUnavailable { .. } => None,
-        ValidationError::MissingPermissions { .. } | ValidationError::ServicePrincipalNotFound => {
-            Some("needs_attention")
-        }
-        _ => Some("credentials_invalid"),
     }
 }
 
