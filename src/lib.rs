@@ -7,3 +7,4 @@ mod commands;
 pub mod postgres;
 pub mod settings;
 mod telemetry;
+pub mod wiring;

@@ -38,54 +38,7 @@ pub async fn connect(database: &DatabaseSettings, url: &SecretString) -> anyhow:
         .context("connecting to PostgreSQL")
 }
 
-/// The process's one way to Microsoft (HTTP client and token cache), talking to the
-/// configured endpoints and trusting `extra_ca_pem` too (e.g. the simulator's own CA).
-/// The API and the workers of a process share it.
-pub fn graph_access(
-    settings: &Settings,
-    extra_ca_pem: Option<String>,
-) -> anyhow::Result<tenantry_graph::GraphAccess> {
-    let mut config = tenantry_graph::GraphConfig::new(
-        &settings.microsoft.authority_url,
-        &settings.microsoft.graph_url,
-    );
-    config.extra_ca_pem = extra_ca_pem;
-    Ok(tenantry_graph::GraphAccess::new(
-        tenantry_graph::GraphHttp::new(config)?,
-    ))
-}
-
-/// What the job handlers of this process reach.
-pub fn job_context(
-    store: &tenantry_store::Store,
-    graph: &tenantry_graph::GraphAccess,
-    settings: &Settings,
-) -> tenantry_jobs::JobContext {
-    tenantry_jobs::JobContext {
-        store: store.clone(),
-        graph: graph.clone(),
-        public_url: settings.http.public_url.clone(),
-    }
-}
-
-/// Starts the job engine (workers and the leader election) with every job kind; it
-/// drains and returns once `shutdown` turns true.
-pub fn spawn_workers(
-    context: tenantry_jobs::JobContext,
-    settings: &Settings,
-    shutdown: tokio::sync::watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    tracing::info!(
-        concurrency = settings.jobs.concurrency,
-        "starting the job engine"
-    );
-    tokio::spawn(tenantry_jobs::run(
-        context,
-        settings.jobs.engine(),
-        settings.jobs.leader(),
-        shutdown,
-    ))
-}
+pub use crate::wiring::{graph_access, job_context, spawn_workers};
 
 /// A channel that turns true on Ctrl-C or SIGTERM, for everything that must stop.
 pub fn shutdown_channel() -> tokio::sync::watch::Receiver<bool> {

@@ -54,7 +54,28 @@ async fn request(
     builder.send().await.expect("sent")
 }
 
-/// Polls an action until it leaves the waiting and running states (or 60 s pass).
+/// Runs the pending jobs, then returns the action, which must have left the queued,
+/// approved and running states.
+async fn finished_action(app: &TestApp, key: &str, id: &str) -> Value {
+    app.run_pending_jobs().await;
+    let body: Value = app
+        .get(&format!("/api/v1/actions/{id}"), key)
+        .await
+        .json()
+        .await
+        .expect("action");
+    assert!(
+        !matches!(
+            body["state"].as_str(),
+            Some("queued" | "running" | "approved")
+        ),
+        "the action ended: {body}"
+    );
+    body
+}
+
+/// Polls an action until it leaves the waiting and running states (or 60 s pass): for
+/// tests whose workers run in the background.
 async fn wait_for_action(app: &TestApp, key: &str, id: &str) -> Value {
     for _ in 0..1200 {
         let body: Value = app
@@ -144,9 +165,7 @@ async fn a_password_reset_waits_for_four_eyes_then_is_revealed_exactly_once(pool
     let approved: Value = approved.json().await.expect("approved");
     assert_eq!(approved["state"], "queued");
 
-    let workers = app.start_workers();
-    let done = wait_for_action(&app, &technician, &id).await;
-    drop(workers);
+    let done = finished_action(&app, &technician, &id).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     let steps = done["steps"].as_array().expect("steps");
     assert_eq!(steps.len(), 1);
@@ -457,9 +476,7 @@ async fn the_privileged_guard_refuses_at_request_and_again_before_execution(pool
     )
     .await;
 
-    let workers = app.start_workers();
-    let done = wait_for_action(&app, &msp.owner_key, queued["id"].as_str().expect("id")).await;
-    drop(workers);
+    let done = finished_action(&app, &msp.owner_key, queued["id"].as_str().expect("id")).await;
     assert_eq!(done["state"], "failed", "{done}");
     assert_eq!(done["error"]["code"], "PRIVILEGED_TARGET");
     assert_eq!(sim_calls(&app, "POST", "revokeSignInSessions"), 0);
@@ -561,10 +578,8 @@ async fn employees_act_on_themselves_through_a_gateway_only_where_the_policy_all
     assert_eq!(own["state"], "queued");
     assert_eq!(own["requester"]["kind"], "employee");
     assert_eq!(own["requester"]["requested_by"], employee_id.as_str());
-    let workers = app.start_workers();
     let id = own["id"].as_str().expect("id");
-    let done = wait_for_action(&app, &gateway, id).await;
-    drop(workers);
+    let done = finished_action(&app, &gateway, id).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     // The gateway reveals only for the employee who asked.
     let wrong_person = app
@@ -675,9 +690,7 @@ async fn mfa_reset_deletes_the_default_method_last_and_keeps_the_password(pool: 
     .json()
     .await
     .expect("action");
-    let workers = app.start_workers();
-    let done = wait_for_action(&app, &msp.owner_key, action["id"].as_str().expect("id")).await;
-    drop(workers);
+    let done = finished_action(&app, &msp.owner_key, action["id"].as_str().expect("id")).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     let steps = done["steps"].as_array().expect("steps");
     assert_eq!(steps.len(), 3, "{steps:?}");
@@ -772,10 +785,8 @@ async fn microsofts_refusals_fail_the_action_with_microsofts_code(pool: PgPool) 
     .json()
     .await
     .expect("grant");
-    let workers = app.start_workers();
-    let reset = wait_for_action(&app, &msp.owner_key, reset["id"].as_str().expect("id")).await;
-    let grant = wait_for_action(&app, &msp.owner_key, grant["id"].as_str().expect("id")).await;
-    drop(workers);
+    let reset = finished_action(&app, &msp.owner_key, reset["id"].as_str().expect("id")).await;
+    let grant = finished_action(&app, &msp.owner_key, grant["id"].as_str().expect("id")).await;
     assert_eq!(reset["state"], "failed", "{reset}");
     assert_eq!(reset["error"]["code"], "Authorization_RequestDenied");
     assert_eq!(reset["steps"][0]["http_status"], 403);
@@ -810,8 +821,7 @@ async fn disabling_accounts_in_bulk_shows_in_the_inventory_at_once(pool: PgPool)
     let app = TestApp::spawn(pool.clone()).await;
     let msp = app.create_msp("Bulk MSP").await;
     let org = connect(&app, &msp, "contoso").await;
-    let workers = app.start_workers();
-    // Wait for the first discovery so the inventory holds the users.
+    // Run the first discovery so the inventory holds the users.
     let runs: Value = app
         .get(
             &format!("/api/v1/organizations/{org}/discovery-runs"),
@@ -822,7 +832,7 @@ async fn disabling_accounts_in_bulk_shows_in_the_inventory_at_once(pool: PgPool)
         .await
         .expect("runs");
     let run = runs["data"][0]["id"].as_str().expect("run").to_owned();
-    app.wait_for_run(&msp.owner_key, &org, &run).await;
+    app.finished_run(&msp.owner_key, &org, &run).await;
     set_policy(
         &app,
         &msp.owner_key,
@@ -844,8 +854,7 @@ async fn disabling_accounts_in_bulk_shows_in_the_inventory_at_once(pool: PgPool)
     .json()
     .await
     .expect("action");
-    let done = wait_for_action(&app, &msp.owner_key, action["id"].as_str().expect("id")).await;
-    drop(workers);
+    let done = finished_action(&app, &msp.owner_key, action["id"].as_str().expect("id")).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     assert_eq!(done["steps"].as_array().expect("steps").len(), 2);
     for user in [first_id, second_id] {
@@ -919,23 +928,14 @@ async fn denied_and_expired_requests_never_run(pool: PgPool) {
         .execute(&pool)
         .await
         .expect("backdate");
-    let workers = app.start_workers();
-    let mut state = String::new();
-    for _ in 0..100 {
-        let body: Value = app
-            .get(&format!("/api/v1/actions/{second_id}"), &technician)
-            .await
-            .json()
-            .await
-            .expect("action");
-        state = body["state"].as_str().unwrap_or_default().to_owned();
-        if state == "expired" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    drop(workers);
-    assert_eq!(state, "expired");
+    app.run_maintenance().await;
+    let body: Value = app
+        .get(&format!("/api/v1/actions/{second_id}"), &technician)
+        .await
+        .json()
+        .await
+        .expect("action");
+    assert_eq!(body["state"], "expired", "{body}");
     let approve_expired = app
         .post_json(
             &format!("/api/v1/actions/{second_id}/approve"),
@@ -975,9 +975,17 @@ async fn denied_and_expired_requests_never_run(pool: PgPool) {
         )
         .await;
     assert_eq!(cancelled.status(), 200);
-    let workers = app.start_workers();
-    let closed = wait_for_action(&app, &technician, queued["id"].as_str().expect("id")).await;
-    drop(workers);
+    // The leader closes an action whose job ended without it.
+    app.run_maintenance().await;
+    let closed: Value = app
+        .get(
+            &format!("/api/v1/actions/{}", queued["id"].as_str().expect("id")),
+            &technician,
+        )
+        .await
+        .json()
+        .await
+        .expect("action");
     assert_eq!(closed["state"], "failed", "{closed}");
     assert_eq!(closed["error"]["code"], "JOB_ENDED");
 
@@ -1124,9 +1132,7 @@ async fn after_a_crash_completed_steps_are_not_repeated_and_a_password_is_never_
     let _ = stop.send(true);
     tokio::time::sleep(Duration::from_millis(2500)).await;
     app.sim.state().set_faults(Faults::default());
-    let workers = app.start_workers();
-    let done = wait_for_action(&app, &msp.owner_key, &password).await;
-    drop(workers);
+    let done = finished_action(&app, &msp.owner_key, &password).await;
     assert_eq!(done["state"], "failed", "{done}");
     assert_eq!(done["steps"][0]["state"], "unknown");
     assert_eq!(done["error"]["code"], "STEP_OUTCOME_UNKNOWN");
@@ -1244,7 +1250,7 @@ async fn run_action(app: &TestApp, key: &str, org: &str, idempotency: &str, body
     );
     let action: Value = response.json().await.expect("action");
     assert_eq!(action["state"], "queued", "{action}");
-    let done = wait_for_action(app, key, action["id"].as_str().expect("id")).await;
+    let done = finished_action(app, key, action["id"].as_str().expect("id")).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     assert!(
         done["steps"]
@@ -1300,7 +1306,6 @@ async fn every_other_action_changes_the_tenant_as_microsoft_documents(pool: PgPo
     let (user_id, upn) = sim_user(&app, "contoso", 19).await;
     let (manager_id, manager) = sim_user(&app, "contoso", 18).await;
     let key = msp.owner_key.clone();
-    let workers = app.start_workers();
 
     run_action(&app, &key, &org, "p-1", json!({"action": "update_user_profile", "target": upn,
         "parameters": {"job_title": "Buyer", "department": "Finance", "usage_location": "gb", "manager": manager}})).await;
@@ -1404,7 +1409,6 @@ async fn every_other_action_changes_the_tenant_as_microsoft_documents(pool: PgPo
     let created = run_action(&app, &key, &org, "p-8", json!({"action": "create_user", "target": "ana.new@contoso.example",
         "parameters": {"display_name": "Ana New", "given_name": "Ana", "surname": "New", "usage_location": "US",
             "manager": manager, "license_sku_id": "c7df2760-2c81-4ef7-b578-5b5392b571df"}})).await;
-    drop(workers);
     let steps = created["steps"].as_array().expect("steps");
     assert_eq!(steps.len(), 3, "create, manager, licence: {steps:?}");
     let new_id = steps[0]["detail"]["created_id"]
@@ -1449,7 +1453,6 @@ async fn members_of_an_approver_group_approve_colleagues_self_service_requests(p
     let msp = app.create_msp("Approver-group MSP").await;
     let org = connect(&app, &msp, "contoso").await;
     let (_, gateway) = app.key_for(&msp, Role::SelfServiceGateway).await;
-    let workers = app.start_workers();
     let runs: Value = app
         .get(
             &format!("/api/v1/organizations/{org}/discovery-runs"),
@@ -1460,8 +1463,7 @@ async fn members_of_an_approver_group_approve_colleagues_self_service_requests(p
         .await
         .expect("runs");
     let run = runs["data"][0]["id"].as_str().expect("run").to_owned();
-    app.wait_for_run(&msp.owner_key, &org, &run).await;
-    drop(workers);
+    app.finished_run(&msp.owner_key, &org, &run).await;
 
     // A group with at least two members: one asks, another approves.
     let groups = graph_json(&app, "/groups?$top=50").await;
@@ -1799,9 +1801,7 @@ async fn mfa_reset_deletes_an_alternate_mobile_phone_before_the_mobile_one(pool:
     .json()
     .await
     .expect("action");
-    let workers = app.start_workers();
-    let done = wait_for_action(&app, &msp.owner_key, action["id"].as_str().expect("id")).await;
-    drop(workers);
+    let done = finished_action(&app, &msp.owner_key, action["id"].as_str().expect("id")).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     let steps = done["steps"].as_array().expect("steps");
     assert_eq!(steps.len(), 4, "the listing and three deletes: {steps:?}");

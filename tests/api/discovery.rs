@@ -563,6 +563,7 @@ async fn readers_see_the_previous_inventory_until_a_full_run_is_applied(pool: Pg
         .expect("run");
     assert_eq!(started["mode"], "full");
     let second = started["id"].as_str().expect("id").to_owned();
+    // Workers in the background: the test reads while the scan runs.
     let _workers = app.start_workers();
     // Wait until the running scan has written users of its own.
     let mut written = 0_i64;
@@ -1006,8 +1007,8 @@ async fn jobs_can_be_cancelled_and_retried_by_admins_only(pool: PgPool) {
     assert_problem(twice, 409, "JOB_STATE_CONFLICT").await;
 
     // The leader closes the run of a cancelled job.
-    let _workers = app.start_workers();
-    let closed = app.wait_for_run(&msp.owner_key, &org, &run).await;
+    app.run_maintenance().await;
+    let closed = app.finished_run(&msp.owner_key, &org, &run).await;
     assert_eq!(closed["state"], "cancelled");
 
     let retried = app
@@ -1075,7 +1076,6 @@ async fn schedules_are_validated_and_due_scans_are_queued_by_the_leader(pool: Pg
         app.finished_run(&msp.owner_key, &org, &first).await["state"],
         "succeeded"
     );
-    let _workers = app.start_workers();
     // Make the schedule due: the leader queues exactly one scheduled run.
     sqlx::query("update organization set next_scan_at = now() - interval '1 minute' where organization_id = $1::uuid")
         .bind(&org)
@@ -1083,18 +1083,17 @@ async fn schedules_are_validated_and_due_scans_are_queued_by_the_leader(pool: Pg
         .await
         .expect("due");
     let runs_path = format!("/api/v1/organizations/{org}/discovery-runs");
-    let mut scheduled = None;
-    for _ in 0..200 {
-        let runs = app.get_all(&runs_path, &msp.owner_key).await;
-        if let Some(run) = runs.iter().find(|r| r["trigger"] == "schedule") {
-            scheduled = Some(run["id"].as_str().expect("id").to_owned());
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let scheduled = scheduled.expect("a scheduled run was queued");
+    app.run_maintenance().await;
+    app.run_maintenance().await;
+    let runs = app.get_all(&runs_path, &msp.owner_key).await;
+    let scheduled = runs
+        .iter()
+        .find(|r| r["trigger"] == "schedule")
+        .and_then(|r| r["id"].as_str())
+        .expect("a scheduled run was queued")
+        .to_owned();
     assert_eq!(
-        app.wait_for_run(&msp.owner_key, &org, &scheduled).await["state"],
+        app.finished_run(&msp.owner_key, &org, &scheduled).await["state"],
         "succeeded"
     );
     let runs = app.get_all(&runs_path, &msp.owner_key).await;

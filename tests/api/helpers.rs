@@ -21,6 +21,8 @@ pub struct TestApp {
     pub scenario: tenantry_graph_sim::Scenario,
     /// The app's Graph client and token cache, shared with workers as in `serve`.
     pub graph: tenantry_graph::GraphAccess,
+    /// The settings the app was built from.
+    pub settings: tenantry::settings::Settings,
     client: reqwest::Client,
     _shutdown: oneshot::Sender<()>,
 }
@@ -33,22 +35,37 @@ pub struct TestMsp {
     pub owner_key_id: Uuid,
 }
 
-pub fn test_config() -> ApiConfig {
-    ApiConfig {
-        addr: "127.0.0.1:0".into(),
-        body_limit_bytes: 64 * 1024,
-        request_timeout_secs: 30,
-        cors_allowed_origins: Vec::new(),
-        auth_failures_per_minute: 1000,
-        trusted_proxies: Vec::new(),
-        public_url: None,
-    }
+/// The binary's settings for a test, loaded as `serve` loads them: `config/` in the
+/// `test` environment, with the test secrets, Microsoft at `sim`, a 64 KiB body limit and
+/// a failed-authentication limit that the tests do not hit by accident.
+pub fn test_settings(sim: &tenantry_graph_sim::GraphSim) -> tenantry::settings::Settings {
+    use base64::Engine;
+    let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let vars = [
+        ("TENANTRY__SECRETS__API_KEY_PEPPER", encode(&TEST_PEPPER)),
+        ("TENANTRY__SECRETS__MASTER_KEY", encode(&TEST_MASTER_KEY)),
+        ("TENANTRY__MICROSOFT__AUTHORITY_URL", sim.base_url()),
+        ("TENANTRY__MICROSOFT__GRAPH_URL", sim.base_url()),
+        ("TENANTRY__HTTP__BODY_LIMIT_BYTES", "65536".into()),
+        ("TENANTRY__HTTP__AUTH_FAILURES_PER_MINUTE", "1000".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    tenantry::settings::Settings::load(&tenantry::settings::Sources {
+        config_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
+        env_name: Some("test".into()),
+        vars,
+    })
+    .expect("the test settings load")
 }
+
+const TEST_PEPPER: [u8; 32] = [0x5a; 32];
 
 pub const TEST_MASTER_KEY: [u8; 32] = [0x4d; 32];
 
 pub fn test_pepper() -> ApiKeyPepper {
-    ApiKeyPepper::new(vec![0x5a; 32]).expect("pepper")
+    ApiKeyPepper::new(TEST_PEPPER.to_vec()).expect("pepper")
 }
 
 impl TestApp {
@@ -56,35 +73,30 @@ impl TestApp {
         Self::spawn_with(pool, |_| {}).await
     }
 
+    /// The app as `serve` builds it (`tenantry::wiring`), with `tweak` applied to its HTTP
+    /// settings.
     pub async fn spawn_with(pool: PgPool, tweak: impl FnOnce(&mut ApiConfig)) -> Self {
         tenantry_graph::install_default_crypto();
-        let mut config = test_config();
-        tweak(&mut config);
-        let keyring =
-            tenantry_store::sealing::Keyring::new(&TEST_MASTER_KEY, &[]).expect("keyring");
-        let store = Store::new(pool.clone(), test_pepper()).with_keyring(keyring);
         let mut scenario = tenantry_graph_sim::scenario::demo();
         scenario.tenants.retain(|t| t.name != "litware");
         let sim = tenantry_graph_sim::GraphSim::start(scenario.clone())
             .await
             .expect("simulator");
-        let graph = tenantry_graph::GraphAccess::new(
-            tenantry_graph::GraphHttp::new(tenantry_graph::GraphConfig::new(
-                &sim.base_url(),
-                &sim.base_url(),
-            ))
-            .expect("client"),
-        );
+        let mut settings = test_settings(&sim);
+        tweak(&mut settings.http);
+        let store = Store::new(pool.clone(), settings.api_key_pepper().expect("pepper"))
+            .with_keyring(settings.keyring().expect("keyring"));
+        let graph = tenantry::wiring::graph_access(&settings, None).expect("graph access");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         // Where the simulator delivers Graph change notifications.
-        config.public_url.get_or_insert_with(|| url.clone());
+        settings.http.public_url.get_or_insert_with(|| url.clone());
         let app = tenantry_api::build(
             store.clone(),
             graph.clone(),
-            &config,
+            &settings.http,
             Arc::new(Metrics::new()),
         )
         .expect("app builds");
@@ -99,6 +111,7 @@ impl TestApp {
             sim,
             scenario,
             graph,
+            settings,
             client: reqwest::Client::new(),
             _shutdown: shutdown,
         }
@@ -165,7 +178,7 @@ impl TestApp {
         (record.id.as_uuid(), issued.expose().to_owned())
     }
 
-    /// An organization row for `msp` (the organizations API arrives with "add a tenant").
+    /// A bare organization row for `msp`, without credentials (as no API call can make one).
     pub async fn insert_organization(&self, msp: &TestMsp, name: &str) -> Uuid {
         let id = Uuid::now_v7();
         sqlx::query("insert into organization (organization_id, msp_id, name) values ($1, $2, $3)")
@@ -241,14 +254,17 @@ impl TestApp {
             .expect("jobs run")
     }
 
-    /// What the binary's workers get (`src/commands::job_context`): this app's store,
-    /// Graph access and public URL.
+    /// One round of the leader's maintenance (expiring approvals, closing what ended
+    /// jobs left, queueing due scans and renewals, rescuing lost jobs), here and now.
+    pub async fn run_maintenance(&self) {
+        tenantry_jobs::leader::maintain_once(&self.store, &test_leader())
+            .await
+            .expect("maintenance");
+    }
+
+    /// What the binary's workers get: this app's store, Graph access and public URL.
     pub fn job_context(&self) -> tenantry_jobs::JobContext {
-        tenantry_jobs::JobContext {
-            store: self.store.clone(),
-            graph: self.graph.clone(),
-            public_url: Some(self.url.clone()),
-        }
+        tenantry::wiring::job_context(&self.store, &self.graph, &self.settings)
     }
 
     /// Runs the pending jobs, then returns the run, which must have ended.

@@ -34,12 +34,10 @@ async fn another_msps_key_sees_and_touches_nothing_on_any_route(pool: PgPool) {
         .as_str()
         .expect("run id")
         .to_owned();
-    let workers = app.start_workers();
     let run = app
-        .wait_for_run(&victim.owner_key, &victim_org, &victim_run)
+        .finished_run(&victim.owner_key, &victim_org, &victim_run)
         .await;
     assert_eq!(run["state"], "succeeded", "{run}");
-    drop(workers);
     let first_id = |rows: Value| rows["data"][0]["id"].as_str().expect("an id").to_owned();
     let victim_user = first_id(
         app.get(

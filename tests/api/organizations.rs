@@ -592,18 +592,12 @@ async fn a_consent_failure_is_checked_again_on_a_schedule_until_it_passes(pool: 
         "{wait}"
     );
 
-    let _workers = app.start_workers();
     // Still missing at the first check: the job waits for the next step (5 minutes),
     // without spending an attempt.
     make_due(&app, "revalidate", &id).await;
-    let mut snoozed = Value::Null;
-    for _ in 0..200 {
-        snoozed = revalidate_job(&app, &msp.owner_key, &id).await;
-        if snoozed["snoozes"] == 1 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    app.run_pending_jobs().await;
+    let snoozed = revalidate_job(&app, &msp.owner_key, &id).await;
+    assert_eq!(snoozed["snoozes"], 1, "{snoozed}");
     assert_eq!(snoozed["state"], "scheduled", "{snoozed}");
     assert_eq!(snoozed["attempt"], 0);
     let next: chrono::DateTime<chrono::Utc> = snoozed["next_run_at"]
@@ -618,22 +612,16 @@ async fn a_consent_failure_is_checked_again_on_a_schedule_until_it_passes(pool: 
         *t = t.clone().with_permissions(&["AuditLog.Read.All"]);
     });
     make_due(&app, "revalidate", &id).await;
-    let mut status = Value::Null;
-    for _ in 0..200 {
-        let job = revalidate_job(&app, &msp.owner_key, &id).await;
-        if job["state"] == "completed" {
-            let organization: Value = app
-                .get(&format!("/api/v1/organizations/{id}"), &msp.owner_key)
-                .await
-                .json()
-                .await
-                .expect("org");
-            status = organization["status"].clone();
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(status, "connected");
+    app.run_pending_jobs().await;
+    let job = revalidate_job(&app, &msp.owner_key, &id).await;
+    assert_eq!(job["state"], "completed", "{job}");
+    let organization: Value = app
+        .get(&format!("/api/v1/organizations/{id}"), &msp.owner_key)
+        .await
+        .json()
+        .await
+        .expect("org");
+    assert_eq!(organization["status"], "connected");
     let report: Value = app
         .get(
             &format!("/api/v1/organizations/{id}/validation"),
@@ -795,17 +783,12 @@ async fn a_service_principal_graph_does_not_show_yet_is_not_found_and_checked_ag
         "available"
     );
     replicating(&app, false);
-    let _workers = app.start_workers();
     make_due(&app, "revalidate", &id).await;
-    let mut state = Value::Null;
-    for _ in 0..200 {
-        state = revalidate_job(&app, &msp.owner_key, &id).await["state"].clone();
-        if state == "completed" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(state, "completed");
+    app.run_pending_jobs().await;
+    assert_eq!(
+        revalidate_job(&app, &msp.owner_key, &id).await["state"],
+        "completed"
+    );
     assert_eq!(
         organization(&app, &msp.owner_key, &id).await["status"],
         "connected"
@@ -901,17 +884,8 @@ async fn the_secret_expiry_follows_every_validation_and_roles_are_named(pool: Pg
         .await
         .expect("queued");
     make_due(&app, "revalidate", &id).await;
-    let workers = app.start_workers();
-    let mut state = Value::Null;
-    for _ in 0..200 {
-        state = revalidate_job(&app, &key, &id).await["state"].clone();
-        if state == "completed" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    drop(workers);
-    assert_eq!(state, "completed");
+    app.run_pending_jobs().await;
+    assert_eq!(revalidate_job(&app, &key, &id).await["state"], "completed");
     assert_eq!(secret_expiry(&app, &key, &id).await, Some(reported));
 
     // A new secret brings its own expiry.

@@ -85,30 +85,6 @@ async fn event(app: &TestApp, key: &str, id: &str) -> Value {
         .expect("the delivery is listed")
 }
 
-/// Polls a delivery until its playbook stops moving (or 60 s pass): for tests whose
-/// workers run in the background.
-async fn wait_for_event(app: &TestApp, key: &str, id: &str, until: &[&str]) -> Value {
-    for _ in 0..1200 {
-        let page: Value = app
-            .get("/api/v1/webhook-events?limit=100", key)
-            .await
-            .json()
-            .await
-            .expect("events");
-        if let Some(event) = page["data"]
-            .as_array()
-            .expect("data")
-            .iter()
-            .find(|e| e["id"] == id)
-            && until.contains(&event["state"].as_str().unwrap_or(""))
-        {
-            return event.clone();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("event {id} did not reach {until:?} in 60 s");
-}
-
 #[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
 async fn a_signed_alert_runs_its_playbook_in_order_against_the_tenant(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
@@ -404,8 +380,9 @@ async fn a_rule_under_the_approval_policy_waits_for_a_person_then_goes_on(pool: 
     .await
     .expect("accepted");
     let delivery = accepted["id"].as_str().expect("id").to_owned();
-    let workers = app.start_workers();
-    let waiting = wait_for_event(&app, &msp.owner_key, &delivery, &["waiting_for_approval"]).await;
+    app.run_pending_jobs().await;
+    let waiting = event(&app, &msp.owner_key, &delivery).await;
+    assert_eq!(waiting["state"], "waiting_for_approval", "{waiting}");
     assert_eq!(waiting["outcome"][0]["state"], "pending_approval");
     assert_eq!(
         waiting["outcome"].as_array().expect("outcome").len(),
@@ -424,23 +401,12 @@ async fn a_rule_under_the_approval_policy_waits_for_a_person_then_goes_on(pool: 
         )
         .await;
     assert_eq!(approved.status(), 200);
-    let mut parked_again = Value::Null;
-    for _ in 0..1200 {
-        parked_again = wait_for_event(
-            &app,
-            &msp.owner_key,
-            &delivery,
-            &["waiting_for_approval", "completed", "failed"],
-        )
-        .await;
-        if parked_again["outcome"]
-            .as_array()
-            .is_some_and(|o| o.len() == 2)
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.run_pending_jobs().await;
+    let parked_again = event(&app, &msp.owner_key, &delivery).await;
+    assert_eq!(
+        parked_again["state"], "waiting_for_approval",
+        "{parked_again}"
+    );
     // The second step needs its own approval, again by a person.
     assert_eq!(
         parked_again["outcome"].as_array().expect("outcome").len(),
@@ -459,8 +425,8 @@ async fn a_rule_under_the_approval_policy_waits_for_a_person_then_goes_on(pool: 
         )
         .await;
     assert_eq!(approved.status(), 200);
-    let done = wait_for_event(&app, &msp.owner_key, &delivery, &["completed", "failed"]).await;
-    drop(workers);
+    app.run_pending_jobs().await;
+    let done = event(&app, &msp.owner_key, &delivery).await;
     assert_eq!(done["state"], "completed", "{done}");
     assert_eq!(sim_calls(&app, "PATCH", &user_id), 1);
     assert_eq!(
@@ -527,8 +493,9 @@ async fn only_owners_skip_approval_and_an_expired_step_ends_the_playbook(pool: P
     .await
     .expect("accepted");
     let delivery = accepted["id"].as_str().expect("id").to_owned();
-    let workers = app.start_workers();
-    let waiting = wait_for_event(&app, &msp.owner_key, &delivery, &["waiting_for_approval"]).await;
+    app.run_pending_jobs().await;
+    let waiting = event(&app, &msp.owner_key, &delivery).await;
+    assert_eq!(waiting["state"], "waiting_for_approval", "{waiting}");
     let action = waiting["outcome"][0]["action_id"]
         .as_str()
         .expect("action")
@@ -539,8 +506,10 @@ async fn only_owners_skip_approval_and_an_expired_step_ends_the_playbook(pool: P
         .execute(&pool)
         .await
         .expect("backdate");
-    let ended = wait_for_event(&app, &msp.owner_key, &delivery, &["failed", "completed"]).await;
-    drop(workers);
+    // The leader expires it; its end queues the playbook again.
+    app.run_maintenance().await;
+    app.run_pending_jobs().await;
+    let ended = event(&app, &msp.owner_key, &delivery).await;
     assert_eq!(ended["state"], "failed", "{ended}");
     assert_eq!(ended["outcome"][0]["state"], "expired");
     assert_eq!(

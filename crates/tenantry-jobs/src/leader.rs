@@ -89,6 +89,22 @@ async fn lead(
     }
 }
 
+/// One round of the leader's maintenance, here and now, without competing for
+/// leadership: for tests and one-shot tools (a running service's leader does this every
+/// tick).
+pub async fn maintain_once(
+    store: &Store,
+    config: &LeaderConfig,
+) -> Result<(), tenantry_store::StoreError> {
+    maintain(
+        &store.queue(),
+        &store.discovery(),
+        &store.action_runs(),
+        config,
+    )
+    .await
+}
+
 async fn maintain(
     queue: &tenantry_store::Queue,
     discovery: &tenantry_store::DiscoveryStore,
