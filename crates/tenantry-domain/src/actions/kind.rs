@@ -1,0 +1,133 @@
+//! The catalogue of actions: each one's name, capability, and what it may do.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::capabilities::Capability;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    PasswordReset,
+    MfaReset,
+    UnblockSignin,
+    RevokeSessions,
+    DisableAccount,
+    EnableAccount,
+    UpdateUserProfile,
+    UpdatePhoto,
+    GrantAccess,
+    RevokeAccess,
+    CreateUser,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown action {0:?}")]
+pub struct UnknownAction(pub String);
+
+/// Stands in for a generated password in plans, dry runs and step records: the password
+/// itself exists only in the request to Microsoft and sealed in the vault.
+pub const PASSWORD_PLACEHOLDER: &str = "[generated at execution; revealed once]";
+/// Stands in for the id of the user a `create_user` step creates.
+pub const CREATED_USER: &str = "{created-user-id}";
+/// The most targets one bulk request may name.
+pub const MAX_TARGETS: usize = 50;
+
+impl ActionKind {
+    pub const ALL: [ActionKind; 11] = [
+        ActionKind::PasswordReset,
+        ActionKind::MfaReset,
+        ActionKind::UnblockSignin,
+        ActionKind::RevokeSessions,
+        ActionKind::DisableAccount,
+        ActionKind::EnableAccount,
+        ActionKind::UpdateUserProfile,
+        ActionKind::UpdatePhoto,
+        ActionKind::GrantAccess,
+        ActionKind::RevokeAccess,
+        ActionKind::CreateUser,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::PasswordReset => "password_reset",
+            ActionKind::MfaReset => "mfa_reset",
+            ActionKind::UnblockSignin => "unblock_signin",
+            ActionKind::RevokeSessions => "revoke_sessions",
+            ActionKind::DisableAccount => "disable_account",
+            ActionKind::EnableAccount => "enable_account",
+            ActionKind::UpdateUserProfile => "update_user_profile",
+            ActionKind::UpdatePhoto => "update_photo",
+            ActionKind::GrantAccess => "grant_access",
+            ActionKind::RevokeAccess => "revoke_access",
+            ActionKind::CreateUser => "create_user",
+        }
+    }
+
+    /// The capability whose permissions and directory roles the action needs.
+    pub const fn capability(self) -> Capability {
+        match self {
+            ActionKind::PasswordReset => Capability::PasswordReset,
+            ActionKind::MfaReset => Capability::MfaReset,
+            ActionKind::UnblockSignin => Capability::UnblockSignin,
+            ActionKind::RevokeSessions => Capability::RevokeSessions,
+            ActionKind::DisableAccount | ActionKind::EnableAccount => Capability::DisableAccount,
+            ActionKind::UpdateUserProfile => Capability::UpdateUserProfile,
+            ActionKind::UpdatePhoto => Capability::UpdatePhoto,
+            ActionKind::GrantAccess | ActionKind::RevokeAccess => Capability::GrantAccess,
+            ActionKind::CreateUser => Capability::CreateUser,
+        }
+    }
+
+    /// Whether a policy may open the action to employees acting on themselves (the set
+    /// Dex offers for self-service, seed 001). Disabling accounts or creating users is
+    /// never self-service.
+    pub const fn may_be_self_service(self) -> bool {
+        matches!(
+            self,
+            ActionKind::PasswordReset
+                | ActionKind::MfaReset
+                | ActionKind::UnblockSignin
+                | ActionKind::UpdateUserProfile
+                | ActionKind::UpdatePhoto
+                | ActionKind::GrantAccess
+        )
+    }
+
+    /// Whether one request may name several targets (bulk unlock and the like).
+    pub const fn takes_many_targets(self) -> bool {
+        matches!(
+            self,
+            ActionKind::DisableAccount | ActionKind::EnableAccount | ActionKind::RevokeSessions
+        )
+    }
+
+    /// Whether the target is a user to be created rather than one that exists.
+    pub const fn creates_target(self) -> bool {
+        matches!(self, ActionKind::CreateUser)
+    }
+
+    /// Whether execution generates a password to reveal once.
+    pub const fn generates_password(self) -> bool {
+        matches!(self, ActionKind::PasswordReset | ActionKind::CreateUser)
+    }
+}
+
+impl fmt::Display for ActionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ActionKind {
+    type Err = UnknownAction;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ActionKind::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| UnknownAction(s.to_owned()))
+    }
+}

@@ -1,0 +1,393 @@
+//! Checking an action's parameters: each field's rules, Microsoft's own limits, and the
+//! record kept of them (no secrets, no photo bytes).
+
+use base64::Engine;
+use serde_json::{Map, Value, json};
+
+use super::ActionKind;
+use crate::name::checked_text;
+
+/// One field that failed validation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParameterError {
+    pub field: String,
+    pub message: String,
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> ParameterError {
+    ParameterError {
+        field: format!("parameters.{field}"),
+        message: message.into(),
+    }
+}
+
+/// Profile fields an application may change (graph-facts §6.6): ours → Graph's, and the
+/// longest value accepted.
+const PROFILE_FIELDS: [(&str, &str, usize); 6] = [
+    ("job_title", "jobTitle", 128),
+    ("department", "department", 64),
+    ("office_location", "officeLocation", 128),
+    ("business_phone", "businessPhones", 64),
+    ("mobile_phone", "mobilePhone", 64),
+    ("usage_location", "usageLocation", 2),
+];
+
+/// Microsoft's limit for a photo upload (graph-facts §6.8).
+pub const MAX_PHOTO_BYTES: usize = 4 * 1024 * 1024;
+
+/// Checked parameters. References to other objects (a group, a manager) are kept as
+/// given and resolved against the tenant before planning.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Parameters {
+    None,
+    /// Graph property → new value (`null` clears), and a manager reference.
+    Profile {
+        changes: Map<String, Value>,
+        manager: Option<String>,
+    },
+    Photo {
+        content_type: String,
+        bytes: Vec<u8>,
+    },
+    Group {
+        group: String,
+    },
+    NewUser {
+        /// The `POST /users` body without the password.
+        profile: Map<String, Value>,
+        manager: Option<String>,
+        license_sku_id: Option<uuid::Uuid>,
+    },
+}
+
+impl Parameters {
+    /// The parameters as stored and shown: photo bytes become their size.
+    pub fn to_record(&self) -> Value {
+        match self {
+            Parameters::None => json!({}),
+            Parameters::Profile { changes, manager } => {
+                let mut shown = Map::new();
+                for (ours, graph, _) in PROFILE_FIELDS {
+                    if let Some(value) = changes.get(graph) {
+                        let value = match (ours, value) {
+                            ("business_phone", Value::Array(phones)) => {
+                                phones.first().cloned().unwrap_or(Value::Null)
+                            }
+                            _ => value.clone(),
+                        };
+                        shown.insert(ours.to_owned(), value);
+                    }
+                }
+                if let Some(manager) = manager {
+                    shown.insert("manager".into(), json!(manager));
+                }
+                Value::Object(shown)
+            }
+            Parameters::Photo {
+                content_type,
+                bytes,
+            } => json!({"content_type": content_type, "bytes": bytes.len()}),
+            Parameters::Group { group } => json!({"group": group}),
+            Parameters::NewUser {
+                profile,
+                manager,
+                license_sku_id,
+            } => json!({
+                "display_name": profile.get("displayName"),
+                "given_name": profile.get("givenName"),
+                "surname": profile.get("surname"),
+                "mail_nickname": profile.get("mailNickname"),
+                "job_title": profile.get("jobTitle"),
+                "department": profile.get("department"),
+                "usage_location": profile.get("usageLocation"),
+                "manager": manager,
+                "license_sku_id": license_sku_id,
+            }),
+        }
+    }
+
+    /// A reference to another user (a manager), when there is one to resolve.
+    pub fn manager(&self) -> Option<&str> {
+        match self {
+            Parameters::Profile { manager, .. } | Parameters::NewUser { manager, .. } => {
+                manager.as_deref()
+            }
+            _ => None,
+        }
+    }
+}
+
+fn text(
+    object: &Map<String, Value>,
+    field: &str,
+    max: usize,
+) -> Result<Option<String>, ParameterError> {
+    match object.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => checked_text(s, max)
+            .map(|s| Some(s.to_owned()))
+            .map_err(|e| invalid(field, e.to_string())),
+        Some(_) => Err(invalid(field, "must be a string")),
+    }
+}
+
+fn usage_location(value: &str) -> Result<String, ParameterError> {
+    if value.len() == 2 && value.bytes().all(|b| b.is_ascii_alphabetic()) {
+        Ok(value.to_ascii_uppercase())
+    } else {
+        Err(invalid(
+            "usage_location",
+            "must be a two-letter ISO 3166 country code such as \"US\"",
+        ))
+    }
+}
+
+/// The value of a checked field, its error (if any) added to `errors`.
+fn keep(
+    errors: &mut Vec<ParameterError>,
+    result: Result<Option<String>, ParameterError>,
+) -> Option<String> {
+    match result {
+        Ok(value) => value,
+        Err(error) => {
+            errors.push(error);
+            None
+        }
+    }
+}
+
+/// Checks `raw` (the request's `parameters`, absent as `null`) for `kind`.
+pub fn parse_parameters(kind: ActionKind, raw: &Value) -> Result<Parameters, Vec<ParameterError>> {
+    let empty = Map::new();
+    let object = match raw {
+        Value::Null => &empty,
+        Value::Object(map) => map,
+        _ => {
+            return Err(vec![ParameterError {
+                field: "parameters".into(),
+                message: "must be an object".into(),
+            }]);
+        }
+    };
+    let allowed: &[&str] = match kind {
+        ActionKind::UpdateUserProfile => &[
+            "job_title",
+            "department",
+            "office_location",
+            "business_phone",
+            "mobile_phone",
+            "usage_location",
+            "manager",
+        ],
+        ActionKind::UpdatePhoto => &["content_type", "data"],
+        ActionKind::GrantAccess | ActionKind::RevokeAccess => &["group"],
+        ActionKind::CreateUser => &[
+            "display_name",
+            "given_name",
+            "surname",
+            "mail_nickname",
+            "job_title",
+            "department",
+            "usage_location",
+            "manager",
+            "license_sku_id",
+        ],
+        _ => &[],
+    };
+    let mut errors: Vec<ParameterError> = object
+        .keys()
+        .filter(|k| !allowed.contains(&k.as_str()))
+        .map(|k| invalid(k, format!("is not a parameter of {kind}")))
+        .collect();
+    let parameters = match kind {
+        ActionKind::UpdateUserProfile => {
+            let mut changes = Map::new();
+            for (ours, graph, max) in PROFILE_FIELDS {
+                if !object.contains_key(ours) {
+                    continue;
+                }
+                let value = match keep(&mut errors, text(object, ours, max)) {
+                    None if object.get(ours) == Some(&Value::Null) => {
+                        if ours == "business_phone" {
+                            json!([])
+                        } else {
+                            Value::Null
+                        }
+                    }
+                    None => continue,
+                    Some(v) if ours == "usage_location" => match usage_location(&v) {
+                        Ok(code) => json!(code),
+                        Err(e) => {
+                            errors.push(e);
+                            continue;
+                        }
+                    },
+                    // Graph takes exactly one business phone (graph-facts §6.6).
+                    Some(v) if ours == "business_phone" => json!([v]),
+                    Some(v) => json!(v),
+                };
+                changes.insert(graph.to_owned(), value);
+            }
+            let manager = keep(&mut errors, text(object, "manager", 256));
+            if changes.is_empty() && manager.is_none() && errors.is_empty() {
+                errors.push(ParameterError {
+                    field: "parameters".into(),
+                    message: "must change at least one of job_title, department, office_location, business_phone, mobile_phone, usage_location, manager".into(),
+                });
+            }
+            Parameters::Profile { changes, manager }
+        }
+        ActionKind::UpdatePhoto => {
+            let content_type = keep(&mut errors, text(object, "content_type", 32));
+            let data = keep(
+                &mut errors,
+                text(object, "data", MAX_PHOTO_BYTES * 4 / 3 + 4),
+            );
+            match (content_type, data) {
+                (Some(content_type), Some(data)) => {
+                    if content_type != "image/jpeg" && content_type != "image/png" {
+                        errors.push(invalid("content_type", "must be image/jpeg or image/png"));
+                    }
+                    match base64::engine::general_purpose::STANDARD.decode(data.as_bytes()) {
+                        Ok(bytes) if bytes.is_empty() => {
+                            errors.push(invalid("data", "must not be empty"));
+                            Parameters::None
+                        }
+                        Ok(bytes) if bytes.len() > MAX_PHOTO_BYTES => {
+                            errors.push(invalid("data", "must be at most 4 MB"));
+                            Parameters::None
+                        }
+                        Ok(bytes) => Parameters::Photo {
+                            content_type,
+                            bytes,
+                        },
+                        Err(_) => {
+                            errors.push(invalid("data", "must be base64"));
+                            Parameters::None
+                        }
+                    }
+                }
+                (content_type, data) => {
+                    if content_type.is_none() && !object.contains_key("content_type") {
+                        errors.push(invalid("content_type", "is required"));
+                    }
+                    if data.is_none() && !object.contains_key("data") {
+                        errors.push(invalid("data", "is required (base64)"));
+                    }
+                    Parameters::None
+                }
+            }
+        }
+        ActionKind::GrantAccess | ActionKind::RevokeAccess => {
+            match keep(&mut errors, text(object, "group", 256)) {
+                Some(group) => Parameters::Group { group },
+                None => {
+                    if !object.contains_key("group") {
+                        errors.push(invalid("group", "is required: a group id, mail or name"));
+                    }
+                    Parameters::None
+                }
+            }
+        }
+        ActionKind::CreateUser => {
+            let mut profile = Map::new();
+            match keep(&mut errors, text(object, "display_name", 256)) {
+                Some(name) => {
+                    profile.insert("displayName".into(), json!(name));
+                }
+                None if !object.contains_key("display_name") => {
+                    errors.push(invalid("display_name", "is required"));
+                }
+                None => {}
+            }
+            for (ours, graph, max) in [
+                ("given_name", "givenName", 64),
+                ("surname", "surname", 64),
+                ("job_title", "jobTitle", 128),
+                ("department", "department", 64),
+            ] {
+                if let Some(v) = keep(&mut errors, text(object, ours, max)) {
+                    profile.insert(graph.into(), json!(v));
+                }
+            }
+            if let Some(nickname) = keep(&mut errors, text(object, "mail_nickname", 64)) {
+                if nickname
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+                {
+                    profile.insert("mailNickname".into(), json!(nickname));
+                } else {
+                    errors.push(invalid(
+                        "mail_nickname",
+                        "may hold only letters, digits, '.', '_' and '-'",
+                    ));
+                }
+            }
+            if let Some(location) = keep(&mut errors, text(object, "usage_location", 2)) {
+                match usage_location(&location) {
+                    Ok(code) => {
+                        profile.insert("usageLocation".into(), json!(code));
+                    }
+                    Err(e) => errors.push(e),
+                }
+            }
+            let license_sku_id = match keep(&mut errors, text(object, "license_sku_id", 36)) {
+                Some(raw) => match uuid::Uuid::parse_str(&raw) {
+                    Ok(id) => Some(id),
+                    Err(_) => {
+                        errors.push(invalid("license_sku_id", "must be a SKU id (a GUID)"));
+                        None
+                    }
+                },
+                None => None,
+            };
+            if license_sku_id.is_some() && !profile.contains_key("usageLocation") {
+                errors.push(invalid(
+                    "usage_location",
+                    "is required to assign a licence (Microsoft refuses licences without it)",
+                ));
+            }
+            let manager = keep(&mut errors, text(object, "manager", 256));
+            Parameters::NewUser {
+                profile,
+                manager,
+                license_sku_id,
+            }
+        }
+        _ => Parameters::None,
+    };
+    if errors.is_empty() {
+        Ok(parameters)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Checks a user principal name for a user to be created: `local@domain`.
+pub fn parse_new_upn(raw: &str) -> Result<String, ParameterError> {
+    let upn = raw.trim();
+    let valid = upn.len() <= 113
+        && upn.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && local.len() <= 64
+                && local
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-'".contains(c))
+                && !local.starts_with('.')
+                && !local.ends_with('.')
+                && domain.contains('.')
+                && domain
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-".contains(c))
+        });
+    if valid {
+        Ok(upn.to_owned())
+    } else {
+        Err(ParameterError {
+            field: "target".into(),
+            message:
+                "must be the new user's principal name, local@domain (letters, digits, . _ - ')"
+                    .into(),
+        })
+    }
+}

@@ -1,0 +1,272 @@
+//! The Graph calls a checked request makes, in order: what a dry run shows and what the
+//! executor sends (graph-facts §6).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{ActionKind, CREATED_USER, PASSWORD_PLACEHOLDER, Parameters};
+
+/// A user the action is about, resolved against the tenant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    /// The object id; `None` for a user still to be created.
+    pub id: Option<uuid::Uuid>,
+    pub user_principal_name: Option<String>,
+    pub display_name: Option<String>,
+}
+
+/// References resolved before planning.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolved {
+    pub group_id: Option<uuid::Uuid>,
+    pub manager_id: Option<uuid::Uuid>,
+}
+
+/// One Graph call of an action.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PlannedStep {
+    pub name: String,
+    pub method: &'static str,
+    /// After `/v1.0`.
+    pub path: String,
+    /// JSON body; a password appears only as [`PASSWORD_PLACEHOLDER`].
+    pub body: Option<Value>,
+    /// Whether sending it twice does no harm. A step that may have been sent but whose
+    /// answer was lost is sent again only when this holds.
+    pub idempotent: bool,
+}
+
+impl PlannedStep {
+    fn new(name: impl Into<String>, method: &'static str, path: String) -> Self {
+        Self {
+            name: name.into(),
+            method,
+            path,
+            body: None,
+            idempotent: true,
+        }
+    }
+
+    fn body(mut self, body: Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    fn once(mut self) -> Self {
+        self.idempotent = false;
+        self
+    }
+}
+
+/// The Graph calls of an action. `graph_base` (e.g. `https://graph.microsoft.com/v1.0`)
+/// builds the `@odata.id` references Graph asks for. `mfa_reset` plans its listing here
+/// and its deletes from the listing ([`mfa_delete_steps`]).
+pub fn plan(
+    kind: ActionKind,
+    targets: &[Target],
+    parameters: &Parameters,
+    resolved: &Resolved,
+    graph_base: &str,
+) -> Vec<PlannedStep> {
+    let user = |t: &Target| {
+        t.id.map_or_else(|| CREATED_USER.to_owned(), |id| id.to_string())
+    };
+    let mut steps = Vec::new();
+    for target in targets {
+        let id = user(target);
+        match kind {
+            ActionKind::PasswordReset => steps.push(
+                PlannedStep::new("set password", "PATCH", format!("/users/{id}"))
+                    .body(json!({"passwordProfile": {
+                        "forceChangePasswordNextSignIn": true,
+                        "password": PASSWORD_PLACEHOLDER,
+                    }}))
+                    .once(),
+            ),
+            ActionKind::MfaReset => steps.push(PlannedStep::new(
+                "list authentication methods",
+                "GET",
+                format!("/users/{id}/authentication/methods"),
+            )),
+            ActionKind::UnblockSignin => {
+                steps.push(
+                    PlannedStep::new(
+                        "dismiss user risk",
+                        "POST",
+                        "/identityProtection/riskyUsers/dismiss".into(),
+                    )
+                    .body(json!({"userIds": [id]})),
+                );
+                steps.push(
+                    PlannedStep::new("enable account", "PATCH", format!("/users/{id}"))
+                        .body(json!({"accountEnabled": true})),
+                );
+            }
+            ActionKind::RevokeSessions => steps.push(PlannedStep::new(
+                "revoke sign-in sessions",
+                "POST",
+                format!("/users/{id}/revokeSignInSessions"),
+            )),
+            ActionKind::DisableAccount | ActionKind::EnableAccount => {
+                let enable = kind == ActionKind::EnableAccount;
+                steps.push(
+                    PlannedStep::new(
+                        if enable {
+                            "enable account"
+                        } else {
+                            "disable account"
+                        },
+                        "PATCH",
+                        format!("/users/{id}"),
+                    )
+                    .body(json!({"accountEnabled": enable})),
+                );
+            }
+            ActionKind::UpdateUserProfile => {
+                if let Parameters::Profile { changes, .. } = parameters
+                    && !changes.is_empty()
+                {
+                    steps.push(
+                        PlannedStep::new("update profile", "PATCH", format!("/users/{id}"))
+                            .body(Value::Object(changes.clone())),
+                    );
+                }
+                if let Some(manager) = resolved.manager_id {
+                    steps.push(set_manager(&id, manager, graph_base));
+                }
+            }
+            ActionKind::UpdatePhoto => {
+                if let Parameters::Photo { content_type, .. } = parameters {
+                    steps.push(PlannedStep {
+                        name: format!("upload photo ({content_type})"),
+                        ..PlannedStep::new("", "PUT", format!("/users/{id}/photo/$value"))
+                    });
+                }
+            }
+            ActionKind::GrantAccess | ActionKind::RevokeAccess => {
+                let group = resolved
+                    .group_id
+                    .map_or_else(|| "{group-id}".to_owned(), |g| g.to_string());
+                steps.push(if kind == ActionKind::GrantAccess {
+                    PlannedStep::new(
+                        "add group member",
+                        "POST",
+                        format!("/groups/{group}/members/$ref"),
+                    )
+                    .body(json!({"@odata.id": format!("{graph_base}/directoryObjects/{id}")}))
+                } else {
+                    PlannedStep::new(
+                        "remove group member",
+                        "DELETE",
+                        format!("/groups/{group}/members/{id}/$ref"),
+                    )
+                });
+            }
+            ActionKind::CreateUser => {
+                if let Parameters::NewUser {
+                    profile,
+                    license_sku_id,
+                    ..
+                } = parameters
+                {
+                    let upn = target.user_principal_name.clone().unwrap_or_default();
+                    let mut body = profile.clone();
+                    body.insert("accountEnabled".into(), json!(true));
+                    body.insert("userPrincipalName".into(), json!(upn));
+                    if !body.contains_key("mailNickname") {
+                        let local = upn.split('@').next().unwrap_or_default();
+                        let nickname: String = local
+                            .chars()
+                            .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
+                            .collect();
+                        body.insert("mailNickname".into(), json!(nickname));
+                    }
+                    body.insert(
+                        "passwordProfile".into(),
+                        json!({"forceChangePasswordNextSignIn": true, "password": PASSWORD_PLACEHOLDER}),
+                    );
+                    steps.push(
+                        PlannedStep::new("create user", "POST", "/users".into())
+                            .body(Value::Object(body))
+                            .once(),
+                    );
+                    if let Some(manager) = resolved.manager_id {
+                        steps.push(set_manager(CREATED_USER, manager, graph_base));
+                    }
+                    if let Some(sku) = license_sku_id {
+                        steps.push(
+                            PlannedStep::new(
+                                "assign licence",
+                                "POST",
+                                format!("/users/{CREATED_USER}/assignLicense"),
+                            )
+                            .body(json!({
+                                "addLicenses": [{"skuId": sku, "disabledPlans": []}],
+                                "removeLicenses": [],
+                            })),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    steps
+}
+
+fn set_manager(user: &str, manager: uuid::Uuid, graph_base: &str) -> PlannedStep {
+    PlannedStep::new("set manager", "PUT", format!("/users/{user}/manager/$ref"))
+        .body(json!({"@odata.id": format!("{graph_base}/users/{manager}")}))
+}
+
+/// The deletable collections by a method's `@odata.type` (graph-facts §6.3). The password
+/// method has none: it is never deleted.
+const METHOD_COLLECTIONS: [(&str, &str); 7] = [
+    (
+        "#microsoft.graph.microsoftAuthenticatorAuthenticationMethod",
+        "microsoftAuthenticatorMethods",
+    ),
+    ("#microsoft.graph.phoneAuthenticationMethod", "phoneMethods"),
+    (
+        "#microsoft.graph.softwareOathAuthenticationMethod",
+        "softwareOathMethods",
+    ),
+    ("#microsoft.graph.fido2AuthenticationMethod", "fido2Methods"),
+    ("#microsoft.graph.emailAuthenticationMethod", "emailMethods"),
+    (
+        "#microsoft.graph.temporaryAccessPassAuthenticationMethod",
+        "temporaryAccessPassMethods",
+    ),
+    (
+        "#microsoft.graph.windowsHelloForBusinessAuthenticationMethod",
+        "windowsHelloForBusinessMethods",
+    ),
+];
+
+/// One DELETE per method the listing returned, password excluded, in listed order except
+/// that alternateMobile phones go first: "A user can't have an alternateMobile number
+/// without a mobile number" (graph-facts §6.3), so the mobile one is refused while an
+/// alternateMobile one remains. Graph v1.0 does not say which method is the default; the
+/// executor learns it from Microsoft's refusal ("Cannot delete default method with other
+/// methods configured") and, like any delete refused while other methods remain, sends it
+/// again after the others.
+pub fn mfa_delete_steps(user: &str, methods: &[Value]) -> Vec<PlannedStep> {
+    let alternate_mobile = |method: &&Value| {
+        method["@odata.type"] == "#microsoft.graph.phoneAuthenticationMethod"
+            && method["phoneType"] == "alternateMobile"
+    };
+    let (first, rest): (Vec<&Value>, Vec<&Value>) = methods.iter().partition(alternate_mobile);
+    first
+        .into_iter()
+        .chain(rest)
+        .filter_map(|method| {
+            let kind = method["@odata.type"].as_str()?;
+            let id = method["id"].as_str()?;
+            let (_, collection) = METHOD_COLLECTIONS.iter().find(|(t, _)| *t == kind)?;
+            Some(PlannedStep::new(
+                format!("delete {}", collection.trim_end_matches("Methods")),
+                "DELETE",
+                format!("/users/{user}/authentication/{collection}/{id}"),
+            ))
+        })
+        .collect()
+}

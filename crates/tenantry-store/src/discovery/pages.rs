@@ -1,0 +1,278 @@
+//! Writing what a run reads: each page straight into the run's generation of the
+//! inventory (one statement per page, the JSON parsed by PostgreSQL), memberships, and
+//! what waits in `discovery_stage` for the apply.
+
+use super::*;
+
+impl DiscoveryStore {
+    /// Writes one page of a section into the run's generation of the inventory. `objects`
+    /// is the page's `value` array as Microsoft sent it: PostgreSQL parses it once, and
+    /// nothing is built object by object on the way. Objects are keyed by `id_field`; one
+    /// listed twice in the page is written once, as last listed. A delta run's `@removed`
+    /// items (users, groups) are kept aside for the apply instead.
+    pub async fn write_page(
+        &self,
+        keys: RunKeys,
+        section: &str,
+        id_field: &str,
+        objects: &str,
+    ) -> Result<(), StoreError> {
+        let query = match Table::of(section) {
+            Table::Users => sqlx::query(WRITE_USERS),
+            Table::Groups => sqlx::query(WRITE_GROUPS),
+            Table::Roles => sqlx::query(WRITE_ROLES),
+            Table::Objects => sqlx::query(WRITE_OBJECTS),
+            Table::GroupMembers | Table::RoleMembers | Table::Stage => {
+                return Err(StoreError::Corrupt(format!(
+                    "{section} is not written from pages"
+                )));
+            }
+        };
+        let query = query.bind(keys.organization).bind(keys.run).bind(objects);
+        let query = match Table::of(section) {
+            Table::Users | Table::Groups => query.bind(keys.msp.as_uuid()),
+            Table::Objects => query.bind(section).bind(id_field),
+            _ => query,
+        };
+        query.execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Writes members of groups (`group_members`) or directory roles (`role_members`) into
+    /// the run's generation.
+    pub async fn write_memberships(
+        &self,
+        keys: RunKeys,
+        section: &str,
+        members: &[Membership],
+    ) -> Result<(), StoreError> {
+        let sql = match Table::of(section) {
+            Table::GroupMembers => WRITE_GROUP_MEMBERS,
+            Table::RoleMembers => WRITE_ROLE_MEMBERS,
+            _ => {
+                return Err(StoreError::Corrupt(format!(
+                    "{section} holds no memberships"
+                )));
+            }
+        };
+        if members.is_empty() {
+            return Ok(());
+        }
+        let parents: Vec<Uuid> = members.iter().map(|m| m.parent).collect();
+        let ids: Vec<Uuid> = members.iter().map(|m| m.member).collect();
+        let kinds: Vec<&str> = members.iter().map(|m| m.kind.as_str()).collect();
+        sqlx::query(sql)
+            .bind(keys.organization)
+            .bind(keys.run)
+            .bind(&parents)
+            .bind(&ids)
+            .bind(&kinds)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Keeps objects aside until the run is applied.
+    pub async fn stage(
+        &self,
+        run: Uuid,
+        section: &str,
+        objects: &[StagedObject],
+    ) -> Result<(), StoreError> {
+        if objects.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = objects.iter().map(|o| o.object_id.as_str()).collect();
+        let data: Vec<&serde_json::Value> = objects.iter().map(|o| &o.data).collect();
+        sqlx::query(
+            "insert into discovery_stage (run_id, section, object_id, data)
+             select $1, $2, * from unnest($3::text[], $4::jsonb[])
+             where exists (select 1 from discovery_run where run_id = $1 and state = 'running' for key share)
+             on conflict (run_id, section, object_id) do update set data = excluded.data",
+        )
+        .bind(run)
+        .bind(section)
+        .bind(&ids)
+        .bind(&data)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The groups this run wrote (all of them in a full run, the changed ones in a delta
+    /// run): the groups whose members to read.
+    pub async fn written_group_ids(&self, keys: RunKeys) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "select group_id::text from inventory_group
+             where organization_id = $1 and generation = $2 order by group_id",
+        )
+        .bind(keys.organization)
+        .bind(keys.run)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The delta link a section staged (kept for an apply after a resumed attempt).
+    pub async fn staged_delta_link(
+        &self,
+        run: Uuid,
+        section: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "select data #>> '{}' from discovery_stage
+             where run_id = $1 and section = 'delta_link' and object_id = $2",
+        )
+        .bind(run)
+        .bind(section)
+        .fetch_optional(&self.pool)
+        .await?
+        .flatten())
+    }
+
+    /// The expiry of the client secret in use, as the app-secret section wrote it.
+    pub async fn written_secret_expiry(
+        &self,
+        keys: RunKeys,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let text: Option<Option<String>> = sqlx::query_scalar(
+            "select data->'secret_in_use'->>'expires_at' from inventory_object
+             where organization_id = $1 and generation = $2 and section = 'app_secret' limit 1",
+        )
+        .bind(keys.organization)
+        .bind(keys.run)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(text
+            .flatten()
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&Utc)))
+    }
+
+    /// Drops what this run wrote of a section (before it is read again from the start).
+    pub async fn clear_section(&self, keys: RunKeys, section: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        lock_running(&mut tx, keys.run).await?;
+        // The section's removals, its mark of a fresh delta round (a re-read may not be
+        // one), and for members the groups they were read for.
+        sqlx::query(
+            "delete from discovery_stage where run_id = $1
+               and (section = $2 or (section = 'fresh_round' and object_id = $2)
+                    or ($2 = 'group_members' and section = 'member_groups'))",
+        )
+        .bind(keys.run)
+        .bind(section)
+        .execute(&mut *tx)
+        .await?;
+        for (table, object_section) in section_rows(section) {
+            delete_generation(&mut tx, table, keys.organization, keys.run, object_section).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+// Page writers. Parameters: $1 organization, $2 generation, $3 the page's objects (a JSON
+// array), then $4 the MSP (users, groups) or $4 the section and $5 the id field (listed
+// sections).
+
+/// The page's objects, each once (the last listing wins), with their ids.
+macro_rules! page_cte {
+    () => {
+        "page as (
+        select distinct on (e.d->>'id') e.d, e.d->>'id' as id
+        from jsonb_array_elements($3::text::jsonb) with ordinality as e (d, n)
+        where e.d ? 'id' and exists (select 1 from discovery_run
+            where run_id = $2 and state = 'running' for key share)
+        order by e.d->>'id', e.n desc)"
+    };
+}
+
+/// A delta page's removals of `section`: kept aside, dropping what the run wrote of the
+/// object, and an object present again cancels a removal kept earlier in the run.
+macro_rules! removals_cte {
+    ($section:literal, $table:literal, $id:literal) => {
+        concat!(
+            "removed as (
+        insert into discovery_stage (run_id, section, object_id, data, removed)
+        select $2, '", $section, "', id, d, true from page where d ? '@removed'
+        on conflict (run_id, section, object_id) do update set data = excluded.data, removed = true),
+    unwritten as (
+        delete from ", $table, " where organization_id = $1 and generation = $2
+          and ", $id, " in (select id::uuid from page where d ? '@removed')),
+    revived as (
+        delete from discovery_stage where run_id = $2 and section = '", $section, "'
+          and object_id in (select id from page where not d ? '@removed'))"
+        )
+    };
+}
+
+const WRITE_USERS: &str = concat!(
+    "with ",
+    page_cte!(),
+    ", ",
+    removals_cte!("users", "inventory_user", "user_id"),
+    "
+    insert into inventory_user
+        (organization_id, generation, user_id, display_name, user_principal_name, mail, department, job_title, account_enabled, data, msp_id)
+    select $1, $2, id::uuid, d->>'displayName', d->>'userPrincipalName', d->>'mail',
+           d->>'department', d->>'jobTitle', (d->>'accountEnabled')::boolean, d, $4
+    from page where not d ? '@removed'
+    on conflict (organization_id, generation, user_id) do update set
+        display_name = excluded.display_name, user_principal_name = excluded.user_principal_name,
+        mail = excluded.mail, department = excluded.department, job_title = excluded.job_title,
+        account_enabled = excluded.account_enabled, data = excluded.data"
+);
+
+const WRITE_GROUPS: &str = concat!(
+    "with ",
+    page_cte!(),
+    ", ",
+    removals_cte!("groups", "inventory_group", "group_id"),
+    "
+    insert into inventory_group
+        (organization_id, generation, group_id, display_name, mail, kind, data, msp_id)
+    select $1, $2, id::uuid, d->>'displayName', d->>'mail',
+           case when coalesce(d->'groupTypes', '[]'::jsonb) ? 'Unified' then 'm365'
+                when coalesce((d->>'securityEnabled')::boolean, false) then 'security'
+                else 'distribution' end,
+           d, $4
+    from page where not d ? '@removed'
+    on conflict (organization_id, generation, group_id) do update set
+        display_name = excluded.display_name, mail = excluded.mail, kind = excluded.kind, data = excluded.data"
+);
+
+const WRITE_ROLES: &str = concat!(
+    "with ",
+    page_cte!(),
+    "
+    insert into inventory_role (organization_id, generation, role_id, role_template_id, display_name)
+    select $1, $2, id::uuid, (d->>'roleTemplateId')::uuid, d->>'displayName' from page
+    on conflict (organization_id, generation, role_id) do update set
+        role_template_id = excluded.role_template_id, display_name = excluded.display_name"
+);
+
+const WRITE_OBJECTS: &str = "insert into inventory_object
+        (organization_id, generation, section, object_id, display_name, data)
+    select distinct on (e.d->>$5) $1::uuid, $2::uuid, $4::text, e.d->>$5,
+           coalesce(e.d->>'displayName', e.d->>'deviceName', e.d->>'userDisplayName', e.d->>'skuPartNumber', e.d->>$5),
+           e.d
+    from jsonb_array_elements($3::text::jsonb) with ordinality as e (d, n)
+    where e.d ? $5 and exists (select 1 from discovery_run
+        where run_id = $2 and state = 'running' for key share)
+    order by e.d->>$5, e.n desc
+    on conflict (organization_id, generation, section, object_id) do update set
+        display_name = excluded.display_name, data = excluded.data";
+
+// Membership writers: $1 organization, $2 generation, $3 parents, $4 members, $5 kinds.
+
+const WRITE_GROUP_MEMBERS: &str = "insert into inventory_group_member
+        (organization_id, generation, group_id, member_id, member_type)
+    select $1, $2, * from unnest($3::uuid[], $4::uuid[], $5::text[])
+    where exists (select 1 from discovery_run where run_id = $2 and state = 'running' for key share)
+    on conflict do nothing";
+
+const WRITE_ROLE_MEMBERS: &str = "insert into inventory_role_member
+        (organization_id, generation, role_id, member_id, member_type)
+    select $1, $2, * from unnest($3::uuid[], $4::uuid[], $5::text[])
+    where exists (select 1 from discovery_run where run_id = $2 and state = 'running' for key share)
+    on conflict do nothing";
