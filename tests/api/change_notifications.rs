@@ -24,24 +24,37 @@ async fn put_enabled(app: &TestApp, key: &str, org: &str, enabled: bool) -> reqw
     .expect("sent")
 }
 
-/// Polls until `check` holds for the organization's change-notification state (30 s).
-async fn wait_state(app: &TestApp, key: &str, org: &str, check: impl Fn(&Value) -> bool) -> Value {
+/// The organization's change-notification state once every pending job has run and the
+/// leader's maintenance has had its round.
+async fn state_after_jobs(app: &TestApp, key: &str, org: &str) -> Value {
+    app.run_maintenance().await;
+    app.run_pending_jobs().await;
+    app.get(
+        &format!("/api/v1/organizations/{org}/change-notifications"),
+        key,
+    )
+    .await
+    .json()
+    .await
+    .expect("state")
+}
+
+/// Waits (up to 30 s) for Microsoft to deliver a notification of `resource`: Graph sends
+/// them on its own schedule, the one thing here no test can drain.
+async fn notification_received(pool: &PgPool, resource: &str) {
     for _ in 0..600 {
-        let state: Value = app
-            .get(
-                &format!("/api/v1/organizations/{org}/change-notifications"),
-                key,
-            )
-            .await
-            .json()
-            .await
-            .expect("state");
-        if check(&state) {
-            return state;
+        let received: i64 =
+            sqlx::query_scalar("select count(*) from graph_notification where resource ilike $1")
+                .bind(format!("%{resource}%"))
+                .fetch_one(pool)
+                .await
+                .expect("count");
+        if received > 0 {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("change notifications of {org} never reached the expected state");
+    panic!("Graph delivered no notification about {resource} in 30 s");
 }
 
 fn subscription_of(state: &Value, resource: &str) -> String {
@@ -60,16 +73,17 @@ async fn a_change_in_the_tenant_reaches_the_inventory_by_notification(pool: PgPo
     let app = TestApp::spawn(pool.clone()).await;
     let msp = app.create_msp("Notified MSP").await;
     let (org, run) = connect_run(&app, &msp.owner_key, app.connect_body("contoso")).await;
-    let workers = app.start_workers();
-    let first = app.wait_for_run(&msp.owner_key, &org, &run).await;
+    let first = app.finished_run(&msp.owner_key, &org, &run).await;
     assert_eq!(first["state"], "succeeded");
 
     let enabled = put_enabled(&app, &msp.owner_key, &org, true).await;
     assert_eq!(enabled.status(), 200);
-    let state = wait_state(&app, &msp.owner_key, &org, |s| {
-        s["subscriptions"].as_array().is_some_and(|v| v.len() == 2)
-    })
-    .await;
+    let state = state_after_jobs(&app, &msp.owner_key, &org).await;
+    assert_eq!(
+        state["subscriptions"].as_array().map(Vec::len),
+        Some(2),
+        "{state}"
+    );
     assert_eq!(state["enabled"], true);
     let at_graph: Value = app
         .graph("contoso", Method::GET, "/subscriptions", None)
@@ -106,25 +120,19 @@ async fn a_change_in_the_tenant_reaches_the_inventory_by_notification(pool: PgPo
         )
         .await;
     assert_eq!(patched.status(), 204);
-    let mut department = Value::Null;
-    for _ in 0..600 {
-        let row: Value = app
-            .get(
-                &format!("/api/v1/organizations/{org}/users/{user}"),
-                &msp.owner_key,
-            )
-            .await
-            .json()
-            .await
-            .expect("user");
-        department = row["department"].clone();
-        if department == "Notified" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    drop(workers);
-    assert_eq!(department, "Notified");
+    notification_received(&pool, &user).await;
+    // The leader queues a delta scan for the notified change; it runs.
+    state_after_jobs(&app, &msp.owner_key, &org).await;
+    let row: Value = app
+        .get(
+            &format!("/api/v1/organizations/{org}/users/{user}"),
+            &msp.owner_key,
+        )
+        .await
+        .json()
+        .await
+        .expect("user");
+    assert_eq!(row["department"], "Notified", "{row}");
     let runs: Value = app
         .get(
             &format!("/api/v1/organizations/{org}/discovery-runs"),
@@ -163,16 +171,17 @@ async fn forged_notifications_are_ignored_and_subscriptions_are_renewed_and_recr
         .expect("sent");
     assert_problem(early, 404, "NOT_FOUND").await;
 
-    let workers = app.start_workers();
-    app.wait_for_run(&msp.owner_key, &org, &run).await;
+    app.finished_run(&msp.owner_key, &org, &run).await;
     assert_eq!(
         put_enabled(&app, &msp.owner_key, &org, true).await.status(),
         200
     );
-    let state = wait_state(&app, &msp.owner_key, &org, |s| {
-        s["subscriptions"].as_array().is_some_and(|v| v.len() == 2)
-    })
-    .await;
+    let state = state_after_jobs(&app, &msp.owner_key, &org).await;
+    assert_eq!(
+        state["subscriptions"].as_array().map(Vec::len),
+        Some(2),
+        "{state}"
+    );
     let users_subscription = subscription_of(&state, "users");
     let runs_before: i64 = sqlx::query_scalar("select count(*) from discovery_run")
         .fetch_one(&pool)
@@ -206,25 +215,21 @@ async fn forged_notifications_are_ignored_and_subscriptions_are_renewed_and_recr
     .fetch_one(&pool)
     .await
     .expect("due");
-    let mut renewed = false;
-    for _ in 0..600 {
-        let row: (
-            chrono::DateTime<chrono::Utc>,
-            Option<chrono::DateTime<chrono::Utc>>,
-        ) = sqlx::query_as(
-            "select expires_at, renewed_at from graph_subscription where subscription_id = $1",
-        )
-        .bind(&users_subscription)
-        .fetch_one(&pool)
-        .await
-        .expect("row");
-        if row.1.is_some() && row.0 > before {
-            renewed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(renewed, "the subscription was renewed before it expired");
+    state_after_jobs(&app, &msp.owner_key, &org).await;
+    let (expires_at, renewed_at): (
+        chrono::DateTime<chrono::Utc>,
+        Option<chrono::DateTime<chrono::Utc>>,
+    ) = sqlx::query_as(
+        "select expires_at, renewed_at from graph_subscription where subscription_id = $1",
+    )
+    .bind(&users_subscription)
+    .fetch_one(&pool)
+    .await
+    .expect("row");
+    assert!(
+        renewed_at.is_some() && expires_at > before,
+        "the subscription was renewed before it expired"
+    );
     assert!(app.sim.requests().iter().any(|r| {
         r.method == "PATCH"
             && r.path
@@ -242,14 +247,17 @@ async fn forged_notifications_are_ignored_and_subscriptions_are_renewed_and_recr
         .await
         .expect("sent");
     assert!(removed.status().is_success(), "{}", removed.status());
-    let recreated = wait_state(&app, &msp.owner_key, &org, |s| {
-        s["subscriptions"].as_array().is_some_and(|v| {
-            v.len() == 2
-                && v.iter()
-                    .all(|x| x["subscription_id"] != users_subscription.as_str())
-        })
-    })
-    .await;
+    let recreated = state_after_jobs(&app, &msp.owner_key, &org).await;
+    let subscriptions = recreated["subscriptions"]
+        .as_array()
+        .expect("subscriptions");
+    assert_eq!(subscriptions.len(), 2, "{recreated}");
+    assert!(
+        subscriptions
+            .iter()
+            .all(|x| x["subscription_id"] != users_subscription.as_str()),
+        "{recreated}"
+    );
     assert_ne!(subscription_of(&recreated, "users"), users_subscription);
 
     // Off: the subscriptions are deleted at Graph.
@@ -259,11 +267,12 @@ async fn forged_notifications_are_ignored_and_subscriptions_are_renewed_and_recr
             .status(),
         200
     );
-    wait_state(&app, &msp.owner_key, &org, |s| {
-        s["subscriptions"].as_array().is_some_and(Vec::is_empty)
-    })
-    .await;
-    drop(workers);
+    let off = state_after_jobs(&app, &msp.owner_key, &org).await;
+    assert_eq!(
+        off["subscriptions"].as_array().map(Vec::len),
+        Some(0),
+        "{off}"
+    );
     let left: Value = app
         .graph("contoso", Method::GET, "/subscriptions", None)
         .await
