@@ -106,7 +106,10 @@ async fn main() {
     .with_keyring(keyring);
     let (_, _, issued) = store
         .operator()
-        .create_msp(DisplayName::parse("Bench MSP").expect("name"))
+        .create_msp(
+            DisplayName::parse("Bench MSP").expect("name"),
+            DisplayName::parse("Bench owner").expect("name"),
+        )
         .await
         .expect("msp");
     let principal = store.authenticate(issued.expose()).await.expect("key");

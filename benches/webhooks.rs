@@ -155,7 +155,10 @@ async fn main() {
     let store = Store::new(pool.clone(), pepper).with_keyring(keyring);
     let (msp, _, key) = store
         .operator()
-        .create_msp(DisplayName::parse("Load MSP").expect("name"))
+        .create_msp(
+            DisplayName::parse("Load MSP").expect("name"),
+            DisplayName::parse("Load owner").expect("name"),
+        )
         .await
         .expect("msp");
     let organization = uuid::Uuid::now_v7();

@@ -87,6 +87,10 @@ enum AdminCommand {
     CreateMsp {
         #[arg(long)]
         name: String,
+        /// The person who holds the first owner key (a name or email address); defaults to
+        /// "Owner of <name>".
+        #[arg(long)]
+        operator: Option<String>,
         /// Print one JSON object with msp_id and api_key.
         #[arg(long)]
         json: bool,
@@ -101,6 +105,14 @@ enum AdminCommand {
         /// What the key is for.
         #[arg(long, default_value = "created with tenantry admin")]
         name: String,
+        /// A new person who holds the key (a name or email address). Without it or
+        /// --operator-id, the key gets a person of its own, named after the key.
+        #[arg(long, conflicts_with = "operator_id")]
+        operator: Option<String>,
+        /// An existing operator of the MSP (e.g. a replacement key for someone who lost
+        /// theirs): the key approves as that person.
+        #[arg(long)]
+        operator_id: Option<Uuid>,
         /// Print one JSON object with msp_id and api_key.
         #[arg(long)]
         json: bool,
@@ -132,17 +144,30 @@ pub fn main() -> ExitCode {
             Command::Migrate => commands::migrate::run().await,
             Command::Dev { json } => commands::dev::run(json).await,
             Command::Admin {
-                command: AdminCommand::CreateMsp { name, json },
-            } => commands::admin::create_msp(&name, json).await,
+                command:
+                    AdminCommand::CreateMsp {
+                        name,
+                        operator,
+                        json,
+                    },
+            } => commands::admin::create_msp(&name, operator.as_deref(), json).await,
             Command::Admin {
                 command:
                     AdminCommand::CreateKey {
                         msp,
                         role,
                         name,
+                        operator,
+                        operator_id,
                         json,
                     },
-            } => commands::admin::create_key(msp, role, &name, json).await,
+            } => {
+                let holder = commands::admin::Holder {
+                    name: operator,
+                    id: operator_id,
+                };
+                commands::admin::create_key(msp, role, &name, holder, json).await
+            }
             Command::TestEnv { command } => commands::test_env::run(command).await,
             Command::Worker => commands::worker::run().await,
             Command::GraphSim {

@@ -195,13 +195,17 @@ async fn demo_owner_key(
                 name: DisplayName::parse("dev owner key")?,
                 role: tenantry_domain::Role::Owner,
                 organizations: tenantry_domain::OrganizationLimit::All,
+                operator: tenantry_store::KeyHolder::New(DisplayName::parse("dev owner")?),
             };
             let (_, issued) = operator.create_key(msp.id, new).await?;
             (msp.id, issued)
         }
         None => {
             let (msp, _, issued) = operator
-                .create_msp(DisplayName::parse(DEMO_MSP_NAME)?)
+                .create_msp(
+                    DisplayName::parse(DEMO_MSP_NAME)?,
+                    DisplayName::parse("dev owner")?,
+                )
                 .await?;
             (msp.id, issued)
         }

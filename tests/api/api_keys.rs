@@ -378,6 +378,7 @@ async fn a_key_revoked_mid_request_cannot_mint_or_revoke_keys(pool: PgPool) {
         name: tenantry_domain::DisplayName::parse("late").expect("name"),
         role: Role::Admin,
         organizations: tenantry_domain::OrganizationLimit::All,
+        operator: tenantry_store::KeyHolder::Minter,
     };
     assert!(matches!(
         scope.create_api_key(new).await,

@@ -8,7 +8,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 use tenantry_api::{ApiConfig, Metrics};
 use tenantry_domain::{DisplayName, OrganizationLimit, Role};
-use tenantry_store::{ApiKeyPepper, NewApiKey, Store};
+use tenantry_store::{ApiKeyPepper, KeyHolder, NewApiKey, Store};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -151,7 +151,10 @@ impl TestApp {
         let (msp, key, issued) = self
             .store
             .operator()
-            .create_msp(DisplayName::parse(name).expect("name"))
+            .create_msp(
+                DisplayName::parse(name).expect("name"),
+                DisplayName::parse(&format!("Owner of {name}")).expect("operator name"),
+            )
             .await
             .expect("create msp");
         TestMsp {
@@ -162,12 +165,14 @@ impl TestApp {
         }
     }
 
-    /// A key of `role` for `msp`, made through the operator path (no API call).
+    /// A key of `role` for `msp`, made through the operator path (no API call), held by a
+    /// person of its own.
     pub async fn key_for(&self, msp: &TestMsp, role: Role) -> (Uuid, String) {
         let new = NewApiKey {
             name: DisplayName::parse(&format!("{role} key")).expect("name"),
             role,
             organizations: OrganizationLimit::All,
+            operator: KeyHolder::Minter,
         };
         let (record, issued) = self
             .store

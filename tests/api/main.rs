@@ -10,5 +10,6 @@ mod helpers;
 mod http_conventions;
 mod isolation;
 mod operations;
+mod operators;
 mod organizations;
 mod webhooks;

@@ -276,6 +276,119 @@ async fn migrate_then_admin_create_msp_and_key_print_json(pool: PgPool) {
     assert_eq!(stored, 2);
 }
 
+/// Runs `tenantry admin …` with `--json` and returns its object.
+fn admin_json(url: &str, args: &[&str]) -> Value {
+    let output = Tenantry::new()
+        .database(url)
+        .arg("admin")
+        .args(args.iter().copied())
+        .arg("--json")
+        .output();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("one JSON object")
+}
+
+#[sqlx::test(migrations = false)]
+async fn admin_keys_name_the_operator_who_holds_them(pool: PgPool) {
+    let url = database_url_for(&pool);
+    let migrated = Tenantry::new().database(&url).arg("migrate").output();
+    assert!(migrated.status.success());
+
+    let msp = admin_json(
+        &url,
+        &[
+            "create-msp",
+            "--name",
+            "Contoso IT",
+            "--operator",
+            "Alice Example",
+        ],
+    );
+    assert_eq!(msp["operator"]["name"], "Alice Example");
+    let msp_id = msp["msp_id"].as_str().expect("msp_id").to_owned();
+    let defaulted = admin_json(&url, &["create-msp", "--name", "Fabrikam"]);
+    assert_eq!(defaulted["operator"]["name"], "Owner of Fabrikam");
+
+    let bob = admin_json(
+        &url,
+        &[
+            "create-key",
+            "--msp",
+            &msp_id,
+            "--role",
+            "admin",
+            "--operator",
+            "bob@example.com",
+        ],
+    );
+    assert_eq!(bob["operator"]["name"], "bob@example.com");
+    assert_ne!(bob["operator"]["id"], msp["operator"]["id"]);
+    let alices_id = msp["operator"]["id"].as_str().expect("id").to_owned();
+    let alices_second = admin_json(
+        &url,
+        &[
+            "create-key",
+            "--msp",
+            &msp_id,
+            "--role",
+            "technician",
+            "--operator-id",
+            &alices_id,
+        ],
+    );
+    assert_eq!(alices_second["operator"], msp["operator"]);
+    let own_person = admin_json(
+        &url,
+        &[
+            "create-key",
+            "--msp",
+            &msp_id,
+            "--role",
+            "viewer",
+            "--name",
+            "PSA sync",
+        ],
+    );
+    assert_eq!(own_person["operator"]["name"], "holder of PSA sync");
+
+    let fabrikams = defaulted["operator"]["id"].as_str().expect("id").to_owned();
+    let elsewhere = Tenantry::new()
+        .database(&url)
+        .args([
+            "admin",
+            "create-key",
+            "--msp",
+            &msp_id,
+            "--role",
+            "viewer",
+            "--operator-id",
+            &fabrikams,
+        ])
+        .output();
+    assert!(!elsewhere.status.success(), "another MSP's operator");
+    assert!(String::from_utf8_lossy(&elsewhere.stderr).contains("no operator"));
+    let both = Tenantry::new()
+        .database(&url)
+        .args([
+            "admin",
+            "create-key",
+            "--msp",
+            &msp_id,
+            "--role",
+            "viewer",
+            "--operator",
+            "X",
+            "--operator-id",
+            &alices_id,
+        ])
+        .output();
+    assert!(!both.status.success());
+}
+
 #[sqlx::test(migrations = false)]
 async fn serve_migrates_serves_keeps_secrets_out_of_logs_and_stops_on_sigterm(pool: PgPool) {
     let url = database_url_for(&pool);

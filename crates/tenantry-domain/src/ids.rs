@@ -70,6 +70,10 @@ uuid_id!(
     ApiKeyRecordId
 );
 uuid_id!(
+    /// A person who holds API keys of an MSP (four eyes compares operators, not keys).
+    OperatorId
+);
+uuid_id!(
     /// A job in the durable queue.
     JobId
 );

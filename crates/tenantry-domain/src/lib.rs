@@ -26,7 +26,7 @@ pub mod webhooks;
 pub use api_key::{ApiKeyToken, KeyGrant, KeyGrantError, KeyId, MalformedKey, OrganizationLimit};
 pub use error_chain::error_chain;
 pub use error_code::ErrorCode;
-pub use ids::{ActionId, ApiKeyRecordId, DiscoveryRunId, JobId, MspId, OrganizationId};
+pub use ids::{ActionId, ApiKeyRecordId, DiscoveryRunId, JobId, MspId, OperatorId, OrganizationId};
 pub use name::{DisplayName, InvalidName};
 pub use role::{Role, UnknownRole};
 pub use states::{

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::audit::{self, NewEvent};
 use crate::error::StoreError;
 use crate::jobs::ActionJob;
+use crate::operators::OperatorRecord;
 use crate::queue::{self, NewJob};
 use crate::sealing::{Keyring, Purpose};
 
@@ -29,6 +30,9 @@ pub struct Actor {
     pub employee: Option<Uuid>,
     /// A name the caller gave (a technician's name, a ticket reference).
     pub name: Option<String>,
+    /// The person holding the key (for an employee, the gateway key's operator); `None`
+    /// for a webhook endpoint.
+    pub operator: Option<OperatorRecord>,
     /// The webhook delivery whose playbook asks (the key is then the endpoint's id).
     pub webhook_event: Option<Uuid>,
 }
@@ -41,10 +45,12 @@ impl Actor {
         }
         match self.employee {
             Some(user) => {
-                json!({"type": "employee", "user_id": user, "via_api_key_id": self.api_key_id})
+                json!({"type": "employee", "user_id": user, "via_api_key_id": self.api_key_id,
+                       "via_operator": self.operator})
             }
             None => {
-                json!({"type": "api_key", "api_key_id": self.api_key_id, "role": self.role, "name": self.name})
+                json!({"type": "api_key", "api_key_id": self.api_key_id, "role": self.role, "name": self.name,
+                       "operator": self.operator})
             }
         }
     }
@@ -81,6 +87,9 @@ pub struct ActionRecord {
     pub requested_by_key: Uuid,
     pub requester_kind: String,
     pub requested_by: Option<String>,
+    /// The operator of the requesting key (`None` for webhook endpoints).
+    pub requested_by_operator: Option<Uuid>,
+    pub requested_by_operator_name: Option<String>,
     pub privileged_targets: Value,
     pub approval_required: bool,
     pub approval_reason: Option<String>,
@@ -90,6 +99,9 @@ pub struct ActionRecord {
     pub expires_at: Option<DateTime<Utc>>,
     pub decided_by_key: Option<Uuid>,
     pub decided_by: Option<String>,
+    /// The operator of the deciding key.
+    pub decided_by_operator: Option<Uuid>,
+    pub decided_by_operator_name: Option<String>,
     pub decided_at: Option<DateTime<Utc>>,
     pub decision_reason: Option<String>,
     pub job_id: Option<Uuid>,
@@ -134,6 +146,11 @@ pub(crate) const ACTION_COLUMNS: &str =
     a.approval_reason, a.approver_roles, a.approver_keys, a.approver_groups, a.expires_at,
     a.decided_by_key, a.decided_by, a.decided_at, a.decision_reason, a.job_id, a.error_code,
     a.error_message, a.created_at, a.updated_at, a.finished_at,
+    a.requested_by_operator, a.decided_by_operator,
+    (select p.name from operator p where p.msp_id = a.msp_id and p.operator_id = a.requested_by_operator)
+        as requested_by_operator_name,
+    (select p.name from operator p where p.msp_id = a.msp_id and p.operator_id = a.decided_by_operator)
+        as decided_by_operator_name,
     exists (select 1 from action_step t where t.action_id = a.action_id and not t.idempotent
             and t.state in ('succeeded', 'unknown')) as password_set,
     exists (select 1 from action_secret s where s.action_id = a.action_id) as password_kept";
@@ -233,9 +250,9 @@ pub(crate) async fn create(
         "insert into action_request (action_id, msp_id, organization_id, action, state, targets, parameters,
              resolved, attachment, requested_by_key, requester_kind, requested_by, idempotency_key, request_hash,
              privileged_targets, approval_required, approval_reason, approver_roles, approver_keys,
-             approver_groups, expires_at, webhook_event_id)
+             approver_groups, expires_at, webhook_event_id, requested_by_operator)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-             case when $16 then now() + make_interval(secs => $21) end, $22)",
+             case when $16 then now() + make_interval(secs => $21) end, $22, $23)",
     )
     .bind(id.as_uuid())
     .bind(msp.as_uuid())
@@ -263,6 +280,7 @@ pub(crate) async fn create(
     .bind(&new.approvers.groups)
     .bind(f64::from(new.approval_ttl_secs))
     .bind(actor.webhook_event)
+    .bind(actor.operator.as_ref().map(|o| o.id.as_uuid()))
     .execute(&mut *tx)
     .await;
     match inserted {
@@ -502,10 +520,17 @@ async fn check_decider(
                 .and_then(|u| u.parse::<Uuid>().ok())
         })
         .flatten();
+    // People, not keys: every key of one operator is the same person, so a second key
+    // minted by the requester cannot approve (or deny) the request.
     let same_person = match decider.employee {
         Some(user) => requester_employee == Some(user),
         None => {
-            record.requester_kind == "technician" && record.requested_by_key == decider.api_key_id
+            record.requester_kind == "technician"
+                && (record.requested_by_key == decider.api_key_id
+                    || decider
+                        .operator
+                        .as_ref()
+                        .is_some_and(|o| record.requested_by_operator == Some(o.id.as_uuid())))
         }
     };
     if same_person {
@@ -589,7 +614,7 @@ pub(crate) async fn decide(
     };
     sqlx::query(
         "update action_request set state = $2, decided_by_key = $3, decided_by = $4, decided_at = now(),
-             decision_reason = $5, updated_at = now(),
+             decision_reason = $5, updated_at = now(), decided_by_operator = $6,
              finished_at = case when $2 = 'denied' then now() end
          where action_id = $1",
     )
@@ -598,6 +623,7 @@ pub(crate) async fn decide(
     .bind(decider.api_key_id)
     .bind(decider.employee.map(|u| u.to_string()).or_else(|| decider.name.clone()))
     .bind(&verdict.reason)
+    .bind(decider.operator.as_ref().map(|o| o.id.as_uuid()))
     .execute(&mut *tx)
     .await?;
     audit::append(

@@ -9,12 +9,14 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::{PgPool, Postgres, Transaction};
 use tenantry_domain::api_key::KEY_PREFIX;
 use tenantry_domain::{
-    ApiKeyRecordId, ApiKeyToken, DisplayName, KeyId, MspId, OrganizationId, OrganizationLimit, Role,
+    ApiKeyRecordId, ApiKeyToken, DisplayName, KeyId, MspId, OperatorId, OrganizationId,
+    OrganizationLimit, Role,
 };
 use uuid::Uuid;
 
 use crate::error::{AuthError, StoreError};
 use crate::key_hash::ApiKeyPepper;
+use crate::operators::{self, KeyHolder, OperatorRecord};
 use crate::principal::Principal;
 
 /// A key as the API shows it: never the secret, never the digest.
@@ -26,6 +28,8 @@ pub struct ApiKeyRecord {
     pub name: String,
     pub role: Role,
     pub organizations: OrganizationLimit,
+    /// The person who holds the key.
+    pub operator: OperatorRecord,
     pub created_by: Option<ApiKeyRecordId>,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
@@ -38,6 +42,8 @@ pub struct NewApiKey {
     pub name: DisplayName,
     pub role: Role,
     pub organizations: OrganizationLimit,
+    /// Whose key it is.
+    pub operator: KeyHolder,
 }
 
 /// The full key, returned exactly once at creation. Not `Debug`, not `Clone`.
@@ -66,6 +72,8 @@ struct KeyRow {
     role: String,
     limited: bool,
     organization_ids: Vec<Uuid>,
+    operator_id: Uuid,
+    operator_name: String,
     created_by: Option<Uuid>,
     created_at: DateTime<Utc>,
     last_used_at: Option<DateTime<Utc>>,
@@ -89,6 +97,7 @@ impl TryFrom<KeyRow> for ApiKeyRecord {
             name: row.name,
             role,
             organizations: organization_limit(row.limited, row.organization_ids),
+            operator: operators::record(row.operator_id, row.operator_name),
             created_by: row.created_by.map(ApiKeyRecordId::from_uuid),
             created_at: row.created_at,
             last_used_at: row.last_used_at,
@@ -109,8 +118,9 @@ fn organization_limit(limited: bool, ids: Vec<Uuid>) -> OrganizationLimit {
 const SELECT_KEY: &str = "select k.api_key_id, k.msp_id, k.key_id, k.name, k.role, k.limited,
         coalesce((select array_agg(o.organization_id order by o.organization_id)
                   from api_key_organization o where o.api_key_id = k.api_key_id), '{}') as organization_ids,
+        k.operator_id, p.name as operator_name,
         k.created_by, k.created_at, k.last_used_at, k.revoked_at
-    from api_key k";
+    from api_key k join operator p on p.msp_id = k.msp_id and p.operator_id = k.operator_id";
 
 pub(crate) async fn find(
     db: &PgPool,
@@ -147,12 +157,33 @@ pub(crate) async fn list(
         .collect()
 }
 
-/// Inserts a key inside the caller's transaction and returns it with its one-time secret.
+/// The operator a new key of the operator CLI belongs to (no minting key: `Minter` means
+/// a new person named after the key).
+pub(crate) async fn cli_holder(
+    tx: &mut Transaction<'_, Postgres>,
+    msp_id: MspId,
+    new: &NewApiKey,
+) -> Result<OperatorId, StoreError> {
+    Ok(match &new.operator {
+        KeyHolder::Existing(id) => operators::find(tx, msp_id, *id).await?.id,
+        KeyHolder::New(name) => operators::insert(tx, msp_id, name, None).await?.id,
+        KeyHolder::Minter => {
+            let name = DisplayName::parse(&format!("holder of {}", new.name.as_str()))
+                .or_else(|_| DisplayName::parse(new.name.as_str()))
+                .map_err(|e| StoreError::Corrupt(format!("operator name: {e}")))?;
+            operators::insert(tx, msp_id, &name, None).await?.id
+        }
+    })
+}
+
+/// Inserts a key of `operator` inside the caller's transaction and returns it with its
+/// one-time secret. `new.operator` was resolved to `operator` by the caller.
 pub(crate) async fn insert(
     tx: &mut Transaction<'_, Postgres>,
     pepper: &ApiKeyPepper,
     msp_id: MspId,
     new: &NewApiKey,
+    operator: OperatorId,
     created_by: Option<ApiKeyRecordId>,
 ) -> Result<(ApiKeyRecord, IssuedKey), StoreError> {
     if let OrganizationLimit::Only(ids) = &new.organizations {
@@ -162,8 +193,8 @@ pub(crate) async fn insert(
     let id = ApiKeyRecordId::new();
     let limited = matches!(new.organizations, OrganizationLimit::Only(_));
     sqlx::query(
-        "insert into api_key (api_key_id, msp_id, key_id, secret_hmac, name, role, limited, created_by)
-         values ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "insert into api_key (api_key_id, msp_id, key_id, secret_hmac, name, role, limited, created_by, operator_id)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(id.as_uuid())
     .bind(msp_id.as_uuid())
@@ -173,6 +204,7 @@ pub(crate) async fn insert(
     .bind(new.role.as_str())
     .bind(limited)
     .bind(created_by.map(|id| id.as_uuid()))
+    .bind(operator.as_uuid())
     .execute(&mut **tx)
     .await?;
     if let OrganizationLimit::Only(ids) = &new.organizations {
@@ -236,6 +268,8 @@ struct AuthRow {
     role: String,
     limited: bool,
     organization_ids: Vec<Uuid>,
+    operator_id: Uuid,
+    operator_name: String,
     revoked_at: Option<DateTime<Utc>>,
 }
 
@@ -252,8 +286,10 @@ pub(crate) async fn authenticate(
     let row: Option<AuthRow> = sqlx::query_as(
         "select k.api_key_id, k.msp_id, k.secret_hmac, k.role, k.limited, k.revoked_at,
                 coalesce((select array_agg(o.organization_id) from api_key_organization o
-                          where o.api_key_id = k.api_key_id), '{}') as organization_ids
-         from api_key k where k.key_id = $1",
+                          where o.api_key_id = k.api_key_id), '{}') as organization_ids,
+                k.operator_id, p.name as operator_name
+         from api_key k join operator p on p.msp_id = k.msp_id and p.operator_id = k.operator_id
+         where k.key_id = $1",
     )
     .bind(token.key_id().as_str())
     .fetch_optional(db)
@@ -287,5 +323,6 @@ pub(crate) async fn authenticate(
         token.key_id().clone(),
         role,
         organization_limit(row.limited, row.organization_ids),
+        operators::record(row.operator_id, row.operator_name),
     ))
 }

@@ -26,8 +26,9 @@ const GENESIS: [u8; 32] = [0; 32];
 pub struct NewEvent {
     /// What happened, e.g. `action.requested`, `action.approved`, `policy.updated`.
     pub kind: &'static str,
-    /// Who: `{"type": "api_key", "api_key_id", "role", "name"}`, `{"type": "employee",
-    /// "user_id", "via_api_key_id"}` or `{"type": "system", "component"}`.
+    /// Who: `{"type": "api_key", "api_key_id", "role", "name", "operator": {"id", "name"}}`,
+    /// `{"type": "employee", "user_id", "via_api_key_id", "via_operator"}`,
+    /// `{"type": "webhook_endpoint", …}` or `{"type": "system", "component"}`.
     pub actor: Value,
     pub organization_id: Option<Uuid>,
     pub action_id: Option<Uuid>,

@@ -16,6 +16,7 @@ pub mod inventory;
 pub mod jobs;
 mod key_hash;
 mod operator;
+pub mod operators;
 mod organizations;
 mod policies;
 mod principal;
@@ -34,6 +35,7 @@ pub use discovery::{DiscoveryStore, Mode as DiscoveryMode, Trigger as DiscoveryT
 pub use error::{AuthError, StoreError};
 pub use key_hash::{ApiKeyPepper, InvalidPepper};
 pub use operator::{MspRecord, Operator};
+pub use operators::{KeyHolder, OperatorRecord};
 pub use organizations::{NewOrganization, OrganizationRecord};
 pub use principal::Principal;
 pub use queue::Queue;

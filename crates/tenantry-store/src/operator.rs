@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::api_keys::{self, ApiKeyRecord, IssuedKey, NewApiKey};
 use crate::error::StoreError;
 use crate::key_hash::ApiKeyPepper;
+use crate::operators::KeyHolder;
 
 #[derive(Clone, Debug)]
 pub struct MspRecord {
@@ -44,10 +45,12 @@ impl<'a> Operator<'a> {
         crate::organizations::rotate_data_keys(self.pool, keyring).await
     }
 
-    /// Creates an MSP and its first owner key, in one transaction.
+    /// Creates an MSP and its first owner key, held by `owner` (a new operator), in one
+    /// transaction.
     pub async fn create_msp(
         &self,
         name: DisplayName,
+        owner: DisplayName,
     ) -> Result<(MspRecord, ApiKeyRecord, IssuedKey), StoreError> {
         let id = MspId::new();
         let mut tx = self.pool.begin().await?;
@@ -63,8 +66,11 @@ impl<'a> Operator<'a> {
                 .map_err(|e| StoreError::Corrupt(format!("built-in key name: {e}")))?,
             role: Role::Owner,
             organizations: OrganizationLimit::All,
+            operator: KeyHolder::New(owner),
         };
-        let (key, issued) = api_keys::insert(&mut tx, self.pepper, id, &first_key, None).await?;
+        let holder = api_keys::cli_holder(&mut tx, id, &first_key).await?;
+        let (key, issued) =
+            api_keys::insert(&mut tx, self.pepper, id, &first_key, holder, None).await?;
         tx.commit().await?;
         Ok((
             MspRecord {
@@ -77,7 +83,9 @@ impl<'a> Operator<'a> {
         ))
     }
 
-    /// Mints a key for an existing MSP; `NotFound` when there is no such MSP.
+    /// Mints a key for an existing MSP; `NotFound` when there is no such MSP or the named
+    /// operator is not one of its own. `KeyHolder::Minter` makes a new operator named
+    /// after the key (one person per key, as the migration did for older keys).
     pub async fn create_key(
         &self,
         msp_id: MspId,
@@ -92,7 +100,8 @@ impl<'a> Operator<'a> {
         if exists.is_none() {
             return Err(StoreError::NotFound);
         }
-        let issued = api_keys::insert(&mut tx, self.pepper, msp_id, &new, None).await?;
+        let holder = api_keys::cli_holder(&mut tx, msp_id, &new).await?;
+        let issued = api_keys::insert(&mut tx, self.pepper, msp_id, &new, holder, None).await?;
         tx.commit().await?;
         Ok(issued)
     }

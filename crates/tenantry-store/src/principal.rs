@@ -3,6 +3,8 @@
 
 use tenantry_domain::{ApiKeyRecordId, KeyGrant, KeyId, MspId, OrganizationLimit, Role};
 
+use crate::operators::OperatorRecord;
+
 #[derive(Clone, Debug)]
 pub struct Principal {
     msp_id: MspId,
@@ -10,6 +12,8 @@ pub struct Principal {
     key_id: KeyId,
     role: Role,
     organizations: OrganizationLimit,
+    /// The person holding the key; `None` for a webhook endpoint.
+    operator: Option<OperatorRecord>,
     /// A webhook endpoint acting through its playbook, not an API key.
     endpoint: bool,
 }
@@ -21,6 +25,7 @@ impl Principal {
         key_id: KeyId,
         role: Role,
         organizations: OrganizationLimit,
+        operator: OperatorRecord,
     ) -> Self {
         Self {
             msp_id,
@@ -28,6 +33,7 @@ impl Principal {
             key_id,
             role,
             organizations,
+            operator: Some(operator),
             endpoint: false,
         }
     }
@@ -50,6 +56,7 @@ impl Principal {
                 Some(id) => OrganizationLimit::Only([id].into()),
                 None => OrganizationLimit::All,
             },
+            operator: None,
             endpoint: true,
         })
     }
@@ -74,6 +81,11 @@ impl Principal {
 
     pub fn role(&self) -> Role {
         self.role
+    }
+
+    /// The person holding the key (`None` for a webhook endpoint).
+    pub fn operator(&self) -> Option<&OperatorRecord> {
+        self.operator.as_ref()
     }
 
     pub fn organizations(&self) -> &OrganizationLimit {

@@ -14,15 +14,18 @@ use secrecy::SecretString;
 use tenantry_domain::{DisplayName, OrganizationId};
 
 use crate::api_keys::{self, ApiKeyRecord, IssuedKey, NewApiKey, Page};
+use crate::audit::{self, NewEvent};
 use crate::discovery::{self, Mode, RunRecord, Trigger};
 use crate::error::StoreError;
 use crate::inventory::{self, GroupFilter, UserFilter};
 use crate::key_hash::ApiKeyPepper;
 use crate::operator::{self, MspRecord};
+use crate::operators::{self, KeyHolder};
 use crate::organizations::{self, NewOrganization, OrganizationRecord};
 use crate::principal::Principal;
 use crate::queue::{self, JobFilter, JobRecord};
 use crate::sealing::Keyring;
+use tenantry_domain::ErrorCode;
 use tenantry_domain::{DiscoveryRunId, JobId};
 
 pub struct MspScope<'a> {
@@ -403,23 +406,80 @@ impl<'a> MspScope<'a> {
         api_keys::list(self.pool, self.principal.msp_id(), page).await
     }
 
+    /// Mints a key. It belongs to the caller's own operator unless an owner names a new
+    /// one (a person joining the MSP); nobody mints a key for another existing person, so
+    /// no key can be made to approve as someone else.
     pub async fn create_api_key(
         &self,
         new: NewApiKey,
     ) -> Result<(ApiKeyRecord, IssuedKey), StoreError> {
         self.principal.grant().may_manage_key_with_role(new.role)?;
+        let own = self
+            .principal
+            .operator()
+            .ok_or(StoreError::Refused(
+                ErrorCode::Forbidden,
+                "only API keys held by an operator mint keys".into(),
+            ))?
+            .clone();
+        match &new.operator {
+            KeyHolder::Minter => {}
+            KeyHolder::Existing(id) if *id == own.id => {}
+            KeyHolder::Existing(_) => {
+                return Err(StoreError::Refused(
+                    ErrorCode::Forbidden,
+                    "a key can be minted only for its minter's own operator, or by an owner for a new operator"
+                        .into(),
+                ));
+            }
+            KeyHolder::New(_) if self.principal.role() != Role::Owner => {
+                return Err(StoreError::Refused(
+                    ErrorCode::Forbidden,
+                    "only owners add operators; keys you mint are your own".into(),
+                ));
+            }
+            KeyHolder::New(_) => {}
+        }
         let mut tx = self.pool.begin().await?;
         self.caller_still_active(&mut tx).await?;
-        let issued = api_keys::insert(
+        let msp = self.principal.msp_id();
+        let holder = match &new.operator {
+            KeyHolder::New(name) => Some(
+                operators::insert(&mut tx, msp, name, Some(self.principal.api_key_id())).await?,
+            ),
+            KeyHolder::Minter | KeyHolder::Existing(_) => None,
+        };
+        let operator = holder.as_ref().map_or(own.id, |h| h.id);
+        let (record, issued) = api_keys::insert(
             &mut tx,
             self.pepper,
-            self.principal.msp_id(),
+            msp,
             &new,
+            operator,
             Some(self.principal.api_key_id()),
         )
         .await?;
+        if let Some(holder) = holder {
+            // A new person can approve the owner's requests: the log says who made them.
+            audit::append(
+                &mut tx,
+                msp,
+                NewEvent {
+                    kind: "operator.created",
+                    actor: self.actor(None, None).audit(),
+                    parameters: serde_json::json!({
+                        "operator": holder,
+                        "api_key_id": record.id.as_uuid(),
+                        "key_id": record.key_id.as_str(),
+                        "role": record.role,
+                    }),
+                    ..NewEvent::default()
+                },
+            )
+            .await?;
+        }
         tx.commit().await?;
-        Ok(issued)
+        Ok((record, issued))
     }
 
     /// Revokes a key of this MSP. Revoking an already revoked key changes nothing. The last

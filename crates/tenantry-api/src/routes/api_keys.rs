@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use axum::Json;
 use axum::http::{HeaderName, StatusCode, header};
 use serde::{Deserialize, Serialize};
-use tenantry_domain::{ApiKeyRecordId, DisplayName, OrganizationId, OrganizationLimit};
-use tenantry_store::NewApiKey;
+use tenantry_domain::{ApiKeyRecordId, DisplayName, OperatorId, OrganizationId, OrganizationLimit};
+use tenantry_store::{KeyHolder, NewApiKey};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -30,6 +30,19 @@ pub struct CreateApiKey {
     pub role: RoleView,
     /// Limit the key to these organizations; omit for all of the MSP's organizations.
     pub organization_ids: Option<Vec<Uuid>>,
+    /// Whose key it is. Omitted, or `{"id": <your own operator id>}`: yours (approvals
+    /// compare people, so it cannot approve your requests). `{"name": "…"}` (owners only):
+    /// a new person joining the MSP, e.g. a second technician.
+    pub operator: Option<OperatorChoice>,
+}
+
+/// An operator (the person holding a key): an existing one by `id`, or a new one by
+/// `name` (a person's name or email address, 1–100 characters). Exactly one of the two.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorChoice {
+    pub id: Option<Uuid>,
+    pub name: Option<String>,
 }
 
 /// Not `Debug`: it carries the key.
@@ -82,7 +95,7 @@ pub async fn list_api_keys(
         (status = 201, description = "Created; `api_key` is shown only now (`Cache-Control: no-store`)", body = CreatedApiKey),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = PROBLEM),
         (status = 401, description = "Missing or invalid key", body = Problem, content_type = PROBLEM),
-        (status = 403, description = "Role too low for the requested role", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Role too low for the requested role, or an operator other than the caller's own (only owners name a new one)", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Invalid fields", body = Problem, content_type = PROBLEM),
     )
 )]
@@ -137,11 +150,36 @@ fn validate(body: CreateApiKey) -> Result<NewApiKey, ApiError> {
                 .collect::<BTreeSet<_>>(),
         ),
     };
+    let operator = match body.operator {
+        None => KeyHolder::Minter,
+        Some(OperatorChoice {
+            id: Some(id),
+            name: None,
+        }) => KeyHolder::Existing(OperatorId::from_uuid(id)),
+        Some(OperatorChoice {
+            id: None,
+            name: Some(name),
+        }) => match DisplayName::parse(&name) {
+            Ok(name) => KeyHolder::New(name),
+            Err(e) => {
+                errors.push(FieldError::new("operator.name", e.to_string()));
+                KeyHolder::Minter
+            }
+        },
+        Some(_) => {
+            errors.push(FieldError::new(
+                "operator",
+                "must hold exactly one of `id` (your own operator) and `name` (a new operator)",
+            ));
+            KeyHolder::Minter
+        }
+    };
     match name {
         Some(name) if errors.is_empty() => Ok(NewApiKey {
             name,
             role: body.role.into(),
             organizations,
+            operator,
         }),
         _ => Err(ApiError::validation(errors)),
     }

@@ -5,17 +5,19 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::views::{ApiKeyView, MspView};
+use super::views::{ApiKeyView, MspView, OperatorView};
 use crate::caller::Caller;
 use crate::problem::{ApiError, Problem};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Me {
     pub msp: MspView,
+    /// The person holding the key (also `key.operator`).
+    pub operator: OperatorView,
     pub key: ApiKeyView,
 }
 
-/// The caller's MSP and API key.
+/// The caller's MSP, operator (the person holding the key) and API key.
 #[utoipa::path(
     get,
     path = "/api/v1/me",
@@ -33,6 +35,7 @@ pub async fn get_me(caller: Caller) -> Result<Json<Me>, ApiError> {
     let key = scope.own_key().await?;
     Ok(Json(Me {
         msp: msp.into(),
+        operator: key.operator.clone().into(),
         key: key.into(),
     }))
 }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tenantry_domain::Role;
-use tenantry_store::{ApiKeyRecord, MspRecord};
+use tenantry_store::{ApiKeyRecord, MspRecord, OperatorRecord};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -60,6 +60,23 @@ impl From<MspRecord> for MspView {
     }
 }
 
+/// A person who holds API keys of the MSP.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct OperatorView {
+    pub id: Uuid,
+    /// A name or email address.
+    pub name: String,
+}
+
+impl From<OperatorRecord> for OperatorView {
+    fn from(operator: OperatorRecord) -> Self {
+        Self {
+            id: operator.id.as_uuid(),
+            name: operator.name,
+        }
+    }
+}
+
 /// An API key, without its secret.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApiKeyView {
@@ -70,6 +87,9 @@ pub struct ApiKeyView {
     pub role: RoleView,
     /// The organizations this key is limited to; `null` means all of the MSP's.
     pub organization_ids: Option<Vec<Uuid>>,
+    /// The person holding the key. Approvals compare operators: no key of the requester's
+    /// operator approves or denies the request.
+    pub operator: OperatorView,
     /// The key that created this one; `null` for keys made by the operator CLI.
     pub created_by: Option<Uuid>,
     pub created_at: DateTime<Utc>,
@@ -89,6 +109,7 @@ impl From<ApiKeyRecord> for ApiKeyView {
                 .organizations
                 .as_list()
                 .map(|ids| ids.into_iter().map(|id| id.as_uuid()).collect()),
+            operator: key.operator.into(),
             created_by: key.created_by.map(|id| id.as_uuid()),
             created_at: key.created_at,
             last_used_at: key.last_used_at,

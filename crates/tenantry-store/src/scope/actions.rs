@@ -32,6 +32,7 @@ impl MspScope<'_> {
             role: self.principal.role(),
             employee,
             name,
+            operator: self.principal.operator().cloned(),
             webhook_event: None,
         }
     }

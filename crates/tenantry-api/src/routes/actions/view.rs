@@ -48,6 +48,7 @@ pub(super) fn view(record: ActionRecord, steps: Option<Vec<StepRecord>>) -> Acti
             "kind": record.requester_kind,
             "api_key_id": record.requested_by_key,
             "requested_by": record.requested_by,
+            "operator": record.requested_by_operator.map(|id| json!({"id": id, "name": record.requested_by_operator_name})),
         }),
         approval: json!({
             "required": record.approval_required,
@@ -56,6 +57,7 @@ pub(super) fn view(record: ActionRecord, steps: Option<Vec<StepRecord>>) -> Acti
             "expires_at": record.expires_at,
             "decided_by_key": record.decided_by_key,
             "decided_by": record.decided_by,
+            "decided_by_operator": record.decided_by_operator.map(|id| json!({"id": id, "name": record.decided_by_operator_name})),
             "decided_at": record.decided_at,
             "reason_given": record.decision_reason,
         }),
