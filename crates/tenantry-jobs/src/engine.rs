@@ -205,6 +205,8 @@ impl Engine {
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let running: Running = Arc::default();
         let mut tasks: JoinSet<()> = JoinSet::new();
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let listening = tokio::spawn(Arc::clone(&self).listen(Arc::clone(&wake)));
         let liveness = self.liveness().await;
         let heartbeat = tokio::spawn(Arc::clone(&self).heartbeat(Arc::clone(&running), liveness));
         let limits = ClaimLimits {
@@ -243,10 +245,12 @@ impl Engine {
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.config.poll_interval) => {}
+                _ = wake.notified() => {}
                 _ = shutdown.changed() => {}
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
         }
+        listening.abort();
         tracing::info!(worker = %self.worker_id, running = tasks.len(), "worker draining");
         let drained = tokio::time::timeout(self.config.drain, async {
             while tasks.join_next().await.is_some() {}
@@ -327,6 +331,33 @@ impl Engine {
             Err(error) => {
                 tracing::error!(job = %job.job_id, kind, %error, "recording a job's outcome failed")
             }
+        }
+    }
+
+    /// Wakes the worker loop when a job of one of its kinds is enqueued. Without a
+    /// listening connection (refused, lost) the loop still polls; the listener tries
+    /// again after a pause.
+    async fn listen(self: Arc<Self>, wake: Arc<tokio::sync::Notify>) {
+        loop {
+            match self.queue.wake_ups().await {
+                Ok(mut listener) => loop {
+                    match listener.recv().await {
+                        Ok(notification) => {
+                            if self.handlers.contains_key(notification.payload()) {
+                                wake.notify_one();
+                            }
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "job notifications interrupted; polling meanwhile");
+                            break;
+                        }
+                    }
+                },
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for job notifications; polling meanwhile")
+                }
+            }
+            tokio::time::sleep(self.config.poll_interval.max(Duration::from_secs(1))).await;
         }
     }
 

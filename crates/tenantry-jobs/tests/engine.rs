@@ -612,3 +612,45 @@ async fn a_job_of_a_worker_whose_process_ended_is_rescued_without_waiting_for_th
         "worker lost: its process or database connection ended"
     );
 }
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn an_idle_worker_wakes_on_the_enqueue_notification_not_its_poll(pool: PgPool) {
+    prepare(&pool).await;
+    // Polls only once a minute: a job finished within the test's 30 s was announced.
+    let worker = start_worker(
+        url_of(&pool),
+        EngineConfig {
+            poll_interval: Duration::from_secs(60),
+            ..config()
+        },
+    );
+    wait_until(
+        &pool,
+        "select count(*) from pg_stat_activity
+         where datname = current_database() and query ilike 'listen%tenantry_jobs%'",
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
+    let queue = queue(&pool);
+    let mut tx = pool.begin().await.expect("tx");
+    tenantry_store::queue::enqueue(&mut tx, &probe_job(serde_json::json!({}), None))
+        .await
+        .expect("enqueue");
+    tx.commit().await.expect("commit");
+    wait_until(
+        &pool,
+        "select count(*) from job where state = 'completed'",
+        1,
+        Duration::from_secs(30),
+    )
+    .await;
+    worker.stop();
+    // A job enqueued in a transaction that rolls back wakes nobody and is not there.
+    let mut tx = pool.begin().await.expect("tx");
+    tenantry_store::queue::enqueue(&mut tx, &probe_job(serde_json::json!({}), None))
+        .await
+        .expect("enqueue");
+    tx.rollback().await.expect("rollback");
+    assert_eq!(queue.depth().await.expect("depth"), Vec::new());
+}

@@ -20,6 +20,11 @@ const CLAIM_LOCK: i64 = 0x7465_6e61_6e74_7201;
 /// Held (session-level) by the one process that runs maintenance and schedules.
 pub const LEADER_LOCK: i64 = 0x7465_6e61_6e74_7202;
 
+/// The channel a `NOTIFY` is sent on when a job is enqueued (payload: its kind), so idle
+/// workers claim it at once instead of at their next poll. PostgreSQL delivers it when
+/// the enqueuing transaction commits, and never for one rolled back.
+pub const JOBS_CHANNEL: &str = "tenantry_jobs";
+
 /// The states a job can still run from.
 const UNFINISHED: &str = "('available', 'scheduled', 'retryable', 'running')";
 
@@ -69,14 +74,15 @@ impl Enqueued {
 }
 
 /// Inserts a job on the caller's connection, so it commits (or not) with the caller's
-/// transaction.
+/// transaction, and wakes idle workers when it does ([`JOBS_CHANNEL`], in the same
+/// statement: no extra round trip).
 pub async fn enqueue(conn: &mut PgConnection, job: &NewJob) -> Result<Enqueued, StoreError> {
     let id = JobId::new();
     let sql = format!(
         "insert into job (job_id, msp_id, organization_id, kind, args, max_attempts, priority, unique_key, scheduled_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, now()))
          on conflict (unique_key) where unique_key is not null and state in {UNFINISHED} do nothing
-         returning job_id"
+         returning job_id, pg_notify('{JOBS_CHANNEL}', kind) is null"
     );
     let inserted: Option<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .bind(id.as_uuid())
@@ -171,6 +177,15 @@ impl Queue {
     pub async fn enqueue(&self, job: &NewJob) -> Result<Enqueued, StoreError> {
         let mut conn = self.pool.acquire().await?;
         enqueue(&mut conn, job).await
+    }
+
+    /// A connection listening on [`JOBS_CHANNEL`]: each notification names the kind of a
+    /// job just enqueued. The listener reconnects by itself after a lost connection
+    /// (notifications sent meanwhile are lost; workers poll as well).
+    pub async fn wake_ups(&self) -> Result<sqlx::postgres::PgListener, StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(JOBS_CHANNEL).await?;
+        Ok(listener)
     }
 
     /// Takes `worker`'s liveness lock on a connection of its own (see [`Liveness`]).
