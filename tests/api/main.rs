@@ -11,4 +11,6 @@ mod http_conventions;
 mod isolation;
 mod operations;
 mod organizations;
+mod python;
+mod python_client;
 mod webhooks;
