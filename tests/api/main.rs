@@ -13,4 +13,5 @@ mod operations;
 mod organizations;
 mod python;
 mod python_client;
+mod schemathesis;
 mod webhooks;
