@@ -239,3 +239,54 @@ async fn another_msps_key_sees_and_touches_nothing_on_any_route(pool: PgPool) {
     assert_eq!(keys.len(), 3, "nothing was added to the victim's MSP");
     assert!(keys.iter().all(|key| key["revoked_at"].is_null()));
 }
+
+/// Every list that takes `?organization=` answers an organization the key cannot see the
+/// same way, whether it belongs to another MSP or does not exist at all: 404 NOT_FOUND,
+/// as a path id would. The lists are found in the OpenAPI document, so a new one is
+/// checked too.
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn an_organization_filter_the_key_cannot_see_answers_404_on_every_list(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let ours = app.create_msp("Our MSP").await;
+    let theirs = app.create_msp("Their MSP").await;
+    let own_org = app.insert_organization(&ours, "Contoso").await;
+    let their_org = app.insert_organization(&theirs, "Fabrikam").await;
+    let unknown = uuid::Uuid::now_v7();
+    let doc: Value = app
+        .request(Method::GET, "/api/openapi.json", None)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let mut lists = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        let takes_organization = item["get"]["parameters"].as_array().is_some_and(|params| {
+            params
+                .iter()
+                .any(|p| p["in"] == "query" && p["name"] == "organization")
+        });
+        if takes_organization {
+            lists.push(path.clone());
+        }
+    }
+    for expected in ["/api/v1/audit-events", "/api/v1/jobs", "/api/v1/actions"] {
+        assert!(
+            lists.iter().any(|p| p == expected),
+            "{expected} in {lists:?}"
+        );
+    }
+    for path in &lists {
+        let own = app
+            .get(&format!("{path}?organization={own_org}"), &ours.owner_key)
+            .await;
+        assert_eq!(own.status(), 200, "{path} with our own organization");
+        for other in [their_org, unknown] {
+            let response = app
+                .get(&format!("{path}?organization={other}"), &ours.owner_key)
+                .await;
+            crate::helpers::assert_problem(response, 404, "NOT_FOUND").await;
+        }
+    }
+}

@@ -12,4 +12,7 @@ mod isolation;
 mod operations;
 mod operators;
 mod organizations;
+mod python;
+mod python_client;
+mod schemathesis;
 mod webhooks;

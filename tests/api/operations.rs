@@ -111,6 +111,117 @@ async fn the_openapi_document_lists_exactly_the_served_operations(pool: PgPool) 
         .map(|(m, p)| (m.to_string(), p.to_string()))
         .collect();
     assert_eq!(documented(&doc), expected);
+    if let Ok(path) = std::env::var("TENANTRY_WRITE_OPENAPI") {
+        std::fs::write(path, serde_json::to_string_pretty(&doc).expect("json")).expect("write");
+    }
+}
+
+fn operations(doc: &Value) -> impl Iterator<Item = (String, String, &Value)> {
+    doc["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .expect("path item")
+                .iter()
+                .filter(|(method, _)| {
+                    ["get", "post", "put", "patch", "delete"].contains(&method.as_str())
+                })
+                .map(move |(method, operation)| (method.clone(), path.clone(), operation))
+        })
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn every_operation_has_a_unique_operation_id(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let doc = openapi(&app).await;
+    let mut seen = std::collections::BTreeMap::new();
+    for (method, path, operation) in operations(&doc) {
+        let id = operation["operationId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{method} {path} has no operationId"))
+            .to_owned();
+        if let Some(other) = seen.insert(id.clone(), format!("{method} {path}")) {
+            panic!("operationId {id} is used by {other} and by {method} {path}");
+        }
+    }
+    assert_eq!(seen.len(), OPERATIONS.len());
+}
+
+/// What the layers answer on every operation is documented on every operation: 401 and 429
+/// where a key is needed, 400 for unreadable path and query parameters, 422 for query
+/// values, 400/413/415/422 for bodies, 431 everywhere, 503 with `Retry-After` wherever
+/// the database is read; and `limit` is declared as the range the server takes.
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn every_operation_documents_the_answers_of_the_shared_layers(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let doc = openapi(&app).await;
+    let mut missing = Vec::new();
+    for (method, path, operation) in operations(&doc) {
+        let responses = &operation["responses"];
+        let params = operation["parameters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let has_in = |place: &str| params.iter().any(|p| p["in"] == place);
+        let secured = operation["security"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty());
+        let body = operation.get("requestBody").is_some();
+        let api = path.starts_with("/api/v1/");
+        let mut expect = vec!["431"];
+        if secured {
+            expect.extend(["401", "429", "503"]);
+        }
+        if has_in("path") {
+            expect.push("400");
+        }
+        if has_in("path") && secured {
+            expect.push("404");
+        }
+        if has_in("query") {
+            expect.extend(["400", "422"]);
+        }
+        if params
+            .iter()
+            .any(|p| p["in"] == "query" && p["name"] == "organization")
+        {
+            expect.push("404");
+        }
+        if body {
+            expect.push("413");
+        }
+        if body && api {
+            expect.extend(["400", "415", "422"]);
+        }
+        for status in expect {
+            if responses.get(status).is_none() {
+                missing.push(format!("{method} {path}: {status}"));
+            }
+        }
+        for status in ["429", "503"] {
+            if let Some(response) = responses.get(status)
+                && response["headers"]["Retry-After"].is_null()
+                && (secured || status == "503")
+                && path != "/readyz"
+            {
+                missing.push(format!("{method} {path}: Retry-After on {status}"));
+            }
+        }
+        for param in &params {
+            if param["name"] == "limit" {
+                let schema = &param["schema"];
+                assert_eq!(schema["minimum"], 1, "{method} {path}: limit minimum");
+                assert_eq!(schema["maximum"], 100, "{method} {path}: limit maximum");
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "undocumented answers:\n{}",
+        missing.join("\n")
+    );
 }
 
 #[sqlx::test(migrator = "tenantry_store::MIGRATOR")]

@@ -58,9 +58,10 @@ pub fn build(
     config: &ApiConfig,
     metrics: Arc<Metrics>,
 ) -> Result<Router, BuildError> {
-    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::all())
         .split_for_parts();
+    crate::openapi::add_common_responses(&mut doc);
     let state = AppState {
         store,
         metrics,

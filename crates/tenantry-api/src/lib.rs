@@ -17,6 +17,7 @@ mod pagination;
 mod problem;
 mod request_id;
 mod routes;
+mod schemas;
 mod serve;
 
 pub use app::{AppState, build};

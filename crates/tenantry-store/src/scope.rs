@@ -341,7 +341,13 @@ impl<'a> MspScope<'a> {
             .map(|ids| ids.into_iter().map(|id| id.as_uuid()).collect())
     }
 
+    /// The jobs the key may see. An `organization` filter that is not one of the key's
+    /// organizations (another MSP's, outside the key's limit, or unknown) is `NotFound`,
+    /// as on every list that takes one.
     pub async fn jobs(&self, filter: &JobFilter, page: Page) -> Result<Vec<JobRecord>, StoreError> {
+        if let Some(organization) = filter.organization {
+            self.organization(organization).await?;
+        }
         queue::list(
             self.pool,
             self.principal.msp_id(),

@@ -24,6 +24,8 @@ const KIND_MAX: usize = 64;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// Only this organization's; one the key cannot see (another MSP's, or unknown)
+    /// answers 404, never an empty list.
     organization: Option<Uuid>,
     action_id: Option<Uuid>,
     /// e.g. `action.requested`, `action.approved`, `action.finished`, `policy.updated`.
@@ -31,6 +33,7 @@ pub struct AuditQuery {
     since: Option<chrono::DateTime<chrono::Utc>>,
     until: Option<chrono::DateTime<chrono::Utc>>,
     /// 1–100 (default 50); list only.
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
     /// `next_cursor` of the previous page; list only.
     cursor: Option<String>,
@@ -56,7 +59,7 @@ impl AuditQuery {
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct AuditPage {
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<crate::schemas::AuditEvent>)]
     pub data: Vec<AuditEvent>,
     pub next_cursor: Option<String>,
 }
@@ -66,7 +69,7 @@ pub struct AuditPage {
     responses((status = 200, description = "A page of events", body = AuditPage),
         (status = 403, description = "A self-service gateway key", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Invalid filter", body = Problem, content_type = PROBLEM)))]
-pub async fn list_events(
+pub async fn list_audit_events(
     caller: Caller,
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
@@ -107,7 +110,7 @@ pub async fn list_events(
 #[utoipa::path(get, path = "/api/v1/audit-events/export", tag = "audit", security(("api_key" = [])), params(AuditQuery),
     responses((status = 200, description = "NDJSON, one event per line", content_type = "application/x-ndjson", body = String),
         (status = 403, description = "A self-service gateway key", body = Problem, content_type = PROBLEM)))]
-pub async fn export_events(
+pub async fn export_audit_events(
     axum::extract::State(state): axum::extract::State<AppState>,
     caller: Caller,
     ApiQuery(query): ApiQuery<AuditQuery>,
@@ -178,8 +181,8 @@ async fn next_chunk(mut export: Export) -> Option<(Result<Vec<u8>, std::io::Erro
 /// Walks the MSP's whole chain and reports the first broken link (owner or admin key
 /// without an organization limit).
 #[utoipa::path(get, path = "/api/v1/audit-events/verify", tag = "audit", security(("api_key" = [])),
-    responses((status = 200, description = "`valid`, events checked, the head hash or the first broken link", body = Object),
+    responses((status = 200, description = "`valid`, events checked, the head hash or the first broken link", body = crate::schemas::AuditVerification),
         (status = 403, description = "Not an unlimited owner or admin key", body = Problem, content_type = PROBLEM)))]
-pub async fn verify_events(caller: Caller) -> Result<Json<Verification>, ApiError> {
+pub async fn verify_audit_events(caller: Caller) -> Result<Json<Verification>, ApiError> {
     Ok(Json(caller.scope().verify_audit().await?))
 }

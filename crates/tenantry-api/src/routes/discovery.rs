@@ -39,7 +39,7 @@ pub struct RunView {
     pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Per section: `status` (`done`, `skipped` with the `permission` to grant,
     /// `throttled`, `failed`) and `count`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = HashMap<String, Object>)]
     pub sections: Value,
     /// Requests sent to Microsoft Graph (a `$batch` counts once).
     pub graph_requests: i32,
@@ -177,6 +177,7 @@ pub struct UserQuery {
     /// `false` lists disabled ("locked") accounts.
     enabled: Option<bool>,
     /// Rows per page, 1–100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
     /// `next_cursor` of the previous page (`page_token` is accepted too).
     #[serde(alias = "page_token")]
@@ -186,7 +187,7 @@ pub struct UserQuery {
 /// The organization's users from the inventory, filtered, in a stable order (by id).
 #[utoipa::path(get, path = "/api/v1/organizations/{id}/users", tag = "inventory", security(("api_key" = [])),
     params(("id" = Uuid, Path, description = "The organization's id"), UserQuery),
-    responses((status = 200, description = "A page of users", body = Paginated<Object>),
+    responses((status = 200, description = "A page of users", body = Paginated<crate::schemas::InventoryUser>),
         (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
 pub async fn list_users(
     caller: Caller,
@@ -214,7 +215,7 @@ fn to_json<T: Serialize>(row: T) -> Value {
 /// One user, with the groups and directory roles they hold.
 #[utoipa::path(get, path = "/api/v1/organizations/{id}/users/{user}", tag = "inventory", security(("api_key" = [])),
     params(("id" = Uuid, Path, description = "The organization's id"), ("user" = Uuid, Path, description = "The user's object id")),
-    responses((status = 200, description = "The user", body = Object),
+    responses((status = 200, description = "The user", body = crate::schemas::InventoryUserDetail),
         (status = 404, description = "No such user for this key", body = Problem, content_type = PROBLEM)))]
 pub async fn get_user(
     caller: Caller,
@@ -235,6 +236,7 @@ pub struct GroupQuery {
     q: Option<String>,
     /// `security`, `m365` or `distribution`.
     kind: Option<String>,
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
     #[serde(alias = "page_token")]
     cursor: Option<String>,
@@ -243,7 +245,7 @@ pub struct GroupQuery {
 /// The organization's groups.
 #[utoipa::path(get, path = "/api/v1/organizations/{id}/groups", tag = "inventory", security(("api_key" = [])),
     params(("id" = Uuid, Path, description = "The organization's id"), GroupQuery),
-    responses((status = 200, description = "A page of groups", body = Paginated<Object>),
+    responses((status = 200, description = "A page of groups", body = Paginated<crate::schemas::InventoryGroup>),
         (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
 pub async fn list_groups(
     caller: Caller,
@@ -273,7 +275,7 @@ pub async fn list_groups(
 /// A group's members.
 #[utoipa::path(get, path = "/api/v1/organizations/{id}/groups/{group}/members", tag = "inventory", security(("api_key" = [])),
     params(("id" = Uuid, Path, description = "The organization's id"), ("group" = Uuid, Path, description = "The group's object id"), PageQuery),
-    responses((status = 200, description = "A page of members", body = Paginated<Object>),
+    responses((status = 200, description = "A page of members", body = Paginated<crate::schemas::GroupMember>),
         (status = 404, description = "No such group for this key", body = Problem, content_type = PROBLEM)))]
 pub async fn list_group_members(
     caller: Caller,
@@ -288,16 +290,16 @@ pub async fn list_group_members(
     Ok(Json(Paginated::from_rows(rows, page, |m| m.id, to_json)))
 }
 
-#[derive(Serialize, ToSchema)]
+/// A list that is never paged; documented as [`crate::schemas::Listed`].
+#[derive(Serialize)]
 pub struct Listed {
-    #[schema(value_type = Vec<Object>)]
     pub data: Vec<Value>,
 }
 
 /// Activated directory roles with their members.
 #[utoipa::path(get, path = "/api/v1/organizations/{id}/directory-roles", tag = "inventory", security(("api_key" = [])),
     params(("id" = Uuid, Path, description = "The organization's id")),
-    responses((status = 200, description = "Roles with members", body = Listed),
+    responses((status = 200, description = "Roles with members", body = crate::schemas::Listed<crate::schemas::DirectoryRole>),
         (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
 pub async fn list_directory_roles(
     caller: Caller,
@@ -316,7 +318,7 @@ pub async fn list_directory_roles(
 /// Administrator, User Administrator or Helpdesk Administrator.
 #[utoipa::path(get, path = "/api/v1/organizations/{id}/approver-proposals", tag = "inventory", security(("api_key" = [])),
     params(("id" = Uuid, Path, description = "The organization's id")),
-    responses((status = 200, description = "Proposed approvers with their roles", body = Listed),
+    responses((status = 200, description = "Proposed approvers with their roles", body = crate::schemas::Listed<crate::schemas::ApproverProposal>),
         (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
 pub async fn list_approver_proposals(
     caller: Caller,
@@ -353,7 +355,7 @@ async fn objects(
 /// Subscribed SKUs (licences), with consumed and prepaid units.
 #[utoipa::path(get, path = "/api/v1/organizations/{id}/licenses", tag = "inventory", security(("api_key" = [])),
     params(("id" = Uuid, Path, description = "The organization's id"), PageQuery),
-    responses((status = 200, description = "A page of licences", body = Paginated<Object>),
+    responses((status = 200, description = "A page of licences", body = Paginated<crate::schemas::InventoryObject>),
         (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
 pub async fn list_licenses(
     caller: Caller,
@@ -366,7 +368,7 @@ pub async fn list_licenses(
 /// Enterprise applications (service principals).
 #[utoipa::path(get, path = "/api/v1/organizations/{id}/applications", tag = "inventory", security(("api_key" = [])),
     params(("id" = Uuid, Path, description = "The organization's id"), PageQuery),
-    responses((status = 200, description = "A page of applications", body = Paginated<Object>),
+    responses((status = 200, description = "A page of applications", body = Paginated<crate::schemas::InventoryObject>),
         (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
 pub async fn list_applications(
     caller: Caller,
@@ -379,7 +381,7 @@ pub async fn list_applications(
 /// Intune managed devices (when the app may read them).
 #[utoipa::path(get, path = "/api/v1/organizations/{id}/devices", tag = "inventory", security(("api_key" = [])),
     params(("id" = Uuid, Path, description = "The organization's id"), PageQuery),
-    responses((status = 200, description = "A page of devices", body = Paginated<Object>),
+    responses((status = 200, description = "A page of devices", body = Paginated<crate::schemas::InventoryObject>),
         (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
 pub async fn list_devices(
     caller: Caller,

@@ -80,8 +80,8 @@ fn delivery_view(record: &tenantry_store::webhooks::EventRecord, duplicate: bool
     params(("endpoint" = Uuid, Path, description = "The endpoint's id"),
         ("Tenantry-Signature" = String, Header, description = "t=<unix>,v1=<hex HMAC-SHA256 of \"t.body\">")),
     request_body(content = Object, description = "{id, type, occurred_at, organization | tenant_id, target, data}"),
-    responses((status = 202, description = "Stored; the playbook is queued", body = Object),
-        (status = 200, description = "A replay of an event id already received: nothing done", body = Object),
+    responses((status = 202, description = "Stored; the playbook is queued", body = crate::schemas::Delivery),
+        (status = 200, description = "A replay of an event id already received: nothing done", body = crate::schemas::Delivery),
         (status = 401, description = "WEBHOOK_SIGNATURE_INVALID or WEBHOOK_TIMESTAMP_STALE", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such endpoint (or revoked)", body = Problem, content_type = PROBLEM),
         (status = 413, description = "Larger than 64 KiB", body = Problem, content_type = PROBLEM),
@@ -190,7 +190,7 @@ const MAX_VALIDATION_TOKEN: usize = 1024;
     params(("organization" = Uuid, Path, description = "The organization's id"), GraphQuery),
     request_body(content = Object, description = "Graph's {\"value\": [notification…]}"),
     responses((status = 200, description = "The validation token, as text/plain", body = String, content_type = "text/plain"),
-        (status = 202, description = "Received (notifications with a wrong clientState are ignored)", body = Object),
+        (status = 202, description = "Received (notifications with a wrong clientState are ignored)", body = crate::schemas::GraphReceipt),
         (status = 404, description = "No organization with change notifications on", body = Problem, content_type = PROBLEM)))]
 pub async fn receive_graph(
     State(state): State<AppState>,

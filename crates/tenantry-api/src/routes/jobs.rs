@@ -73,9 +73,12 @@ impl From<JobRecord> for JobView {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct JobQuery {
+    /// Only this organization's; one the key cannot see (another MSP's, or unknown)
+    /// answers 404, never an empty list.
     organization: Option<Uuid>,
     kind: Option<String>,
     state: Option<String>,
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
     cursor: Option<String>,
 }

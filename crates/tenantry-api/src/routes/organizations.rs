@@ -109,7 +109,7 @@ pub struct ConnectedOrganization {
     /// The first discovery run, queued with the organization.
     pub discovery_run_id: Uuid,
     /// The validation report: permissions, directory roles, capabilities, secret expiry.
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::schemas::ValidationReport)]
     pub validation: Value,
 }
 
@@ -388,7 +388,7 @@ pub async fn delete_organization(
 /// Re-verify the stored credentials now and store the new report.
 #[utoipa::path(post, path = "/api/v1/organizations/{id}/validate", tag = "organizations", security(("api_key" = [])),
     params(("id" = Uuid, Path, description = "The organization's id")),
-    responses((status = 200, description = "The new validation report", body = Object),
+    responses((status = 200, description = "The new validation report", body = crate::schemas::ValidationReport),
         (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM),
         (status = 422, description = "The credentials no longer pass", body = Problem, content_type = PROBLEM),
         (status = 503, description = "UPSTREAM_UNAVAILABLE", body = Problem, content_type = PROBLEM)))]
@@ -458,7 +458,7 @@ fn stored_credentials(
 /// The latest validation report.
 #[utoipa::path(get, path = "/api/v1/organizations/{id}/validation", tag = "organizations", security(("api_key" = [])),
     params(("id" = Uuid, Path, description = "The organization's id")),
-    responses((status = 200, description = "The latest report", body = Object),
+    responses((status = 200, description = "The latest report, or why the last check failed", body = crate::schemas::StoredValidation),
         (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
 pub async fn get_validation(
     caller: Caller,
@@ -468,14 +468,17 @@ pub async fn get_validation(
         .scope()
         .organization(OrganizationId::from_uuid(id))
         .await?;
-    Ok(Json(organization.validation_report.unwrap_or(Value::Null)))
+    organization
+        .validation_report
+        .map(Json)
+        .ok_or(ApiError::NotFound)
 }
 
 /// Replace the client secret: the new one is validated first, and the old one stays until
 /// it passes (owner or admin).
 #[utoipa::path(put, path = "/api/v1/organizations/{id}/credentials", tag = "organizations", security(("api_key" = [])),
     params(("id" = Uuid, Path, description = "The organization's id")), request_body = ReplaceCredentials,
-    responses((status = 200, description = "Replaced; the new validation report", body = Object),
+    responses((status = 200, description = "Replaced; the new validation report", body = crate::schemas::ValidationReport),
         (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM),
         (status = 422, description = "The new credentials do not pass; the old ones stay", body = Problem, content_type = PROBLEM),
         (status = 503, description = "UPSTREAM_UNAVAILABLE", body = Problem, content_type = PROBLEM)))]

@@ -39,7 +39,7 @@ fn policy_view(kind: ActionKind, policy: &Policy, default: bool) -> Value {
 /// Every action's policy in the organization.
 #[utoipa::path(get, path = "/api/v1/organizations/{id}/policies", tag = "policies", security(("api_key" = [])),
     params(("id" = Uuid, Path, description = "The organization's id")),
-    responses((status = 200, description = "One policy per action", body = Object),
+    responses((status = 200, description = "One policy per action", body = crate::schemas::Listed<crate::schemas::PolicyView>),
         (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
 pub async fn list_policies(
     caller: Caller,
@@ -59,7 +59,7 @@ pub async fn list_policies(
 /// One action's policy.
 #[utoipa::path(get, path = "/api/v1/organizations/{id}/policies/{action}", tag = "policies", security(("api_key" = [])),
     params(("id" = Uuid, Path, description = "The organization's id"), ("action" = String, Path, description = "e.g. password_reset")),
-    responses((status = 200, description = "The policy", body = Object),
+    responses((status = 200, description = "The policy", body = crate::schemas::PolicyView),
         (status = 404, description = "No such organization or action", body = Problem, content_type = PROBLEM)))]
 pub async fn get_policy(
     caller: Caller,
@@ -104,7 +104,7 @@ fn ids(ids: &[Uuid]) -> String {
 #[utoipa::path(put, path = "/api/v1/organizations/{id}/policies/{action}", tag = "policies", security(("api_key" = [])),
     params(("id" = Uuid, Path, description = "The organization's id"), ("action" = String, Path, description = "e.g. password_reset")),
     request_body = PolicyBody,
-    responses((status = 200, description = "The saved policy", body = Object),
+    responses((status = 200, description = "The saved policy", body = crate::schemas::PolicyView),
         (status = 403, description = "Not an owner key", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such organization or action", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Invalid policy", body = Problem, content_type = PROBLEM)))]

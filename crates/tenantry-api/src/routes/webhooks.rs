@@ -179,6 +179,7 @@ pub async fn rotate_secret(
 pub struct EventQuery {
     endpoint: Option<Uuid>,
     state: Option<String>,
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
     cursor: Option<String>,
 }
@@ -226,7 +227,7 @@ impl From<EventRecord> for EventView {
 #[utoipa::path(get, path = "/api/v1/webhook-events", tag = "webhooks", security(("api_key" = [])), params(EventQuery),
     responses((status = 200, description = "A page of deliveries", body = Paginated<EventView>),
         (status = 422, description = "Invalid filter", body = Problem, content_type = PROBLEM)))]
-pub async fn list_events(
+pub async fn list_webhook_events(
     caller: Caller,
     ApiQuery(query): ApiQuery<EventQuery>,
 ) -> Result<Json<Paginated<EventView>>, ApiError> {
@@ -284,7 +285,7 @@ async fn change_notifications_view(
 /// subscriptions it holds, and the notifications received in the last day.
 #[utoipa::path(get, path = "/api/v1/organizations/{id}/change-notifications", tag = "webhooks", security(("api_key" = [])),
     params(("id" = Uuid, Path, description = "The organization's id")),
-    responses((status = 200, description = "The state", body = Object),
+    responses((status = 200, description = "The state", body = crate::schemas::ChangeNotifications),
         (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
 pub async fn get_change_notifications(
     caller: Caller,
@@ -298,7 +299,7 @@ pub async fn get_change_notifications(
 /// each notification queues a delta discovery. Off: the subscriptions are deleted.
 #[utoipa::path(put, path = "/api/v1/organizations/{id}/change-notifications", tag = "webhooks", security(("api_key" = [])),
     params(("id" = Uuid, Path, description = "The organization's id")), request_body = ChangeNotificationsBody,
-    responses((status = 200, description = "Saved; the subscriptions job is queued", body = Object),
+    responses((status = 200, description = "Saved; the subscriptions job is queued", body = crate::schemas::ChangeNotifications),
         (status = 403, description = "Not an unlimited owner or admin key", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM),
         (status = 422, description = "No public URL configured", body = Problem, content_type = PROBLEM)))]

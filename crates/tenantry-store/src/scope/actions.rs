@@ -165,6 +165,11 @@ impl MspScope<'_> {
         limit: i64,
     ) -> Result<Vec<ActionRecord>, StoreError> {
         filter.requested_by_key = self.own_requests_only();
+        // An organization the key cannot see answers as an unknown one: `NotFound`.
+        if let Some(organization) = filter.organization {
+            self.organization(OrganizationId::from_uuid(organization))
+                .await?;
+        }
         let visible = self.visible_organizations();
         actions::list(
             self.pool,

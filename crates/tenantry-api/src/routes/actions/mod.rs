@@ -100,7 +100,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         ("Idempotency-Key" = String, Header, description = "Required unless dry_run: the same key and body return the same action")),
     request_body = ActionRequest,
     responses((status = 201, description = "Queued, or waiting for approval", body = ActionView),
-        (status = 200, description = "A replay of an earlier request with this Idempotency-Key, or a dry run", body = ActionView),
+        (status = 200, description = "A replay of an earlier request with this Idempotency-Key (the action), or a dry run (its plan)", body = crate::schemas::ActionOrPlan),
         (status = 403, description = "ACTION_DISABLED, SELF_SERVICE_NOT_ALLOWED, PRIVILEGED_TARGET or FORBIDDEN", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM),
         (status = 422, description = "INVALID_REQUEST, IDEMPOTENCY_KEY_REUSED, TARGET_NOT_FOUND or CAPABILITY_UNAVAILABLE", body = Problem, content_type = PROBLEM),
@@ -154,9 +154,12 @@ pub async fn request_action(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ActionQuery {
+    /// Only this organization's; one the key cannot see (another MSP's, or unknown)
+    /// answers 404, never an empty list.
     organization: Option<Uuid>,
     state: Option<String>,
     action: Option<String>,
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
     cursor: Option<String>,
 }
@@ -334,7 +337,7 @@ pub struct RevealBody {
 /// Reveal a generated password, once, to the requester; it is destroyed as it is shown.
 #[utoipa::path(post, path = "/api/v1/actions/{id}/reveal", tag = "actions", security(("api_key" = [])),
     params(("id" = Uuid, Path, description = "The action's id")), request_body = RevealBody,
-    responses((status = 200, description = "The password (`Cache-Control: no-store`)", body = Object),
+    responses((status = 200, description = "The password (`Cache-Control: no-store`)", body = crate::schemas::RevealedPassword),
         (status = 403, description = "Not the requester", body = Problem, content_type = PROBLEM),
         (status = 409, description = "ACTION_STATE_CONFLICT: not run yet", body = Problem, content_type = PROBLEM),
         (status = 410, description = "SECRET_GONE: revealed already or expired", body = Problem, content_type = PROBLEM)))]

@@ -24,11 +24,13 @@ pub struct ActionView {
     #[schema(value_type = Vec<Object>)]
     pub privileged_targets: Value,
     pub job_id: Option<Uuid>,
-    #[schema(value_type = Object)]
+    /// `code` and `message` of a failure; `null` otherwise.
+    #[schema(value_type = Option<Object>)]
     pub error: Value,
     /// Whether a generated password waits for its one reveal.
     pub password_available: bool,
-    #[schema(value_type = Vec<Object>)]
+    /// Each Graph step with its status and Microsoft's request id; `null` in lists.
+    #[schema(value_type = Option<Vec<Object>>)]
     pub steps: Value,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
