@@ -59,6 +59,14 @@ pub struct JobSettings {
     pub drain_secs: u64,
     /// Snoozes for throttling before a job counts the next one as a failed attempt.
     pub max_snoozes: i32,
+    /// Wake on PostgreSQL's notification of a new job, besides polling (turn off behind a
+    /// pooler in transaction mode, which cannot hold a `LISTEN`).
+    #[serde(default = "listen_by_default")]
+    pub listen: bool,
+}
+
+fn listen_by_default() -> bool {
+    true
 }
 
 impl JobSettings {
@@ -72,6 +80,7 @@ impl JobSettings {
             lease: std::time::Duration::from_secs(self.lease_secs.max(2)),
             drain: std::time::Duration::from_secs(self.drain_secs),
             max_snoozes: self.max_snoozes.max(0),
+            listen: self.listen,
         }
     }
 

@@ -101,6 +101,10 @@ pub struct EngineConfig {
     /// How long shutdown waits for running jobs before giving them back.
     pub drain: Duration,
     pub max_snoozes: i32,
+    /// Wake on the enqueue notification (`LISTEN`) besides polling. Off where the
+    /// database is reached through a pooler that cannot hold a listening session
+    /// (PgBouncer in transaction mode): the poll alone then finds new jobs.
+    pub listen: bool,
 }
 
 impl Default for EngineConfig {
@@ -114,6 +118,7 @@ impl Default for EngineConfig {
             lease: Duration::from_secs(30),
             drain: Duration::from_secs(20),
             max_snoozes: 50,
+            listen: true,
         }
     }
 }
@@ -206,7 +211,10 @@ impl Engine {
         let running: Running = Arc::default();
         let mut tasks: JoinSet<()> = JoinSet::new();
         let wake = Arc::new(tokio::sync::Notify::new());
-        let listening = tokio::spawn(Arc::clone(&self).listen(Arc::clone(&wake)));
+        let listening = self
+            .config
+            .listen
+            .then(|| tokio::spawn(Arc::clone(&self).listen(Arc::clone(&wake))));
         let liveness = self.liveness().await;
         let heartbeat = tokio::spawn(Arc::clone(&self).heartbeat(Arc::clone(&running), liveness));
         let limits = ClaimLimits {
@@ -250,7 +258,9 @@ impl Engine {
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
         }
-        listening.abort();
+        if let Some(listening) = listening {
+            listening.abort();
+        }
         tracing::info!(worker = %self.worker_id, running = tasks.len(), "worker draining");
         let drained = tokio::time::timeout(self.config.drain, async {
             while tasks.join_next().await.is_some() {}

@@ -79,6 +79,7 @@ fn config() -> EngineConfig {
         lease: Duration::from_secs(2),
         drain: Duration::from_secs(5),
         max_snoozes: 5,
+        listen: true,
     }
 }
 
