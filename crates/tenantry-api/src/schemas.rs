@@ -159,6 +159,27 @@ pub struct CapabilityStatus {
     pub missing_directory_role: Vec<String>,
 }
 
+/// A directory role by its template id, with its display name (Graph's, else Entra's
+/// built-in roles reference; none for a role neither knows).
+#[derive(Serialize, ToSchema)]
+pub struct NamedRole {
+    pub id: String,
+    pub name: Option<String>,
+}
+
+/// Required, missing, extra and not-required directory roles, each named.
+#[derive(Serialize, ToSchema)]
+pub struct NamedRoleDiff {
+    /// Required and held.
+    pub granted: Vec<NamedRole>,
+    /// Required, not held.
+    pub missing: Vec<NamedRole>,
+    /// Held without being required.
+    pub extra: Vec<NamedRole>,
+    /// Known, neither required nor held.
+    pub not_required: Vec<NamedRole>,
+}
+
 /// The app's client secret as Entra describes it (never its value).
 #[derive(Serialize, ToSchema)]
 pub struct SecretExpiry {
@@ -179,10 +200,10 @@ pub struct ValidationReport {
     pub service_principal_id: Uuid,
     /// Graph application permissions.
     pub permissions: GrantDiff,
-    /// Directory roles the service principal holds (role template ids).
-    pub directory_roles: Vec<String>,
-    /// Those roles compared with what the capabilities need (template ids).
-    pub directory_role_status: GrantDiff,
+    /// Directory roles the service principal holds: template id and display name.
+    pub directory_roles: Vec<NamedRole>,
+    /// Those roles compared with what the capabilities need.
+    pub directory_role_status: NamedRoleDiff,
     pub capabilities: Vec<CapabilityStatus>,
     pub secret: Option<SecretExpiry>,
     /// What could not be checked.
