@@ -51,6 +51,24 @@ async fn framework_errors_are_problem_documents_too(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn a_path_id_that_is_not_a_uuid_is_a_400_problem_for_every_id_type(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Contoso IT").await;
+    let key = msp.owner_key.as_str();
+    let known = uuid::Uuid::now_v7();
+    for path in [
+        "/api/v1/organizations/not-a-uuid".to_owned(),
+        "/api/v1/jobs/not-a-uuid".to_owned(),
+        "/api/v1/actions/not-a-uuid".to_owned(),
+        "/api/v1/api-keys/not-a-uuid".to_owned(),
+        format!("/api/v1/organizations/{known}/discovery-runs/not-a-uuid"),
+        "/api/v1/organizations/not-a-uuid/policies/password_reset".to_owned(),
+    ] {
+        assert_problem(app.get(&path, key).await, 400, "INVALID_REQUEST").await;
+    }
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
 async fn json_errors_do_not_echo_submitted_values(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let msp = app.create_msp("Contoso IT").await;

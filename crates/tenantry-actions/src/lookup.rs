@@ -130,9 +130,7 @@ pub async fn resolve_employee(
     who: &str,
 ) -> Result<Uuid, SubmitError> {
     let (record, _) = scope.action(id).await?;
-    let organization = scope
-        .organization(OrganizationId::from_uuid(record.organization_id))
-        .await?;
+    let organization = scope.organization(record.organization_id).await?;
     let tenant = organization_graph(graph, scope, &organization).await?;
     resolve_user(scope, organization.id, &tenant, who)
         .await?

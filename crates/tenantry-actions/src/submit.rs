@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tenantry_domain::actions::{self, ActionKind, MAX_TARGETS, Parameters, Resolved, Target};
 use tenantry_domain::policy::{self, Approval, Decision, Requester};
-use tenantry_domain::{ActionId, ErrorCode, OrganizationId, Role};
+use tenantry_domain::{ErrorCode, OrganizationId, Role};
 use tenantry_graph::GraphAccess;
 use tenantry_store::actions::{ActionRecord, Created, NewAction, Refusal, StepRecord};
 use tenantry_store::{MspScope, OrganizationRecord};
@@ -177,7 +177,7 @@ pub async fn submit(
         && !request.dry_run
         && let Some(record) = scope.replayed_action(key, &hash).await?
     {
-        let (record, steps) = scope.action(ActionId::from_uuid(record.action_id)).await?;
+        let (record, steps) = scope.action(record.action_id).await?;
         return Ok(Submitted::Replayed(record, steps));
     }
     let parameters = actions::parse_parameters(kind, &request.parameters).map_err(|errors| {
@@ -359,7 +359,7 @@ pub async fn submit(
     Ok(match scope.request_action(new, &actor).await? {
         Created::New(record) => Submitted::Created(record),
         Created::Replayed(record) => {
-            let steps = scope.action(ActionId::from_uuid(record.action_id)).await?.1;
+            let steps = scope.action(record.action_id).await?.1;
             Submitted::Replayed(record, steps)
         }
     })

@@ -49,6 +49,14 @@ macro_rules! uuid_id {
             }
         }
 
+        /// Lets stores decode an id column with `#[sqlx(try_from = "Uuid")]` (the domain
+        /// knows no database).
+        impl From<Uuid> for $name {
+            fn from(id: Uuid) -> Self {
+                Self(id)
+            }
+        }
+
         impl From<$name> for Uuid {
             fn from(id: $name) -> Uuid {
                 id.0

@@ -106,11 +106,7 @@ impl ActionHandler {
     }
 
     async fn fail(&self, context: &RunContext, code: &str, message: &str) -> Outcome {
-        let steps = match self
-            .store
-            .steps(ActionId::from_uuid(context.record.action_id))
-            .await
-        {
+        let steps = match self.store.steps(context.record.action_id).await {
             Ok(steps) => steps,
             Err(error) => {
                 return Outcome::Retry(format!(
@@ -153,7 +149,7 @@ impl ActionHandler {
         let kind: ActionKind = record.action.parse().map_err(|e: actions::UnknownAction| {
             Halt::Fail("INVALID_REQUEST".into(), e.to_string())
         })?;
-        let organization = OrganizationId::from_uuid(record.organization_id);
+        let organization = record.organization_id;
         let targets: Vec<Target> = serde_json::from_value(record.targets.clone())
             .map_err(|e| Halt::Fail("INTERNAL_ERROR".into(), format!("targets: {e}")))?;
         let token = self.token(organization).await?;
@@ -365,7 +361,7 @@ impl ActionHandler {
         steps: &[StepRecord],
         token: &SecretString,
     ) -> Result<StepResult, Halt> {
-        let organization = OrganizationId::from_uuid(context.record.organization_id);
+        let organization = context.record.organization_id;
         let created = steps
             .iter()
             .find_map(|s| s.detail.as_ref()?["created_id"].as_str().map(str::to_owned));
@@ -604,7 +600,7 @@ impl ActionHandler {
         step: &StepRecord,
         path: &str,
     ) {
-        let organization = OrganizationId::from_uuid(context.record.organization_id);
+        let organization = context.record.organization_id;
         let user = path
             .split('/')
             .find_map(|segment| segment.parse::<uuid::Uuid>().ok());

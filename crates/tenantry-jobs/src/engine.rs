@@ -9,6 +9,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tenantry_domain::JobId;
 use tenantry_store::jobs::JobArgs;
 use tenantry_store::queue::{ClaimLimits, ClaimedJob, Liveness};
 use tenantry_store::{Queue, StoreError};
@@ -130,7 +131,7 @@ pub fn retry_backoff(attempt: i32) -> Duration {
     Duration::from_secs_f64(base + fastrand::f64() * base / 2.0)
 }
 
-type Running = Arc<Mutex<HashMap<Uuid, tokio::task::AbortHandle>>>;
+type Running = Arc<Mutex<HashMap<JobId, tokio::task::AbortHandle>>>;
 
 pub struct Engine {
     queue: Queue,
@@ -397,7 +398,7 @@ impl Engine {
             let ids: Vec<Uuid> = {
                 let mut running = running.lock().unwrap_or_else(|p| p.into_inner());
                 running.retain(|_, task| !task.is_finished());
-                running.keys().copied().collect()
+                running.keys().map(JobId::as_uuid).collect()
             };
             match self.queue.heartbeat(&self.worker_id, &ids).await {
                 Ok(cancelled) => {
@@ -405,7 +406,7 @@ impl Engine {
                         let handle = running
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
-                            .remove(&id);
+                            .remove(&JobId::from(id));
                         if let Some(handle) = handle {
                             tracing::info!(job = %id, "job cancelled while running");
                             handle.abort();

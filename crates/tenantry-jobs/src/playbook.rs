@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tenantry_actions::{
     SubmitError, SubmitRequest, Submitted, WebhookOrigin, request_hash, submit,
 };
-use tenantry_domain::{ActionState, OrganizationId, WebhookEventState as EventState};
+use tenantry_domain::{ActionState, WebhookEventState as EventState};
 use tenantry_graph::GraphAccess;
 use tenantry_store::jobs::WebhookJob;
 use tenantry_store::queue::ClaimedJob;
@@ -106,7 +106,7 @@ impl PlaybookHandler {
                 .await;
         }
         let (Some(organization), Some(target)) = (
-            context.event.organization_id.map(OrganizationId::from_uuid),
+            context.event.organization_id,
             context.event.target.as_deref(),
         ) else {
             return refuse(

@@ -58,7 +58,7 @@ impl JobHandler for Probe {
                 "insert into probe_run (job_id, runs) values ($1, 1)
                  on conflict (job_id) do update set runs = probe_run.runs + 1",
             )
-            .bind(job.job_id)
+            .bind(job.job_id.as_uuid())
             .execute(&self.pool)
             .await;
             match recorded {

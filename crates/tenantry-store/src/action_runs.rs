@@ -108,7 +108,7 @@ impl ActionRunStore {
             "update action_request set state = 'running', updated_at = now()
              where action_id = $1 and state = 'queued'",
         )
-        .bind(context.record.action_id)
+        .bind(context.record.action_id.as_uuid())
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -119,8 +119,8 @@ impl ActionRunStore {
                 NewEvent {
                     kind: "action.started",
                     actor: json!({"type": "system", "component": "worker"}),
-                    organization_id: Some(context.record.organization_id),
-                    action_id: Some(context.record.action_id),
+                    organization_id: Some(context.record.organization_id.as_uuid()),
+                    action_id: Some(context.record.action_id.as_uuid()),
                     action: Some(context.record.action.clone()),
                     targets: context.record.targets.clone(),
                     decision: Some("running".into()),
@@ -293,7 +293,7 @@ impl ActionRunStore {
                  finished_at = now()
              where action_id = $1 and state in ('queued', 'running')",
         )
-        .bind(context.record.action_id)
+        .bind(context.record.action_id.as_uuid())
         .bind(state.as_str())
         .bind(error.map(|e| e.0))
         .bind(error.map(|e| e.1))
@@ -304,7 +304,7 @@ impl ActionRunStore {
             let steps: Vec<(String, String, Option<String>)> = sqlx::query_as(
                 "select name, state, ms_request_id from action_step where action_id = $1 order by position",
             )
-            .bind(context.record.action_id)
+            .bind(context.record.action_id.as_uuid())
             .fetch_all(&mut *tx)
             .await?;
             audit::append(
@@ -313,8 +313,8 @@ impl ActionRunStore {
                 NewEvent {
                     kind: "action.finished",
                     actor: json!({"type": "system", "component": "worker"}),
-                    organization_id: Some(context.record.organization_id),
-                    action_id: Some(context.record.action_id),
+                    organization_id: Some(context.record.organization_id.as_uuid()),
+                    action_id: Some(context.record.action_id.as_uuid()),
                     action: Some(context.record.action.clone()),
                     targets: context.record.targets.clone(),
                     parameters: json!({
@@ -326,7 +326,7 @@ impl ActionRunStore {
                 },
             )
             .await?;
-            crate::webhooks::resume_playbook(&mut tx, context.record.action_id).await?;
+            crate::webhooks::resume_playbook(&mut tx, context.record.action_id.as_uuid()).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -8,11 +8,12 @@ use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool};
 use tenantry_domain::actions::{ActionKind, Resolved, Target};
 use tenantry_domain::policy::Approvers;
-use tenantry_domain::{ActionId, ErrorCode, MspId, OrganizationId, Role};
+use tenantry_domain::{ActionId, ErrorCode, JobId, MspId, OrganizationId, Role};
 use uuid::Uuid;
 
 use crate::audit::{self, NewEvent};
 use crate::error::StoreError;
+use crate::ids::NullableUuid;
 use crate::jobs::ActionJob;
 use crate::operators::OperatorRecord;
 use crate::queue::{self, NewJob};
@@ -76,8 +77,10 @@ pub struct NewAction {
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct ActionRecord {
-    pub action_id: Uuid,
-    pub organization_id: Uuid,
+    #[sqlx(try_from = "Uuid")]
+    pub action_id: ActionId,
+    #[sqlx(try_from = "Uuid")]
+    pub organization_id: OrganizationId,
     pub action: String,
     #[sqlx(try_from = "String")]
     pub state: tenantry_domain::ActionState,
@@ -104,7 +107,8 @@ pub struct ActionRecord {
     pub decided_by_operator_name: Option<String>,
     pub decided_at: Option<DateTime<Utc>>,
     pub decision_reason: Option<String>,
-    pub job_id: Option<Uuid>,
+    #[sqlx(try_from = "NullableUuid")]
+    pub job_id: Option<JobId>,
     pub error_code: Option<String>,
     pub error_message: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -449,7 +453,7 @@ async fn expire(
         "update action_request set state = 'expired', updated_at = now(), finished_at = now()
          where action_id = $1 and state = 'pending_approval'",
     )
-    .bind(record.action_id)
+    .bind(record.action_id.as_uuid())
     .execute(&mut *conn)
     .await?;
     audit::append(
@@ -458,8 +462,8 @@ async fn expire(
         NewEvent {
             kind: "action.expired",
             actor: json!({"type": "system", "component": "approvals"}),
-            organization_id: Some(record.organization_id),
-            action_id: Some(record.action_id),
+            organization_id: Some(record.organization_id.as_uuid()),
+            action_id: Some(record.action_id.as_uuid()),
             action: Some(record.action.clone()),
             targets: record.targets.clone(),
             decision: Some("expired".into()),
@@ -468,7 +472,7 @@ async fn expire(
         },
     )
     .await?;
-    crate::webhooks::resume_playbook(conn, record.action_id).await?;
+    crate::webhooks::resume_playbook(conn, record.action_id.as_uuid()).await?;
     Ok(())
 }
 
@@ -550,7 +554,7 @@ async fn check_decider(
                      where organization_id = $1 and member_id = $2 and group_id = any($3)
                        and generation = (select inventory_generation from organization where organization_id = $1))",
                 )
-                .bind(record.organization_id)
+                .bind(record.organization_id.as_uuid())
                 .bind(user)
                 .bind(&record.approver_groups)
                 .fetch_one(&mut *conn)
@@ -636,8 +640,8 @@ pub(crate) async fn decide(
                 "action.denied"
             },
             actor: decider.audit(),
-            organization_id: Some(record.organization_id),
-            action_id: Some(record.action_id),
+            organization_id: Some(record.organization_id.as_uuid()),
+            action_id: Some(record.action_id.as_uuid()),
             action: Some(record.action.clone()),
             targets: record.targets.clone(),
             decision: Some(state.into()),
@@ -647,13 +651,7 @@ pub(crate) async fn decide(
     )
     .await?;
     if verdict.approve {
-        queue_action(
-            &mut tx,
-            msp,
-            OrganizationId::from_uuid(record.organization_id),
-            id,
-        )
-        .await?;
+        queue_action(&mut tx, msp, record.organization_id, id).await?;
     }
     // A playbook waiting on this decision goes on.
     crate::webhooks::resume_playbook(&mut tx, id.as_uuid()).await?;
@@ -730,8 +728,8 @@ pub(crate) async fn reveal(
         NewEvent {
             kind: "action.password_revealed",
             actor: caller.audit(),
-            organization_id: Some(record.organization_id),
-            action_id: Some(record.action_id),
+            organization_id: Some(record.organization_id.as_uuid()),
+            action_id: Some(record.action_id.as_uuid()),
             action: Some(record.action.clone()),
             targets: record.targets.clone(),
             decision: Some("revealed".into()),

@@ -15,6 +15,7 @@ use tenantry_domain::{
 use uuid::Uuid;
 
 use crate::error::{AuthError, StoreError};
+use crate::ids::NullableUuid;
 use crate::key_hash::ApiKeyPepper;
 use crate::operators::{self, KeyHolder, OperatorRecord};
 use crate::principal::Principal;
@@ -65,8 +66,10 @@ pub struct Page {
 
 #[derive(sqlx::FromRow)]
 struct KeyRow {
-    api_key_id: Uuid,
-    msp_id: Uuid,
+    #[sqlx(try_from = "Uuid")]
+    api_key_id: ApiKeyRecordId,
+    #[sqlx(try_from = "Uuid")]
+    msp_id: MspId,
     key_id: String,
     name: String,
     role: String,
@@ -74,7 +77,8 @@ struct KeyRow {
     organization_ids: Vec<Uuid>,
     operator_id: Uuid,
     operator_name: String,
-    created_by: Option<Uuid>,
+    #[sqlx(try_from = "NullableUuid")]
+    created_by: Option<ApiKeyRecordId>,
     created_at: DateTime<Utc>,
     last_used_at: Option<DateTime<Utc>>,
     revoked_at: Option<DateTime<Utc>>,
@@ -91,14 +95,14 @@ impl TryFrom<KeyRow> for ApiKeyRecord {
         let key_id = KeyId::parse(&row.key_id)
             .ok_or_else(|| StoreError::Corrupt("api_key.key_id".into()))?;
         Ok(Self {
-            id: ApiKeyRecordId::from_uuid(row.api_key_id),
-            msp_id: MspId::from_uuid(row.msp_id),
+            id: row.api_key_id,
+            msp_id: row.msp_id,
             key_id,
             name: row.name,
             role,
             organizations: organization_limit(row.limited, row.organization_ids),
             operator: operators::record(row.operator_id, row.operator_name),
-            created_by: row.created_by.map(ApiKeyRecordId::from_uuid),
+            created_by: row.created_by,
             created_at: row.created_at,
             last_used_at: row.last_used_at,
             revoked_at: row.revoked_at,
@@ -262,8 +266,10 @@ fn generate_key_material() -> Result<(KeyId, SecretString), StoreError> {
 
 #[derive(sqlx::FromRow)]
 struct AuthRow {
-    api_key_id: Uuid,
-    msp_id: Uuid,
+    #[sqlx(try_from = "Uuid")]
+    api_key_id: ApiKeyRecordId,
+    #[sqlx(try_from = "Uuid")]
+    msp_id: MspId,
     secret_hmac: Vec<u8>,
     role: String,
     limited: bool,
@@ -310,7 +316,7 @@ pub(crate) async fn authenticate(
         "update api_key set last_used_at = now()
          where api_key_id = $1 and (last_used_at is null or last_used_at < now() - interval '1 minute')",
     )
-    .bind(row.api_key_id)
+    .bind(row.api_key_id.as_uuid())
     .execute(db)
     .await?;
     let role: Role = row
@@ -318,8 +324,8 @@ pub(crate) async fn authenticate(
         .parse()
         .map_err(|_| AuthError::Corrupt("api_key.role"))?;
     Ok(Principal::new(
-        MspId::from_uuid(row.msp_id),
-        ApiKeyRecordId::from_uuid(row.api_key_id),
+        row.msp_id,
+        row.api_key_id,
         token.key_id().clone(),
         role,
         organization_limit(row.limited, row.organization_ids),

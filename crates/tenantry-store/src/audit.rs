@@ -11,10 +11,11 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
-use tenantry_domain::MspId;
+use tenantry_domain::{ActionId, MspId, OrganizationId};
 use uuid::Uuid;
 
 use crate::error::StoreError;
+use crate::ids::NullableUuid;
 
 /// The advisory-lock class of audit chains (the key is the MSP id's hash).
 const AUDIT_LOCK_CLASS: i32 = 0x7A55;
@@ -49,8 +50,10 @@ pub struct AuditEvent {
     pub occurred_at: DateTime<Utc>,
     pub kind: String,
     pub actor: Value,
-    pub organization_id: Option<Uuid>,
-    pub action_id: Option<Uuid>,
+    #[sqlx(try_from = "NullableUuid")]
+    pub organization_id: Option<OrganizationId>,
+    #[sqlx(try_from = "NullableUuid")]
+    pub action_id: Option<ActionId>,
     pub action: Option<String>,
     pub targets: Value,
     pub parameters: Value,
@@ -136,8 +139,8 @@ pub async fn append(
         occurred_at: Utc::now().trunc_subsecs(6),
         kind: event.kind.to_owned(),
         actor: event.actor,
-        organization_id: event.organization_id,
-        action_id: event.action_id,
+        organization_id: event.organization_id.map(OrganizationId::from),
+        action_id: event.action_id.map(ActionId::from),
         action: event.action,
         targets: if event.targets.is_null() {
             Value::Array(Vec::new())
@@ -167,8 +170,8 @@ pub async fn append(
     .bind(stored.occurred_at)
     .bind(&stored.kind)
     .bind(&stored.actor)
-    .bind(stored.organization_id)
-    .bind(stored.action_id)
+    .bind(stored.organization_id.map(Uuid::from))
+    .bind(stored.action_id.map(Uuid::from))
     .bind(&stored.action)
     .bind(&stored.targets)
     .bind(&stored.parameters)

@@ -190,7 +190,7 @@ mod tests {
         );
         assert_eq!(job.unique_key, Some(format!("discovery:{organization}")));
         let claimed = ClaimedJob {
-            job_id: Uuid::new_v4(),
+            job_id: tenantry_domain::JobId::new(),
             kind: job.kind,
             args: job.args,
             msp_id: None,

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod change_notifications;
 pub mod discovery;
 mod error;
+pub mod ids;
 pub mod inventory;
 pub mod jobs;
 mod key_hash;

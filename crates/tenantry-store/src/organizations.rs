@@ -42,7 +42,8 @@ pub struct NewOrganization {
 
 #[derive(sqlx::FromRow)]
 struct Row {
-    organization_id: Uuid,
+    #[sqlx(try_from = "Uuid")]
+    organization_id: OrganizationId,
     name: String,
     provider: String,
     tenant_id: Option<Uuid>,
@@ -60,7 +61,7 @@ struct Row {
 impl From<Row> for OrganizationRecord {
     fn from(row: Row) -> Self {
         Self {
-            id: OrganizationId::from_uuid(row.organization_id),
+            id: row.organization_id,
             name: row.name,
             provider: row.provider,
             tenant_id: row.tenant_id,

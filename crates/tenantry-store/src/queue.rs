@@ -13,6 +13,7 @@ use tenantry_domain::{JobId, MspId, OrganizationId};
 use uuid::Uuid;
 
 use crate::error::StoreError;
+use crate::ids::NullableUuid;
 
 /// Serialises claims across every worker process, so per-organization and global limits
 /// hold exactly. A claim takes a few milliseconds; jobs run outside it.
@@ -114,11 +115,14 @@ pub async fn enqueue(conn: &mut PgConnection, job: &NewJob) -> Result<Enqueued, 
 /// A job a worker holds. `attempt` is the fence for every later change.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct ClaimedJob {
-    pub job_id: Uuid,
+    #[sqlx(try_from = "Uuid")]
+    pub job_id: JobId,
     pub kind: String,
     pub args: serde_json::Value,
-    pub msp_id: Option<Uuid>,
-    pub organization_id: Option<Uuid>,
+    #[sqlx(try_from = "NullableUuid")]
+    pub msp_id: Option<MspId>,
+    #[sqlx(try_from = "NullableUuid")]
+    pub organization_id: Option<OrganizationId>,
     pub attempt: i32,
     pub max_attempts: i32,
     pub snoozes: i32,
@@ -139,9 +143,11 @@ pub struct ClaimLimits {
 /// The job as the API shows it.
 #[derive(Clone, Debug, Serialize, sqlx::FromRow)]
 pub struct JobRecord {
-    pub job_id: Uuid,
+    #[sqlx(try_from = "Uuid")]
+    pub job_id: JobId,
     pub kind: String,
-    pub organization_id: Option<Uuid>,
+    #[sqlx(try_from = "NullableUuid")]
+    pub organization_id: Option<OrganizationId>,
     #[sqlx(try_from = "String")]
     pub state: tenantry_domain::JobState,
     pub args: serde_json::Value,
@@ -308,7 +314,7 @@ impl Queue {
                and $3::text is not null and $4::float8 is not null"
         );
         let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(job.job_id)
+            .bind(job.job_id.as_uuid())
             .bind(job.attempt)
             .bind(error)
             .bind(delay.as_secs_f64())

@@ -7,10 +7,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use tenantry_domain::webhooks::{Event, Rule};
-use tenantry_domain::{MspId, OrganizationId};
+use tenantry_domain::{JobId, MspId, OrganizationId};
 use uuid::Uuid;
 
 use crate::error::StoreError;
+use crate::ids::NullableUuid;
 use crate::jobs::WebhookJob;
 use crate::queue::{self, NewJob};
 use crate::sealing::{DataKey, Keyring, Purpose};
@@ -23,7 +24,8 @@ pub const SECRET_PREFIX: &str = "whsec_";
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct EndpointRecord {
     pub endpoint_id: Uuid,
-    pub organization_id: Option<Uuid>,
+    #[sqlx(try_from = "NullableUuid")]
+    pub organization_id: Option<OrganizationId>,
     pub name: String,
     pub rules: Value,
     pub created_by: Uuid,
@@ -48,14 +50,16 @@ pub struct EndpointSecrets {
 pub struct EventRecord {
     pub webhook_event_id: Uuid,
     pub endpoint_id: Uuid,
-    pub organization_id: Option<Uuid>,
+    #[sqlx(try_from = "NullableUuid")]
+    pub organization_id: Option<OrganizationId>,
     pub event_id: String,
     pub event_type: String,
     pub target: Option<String>,
     #[sqlx(try_from = "String")]
     pub state: tenantry_domain::WebhookEventState,
     pub outcome: Value,
-    pub job_id: Option<Uuid>,
+    #[sqlx(try_from = "NullableUuid")]
+    pub job_id: Option<JobId>,
     pub received_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
 }
@@ -363,7 +367,7 @@ pub async fn record_event(
     };
     if matched {
         let job = queue_playbook(&mut tx, endpoint.msp_id, organization, id).await?;
-        record.job_id = Some(job);
+        record.job_id = Some(job.into());
     }
     tx.commit().await?;
     Ok(Recorded::New(record))

@@ -201,12 +201,9 @@ fn validate(body: CreateApiKey) -> Result<NewApiKey, ApiError> {
 )]
 pub async fn get_api_key(
     caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<ApiKeyRecordId>,
 ) -> Result<Json<ApiKeyView>, ApiError> {
-    let key = caller
-        .scope()
-        .api_key(ApiKeyRecordId::from_uuid(id))
-        .await?;
+    let key = caller.scope().api_key(id).await?;
     Ok(Json(key.into()))
 }
 
@@ -227,12 +224,9 @@ pub async fn get_api_key(
 )]
 pub async fn revoke_api_key(
     caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<ApiKeyRecordId>,
 ) -> Result<StatusCode, ApiError> {
-    let revoked = caller
-        .scope()
-        .revoke_api_key(ApiKeyRecordId::from_uuid(id))
-        .await?;
+    let revoked = caller.scope().revoke_api_key(id).await?;
     tracing::info!(revoked_key_id = %revoked.key_id, "API key revoked");
     Ok(StatusCode::NO_CONTENT)
 }

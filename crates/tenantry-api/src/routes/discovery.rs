@@ -51,12 +51,12 @@ pub struct RunView {
 impl From<RunRecord> for RunView {
     fn from(r: RunRecord) -> Self {
         Self {
-            id: r.run_id,
-            organization_id: r.organization_id,
+            id: r.run_id.as_uuid(),
+            organization_id: r.organization_id.as_uuid(),
             trigger: r.trigger,
             mode: r.mode,
             state: r.state.as_str().to_owned(),
-            job_id: r.job_id,
+            job_id: r.job_id.map(Uuid::from),
             created_at: r.created_at,
             started_at: r.started_at,
             finished_at: r.finished_at,
@@ -83,18 +83,15 @@ pub struct StartRun {
         (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
 pub async fn list_runs(
     caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<OrganizationId>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<Paginated<RunView>>, ApiError> {
     let page = query.to_page()?;
-    let rows = caller
-        .scope()
-        .discovery_runs(OrganizationId::from_uuid(id), page)
-        .await?;
+    let rows = caller.scope().discovery_runs(id, page).await?;
     Ok(Json(Paginated::from_rows(
         rows,
         page,
-        |r| r.run_id,
+        |r| r.run_id.as_uuid(),
         RunView::from,
     )))
 }
@@ -109,7 +106,7 @@ pub async fn list_runs(
         (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
 pub async fn start_run(
     caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<OrganizationId>,
     body: Option<ApiJson<StartRun>>,
 ) -> Result<(StatusCode, Json<RunView>), ApiError> {
     // The body is optional: none means a full scan.
@@ -122,11 +119,7 @@ pub async fn start_run(
     };
     let (run, _) = caller
         .scope()
-        .queue_discovery(
-            OrganizationId::from_uuid(id),
-            DiscoveryTrigger::Manual,
-            mode,
-        )
+        .queue_discovery(id, DiscoveryTrigger::Manual, mode)
         .await?;
     Ok((StatusCode::ACCEPTED, Json(run.into())))
 }
@@ -138,18 +131,9 @@ pub async fn start_run(
         (status = 404, description = "No such run for this key", body = Problem, content_type = PROBLEM)))]
 pub async fn get_run(
     caller: Caller,
-    ApiPath((id, run)): ApiPath<(Uuid, Uuid)>,
+    ApiPath((id, run)): ApiPath<(OrganizationId, DiscoveryRunId)>,
 ) -> Result<Json<RunView>, ApiError> {
-    Ok(Json(
-        caller
-            .scope()
-            .discovery_run(
-                OrganizationId::from_uuid(id),
-                DiscoveryRunId::from_uuid(run),
-            )
-            .await?
-            .into(),
-    ))
+    Ok(Json(caller.scope().discovery_run(id, run).await?.into()))
 }
 
 fn search_text(field: &str, text: Option<String>) -> Result<Option<String>, ApiError> {
@@ -191,7 +175,7 @@ pub struct UserQuery {
         (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
 pub async fn list_users(
     caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<OrganizationId>,
     ApiQuery(query): ApiQuery<UserQuery>,
 ) -> Result<Json<Paginated<Value>>, ApiError> {
     let page = PageQuery::new(query.limit, query.cursor).to_page()?;
@@ -201,10 +185,7 @@ pub async fn list_users(
         job_title: search_text("job_title", query.job_title)?,
         enabled: query.enabled,
     };
-    let rows = caller
-        .scope()
-        .inventory_users(OrganizationId::from_uuid(id), &filter, page)
-        .await?;
+    let rows = caller.scope().inventory_users(id, &filter, page).await?;
     Ok(Json(Paginated::from_rows(rows, page, |u| u.id, to_json)))
 }
 
@@ -219,12 +200,9 @@ fn to_json<T: Serialize>(row: T) -> Value {
         (status = 404, description = "No such user for this key", body = Problem, content_type = PROBLEM)))]
 pub async fn get_user(
     caller: Caller,
-    ApiPath((id, user)): ApiPath<(Uuid, Uuid)>,
+    ApiPath((id, user)): ApiPath<(OrganizationId, Uuid)>,
 ) -> Result<Json<Value>, ApiError> {
-    let detail = caller
-        .scope()
-        .inventory_user(OrganizationId::from_uuid(id), user)
-        .await?;
+    let detail = caller.scope().inventory_user(id, user).await?;
     Ok(Json(to_json(detail)))
 }
 
@@ -249,7 +227,7 @@ pub struct GroupQuery {
         (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
 pub async fn list_groups(
     caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<OrganizationId>,
     ApiQuery(query): ApiQuery<GroupQuery>,
 ) -> Result<Json<Paginated<Value>>, ApiError> {
     let page = PageQuery::new(query.limit, query.cursor).to_page()?;
@@ -265,10 +243,7 @@ pub async fn list_groups(
         q: search_text("q", query.q)?,
         kind: query.kind,
     };
-    let rows = caller
-        .scope()
-        .inventory_groups(OrganizationId::from_uuid(id), &filter, page)
-        .await?;
+    let rows = caller.scope().inventory_groups(id, &filter, page).await?;
     Ok(Json(Paginated::from_rows(rows, page, |g| g.id, to_json)))
 }
 
@@ -279,13 +254,13 @@ pub async fn list_groups(
         (status = 404, description = "No such group for this key", body = Problem, content_type = PROBLEM)))]
 pub async fn list_group_members(
     caller: Caller,
-    ApiPath((id, group)): ApiPath<(Uuid, Uuid)>,
+    ApiPath((id, group)): ApiPath<(OrganizationId, Uuid)>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<Paginated<Value>>, ApiError> {
     let page = query.to_page()?;
     let rows = caller
         .scope()
-        .inventory_group_members(OrganizationId::from_uuid(id), group, page)
+        .inventory_group_members(id, group, page)
         .await?;
     Ok(Json(Paginated::from_rows(rows, page, |m| m.id, to_json)))
 }
@@ -303,12 +278,9 @@ pub struct Listed {
         (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
 pub async fn list_directory_roles(
     caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<OrganizationId>,
 ) -> Result<Json<Listed>, ApiError> {
-    let roles = caller
-        .scope()
-        .inventory_roles(OrganizationId::from_uuid(id))
-        .await?;
+    let roles = caller.scope().inventory_roles(id).await?;
     Ok(Json(Listed {
         data: roles.into_iter().map(to_json).collect(),
     }))
@@ -322,12 +294,9 @@ pub async fn list_directory_roles(
         (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
 pub async fn list_approver_proposals(
     caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<OrganizationId>,
 ) -> Result<Json<Listed>, ApiError> {
-    let proposals = caller
-        .scope()
-        .approver_proposals(OrganizationId::from_uuid(id))
-        .await?;
+    let proposals = caller.scope().approver_proposals(id).await?;
     Ok(Json(Listed {
         data: proposals.into_iter().map(to_json).collect(),
     }))
@@ -335,15 +304,12 @@ pub async fn list_approver_proposals(
 
 async fn objects(
     caller: &Caller,
-    id: Uuid,
+    id: OrganizationId,
     section: &str,
     query: PageQuery,
 ) -> Result<Json<Paginated<Value>>, ApiError> {
     let page = query.to_page()?;
-    let rows = caller
-        .scope()
-        .inventory_objects(OrganizationId::from_uuid(id), section, page)
-        .await?;
+    let rows = caller.scope().inventory_objects(id, section, page).await?;
     Ok(Json(Paginated::from_rows(
         rows,
         page,
@@ -359,7 +325,7 @@ async fn objects(
         (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
 pub async fn list_licenses(
     caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<OrganizationId>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<Paginated<Value>>, ApiError> {
     objects(&caller, id, "licenses", query).await
@@ -372,7 +338,7 @@ pub async fn list_licenses(
         (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
 pub async fn list_applications(
     caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<OrganizationId>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<Paginated<Value>>, ApiError> {
     objects(&caller, id, "service_principals", query).await
@@ -385,7 +351,7 @@ pub async fn list_applications(
         (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
 pub async fn list_devices(
     caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<OrganizationId>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<Paginated<Value>>, ApiError> {
     objects(&caller, id, "devices", query).await

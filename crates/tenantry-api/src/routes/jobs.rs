@@ -50,9 +50,9 @@ impl From<JobRecord> for JobView {
             JobState::Available | JobState::Scheduled | JobState::Retryable
         );
         Self {
-            id: j.job_id,
+            id: j.job_id.as_uuid(),
             kind: j.kind,
-            organization_id: j.organization_id,
+            organization_id: j.organization_id.map(Uuid::from),
             state: j.state.as_str().to_owned(),
             args: j.args,
             attempt: j.attempt,
@@ -115,7 +115,7 @@ pub async fn list_jobs(
     Ok(Json(Paginated::from_rows(
         rows,
         page,
-        |j| j.job_id,
+        |j| j.job_id.as_uuid(),
         JobView::from,
     )))
 }
@@ -127,9 +127,9 @@ pub async fn list_jobs(
         (status = 404, description = "No such job for this key", body = Problem, content_type = PROBLEM)))]
 pub async fn get_job(
     caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<JobId>,
 ) -> Result<Json<JobView>, ApiError> {
-    Ok(Json(caller.scope().job(JobId::from_uuid(id)).await?.into()))
+    Ok(Json(caller.scope().job(id).await?.into()))
 }
 
 /// Run a failed, cancelled or waiting job again now, with fresh attempts (owner or admin).
@@ -141,11 +141,9 @@ pub async fn get_job(
         (status = 409, description = "JOB_STATE_CONFLICT: running or completed", body = Problem, content_type = PROBLEM)))]
 pub async fn retry_job(
     caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<JobId>,
 ) -> Result<Json<JobView>, ApiError> {
-    Ok(Json(
-        caller.scope().retry_job(JobId::from_uuid(id)).await?.into(),
-    ))
+    Ok(Json(caller.scope().retry_job(id).await?.into()))
 }
 
 /// Cancel a waiting job at once, or a running one at its next heartbeat (owner or admin).
@@ -157,13 +155,7 @@ pub async fn retry_job(
         (status = 409, description = "JOB_STATE_CONFLICT: already finished", body = Problem, content_type = PROBLEM)))]
 pub async fn cancel_job(
     caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<JobId>,
 ) -> Result<Json<JobView>, ApiError> {
-    Ok(Json(
-        caller
-            .scope()
-            .cancel_job(JobId::from_uuid(id))
-            .await?
-            .into(),
-    ))
+    Ok(Json(caller.scope().cancel_job(id).await?.into()))
 }

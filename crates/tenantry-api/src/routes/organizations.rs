@@ -307,15 +307,9 @@ pub async fn list_organizations(
         (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
 pub async fn get_organization(
     caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<OrganizationId>,
 ) -> Result<Json<OrganizationView>, ApiError> {
-    Ok(Json(
-        caller
-            .scope()
-            .organization(OrganizationId::from_uuid(id))
-            .await?
-            .into(),
-    ))
+    Ok(Json(caller.scope().organization(id).await?.into()))
 }
 
 /// Rename an organization (owner or admin).
@@ -326,7 +320,7 @@ pub async fn get_organization(
         (status = 422, description = "Invalid name", body = Problem, content_type = PROBLEM)))]
 pub async fn update_organization(
     caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<OrganizationId>,
     ApiJson(body): ApiJson<UpdateOrganization>,
 ) -> Result<Json<OrganizationView>, ApiError> {
     let name = body
@@ -353,7 +347,6 @@ pub async fn update_organization(
             "send `name`, `scan_schedule` or both",
         )]));
     }
-    let id = OrganizationId::from_uuid(id);
     let scope = caller.scope();
     if let Some(name) = &name {
         scope.rename_organization(id, name).await?;
@@ -374,10 +367,9 @@ pub async fn update_organization(
 pub async fn delete_organization(
     axum::extract::State(state): axum::extract::State<AppState>,
     caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(organization): ApiPath<OrganizationId>,
 ) -> Result<StatusCode, ApiError> {
     let scope = caller.scope();
-    let organization = OrganizationId::from_uuid(id);
     scope.may_manage_organizations()?;
     // Graph's subscriptions would outlive the credentials that can delete them.
     tenantry_actions::unsubscribe_everything(&state.graph, &scope, organization).await;
@@ -395,9 +387,8 @@ pub async fn delete_organization(
 pub async fn validate_organization(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<OrganizationId>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = OrganizationId::from_uuid(id);
     let scope = caller.scope();
     let organization = scope.organization(id).await?;
     let (credential, secret) = scope.credential(id).await?;
@@ -462,12 +453,9 @@ fn stored_credentials(
         (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
 pub async fn get_validation(
     caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<OrganizationId>,
 ) -> Result<Json<Value>, ApiError> {
-    let organization = caller
-        .scope()
-        .organization(OrganizationId::from_uuid(id))
-        .await?;
+    let organization = caller.scope().organization(id).await?;
     organization
         .validation_report
         .map(Json)
@@ -485,10 +473,9 @@ pub async fn get_validation(
 pub async fn replace_credentials(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<OrganizationId>,
     ApiJson(body): ApiJson<ReplaceCredentials>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = OrganizationId::from_uuid(id);
     let scope = caller.scope();
     scope.may_manage_organizations()?;
     let organization = scope.organization(id).await?;

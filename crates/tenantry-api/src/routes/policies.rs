@@ -43,14 +43,12 @@ fn policy_view(kind: ActionKind, policy: &Policy, default: bool) -> Value {
         (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
 pub async fn list_policies(
     caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<OrganizationId>,
 ) -> Result<Json<Value>, ApiError> {
     let scope = caller.scope();
     let mut data = Vec::new();
     for kind in ActionKind::ALL {
-        let (policy, default) = scope
-            .action_policy(OrganizationId::from_uuid(id), kind)
-            .await?;
+        let (policy, default) = scope.action_policy(id, kind).await?;
         data.push(policy_view(kind, &policy, default));
     }
     Ok(Json(json!({"data": data})))
@@ -63,13 +61,10 @@ pub async fn list_policies(
         (status = 404, description = "No such organization or action", body = Problem, content_type = PROBLEM)))]
 pub async fn get_policy(
     caller: Caller,
-    ApiPath((id, action)): ApiPath<(Uuid, String)>,
+    ApiPath((id, action)): ApiPath<(OrganizationId, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let kind = parse_action(&action)?;
-    let (policy, default) = caller
-        .scope()
-        .action_policy(OrganizationId::from_uuid(id), kind)
-        .await?;
+    let (policy, default) = caller.scope().action_policy(id, kind).await?;
     Ok(Json(policy_view(kind, &policy, default)))
 }
 
@@ -110,7 +105,7 @@ fn ids(ids: &[Uuid]) -> String {
         (status = 422, description = "Invalid policy", body = Problem, content_type = PROBLEM)))]
 pub async fn put_policy(
     caller: Caller,
-    ApiPath((id, action)): ApiPath<(Uuid, String)>,
+    ApiPath((organization, action)): ApiPath<(OrganizationId, String)>,
     ApiJson(body): ApiJson<PolicyBody>,
 ) -> Result<Json<Value>, ApiError> {
     let kind = parse_action(&action)?;
@@ -142,7 +137,6 @@ pub async fn put_policy(
         )]));
     }
     let scope = caller.scope();
-    let organization = OrganizationId::from_uuid(id);
     // Owners only, before anything about keys or groups is looked up.
     scope.may_set_policies()?;
     // An approver nobody can be would leave requests that can be neither approved nor

@@ -7,6 +7,7 @@ use axum::http::{HeaderName, StatusCode, header};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::Value;
+use tenantry_domain::OrganizationId;
 use tenantry_domain::webhooks::{Rule, rule_problems};
 use tenantry_store::webhooks::{EndpointRecord, EventRecord};
 use utoipa::{IntoParams, ToSchema};
@@ -46,7 +47,7 @@ fn endpoint_view(record: EndpointRecord, secret: Option<&SecretString>) -> Endpo
         url: format!("/hooks/{}", record.endpoint_id),
         id: record.endpoint_id,
         name: record.name,
-        organization_id: record.organization_id,
+        organization_id: record.organization_id.map(Uuid::from),
         rules: record.rules,
         created_by: record.created_by,
         created_at: record.created_at,
@@ -210,13 +211,13 @@ impl From<EventRecord> for EventView {
         Self {
             id: e.webhook_event_id,
             endpoint_id: e.endpoint_id,
-            organization_id: e.organization_id,
+            organization_id: e.organization_id.map(Uuid::from),
             event_id: e.event_id,
             event_type: e.event_type,
             target: e.target,
             state: e.state.as_str().to_owned(),
             outcome: e.outcome,
-            job_id: e.job_id,
+            job_id: e.job_id.map(Uuid::from),
             received_at: e.received_at,
             finished_at: e.finished_at,
         }
@@ -268,12 +269,9 @@ pub struct ChangeNotificationsBody {
 
 async fn change_notifications_view(
     caller: &Caller,
-    id: Uuid,
+    id: OrganizationId,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let (enabled, subscriptions, received) = caller
-        .scope()
-        .change_notifications(tenantry_domain::OrganizationId::from_uuid(id))
-        .await?;
+    let (enabled, subscriptions, received) = caller.scope().change_notifications(id).await?;
     Ok(Json(serde_json::json!({
         "enabled": enabled,
         "subscriptions": subscriptions,
@@ -289,7 +287,7 @@ async fn change_notifications_view(
         (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
 pub async fn get_change_notifications(
     caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<OrganizationId>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     change_notifications_view(&caller, id).await
 }
@@ -306,10 +304,9 @@ pub async fn get_change_notifications(
 pub async fn put_change_notifications(
     axum::extract::State(state): axum::extract::State<crate::app::AppState>,
     caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(organization): ApiPath<OrganizationId>,
     ApiJson(body): ApiJson<ChangeNotificationsBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let organization = tenantry_domain::OrganizationId::from_uuid(id);
     caller.scope().organization(organization).await?;
     if body.enabled && state.public_url.is_none() {
         return Err(ApiError::validation(vec![FieldError::new(
@@ -321,5 +318,5 @@ pub async fn put_change_notifications(
         .scope()
         .set_change_notifications(organization, body.enabled)
         .await?;
-    change_notifications_view(&caller, id).await
+    change_notifications_view(&caller, organization).await
 }

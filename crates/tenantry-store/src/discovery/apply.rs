@@ -23,7 +23,7 @@ impl DiscoveryStore {
         let owner: Option<(Uuid, Uuid)> = sqlx::query_as(
             "select msp_id, inventory_generation from organization where organization_id = $1 for update",
         )
-        .bind(run.organization_id)
+        .bind(run.organization_id.as_uuid())
         .fetch_optional(&mut *tx)
         .await?;
         let Some((owner, current)) = owner else {
@@ -32,27 +32,33 @@ impl DiscoveryStore {
         if owner != msp.as_uuid() {
             return Err(StoreError::Corrupt(format!(
                 "run {} names another MSP than its organization",
-                run.run_id
+                run.run_id.as_uuid()
             )));
         }
         // Only a running run applies: a worker whose attempt was rescued, and whose run
         // another attempt has already applied or ended, changes nothing here.
-        lock_running(&mut tx, run.run_id).await?;
-        let organization = run.organization_id;
+        lock_running(&mut tx, run.run_id.as_uuid()).await?;
+        let organization = run.organization_id.as_uuid();
         if full {
             for section in Section::ALL {
                 if applied.iter().any(|a| a.section == section.name()) {
                     continue;
                 }
                 for (table, object_section) in section_rows(section.name()) {
-                    delete_generation(&mut tx, table, organization, run.run_id, object_section)
-                        .await?;
+                    delete_generation(
+                        &mut tx,
+                        table,
+                        organization,
+                        run.run_id.as_uuid(),
+                        object_section,
+                    )
+                    .await?;
                     carry_forward(
                         &mut tx,
                         table,
                         organization,
                         current,
-                        run.run_id,
+                        run.run_id.as_uuid(),
                         object_section,
                     )
                     .await?;
@@ -62,7 +68,7 @@ impl DiscoveryStore {
                 "update organization set inventory_generation = $2 where organization_id = $1",
             )
             .bind(organization)
-            .bind(run.run_id)
+            .bind(run.run_id.as_uuid())
             .execute(&mut *tx)
             .await?;
             for table in INVENTORY_TABLES {
@@ -71,16 +77,23 @@ impl DiscoveryStore {
                     table.name()
                 )))
                 .bind(organization)
-                .bind(run.run_id)
+                .bind(run.run_id.as_uuid())
                 .execute(&mut *tx)
                 .await?;
             }
         } else {
             for section in applied {
-                merge_delta(&mut tx, run.run_id, organization, current, section.section).await?;
+                merge_delta(
+                    &mut tx,
+                    run.run_id.as_uuid(),
+                    organization,
+                    current,
+                    section.section,
+                )
+                .await?;
             }
             for table in INVENTORY_TABLES {
-                delete_generation(&mut tx, table, organization, run.run_id, None).await?;
+                delete_generation(&mut tx, table, organization, run.run_id.as_uuid(), None).await?;
             }
         }
         for section in applied {
@@ -110,7 +123,7 @@ impl DiscoveryStore {
             .await?;
         }
         sqlx::query("delete from discovery_stage where run_id = $1")
-            .bind(run.run_id)
+            .bind(run.run_id.as_uuid())
             .execute(&mut *tx)
             .await?;
         sqlx::query(
@@ -120,7 +133,7 @@ impl DiscoveryStore {
                      from jsonb_each(sections)), '{}')
              where run_id = $1",
         )
-        .bind(run.run_id)
+        .bind(run.run_id.as_uuid())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -22,10 +22,11 @@ use secrecy::SecretString;
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use tenantry_domain::discovery::Section;
-use tenantry_domain::{DiscoveryRunId, MspId, OrganizationId};
+use tenantry_domain::{DiscoveryRunId, JobId, MspId, OrganizationId};
 use uuid::Uuid;
 
 use crate::error::StoreError;
+use crate::ids::NullableUuid;
 use crate::jobs::DiscoveryJob;
 use crate::queue::{self, Enqueued, NewJob};
 use crate::sealing::Keyring;
@@ -77,13 +78,16 @@ impl Mode {
 
 #[derive(Clone, Debug, Serialize, sqlx::FromRow)]
 pub struct RunRecord {
-    pub run_id: Uuid,
-    pub organization_id: Uuid,
+    #[sqlx(try_from = "Uuid")]
+    pub run_id: DiscoveryRunId,
+    #[sqlx(try_from = "Uuid")]
+    pub organization_id: OrganizationId,
     pub trigger: String,
     pub mode: String,
     #[sqlx(try_from = "String")]
     pub state: tenantry_domain::RunState,
-    pub job_id: Option<Uuid>,
+    #[sqlx(try_from = "NullableUuid")]
+    pub job_id: Option<JobId>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -215,8 +219,8 @@ pub struct Applied {
 /// Which run writes, for which organization and MSP: every row a run writes carries them.
 #[derive(Clone, Copy, Debug)]
 pub struct RunKeys {
-    pub run: Uuid,
-    pub organization: Uuid,
+    pub run: DiscoveryRunId,
+    pub organization: OrganizationId,
     pub msp: MspId,
 }
 

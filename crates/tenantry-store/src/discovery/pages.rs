@@ -28,7 +28,10 @@ impl DiscoveryStore {
                 )));
             }
         };
-        let query = query.bind(keys.organization).bind(keys.run).bind(objects);
+        let query = query
+            .bind(keys.organization.as_uuid())
+            .bind(keys.run.as_uuid())
+            .bind(objects);
         let query = match Table::of(section) {
             Table::Users | Table::Groups => query.bind(keys.msp.as_uuid()),
             Table::Objects => query.bind(section).bind(id_field),
@@ -62,8 +65,8 @@ impl DiscoveryStore {
         let ids: Vec<Uuid> = members.iter().map(|m| m.member).collect();
         let kinds: Vec<&str> = members.iter().map(|m| m.kind.as_str()).collect();
         sqlx::query(sql)
-            .bind(keys.organization)
-            .bind(keys.run)
+            .bind(keys.organization.as_uuid())
+            .bind(keys.run.as_uuid())
             .bind(&parents)
             .bind(&ids)
             .bind(&kinds)
@@ -75,7 +78,7 @@ impl DiscoveryStore {
     /// Keeps objects aside until the run is applied.
     pub async fn stage(
         &self,
-        run: Uuid,
+        run: DiscoveryRunId,
         section: &str,
         objects: &[StagedObject],
     ) -> Result<(), StoreError> {
@@ -90,7 +93,7 @@ impl DiscoveryStore {
              where exists (select 1 from discovery_run where run_id = $1 and state = 'running' for key share)
              on conflict (run_id, section, object_id) do update set data = excluded.data",
         )
-        .bind(run)
+        .bind(run.as_uuid())
         .bind(section)
         .bind(&ids)
         .bind(&data)
@@ -106,8 +109,8 @@ impl DiscoveryStore {
             "select group_id::text from inventory_group
              where organization_id = $1 and generation = $2 order by group_id",
         )
-        .bind(keys.organization)
-        .bind(keys.run)
+        .bind(keys.organization.as_uuid())
+        .bind(keys.run.as_uuid())
         .fetch_all(&self.pool)
         .await?)
     }
@@ -115,14 +118,14 @@ impl DiscoveryStore {
     /// The delta link a section staged (kept for an apply after a resumed attempt).
     pub async fn staged_delta_link(
         &self,
-        run: Uuid,
+        run: DiscoveryRunId,
         section: &str,
     ) -> Result<Option<String>, StoreError> {
         Ok(sqlx::query_scalar(
             "select data #>> '{}' from discovery_stage
              where run_id = $1 and section = 'delta_link' and object_id = $2",
         )
-        .bind(run)
+        .bind(run.as_uuid())
         .bind(section)
         .fetch_optional(&self.pool)
         .await?
@@ -138,8 +141,8 @@ impl DiscoveryStore {
             "select data->'secret_in_use'->>'expires_at' from inventory_object
              where organization_id = $1 and generation = $2 and section = 'app_secret' limit 1",
         )
-        .bind(keys.organization)
-        .bind(keys.run)
+        .bind(keys.organization.as_uuid())
+        .bind(keys.run.as_uuid())
         .fetch_optional(&self.pool)
         .await?;
         Ok(text
@@ -151,7 +154,7 @@ impl DiscoveryStore {
     /// Drops what this run wrote of a section (before it is read again from the start).
     pub async fn clear_section(&self, keys: RunKeys, section: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        lock_running(&mut tx, keys.run).await?;
+        lock_running(&mut tx, keys.run.as_uuid()).await?;
         // The section's removals, its mark of a fresh delta round (a re-read may not be
         // one), and for members the groups they were read for.
         sqlx::query(
@@ -159,12 +162,19 @@ impl DiscoveryStore {
                and (section = $2 or (section = 'fresh_round' and object_id = $2)
                     or ($2 = 'group_members' and section = 'member_groups'))",
         )
-        .bind(keys.run)
+        .bind(keys.run.as_uuid())
         .bind(section)
         .execute(&mut *tx)
         .await?;
         for (table, object_section) in section_rows(section) {
-            delete_generation(&mut tx, table, keys.organization, keys.run, object_section).await?;
+            delete_generation(
+                &mut tx,
+                table,
+                keys.organization.as_uuid(),
+                keys.run.as_uuid(),
+                object_section,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(())

@@ -19,7 +19,7 @@ impl DiscoveryStore {
         let stored = crate::organizations::stored_credential(
             &self.pool,
             self.keyring.as_deref(),
-            OrganizationId::from_uuid(record.organization_id),
+            record.organization_id,
         )
         .await?;
         Ok(RunContext {
@@ -34,13 +34,13 @@ impl DiscoveryStore {
     /// The stored delta link of a section, if a full run has left one.
     pub async fn delta_link(
         &self,
-        organization: Uuid,
+        organization: OrganizationId,
         section: &str,
     ) -> Result<Option<String>, StoreError> {
         Ok(sqlx::query_scalar(
             "select delta_link from discovery_cursor where organization_id = $1 and section = $2",
         )
-        .bind(organization)
+        .bind(organization.as_uuid())
         .bind(section)
         .fetch_optional(&self.pool)
         .await?)
@@ -49,7 +49,7 @@ impl DiscoveryStore {
     /// Records a section's status (`{"status": ..., "count": ...}`) and request counters.
     pub async fn record_section(
         &self,
-        run: Uuid,
+        run: DiscoveryRunId,
         section: &str,
         status: &serde_json::Value,
         requests: i32,
@@ -60,7 +60,7 @@ impl DiscoveryStore {
                  graph_requests = graph_requests + $4, throttled = throttled + $5
              where run_id = $1",
         )
-        .bind(run)
+        .bind(run.as_uuid())
         .bind(section)
         .bind(status)
         .bind(requests)
@@ -78,27 +78,27 @@ impl DiscoveryStore {
             "update discovery_run set state = 'failed', finished_at = now(), error = $2
              where run_id = $1 and state in ('queued', 'running')",
         )
-        .bind(keys.run)
+        .bind(keys.run.as_uuid())
         .bind(error)
         .execute(&mut *tx)
         .await?;
         let organization_gone: bool = sqlx::query_scalar(
             "select not exists (select 1 from organization where organization_id = $1)",
         )
-        .bind(keys.organization)
+        .bind(keys.organization.as_uuid())
         .fetch_one(&mut *tx)
         .await?;
         if ended.rows_affected() > 0 || organization_gone {
-            drop_run_rows(&mut tx, keys.organization, keys.run).await?;
+            drop_run_rows(&mut tx, keys.organization.as_uuid(), keys.run.as_uuid()).await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
     /// Keeps the run's last error visible while its job waits for another attempt.
-    pub async fn note_error(&self, run: Uuid, error: &str) -> Result<(), StoreError> {
+    pub async fn note_error(&self, run: DiscoveryRunId, error: &str) -> Result<(), StoreError> {
         sqlx::query("update discovery_run set error = $2 where run_id = $1")
-            .bind(run)
+            .bind(run.as_uuid())
             .bind(error)
             .execute(&self.pool)
             .await?;

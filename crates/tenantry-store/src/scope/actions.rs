@@ -1,4 +1,4 @@
-//! The MSP-scoped doors to actions, policies and the audit log. Every method checks the
+//! The MSP-scoped doors to actions and policies. Every method checks the
 //! caller's role and the organization's visibility before it touches a row.
 
 use secrecy::SecretString;
@@ -11,18 +11,8 @@ use super::MspScope;
 use crate::actions::{
     self, ActionFilter, ActionRecord, Actor, Created, NewAction, Refusal, StepRecord, Verdict,
 };
-use crate::audit::{self, AuditEvent, AuditFilter, Verification};
 use crate::error::StoreError;
-use crate::inventory::CURRENT;
 use crate::policies;
-
-/// A user or group found in the inventory.
-#[derive(Clone, Debug)]
-pub struct Found {
-    pub id: Uuid,
-    pub name: Option<String>,
-    pub user_principal_name: Option<String>,
-}
 
 impl MspScope<'_> {
     /// The caller as an actor: an employee (through a gateway key) or the key's holder.
@@ -217,95 +207,5 @@ impl MspScope<'_> {
             caller,
         )
         .await
-    }
-
-    pub async fn audit_events(
-        &self,
-        filter: &AuditFilter,
-        cursor: Option<i64>,
-        limit: i64,
-        descending: bool,
-    ) -> Result<Vec<AuditEvent>, StoreError> {
-        self.principal.grant().may_read_audit()?;
-        if let Some(organization) = filter.organization {
-            self.organization(OrganizationId::from_uuid(organization))
-                .await?;
-        }
-        let visible = self.visible_organizations();
-        audit::page(
-            self.pool,
-            self.principal.msp_id(),
-            visible.as_deref(),
-            filter,
-            cursor,
-            limit,
-            descending,
-        )
-        .await
-    }
-
-    pub async fn verify_audit(&self) -> Result<Verification, StoreError> {
-        self.principal.grant().may_verify_audit()?;
-        audit::verify(self.pool, self.principal.msp_id()).await
-    }
-
-    /// A user of the inventory by object id, user principal name or mail.
-    pub async fn inventory_user_by_key(
-        &self,
-        organization: OrganizationId,
-        key: &str,
-    ) -> Result<Option<Found>, StoreError> {
-        self.organization(organization).await?;
-        let id = key.parse::<Uuid>().ok();
-        let sql = format!(
-            "select user_id, display_name, user_principal_name from inventory_user
-             where organization_id = $1 and generation = {CURRENT}
-               and (user_id = $2 or lower(user_principal_name) = lower($3) or lower(mail) = lower($3))
-             order by (user_id = $2) desc nulls last, (lower(user_principal_name) = lower($3)) desc
-             limit 1"
-        );
-        let row: Option<(Uuid, Option<String>, Option<String>)> =
-            sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                .bind(organization.as_uuid())
-                .bind(id)
-                .bind(key)
-                .fetch_optional(self.pool)
-                .await?;
-        Ok(row.map(|(id, name, upn)| Found {
-            id,
-            name,
-            user_principal_name: upn,
-        }))
-    }
-
-    /// Groups of the inventory by object id, mail or display name (case-insensitive);
-    /// several when a name is ambiguous.
-    pub async fn inventory_groups_by_key(
-        &self,
-        organization: OrganizationId,
-        key: &str,
-    ) -> Result<Vec<Found>, StoreError> {
-        self.organization(organization).await?;
-        let id = key.parse::<Uuid>().ok();
-        let sql = format!(
-            "select group_id, display_name from inventory_group
-             where organization_id = $1 and generation = {CURRENT}
-               and (group_id = $2 or lower(mail) = lower($3) or lower(display_name) = lower($3))
-             order by group_id limit 5"
-        );
-        let rows: Vec<(Uuid, Option<String>)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(organization.as_uuid())
-            .bind(id)
-            .bind(key)
-            .fetch_all(self.pool)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, name)| Found {
-                id,
-                name,
-                user_principal_name: None,
-            })
-            .collect())
     }
 }

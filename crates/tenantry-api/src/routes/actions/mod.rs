@@ -108,13 +108,12 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 pub async fn request_action(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(organization): ApiPath<OrganizationId>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
     let scope = caller.scope();
     scope.may_request_actions()?;
-    let organization = OrganizationId::from_uuid(id);
     let hash = tenantry_actions::request_hash(organization, &body);
     let request: ActionRequest = serde_json::from_value(body)
         .map_err(|e| ApiError::validation(vec![FieldError::new("body", e.to_string())]))?;
@@ -202,7 +201,7 @@ pub async fn list_actions(
     Ok(Json(Paginated::from_rows(
         rows,
         page,
-        |a| a.action_id,
+        |a| a.action_id.as_uuid(),
         |a| view(a, None),
     )))
 }
@@ -214,9 +213,9 @@ pub async fn list_actions(
         (status = 404, description = "No such action for this key", body = Problem, content_type = PROBLEM)))]
 pub async fn get_action(
     caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<ActionId>,
 ) -> Result<Json<ActionView>, ApiError> {
-    let (record, steps) = caller.scope().action(ActionId::from_uuid(id)).await?;
+    let (record, steps) = caller.scope().action(id).await?;
     Ok(Json(view(record, Some(steps))))
 }
 
@@ -234,19 +233,16 @@ pub struct DecisionBody {
 async fn employee_of_action(
     state: &AppState,
     scope: &MspScope<'_>,
-    id: Uuid,
+    id: ActionId,
     who: &str,
 ) -> Result<Uuid, ApiError> {
-    Ok(
-        tenantry_actions::resolve_employee(&state.graph, scope, ActionId::from_uuid(id), who)
-            .await?,
-    )
+    Ok(tenantry_actions::resolve_employee(&state.graph, scope, id, who).await?)
 }
 
 async fn decide(
     state: &AppState,
     caller: &Caller,
-    id: Uuid,
+    id: ActionId,
     body: DecisionBody,
     approve: bool,
 ) -> Result<Json<ActionView>, ApiError> {
@@ -272,11 +268,7 @@ async fn decide(
     };
     let decider: Actor = scope.actor(employee, None);
     let record = scope
-        .decide_action(
-            ActionId::from_uuid(id),
-            &decider,
-            Verdict { approve, reason },
-        )
+        .decide_action(id, &decider, Verdict { approve, reason })
         .await?;
     Ok(Json(view(record, None)))
 }
@@ -291,7 +283,7 @@ async fn decide(
 pub async fn approve_action(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<ActionId>,
     body: Option<ApiJson<DecisionBody>>,
 ) -> Result<Json<ActionView>, ApiError> {
     decide(
@@ -314,7 +306,7 @@ pub async fn approve_action(
 pub async fn deny_action(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<ActionId>,
     body: Option<ApiJson<DecisionBody>>,
 ) -> Result<Json<ActionView>, ApiError> {
     decide(
@@ -344,7 +336,7 @@ pub struct RevealBody {
 pub async fn reveal_password(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<ActionId>,
     body: Option<ApiJson<RevealBody>>,
 ) -> Result<Response, ApiError> {
     let scope = caller.scope();
@@ -362,9 +354,7 @@ pub async fn reveal_password(
         None
     };
     let actor = scope.actor(employee, None);
-    let password = scope
-        .reveal_password(ActionId::from_uuid(id), &actor)
-        .await?;
+    let password = scope.reveal_password(id, &actor).await?;
     let mut response = Json(json!({
         "action_id": id,
         "password": password.expose_secret(),

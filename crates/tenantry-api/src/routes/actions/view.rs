@@ -40,8 +40,8 @@ pub struct ActionView {
 pub(super) fn view(record: ActionRecord, steps: Option<Vec<StepRecord>>) -> ActionView {
     let password_available = record.password_available();
     ActionView {
-        id: record.action_id,
-        organization_id: record.organization_id,
+        id: record.action_id.as_uuid(),
+        organization_id: record.organization_id.as_uuid(),
         action: record.action,
         state: record.state.as_str().to_owned(),
         targets: record.targets,
@@ -64,7 +64,7 @@ pub(super) fn view(record: ActionRecord, steps: Option<Vec<StepRecord>>) -> Acti
             "reason_given": record.decision_reason,
         }),
         privileged_targets: record.privileged_targets,
-        job_id: record.job_id,
+        job_id: record.job_id.map(Uuid::from),
         error: match record.error_code {
             Some(code) => json!({"code": code, "message": record.error_message}),
             None => Value::Null,

@@ -1,0 +1,154 @@
+//! The MSP-scoped doors to an organization's discovered inventory: users, groups,
+//! roles, listed sections, and lookups of a user or group by id, name or mail.
+
+use tenantry_domain::OrganizationId;
+use uuid::Uuid;
+
+use super::MspScope;
+use crate::api_keys::Page;
+use crate::error::StoreError;
+use crate::inventory::{self, CURRENT, GroupFilter, UserFilter};
+
+/// A user or group found in the inventory.
+#[derive(Clone, Debug)]
+pub struct Found {
+    pub id: Uuid,
+    pub name: Option<String>,
+    pub user_principal_name: Option<String>,
+}
+
+impl MspScope<'_> {
+    pub async fn inventory_users(
+        &self,
+        id: OrganizationId,
+        filter: &UserFilter,
+        page: Page,
+    ) -> Result<Vec<inventory::InventoryUser>, StoreError> {
+        self.organization(id).await?;
+        inventory::users(self.pool, id.as_uuid(), filter, page).await
+    }
+
+    pub async fn inventory_user(
+        &self,
+        id: OrganizationId,
+        user: Uuid,
+    ) -> Result<inventory::UserDetail, StoreError> {
+        self.organization(id).await?;
+        inventory::user(self.pool, id.as_uuid(), user).await
+    }
+
+    pub async fn inventory_groups(
+        &self,
+        id: OrganizationId,
+        filter: &GroupFilter,
+        page: Page,
+    ) -> Result<Vec<inventory::InventoryGroup>, StoreError> {
+        self.organization(id).await?;
+        inventory::groups(self.pool, id.as_uuid(), filter, page).await
+    }
+
+    pub async fn inventory_group_members(
+        &self,
+        id: OrganizationId,
+        group: Uuid,
+        page: Page,
+    ) -> Result<Vec<inventory::Member>, StoreError> {
+        self.organization(id).await?;
+        inventory::group_members(self.pool, id.as_uuid(), group, page).await
+    }
+
+    pub async fn inventory_roles(
+        &self,
+        id: OrganizationId,
+    ) -> Result<Vec<inventory::RoleWithMembers>, StoreError> {
+        self.organization(id).await?;
+        inventory::roles(self.pool, id.as_uuid()).await
+    }
+
+    pub async fn approver_proposals(
+        &self,
+        id: OrganizationId,
+    ) -> Result<Vec<inventory::ApproverProposal>, StoreError> {
+        self.organization(id).await?;
+        inventory::approver_proposals(self.pool, id.as_uuid()).await
+    }
+
+    /// Rows of a listed inventory section (`licenses`, `service_principals`, `devices`).
+    pub async fn inventory_objects(
+        &self,
+        id: OrganizationId,
+        section: &str,
+        page: Page,
+    ) -> Result<Vec<inventory::InventoryObject>, StoreError> {
+        self.organization(id).await?;
+        let after = page.after.map(|a| a.to_string());
+        inventory::objects(
+            self.pool,
+            id.as_uuid(),
+            section,
+            after.as_deref(),
+            page.limit,
+        )
+        .await
+    }
+
+    /// A user of the inventory by object id, user principal name or mail.
+    pub async fn inventory_user_by_key(
+        &self,
+        organization: OrganizationId,
+        key: &str,
+    ) -> Result<Option<Found>, StoreError> {
+        self.organization(organization).await?;
+        let id = key.parse::<Uuid>().ok();
+        let sql = format!(
+            "select user_id, display_name, user_principal_name from inventory_user
+             where organization_id = $1 and generation = {CURRENT}
+               and (user_id = $2 or lower(user_principal_name) = lower($3) or lower(mail) = lower($3))
+             order by (user_id = $2) desc nulls last, (lower(user_principal_name) = lower($3)) desc
+             limit 1"
+        );
+        let row: Option<(Uuid, Option<String>, Option<String>)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(organization.as_uuid())
+                .bind(id)
+                .bind(key)
+                .fetch_optional(self.pool)
+                .await?;
+        Ok(row.map(|(id, name, upn)| Found {
+            id,
+            name,
+            user_principal_name: upn,
+        }))
+    }
+
+    /// Groups of the inventory by object id, mail or display name (case-insensitive);
+    /// several when a name is ambiguous.
+    pub async fn inventory_groups_by_key(
+        &self,
+        organization: OrganizationId,
+        key: &str,
+    ) -> Result<Vec<Found>, StoreError> {
+        self.organization(organization).await?;
+        let id = key.parse::<Uuid>().ok();
+        let sql = format!(
+            "select group_id, display_name from inventory_group
+             where organization_id = $1 and generation = {CURRENT}
+               and (group_id = $2 or lower(mail) = lower($3) or lower(display_name) = lower($3))
+             order by group_id limit 5"
+        );
+        let rows: Vec<(Uuid, Option<String>)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(organization.as_uuid())
+            .bind(id)
+            .bind(key)
+            .fetch_all(self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name)| Found {
+                id,
+                name,
+                user_principal_name: None,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,174 @@
+//! The MSP-scoped doors to organizations: listing, adding, credentials, validation
+//! reports, renaming, deleting and the discovery schedule.
+
+use secrecy::SecretString;
+use tenantry_domain::{DiscoveryRunId, DisplayName, OrganizationId, OrganizationStatus};
+use uuid::Uuid;
+
+use super::MspScope;
+use crate::api_keys::Page;
+use crate::discovery::{self, Mode, Trigger};
+use crate::error::StoreError;
+use crate::organizations::{self, NewOrganization, OrganizationRecord};
+
+impl MspScope<'_> {
+    /// Adding, changing and deleting organizations needs an unlimited admin or owner key.
+    /// Public so handlers can refuse before calling Microsoft on the caller's behalf.
+    pub fn may_manage_organizations(&self) -> Result<(), StoreError> {
+        Ok(self.principal.grant().may_manage_keys()?)
+    }
+
+    /// The caller's organizations (all, or those its key is limited to).
+    pub async fn list_organizations(
+        &self,
+        page: Page,
+    ) -> Result<Vec<OrganizationRecord>, StoreError> {
+        organizations::list(
+            self.pool,
+            self.principal.msp_id(),
+            self.principal.organizations(),
+            page,
+        )
+        .await
+    }
+
+    pub async fn organization(&self, id: OrganizationId) -> Result<OrganizationRecord, StoreError> {
+        organizations::find(
+            self.pool,
+            self.principal.msp_id(),
+            self.principal.organizations(),
+            id,
+        )
+        .await
+    }
+
+    /// Whether a tenant is bound anywhere in the service (never says where).
+    pub async fn tenant_bound(&self, tenant_id: Uuid) -> Result<bool, StoreError> {
+        self.may_manage_organizations()?;
+        organizations::tenant_bound(self.pool, tenant_id).await
+    }
+
+    /// Stores a validated organization and queues its first discovery run.
+    pub async fn create_organization(
+        &self,
+        new: NewOrganization,
+    ) -> Result<(OrganizationRecord, DiscoveryRunId), StoreError> {
+        self.may_manage_organizations()?;
+        let keyring = self.keyring()?;
+        let mut tx = self.pool.begin().await?;
+        self.caller_still_active(&mut tx).await?;
+        let record = organizations::insert(&mut tx, keyring, self.principal.msp_id(), &new).await?;
+        // The first scan commits with the organization, or neither does.
+        let (run, _) = discovery::queue_run(
+            &mut tx,
+            self.principal.msp_id(),
+            record.id,
+            Trigger::Added,
+            Mode::Full,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok((record, run))
+    }
+
+    /// The organization's client secret, for re-validation and Graph calls.
+    pub async fn client_secret(&self, id: OrganizationId) -> Result<SecretString, StoreError> {
+        self.organization(id).await?;
+        organizations::client_secret(self.pool, self.keyring()?, id).await
+    }
+
+    /// The stored credential's id and secret (the id changes with every replacement).
+    pub async fn credential(&self, id: OrganizationId) -> Result<(Uuid, SecretString), StoreError> {
+        self.organization(id).await?;
+        organizations::credential(self.pool, self.keyring()?, id).await
+    }
+
+    /// Stores a new, validated secret together with its report.
+    pub async fn replace_credentials(
+        &self,
+        id: OrganizationId,
+        client_id: Uuid,
+        secret: &SecretString,
+        status: OrganizationStatus,
+        report: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.may_manage_organizations()?;
+        self.still_active().await?;
+        self.organization(id).await?;
+        organizations::replace_secret(
+            self.pool,
+            self.keyring()?,
+            self.principal.msp_id(),
+            id,
+            client_id,
+            secret,
+            organizations::Validated { status, report },
+        )
+        .await
+    }
+
+    /// Saves a report of credential `credential`; ignored when the secret was replaced
+    /// since (the newer secret's report stands).
+    pub async fn save_validation(
+        &self,
+        id: OrganizationId,
+        credential: Uuid,
+        status: OrganizationStatus,
+        report: &serde_json::Value,
+    ) -> Result<bool, StoreError> {
+        self.organization(id).await?;
+        organizations::save_validation(
+            self.pool,
+            Some(self.principal.msp_id()),
+            id,
+            credential,
+            status,
+            report,
+        )
+        .await
+    }
+
+    /// Queues automatic re-validation on the backoff schedule (one per organization).
+    pub async fn schedule_revalidation(&self, id: OrganizationId) -> Result<(), StoreError> {
+        self.organization(id).await?;
+        crate::revalidation::schedule(self.pool, self.principal.msp_id(), id).await
+    }
+
+    pub async fn rename_organization(
+        &self,
+        id: OrganizationId,
+        name: &DisplayName,
+    ) -> Result<(), StoreError> {
+        self.may_manage_organizations()?;
+        self.still_active().await?;
+        self.organization(id).await?;
+        organizations::rename(self.pool, self.principal.msp_id(), id, name).await
+    }
+
+    pub async fn delete_organization(&self, id: OrganizationId) -> Result<(), StoreError> {
+        self.may_manage_organizations()?;
+        self.still_active().await?;
+        self.organization(id).await?;
+        organizations::delete(self.pool, self.principal.msp_id(), id).await
+    }
+
+    /// Sets the discovery schedule (`None`: every 24 hours with jitter) and when the next
+    /// scan is due.
+    pub async fn set_scan_schedule(
+        &self,
+        id: OrganizationId,
+        schedule: Option<&str>,
+        next_scan_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        self.may_manage_organizations()?;
+        self.organization(id).await?;
+        organizations::set_scan_schedule(
+            self.pool,
+            self.principal.msp_id(),
+            id,
+            schedule,
+            next_scan_at,
+        )
+        .await
+    }
+}
