@@ -52,7 +52,7 @@ impl JobHandler for Recorder {
         let at = Instant::now();
         let mut starts = self.0.0.lock().unwrap_or_else(|p| p.into_inner());
         starts
-            .entry(job.job_id)
+            .entry(job.job_id.as_uuid())
             .and_modify(|(_, n)| *n += 1)
             .or_insert((at, 1));
         Box::pin(async { Outcome::Done })
