@@ -74,7 +74,7 @@ fn start_worker(url: String, config: EngineConfig, starts: Starts) -> Worker {
             .expect("runtime");
         runtime.block_on(async move {
             let pool = PgPoolOptions::new()
-                .max_connections(8)
+                .max_connections(10)
                 .connect(&url)
                 .await
                 .expect("pool");
