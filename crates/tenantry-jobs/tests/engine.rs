@@ -655,3 +655,52 @@ async fn an_idle_worker_wakes_on_the_enqueue_notification_not_its_poll(pool: PgP
     tx.rollback().await.expect("rollback");
     assert_eq!(queue.depth().await.expect("depth"), Vec::new());
 }
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn a_claim_looks_past_a_backlog_its_limit_keeps_waiting(pool: PgPool) {
+    prepare(&pool).await;
+    let queue = queue(&pool);
+    let msp = tenantry_domain::MspId::new();
+    let busy = tenantry_domain::OrganizationId::new();
+    let other = tenantry_domain::OrganizationId::new();
+    sqlx::query("insert into msp (msp_id, name) values ($1, 'Backlog MSP')")
+        .bind(msp.as_uuid())
+        .execute(&pool)
+        .await
+        .expect("msp");
+    for (organization, name) in [(busy, "Busy"), (other, "Other")] {
+        sqlx::query("insert into organization (organization_id, msp_id, name) values ($1, $2, $3)")
+            .bind(organization.as_uuid())
+            .bind(msp.as_uuid())
+            .bind(name)
+            .execute(&pool)
+            .await
+            .expect("organization");
+    }
+    for organization in std::iter::repeat_n(busy, 300).chain([other]) {
+        let mut job = probe_job(serde_json::json!({}), None);
+        job.msp_id = Some(msp);
+        job.organization_id = Some(organization);
+        queue.enqueue(&job).await.expect("enqueue");
+    }
+    let limits = tenantry_store::queue::ClaimLimits {
+        kinds: vec!["probe".into()],
+        demand: 10,
+        per_organization: 2,
+        global: 64,
+    };
+    let claimed = queue.claim("w", &limits).await.expect("claim");
+    let for_busy = claimed
+        .iter()
+        .filter(|j| j.organization_id == Some(busy))
+        .count();
+    let for_other = claimed
+        .iter()
+        .filter(|j| j.organization_id == Some(other))
+        .count();
+    assert_eq!(
+        (for_busy, for_other),
+        (2, 1),
+        "two of the backlog (its limit) and the other organization's job behind it"
+    );
+}

@@ -112,6 +112,58 @@ pub async fn enqueue(conn: &mut PgConnection, job: &NewJob) -> Result<Enqueued, 
     }
 }
 
+/// The ids of up to `free` due jobs to claim, in priority order, within the
+/// per-organization limit.
+///
+/// Only a prefix of the due jobs in claim order is ranked (through `job_fetch_idx`), so a
+/// claim costs what it takes, not the whole queue's depth: a job's rank among its
+/// organization's jobs within the prefix is its rank in the whole queue, since every job
+/// ahead of it is in the prefix too. The prefix grows (×4) only while it was full and
+/// yielded fewer than `free` jobs, so the answer is the one ranking the whole queue gives.
+async fn claimable(
+    tx: &mut PgConnection,
+    limits: &ClaimLimits,
+    free: i64,
+) -> Result<Vec<Uuid>, StoreError> {
+    let mut window = (free * 4).max(64);
+    loop {
+        let rows: Vec<(Uuid, bool)> = sqlx::query_as(
+            "with running as (
+                 select organization_id, count(*) as n from job
+                 where state = 'running' and organization_id is not null group by organization_id),
+             prefix as (
+                 select job_id, organization_id, priority, scheduled_at from job
+                 where state in ('available', 'scheduled', 'retryable') and scheduled_at <= now()
+                   and kind = any($1) and not cancel_requested
+                 order by priority, scheduled_at, job_id
+                 limit $3),
+             ranked as (
+                 select job_id, organization_id, priority, scheduled_at,
+                        row_number() over (partition by organization_id order by priority, scheduled_at, job_id) as rank
+                 from prefix)
+             select ranked.job_id,
+                    ranked.organization_id is null or ranked.rank + coalesce(running.n, 0) <= $2
+             from ranked left join running using (organization_id)
+             order by ranked.priority, ranked.scheduled_at, ranked.job_id",
+        )
+        .bind(&limits.kinds)
+        .bind(limits.per_organization)
+        .bind(window)
+        .fetch_all(&mut *tx)
+        .await?;
+        let full = rows.len() as i64 == window;
+        let ids: Vec<Uuid> = rows
+            .into_iter()
+            .filter_map(|(id, allowed)| allowed.then_some(id))
+            .take(usize::try_from(free).unwrap_or(0))
+            .collect();
+        if ids.len() as i64 >= free || !full {
+            return Ok(ids);
+        }
+        window *= 4;
+    }
+}
+
 /// A job a worker holds. `attempt` is the fence for every later change.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct ClaimedJob {
@@ -243,26 +295,7 @@ impl Queue {
         if free <= 0 {
             return Ok(Vec::new());
         }
-        let ids: Vec<Uuid> = sqlx::query_scalar(
-            "with running as (
-                 select organization_id, count(*) as n from job
-                 where state = 'running' and organization_id is not null group by organization_id),
-             ranked as (
-                 select job_id, organization_id, priority, scheduled_at,
-                        row_number() over (partition by organization_id order by priority, scheduled_at, job_id) as rank
-                 from job
-                 where state in ('available', 'scheduled', 'retryable') and scheduled_at <= now()
-                   and kind = any($1) and not cancel_requested)
-             select ranked.job_id from ranked left join running using (organization_id)
-             where ranked.organization_id is null or ranked.rank + coalesce(running.n, 0) <= $2
-             order by ranked.priority, ranked.scheduled_at, ranked.job_id
-             limit $3",
-        )
-        .bind(&limits.kinds)
-        .bind(limits.per_organization)
-        .bind(free)
-        .fetch_all(&mut *tx)
-        .await?;
+        let ids = claimable(&mut tx, limits, free).await?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
