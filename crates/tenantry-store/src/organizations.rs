@@ -20,6 +20,8 @@ pub struct OrganizationRecord {
     pub tenant_id: Option<Uuid>,
     pub client_id: Option<Uuid>,
     pub status: String,
+    /// The last report; `None` before the first validation, and in lists (which do not
+    /// read it).
     pub validation_report: Option<serde_json::Value>,
     pub validated_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -116,6 +118,10 @@ pub(crate) async fn find(
         .ok_or(StoreError::NotFound)
 }
 
+/// What a list reads: every column but the validation report, which no list shows and
+/// which weighs several KB per organization (`validation_report` comes back `None`).
+const LIST_COLUMNS: &str = "organization_id, name, provider, tenant_id, client_id, status, null::jsonb as validation_report, validated_at, created_at, updated_at, scan_schedule, next_scan_at, secret_expires_at";
+
 pub(crate) async fn list(
     db: &PgPool,
     msp: MspId,
@@ -123,7 +129,7 @@ pub(crate) async fn list(
     page: Page,
 ) -> Result<Vec<OrganizationRecord>, StoreError> {
     let sql = format!(
-        "select {COLUMNS} from organization
+        "select {LIST_COLUMNS} from organization
          where msp_id = $1 and ($2::uuid[] is null or organization_id = any($2)) and ($3::uuid is null or organization_id > $3)
          order by organization_id limit $4"
     );
