@@ -35,6 +35,16 @@ pub struct MissingCapability {
     pub missing_directory_roles: Value,
 }
 
+impl MissingCapability {
+    /// What the requester is told (the API's problem detail, a playbook step's outcome).
+    pub fn detail(&self) -> String {
+        format!(
+            "The organization's app cannot {} yet: grant what is listed, then re-validate the organization.",
+            self.action
+        )
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
     /// The request itself is wrong; nothing was recorded.
@@ -118,10 +128,7 @@ impl SubmitError {
         match self {
             Self::Invalid(fields) => describe(fields),
             Self::Refused { detail, .. } | Self::Upstream { detail, .. } => detail.clone(),
-            Self::CapabilityUnavailable(missing) => format!(
-                "the organization's app cannot {} yet: grant the permissions and roles its validation report lists, then re-validate the organization",
-                missing.action
-            ),
+            Self::CapabilityUnavailable(missing) => missing.detail(),
             Self::Store(StoreError::NotFound) => {
                 "the organization or object is gone, or not visible to the requester".into()
             }

@@ -85,15 +85,6 @@ impl JobArgs for SubscriptionsJob {
     }
 }
 
-/// Every kind this build knows, for listings and checks.
-pub const ALL_KINDS: [&str; 5] = [
-    DiscoveryJob::KIND,
-    RevalidateJob::KIND,
-    ActionJob::KIND,
-    WebhookJob::KIND,
-    SubscriptionsJob::KIND,
-];
-
 impl NewJob {
     /// A job of `args`'s kind for `organization`, with its uniqueness; one attempt budget
     /// and priority until set otherwise.

@@ -18,17 +18,16 @@ impl From<SubmitError> for ApiError {
             ),
             SubmitError::Refused { code, detail } => refusal(code, &detail),
             SubmitError::CapabilityUnavailable(missing) => {
+                let detail = missing.detail();
                 let MissingCapability {
-                    action,
                     missing_permissions,
                     missing_directory_roles,
+                    ..
                 } = *missing;
                 let problem = Problem::new(
                     ErrorCode::CapabilityUnavailable,
                     StatusCode::UNPROCESSABLE_ENTITY,
-                    format!(
-                        "The organization's app cannot {action} yet: grant what is listed, then re-validate the organization."
-                    ),
+                    detail,
                 )
                 .with("missing_permissions", missing_permissions)
                 .with("missing_directory_roles", missing_directory_roles);
