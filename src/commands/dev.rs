@@ -87,6 +87,7 @@ pub async fn run(json: bool) -> anyhow::Result<ExitCode> {
         &settings,
         shutdown.clone(),
     );
+    let key_watch = tenantry_api::spawn_key_watch(store.clone(), shutdown.clone());
     let app = tenantry_api::build(store, graph, &settings.http, Arc::new(Metrics::new()))?;
     let database = match &cluster {
         Some(cluster) => format!(
@@ -100,6 +101,7 @@ pub async fn run(json: bool) -> anyhow::Result<ExitCode> {
 
     let served = tenantry_api::serve(listener, app, until(shutdown)).await;
     let _ = workers.await;
+    let _ = key_watch.await;
     sim.stop().await;
     // Dropping the cluster stops it when this process started it, or adopted it from a
     // `dev` that died (also on every early return above).

@@ -41,8 +41,10 @@ pub async fn run(mode: Mode) -> anyhow::Result<ExitCode> {
     };
     let listener = bind(&settings).await?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
+    let key_watch = tenantry_api::spawn_key_watch(store.clone(), shutdown.clone());
     let app = tenantry_api::build(store, graph, &settings.http, Arc::new(Metrics::new()))?;
     let served = tenantry_api::serve(listener, app, until(shutdown)).await;
+    let _ = key_watch.await;
     if let Some(workers) = workers {
         let _ = workers.await;
     }

@@ -20,9 +20,23 @@ async fn a_good_key_identifies_its_msp_and_records_its_use(pool: PgPool) {
     assert_eq!(me["msp"]["name"], "Contoso IT");
     assert_eq!(me["key"]["role"], "owner");
     assert_eq!(me["key"]["organization_ids"], Value::Null);
+
+    // The use is written in the background, at most once a minute per key.
+    assert_eq!(app.store.flush_key_usage().await.expect("flush"), 1);
+    let again: Value = app
+        .get("/api/v1/me", &msp.owner_key)
+        .await
+        .json()
+        .await
+        .expect("json");
     assert!(
-        me["key"]["last_used_at"].is_string(),
-        "last_used_at is recorded: {me}"
+        again["key"]["last_used_at"].is_string(),
+        "last_used_at is recorded: {again}"
+    );
+    assert_eq!(
+        app.store.flush_key_usage().await.expect("flush"),
+        0,
+        "a use within the minute is not written again"
     );
     assert!(
         msp.owner_key
@@ -186,4 +200,53 @@ async fn repeated_bad_keys_from_one_address_are_rate_limited_but_valid_keys_pass
             .status(),
         200
     );
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn keys_are_answered_from_memory_until_the_notice_connection_is_lost(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Contoso IT").await;
+    let (admin_id, admin_key) = app.key_for(&msp, tenantry_domain::Role::Admin).await;
+    assert_eq!(app.get("/api/v1/me", &admin_key).await.status(), 200);
+    let before = app.store.key_lookups();
+    assert_eq!(app.get("/api/v1/me", &admin_key).await.status(), 200);
+    let after = app.store.key_lookups();
+    assert_eq!(
+        (
+            after.memory - before.memory,
+            after.database - before.database
+        ),
+        (1, 0),
+        "the second use is answered from memory"
+    );
+
+    // The notice connection dies (e.g. PostgreSQL restarted, a proxy cut it): notices may
+    // be missed, so the cache is no longer trusted.
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "select pg_terminate_backend(pid) from pg_stat_activity
+         where datname = current_database() and query ilike 'listen%tenantry_api_keys%'",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("terminate");
+    assert_eq!(killed, [true], "one listening connection");
+    for _ in 0..500 {
+        if !app.store.caches_keys() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(!app.store.caches_keys(), "the lost listener is noticed");
+    // A change no notice announces (here: straight in the database) is seen at once.
+    sqlx::query("update api_key set revoked_at = now() where api_key_id = $1")
+        .bind(admin_id)
+        .execute(&app.pool)
+        .await
+        .expect("revoke");
+    assert_eq!(app.get("/api/v1/me", &admin_key).await.status(), 401);
+
+    // The watch subscribes again and starts from an empty cache.
+    crate::helpers::wait_until_keys_cached(&app.store).await;
+    assert_eq!(app.get("/api/v1/me", &admin_key).await.status(), 401);
+    assert_eq!(app.get("/api/v1/me", &msp.owner_key).await.status(), 200);
 }

@@ -25,6 +25,8 @@ pub struct TestApp {
     pub settings: tenantry::settings::Settings,
     client: reqwest::Client,
     _shutdown: oneshot::Sender<()>,
+    /// Stops the API key watch (dropping it is enough).
+    _key_watch: tokio::sync::watch::Sender<bool>,
 }
 
 /// One MSP with its first owner key.
@@ -68,6 +70,18 @@ pub fn test_pepper() -> ApiKeyPepper {
     ApiKeyPepper::new(TEST_PEPPER.to_vec()).expect("pepper")
 }
 
+/// Waits for the API key watch to subscribe, so tests run on the cached path, as
+/// `serve` does once started.
+pub async fn wait_until_keys_cached(store: &Store) {
+    for _ in 0..500 {
+        if store.caches_keys() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the API key watch did not subscribe within 5 s");
+}
+
 impl TestApp {
     pub async fn spawn(pool: PgPool) -> Self {
         Self::spawn_with(pool, |_| {}).await
@@ -100,6 +114,9 @@ impl TestApp {
             Arc::new(Metrics::new()),
         )
         .expect("app builds");
+        let (key_watch, stop_key_watch) = tokio::sync::watch::channel(false);
+        tenantry_api::spawn_key_watch(store.clone(), stop_key_watch);
+        wait_until_keys_cached(&store).await;
         let (shutdown, stopped) = oneshot::channel::<()>();
         tokio::spawn(tenantry_api::serve(listener, app, async {
             let _ = stopped.await;
@@ -114,6 +131,7 @@ impl TestApp {
             settings,
             client: reqwest::Client::new(),
             _shutdown: shutdown,
+            _key_watch: key_watch,
         }
     }
 

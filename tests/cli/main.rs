@@ -3,6 +3,7 @@
 //! PostgreSQL cluster), checking the `--json` interface points, graceful shutdown, and
 //! that no secret reaches the logs.
 
+mod key_revocation;
 mod process;
 
 use std::time::Duration;

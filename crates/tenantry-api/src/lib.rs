@@ -11,6 +11,7 @@ mod caller;
 mod config;
 mod extract;
 mod finish;
+mod key_watch;
 mod metrics;
 mod openapi;
 mod pagination;
@@ -22,6 +23,7 @@ mod serve;
 
 pub use app::{AppState, build};
 pub use config::ApiConfig;
+pub use key_watch::{FLUSH_EVERY as KEY_USAGE_FLUSH_EVERY, spawn_key_watch};
 pub use metrics::Metrics;
 pub use problem::{ApiError, FieldError, Problem};
 pub use serve::{ServeError, serve};

@@ -1,5 +1,6 @@
 //! Prometheus metrics of the HTTP layer: request counts and latency by method, route
-//! template and status, and refused authentications by reason. Routes are labelled by
+//! template and status, refused authentications by reason, and where key rows came from
+//! (memory or database). Routes are labelled by
 //! their template (`/api/v1/api-keys/{id}`), never the raw path, so the label set stays
 //! bounded; unmatched paths share one label. Queue depth by job kind and state, and how
 //! long jobs wait to start, are read from the database at each scrape, so they describe
@@ -38,6 +39,11 @@ struct AuthLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct QueueLabels {
     kind: String,
     state: String,
@@ -56,6 +62,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: LatencyFamily,
     auth_failures: Family<AuthLabels, Counter>,
+    key_lookups: Family<SourceLabels, Counter>,
     queue_depth: Family<QueueLabels, Gauge>,
     job_wait: Family<QuantileLabels, FloatGauge>,
     jobs_started: Gauge,
@@ -83,6 +90,12 @@ impl Metrics {
             "API keys refused, by reason",
             auth_failures.clone(),
         );
+        let key_lookups = Family::<SourceLabels, Counter>::default();
+        registry.register(
+            "api_key_lookups",
+            "API key rows authentication took from this process's memory or from the database",
+            key_lookups.clone(),
+        );
         let queue_depth = Family::<QueueLabels, Gauge>::default();
         let job_wait = Family::<QuantileLabels, FloatGauge>::default();
         let jobs_started = Gauge::default();
@@ -106,9 +119,18 @@ impl Metrics {
             requests,
             latency,
             auth_failures,
+            key_lookups,
             queue_depth,
             job_wait,
             jobs_started,
+        }
+    }
+
+    /// Brings the key lookup counters up to the store's totals for this scrape.
+    pub(crate) fn set_key_lookups(&self, lookups: tenantry_store::KeyLookups) {
+        for (source, total) in [("memory", lookups.memory), ("database", lookups.database)] {
+            let counter = self.key_lookups.get_or_create(&SourceLabels { source });
+            counter.inc_by(total.saturating_sub(counter.get()));
         }
     }
 

@@ -3,6 +3,7 @@
 //! explicitly and are private to the crate.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
@@ -16,6 +17,7 @@ use uuid::Uuid;
 
 use crate::error::{AuthError, StoreError};
 use crate::ids::NullableUuid;
+use crate::key_cache::{KeyCache, KnownKey};
 use crate::key_hash::ApiKeyPepper;
 use crate::operators::{self, KeyHolder, OperatorRecord};
 use crate::principal::Principal;
@@ -283,12 +285,43 @@ struct AuthRow {
 /// unknown and known ids cost the same time.
 const DECOY_DIGEST: [u8; 32] = [0; 32];
 
+/// Verifies a presented key against its row, from `cache` when it holds the row (no
+/// database round trip), else read in one statement. Uses are written to `last_used_at`
+/// at a minute's precision: in the background when the cache is live, else here.
 pub(crate) async fn authenticate(
     db: &PgPool,
     pepper: &ApiKeyPepper,
+    cache: &KeyCache,
     presented: &str,
 ) -> Result<Principal, AuthError> {
     let token = ApiKeyToken::parse(presented).map_err(|_| AuthError::Malformed)?;
+    let known = match cache.get(token.key_id()) {
+        Some(known) => known,
+        None => {
+            let generation = cache.generation();
+            let Some(known) = read_key(db, token.key_id()).await? else {
+                let _ = pepper.verify(token.key_id(), token.secret(), &DECOY_DIGEST);
+                return Err(AuthError::UnknownKey);
+            };
+            let known = Arc::new(known);
+            cache.insert(token.key_id().clone(), known.clone(), generation);
+            known
+        }
+    };
+    if !pepper.verify(token.key_id(), token.secret(), &known.secret_hmac) {
+        return Err(AuthError::WrongSecret);
+    }
+    if known.revoked {
+        return Err(AuthError::Revoked);
+    }
+    let id = known.principal.api_key_id();
+    if cache.note_use(id, Utc::now()) && !cache.is_live() {
+        record_uses(db, &[(id, Utc::now())]).await?;
+    }
+    Ok(known.principal.clone())
+}
+
+async fn read_key(db: &PgPool, key_id: &KeyId) -> Result<Option<KnownKey>, AuthError> {
     let row: Option<AuthRow> = sqlx::query_as(
         "select k.api_key_id, k.msp_id, k.secret_hmac, k.role, k.limited, k.revoked_at,
                 coalesce((select array_agg(o.organization_id) from api_key_organization o
@@ -297,38 +330,45 @@ pub(crate) async fn authenticate(
          from api_key k join operator p on p.msp_id = k.msp_id and p.operator_id = k.operator_id
          where k.key_id = $1",
     )
-    .bind(token.key_id().as_str())
+    .bind(key_id.as_str())
     .fetch_optional(db)
     .await?;
-    let Some(row) = row else {
-        let _ = pepper.verify(token.key_id(), token.secret(), &DECOY_DIGEST);
-        return Err(AuthError::UnknownKey);
-    };
-    if !pepper.verify(token.key_id(), token.secret(), &row.secret_hmac) {
-        return Err(AuthError::WrongSecret);
-    }
-    if row.revoked_at.is_some() {
-        return Err(AuthError::Revoked);
-    }
-    // Recording every single use would turn each read into a write; a minute's precision
-    // is what an owner auditing stale keys needs.
-    sqlx::query(
-        "update api_key set last_used_at = now()
-         where api_key_id = $1 and (last_used_at is null or last_used_at < now() - interval '1 minute')",
-    )
-    .bind(row.api_key_id.as_uuid())
-    .execute(db)
-    .await?;
+    let Some(row) = row else { return Ok(None) };
     let role: Role = row
         .role
         .parse()
         .map_err(|_| AuthError::Corrupt("api_key.role"))?;
-    Ok(Principal::new(
-        row.msp_id,
-        row.api_key_id,
-        token.key_id().clone(),
-        role,
-        organization_limit(row.limited, row.organization_ids),
-        operators::record(row.operator_id, row.operator_name),
-    ))
+    Ok(Some(KnownKey {
+        secret_hmac: row.secret_hmac,
+        revoked: row.revoked_at.is_some(),
+        principal: Principal::new(
+            row.msp_id,
+            row.api_key_id,
+            key_id.clone(),
+            role,
+            organization_limit(row.limited, row.organization_ids),
+            operators::record(row.operator_id, row.operator_name),
+        ),
+    }))
+}
+
+/// Writes keys' last uses in one statement; a row already within a minute of its use is
+/// left alone, so a batch from several processes writes each key at most once a minute.
+pub(crate) async fn record_uses(
+    db: &PgPool,
+    uses: &[(ApiKeyRecordId, DateTime<Utc>)],
+) -> Result<u64, sqlx::Error> {
+    let ids: Vec<Uuid> = uses.iter().map(|(id, _)| id.as_uuid()).collect();
+    let times: Vec<DateTime<Utc>> = uses.iter().map(|(_, at)| *at).collect();
+    let written = sqlx::query(
+        "update api_key k set last_used_at = u.used_at
+         from unnest($1::uuid[], $2::timestamptz[]) as u(api_key_id, used_at)
+         where k.api_key_id = u.api_key_id
+           and (k.last_used_at is null or k.last_used_at < u.used_at - interval '1 minute')",
+    )
+    .bind(&ids)
+    .bind(&times)
+    .execute(db)
+    .await?;
+    Ok(written.rows_affected())
 }

@@ -15,6 +15,8 @@ mod error;
 pub mod ids;
 pub mod inventory;
 pub mod jobs;
+mod key_cache;
+mod key_changes;
 mod key_hash;
 mod operator;
 pub mod operators;
@@ -34,6 +36,8 @@ use sqlx::migrate::Migrator;
 pub use api_keys::{ApiKeyRecord, IssuedKey, NewApiKey, Page};
 pub use discovery::{DiscoveryStore, Mode as DiscoveryMode, Trigger as DiscoveryTrigger};
 pub use error::{AuthError, StoreError};
+pub use key_cache::{API_KEYS_CHANNEL, CACHE_TTL as KEY_CACHE_TTL, KeyLookups};
+pub use key_changes::ApiKeyChanges;
 pub use key_hash::{ApiKeyPepper, InvalidPepper};
 pub use operator::{MspRecord, Operator};
 pub use operators::{KeyHolder, OperatorRecord};
@@ -58,6 +62,7 @@ pub struct Store {
     pool: PgPool,
     pepper: ApiKeyPepper,
     keyring: Option<std::sync::Arc<sealing::Keyring>>,
+    key_cache: std::sync::Arc<key_cache::KeyCache>,
 }
 
 impl Store {
@@ -66,6 +71,7 @@ impl Store {
             pool,
             pepper,
             keyring: None,
+            key_cache: Default::default(),
         }
     }
 
@@ -80,12 +86,52 @@ impl Store {
     /// revoked keys are distinguished for logs and metrics only; the API answers all of
     /// them with the same 401.
     pub async fn authenticate(&self, presented: &str) -> Result<Principal, AuthError> {
-        api_keys::authenticate(&self.pool, &self.pepper, presented).await
+        api_keys::authenticate(&self.pool, &self.pepper, &self.key_cache, presented).await
+    }
+
+    /// Subscribes to API key changes: while the returned subscription lives (and is
+    /// polled with [`ApiKeyChanges::apply_next`]), [`Store::authenticate`] answers from
+    /// memory and writes `last_used_at` only through [`Store::flush_key_usage`].
+    pub async fn api_key_changes(&self) -> Result<ApiKeyChanges, StoreError> {
+        ApiKeyChanges::subscribe(&self.pool, self.key_cache.clone()).await
+    }
+
+    /// Whether authentication currently answers from memory (a key-change subscription
+    /// is live).
+    pub fn caches_keys(&self) -> bool {
+        self.key_cache.is_live()
+    }
+
+    /// Where authentication found key rows so far (memory or database).
+    pub fn key_lookups(&self) -> KeyLookups {
+        self.key_cache.lookups()
+    }
+
+    /// Writes the keys' uses noted since the last flush (at most one per key and minute);
+    /// returns how many rows changed. Uses that could not be written are kept for the next.
+    pub async fn flush_key_usage(&self) -> Result<u64, StoreError> {
+        let uses = self.key_cache.take_pending_uses();
+        if uses.is_empty() {
+            return Ok(0);
+        }
+        match api_keys::record_uses(&self.pool, &uses).await {
+            Ok(written) => Ok(written),
+            Err(e) => {
+                self.key_cache.requeue_uses(uses);
+                Err(e.into())
+            }
+        }
     }
 
     /// Everything the caller may touch, bound to the caller's MSP.
     pub fn scope<'a>(&'a self, principal: &'a Principal) -> MspScope<'a> {
-        MspScope::new(&self.pool, &self.pepper, self.keyring.as_deref(), principal)
+        MspScope::new(
+            &self.pool,
+            &self.pepper,
+            self.keyring.as_deref(),
+            &self.key_cache,
+            principal,
+        )
     }
 
     /// Cross-MSP operator tasks (creating MSPs and their first keys). Not for request

@@ -47,6 +47,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Status>,
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Metrics", content_type = "application/openmetrics-text", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    state.metrics.set_key_lookups(state.store.key_lookups());
     let queue = state.store.queue();
     match (queue.depth().await, queue.latency().await) {
         (Ok(depth), Ok(wait)) => state.metrics.set_queue(&depth, wait),

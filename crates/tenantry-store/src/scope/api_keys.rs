@@ -1,13 +1,14 @@
 //! The MSP-scoped doors to API keys: the caller's own key, listing, minting (with a new
 //! operator when an owner names one) and revoking.
 
-use tenantry_domain::{ApiKeyRecordId, ErrorCode, Role};
+use tenantry_domain::{ApiKeyRecordId, ErrorCode, KeyId, Role};
 use uuid::Uuid;
 
 use super::MspScope;
 use crate::api_keys::{self, ApiKeyRecord, IssuedKey, NewApiKey, Page};
 use crate::audit::{self, NewEvent};
 use crate::error::StoreError;
+use crate::key_changes;
 use crate::operators::{self, KeyHolder};
 
 impl MspScope<'_> {
@@ -131,15 +132,17 @@ impl MspScope<'_> {
         // After the lock: a revocation that waited for another sees its outcome, so a key
         // the other one just revoked is refused here as the caller.
         self.caller_still_active(&mut tx).await?;
-        let target: Option<(String, bool)> = sqlx::query_as(
-            "select role, revoked_at is not null from api_key
+        let target: Option<(String, String, bool)> = sqlx::query_as(
+            "select role, key_id, revoked_at is not null from api_key
              where msp_id = $1 and api_key_id = $2 for update",
         )
         .bind(msp)
         .bind(id.as_uuid())
         .fetch_optional(&mut *tx)
         .await?;
-        let (role, already_revoked) = target.ok_or(StoreError::NotFound)?;
+        let (role, key_id, already_revoked) = target.ok_or(StoreError::NotFound)?;
+        let key_id = KeyId::parse(&key_id)
+            .ok_or_else(|| StoreError::Corrupt(format!("api_key.key_id of {id}")))?;
         let role: Role = role
             .parse()
             .map_err(|e| StoreError::Corrupt(format!("api_key.role: {e}")))?;
@@ -156,8 +159,12 @@ impl MspScope<'_> {
             .bind(id.as_uuid())
             .execute(&mut *tx)
             .await?;
+            key_changes::publish(&mut tx, &key_id).await?;
         }
         tx.commit().await?;
+        // Every listening process forgets the key when the notice arrives; this one
+        // forgets it now, so its very next request is refused without waiting for it.
+        self.key_cache.forget(&key_id);
         api_keys::find(self.pool, self.principal.msp_id(), id).await
     }
 }

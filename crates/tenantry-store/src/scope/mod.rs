@@ -16,6 +16,7 @@ pub use inventory::Found;
 use sqlx::PgPool;
 
 use crate::error::StoreError;
+use crate::key_cache::KeyCache;
 use crate::key_hash::ApiKeyPepper;
 use crate::operator::{self, MspRecord};
 use crate::principal::Principal;
@@ -25,6 +26,7 @@ pub struct MspScope<'a> {
     pool: &'a PgPool,
     pepper: &'a ApiKeyPepper,
     keyring: Option<&'a Keyring>,
+    key_cache: &'a KeyCache,
     principal: &'a Principal,
 }
 
@@ -33,12 +35,14 @@ impl<'a> MspScope<'a> {
         pool: &'a PgPool,
         pepper: &'a ApiKeyPepper,
         keyring: Option<&'a Keyring>,
+        key_cache: &'a KeyCache,
         principal: &'a Principal,
     ) -> Self {
         Self {
             pool,
             pepper,
             keyring,
+            key_cache,
             principal,
         }
     }
