@@ -13,26 +13,16 @@
 //! `/api/v1/me` ≥ 40 % of `/healthz`.
 
 mod common;
+mod load;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use sqlx::PgPool;
 use tenantry_domain::DisplayName;
 use tenantry_graph_sim::{GraphSim, Scenario, TenantSpec};
 use tenantry_store::{ApiKeyPepper, NewOrganization, Store};
 
-const PEPPER: [u8; 32] = [9; 32];
-const MASTER_KEY: [u8; 32] = [7; 32];
-
-/// What `wrk --latency` reported for one endpoint.
-struct Load {
-    requests_per_sec: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    not_ok: u64,
-}
+use load::{MASTER_KEY, PEPPER, Process, database_url, wrk};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -96,79 +86,110 @@ async fn main() {
     sim.stop().await;
 
     let database_url = database_url(&pool);
-    let mut server = ApiServer::start(&database_url);
+    let mut server = Process::api(&database_url);
     let big = ids[0];
-    let endpoints: Vec<(String, String, f64)> = vec![
-        ("/healthz".into(), "baseline".into(), 0.0),
+    let endpoints: Vec<(String, &str, f64, Option<StoreCall>)> = vec![
+        ("/healthz".into(), "baseline", 0.0, None),
         (
             "/api/v1/me".into(),
-            "authentication, the caller's key".into(),
+            "authentication, the caller's key",
             0.40,
+            Some(StoreCall::Me),
         ),
         (
             "/api/v1/organizations".into(),
-            "first page of 1,000".into(),
+            "first page of 1,000",
             0.25,
+            Some(StoreCall::Organizations(50)),
         ),
         (
             "/api/v1/organizations?limit=100".into(),
-            "largest page".into(),
+            "largest page",
             0.25,
+            Some(StoreCall::Organizations(100)),
         ),
         (
             format!("/api/v1/organizations/{big}"),
-            "one organization".into(),
+            "one organization",
             0.25,
+            Some(StoreCall::Organization(big)),
         ),
         (
             format!("/api/v1/organizations/{big}/users"),
-            "50,000 users, first page".into(),
+            "50,000 users, first page",
             0.25,
+            Some(StoreCall::Users(big, None)),
         ),
         (
             format!("/api/v1/organizations/{big}/users?q=an"),
-            "search by name or address".into(),
+            "user search",
             0.25,
+            Some(StoreCall::Users(big, Some("an"))),
         ),
         (
             format!("/api/v1/organizations/{big}/groups?q=a"),
-            "group search".into(),
+            "group search",
             0.25,
+            Some(StoreCall::Groups(big, Some("a"))),
         ),
         (
-            format!("/api/v1/organizations/{big}/devices?q=a"),
-            "device search".into(),
+            format!("/api/v1/organizations/{big}/devices"),
+            "devices",
             0.25,
+            None,
         ),
         (
             format!("/api/v1/organizations/{big}/licenses"),
-            "licences".into(),
+            "licences",
             0.25,
+            None,
         ),
         (
             format!("/api/v1/organizations/{big}/discovery-runs"),
-            "runs".into(),
+            "runs",
             0.25,
+            None,
         ),
         (
             "/api/v1/jobs".into(),
-            "jobs of 1,000 organizations".into(),
+            "jobs of 1,000 organizations",
             0.25,
+            None,
         ),
-        ("/api/v1/actions".into(), "actions".into(), 0.25),
-        ("/api/v1/audit-events".into(), "audit log".into(), 0.25),
-        ("/api/v1/api-keys".into(), "keys".into(), 0.25),
+        ("/api/v1/actions".into(), "actions", 0.25, None),
+        ("/api/v1/audit-events".into(), "audit log", 0.25, None),
+        ("/api/v1/api-keys".into(), "keys", 0.25, None),
     ];
+    // The store's own rate for the same reads: this bench process calling the store with
+    // as many concurrent callers as wrk has connections, through a pool as large as the
+    // server's (10), no HTTP, no authentication, no JSON. No endpoint can beat it.
+    let floor_store = Store::new(
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(10)
+            .connect(&database_url)
+            .await
+            .expect("pool"),
+        ApiKeyPepper::new(PEPPER.to_vec()).expect("pepper"),
+    );
+    let mut floors = Vec::new();
+    for (_, _, _, call) in &endpoints {
+        floors.push(match call {
+            Some(call) => {
+                Some(store_rate(&floor_store, &principal, *call, connections, seconds.min(5)).await)
+            }
+            None => None,
+        });
+    }
     println!(
         "wrk: {connections} connections, 2 threads, {seconds} s per endpoint, against `tenantry api` (release, default settings: 10 database connections)"
     );
     println!(
-        "{:<58} {:>10} {:>8} {:>8} {:>9}  target",
-        "endpoint", "req/s", "p50 ms", "p99 ms", "/healthz"
+        "{:<42} {:>8} {:>7} {:>7} {:>9} {:>12}  target",
+        "endpoint", "req/s", "p50 ms", "p99 ms", "/healthz", "store only"
     );
     let mut baseline = 0.0;
     let mut missed = 0;
-    for (path, what, target) in &endpoints {
+    for ((path, what, target, _), floor) in endpoints.iter().zip(&floors) {
         let auth = path.starts_with("/api/");
         let load = wrk(
             &format!("{}{path}", server.base),
@@ -193,17 +214,106 @@ async fn main() {
             missed += 1;
             format!("≥ {:.0} %, p99 < 20 ms: MISSED", target * 100.0)
         };
-        let label = format!("{path} ({what})");
+        let store_only = floor.map_or_else(
+            || "—".to_owned(),
+            |rate| format!("{rate:.0} ({:.0} %)", 100.0 * load.requests_per_sec / rate),
+        );
         println!(
-            "{label:<58} {:>10.0} {:>8.2} {:>8.2} {:>8.0} %  {verdict}",
+            "{:<42} {:>8.0} {:>7.2} {:>7.2} {:>8.0} % {store_only:>12}  {verdict}",
+            what,
             load.requests_per_sec,
             load.p50_ms,
             load.p99_ms,
             ratio * 100.0
         );
     }
-    println!("{missed} endpoint(s) missed their target");
+    println!(
+        "{missed} endpoint(s) missed their target; \"store only\" is the store's own rate for the same read and the API's share of it"
+    );
+    println!(
+        "endpoints: {}",
+        endpoints
+            .iter()
+            .map(|e| e.0.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     server.stop();
+}
+
+/// A read an endpoint makes, called on the store directly.
+#[derive(Clone, Copy)]
+enum StoreCall {
+    Me,
+    Organizations(u32),
+    Organization(tenantry_domain::OrganizationId),
+    Users(tenantry_domain::OrganizationId, Option<&'static str>),
+    Groups(tenantry_domain::OrganizationId, Option<&'static str>),
+}
+
+impl StoreCall {
+    async fn run(self, scope: &tenantry_store::MspScope<'_>) {
+        let page = |limit| tenantry_store::Page { limit, after: None };
+        match self {
+            StoreCall::Me => {
+                scope.msp().await.expect("msp");
+                scope.own_key().await.expect("key");
+            }
+            StoreCall::Organizations(limit) => {
+                scope.list_organizations(page(limit)).await.expect("list");
+            }
+            StoreCall::Organization(id) => {
+                scope.organization(id).await.expect("organization");
+            }
+            StoreCall::Users(id, q) => {
+                let filter = tenantry_store::inventory::UserFilter {
+                    q: q.map(str::to_owned),
+                    ..Default::default()
+                };
+                scope
+                    .inventory_users(id, &filter, page(50))
+                    .await
+                    .expect("users");
+            }
+            StoreCall::Groups(id, q) => {
+                let filter = tenantry_store::inventory::GroupFilter {
+                    q: q.map(str::to_owned),
+                    kind: None,
+                };
+                scope
+                    .inventory_groups(id, &filter, page(50))
+                    .await
+                    .expect("groups");
+            }
+        }
+    }
+}
+
+/// Calls per second `callers` concurrent callers of `call` complete in `seconds`.
+async fn store_rate(
+    store: &Store,
+    principal: &tenantry_store::Principal,
+    call: StoreCall,
+    callers: u64,
+    seconds: u64,
+) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..callers {
+        let (store, principal) = (store.clone(), principal.clone());
+        tasks.spawn(async move {
+            let scope = store.scope(&principal);
+            let mut done = 0u64;
+            while Instant::now() < deadline {
+                call.run(&scope).await;
+                done += 1;
+            }
+            done
+        });
+    }
+    let calls: u64 = tasks.join_all().await.into_iter().sum();
+    calls as f64 / started.elapsed().as_secs_f64()
 }
 
 /// Runs the first scan every new organization queued, with the job engine (the large tenant's 50,000 users
@@ -285,114 +395,4 @@ fn realistic_report() -> serde_json::Value {
         "organization": {"display_name": "Customer", "verified_domains": ["customer.example", "customer.onmicrosoft.com"]},
         "capabilities": capabilities,
     })
-}
-
-fn database_url(pool: &PgPool) -> String {
-    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL");
-    let database = pool
-        .connect_options()
-        .get_database()
-        .expect("database")
-        .to_owned();
-    let (server, _) = base.rsplit_once('/').expect("url");
-    format!("{server}/{database}")
-}
-
-struct ApiServer {
-    base: String,
-    child: Child,
-}
-
-impl ApiServer {
-    /// `tenantry api` on a free port, logging warnings only (as a loaded server would be
-    /// configured), over the bench's database.
-    fn start(database_url: &str) -> Self {
-        let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_tenantry"))
-            .arg("api")
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("TENANTRY__DATABASE__URL", database_url)
-            .env("TENANTRY__HTTP__ADDR", format!("127.0.0.1:{port}"))
-            .env("TENANTRY__SECRETS__API_KEY_PEPPER", encode(&PEPPER))
-            .env("TENANTRY__SECRETS__MASTER_KEY", encode(&MASTER_KEY))
-            .env("TENANTRY__LOG__FILTER", "warn")
-            .env_remove("RUST_LOG")
-            .env_remove("TENANTRY_ENV")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("tenantry api starts");
-        let base = format!("http://127.0.0.1:{port}");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "tenantry api did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self { base, child }
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Runs `wrk --latency` against `url` and reads its summary.
-fn wrk(url: &str, key: Option<&str>, connections: u64, seconds: u64) -> Load {
-    let mut command = Command::new("wrk");
-    command.args([
-        "--latency",
-        "-t2",
-        &format!("-c{connections}"),
-        &format!("-d{seconds}s"),
-    ]);
-    if let Some(key) = key {
-        command.args(["-H", &format!("Authorization: Bearer {key}")]);
-    }
-    let output = command
-        .arg(url)
-        .output()
-        .expect("wrk runs (scripts/bench-api installs it)");
-    let text = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "wrk failed: {text}");
-    let field = |prefix: &str| {
-        text.lines()
-            .map(str::trim)
-            .find_map(|line| line.strip_prefix(prefix))
-            .map(str::trim)
-            .unwrap_or_else(|| panic!("no {prefix:?} in wrk's output:\n{text}"))
-    };
-    let not_ok = text
-        .lines()
-        .map(str::trim)
-        .find_map(|line| line.strip_prefix("Non-2xx or 3xx responses:"))
-        .and_then(|count| count.trim().parse().ok())
-        .unwrap_or(0);
-    Load {
-        requests_per_sec: field("Requests/sec:").parse().expect("rate"),
-        p50_ms: milliseconds(field("50%")),
-        p99_ms: milliseconds(field("99%")),
-        not_ok,
-    }
-}
-
-/// wrk's durations: `812.00us`, `1.23ms`, `2.01s`.
-fn milliseconds(value: &str) -> f64 {
-    let (number, unit) = value
-        .find(|c: char| c.is_ascii_alphabetic())
-        .map_or((value, "ms"), |at| value.split_at(at));
-    let number: f64 = number.parse().expect("a duration");
-    match unit {
-        "us" => number / 1000.0,
-        "s" => number * 1000.0,
-        "m" => number * 60_000.0,
-        _ => number,
-    }
 }

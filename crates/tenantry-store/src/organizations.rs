@@ -118,6 +118,26 @@ pub(crate) async fn find(
         .ok_or(StoreError::NotFound)
 }
 
+/// Whether the organization exists in `msp` and the key may see it, read from the
+/// primary key alone (for doors that only need to know, not the row).
+pub(crate) async fn ensure_visible(
+    db: &PgPool,
+    msp: MspId,
+    limit: &OrganizationLimit,
+    id: OrganizationId,
+) -> Result<(), StoreError> {
+    sqlx::query_scalar::<_, i32>(
+        "select 1 from organization where organization_id = $2 and msp_id = $1 and ($3::uuid[] is null or organization_id = any($3))",
+    )
+    .bind(msp.as_uuid())
+    .bind(id.as_uuid())
+    .bind(visible(limit))
+    .fetch_optional(db)
+    .await?
+    .map(|_| ())
+    .ok_or(StoreError::NotFound)
+}
+
 /// What a list reads: every column but the validation report, which no list shows and
 /// which weighs several KB per organization (`validation_report` comes back `None`).
 const LIST_COLUMNS: &str = "organization_id, name, provider, tenant_id, client_id, status, null::jsonb as validation_report, validated_at, created_at, updated_at, scan_schedule, next_scan_at, secret_expires_at";

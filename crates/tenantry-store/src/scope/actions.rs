@@ -33,7 +33,7 @@ impl MspScope<'_> {
         organization: OrganizationId,
         kind: ActionKind,
     ) -> Result<(Policy, bool), StoreError> {
-        self.organization(organization).await?;
+        self.ensure_organization(organization).await?;
         policies::get(self.pool, organization, kind).await
     }
 
@@ -49,7 +49,7 @@ impl MspScope<'_> {
         organization: OrganizationId,
         approvers: &tenantry_domain::policy::Approvers,
     ) -> Result<(Vec<Uuid>, Vec<Uuid>), StoreError> {
-        self.organization(organization).await?;
+        self.ensure_organization(organization).await?;
         policies::unusable_approvers(self.pool, self.principal.msp_id(), organization, approvers)
             .await
     }
@@ -62,7 +62,7 @@ impl MspScope<'_> {
     ) -> Result<(), StoreError> {
         self.principal.grant().may_set_policies()?;
         self.still_active().await?;
-        self.organization(organization).await?;
+        self.ensure_organization(organization).await?;
         policies::put(
             self.pool,
             self.principal.msp_id(),
@@ -86,7 +86,7 @@ impl MspScope<'_> {
     ) -> Result<Created, StoreError> {
         self.may_request_actions()?;
         self.still_active().await?;
-        self.organization(new.organization).await?;
+        self.ensure_organization(new.organization).await?;
         actions::create(self.pool, self.principal.msp_id(), actor, new).await
     }
 
@@ -119,7 +119,7 @@ impl MspScope<'_> {
         actor: &Actor,
         refusal: Refusal,
     ) -> Result<(), StoreError> {
-        self.organization(refusal.organization).await?;
+        self.ensure_organization(refusal.organization).await?;
         actions::record_refusal(self.pool, self.principal.msp_id(), actor, refusal).await
     }
 

@@ -17,7 +17,7 @@ impl MspScope<'_> {
         mode: Mode,
     ) -> Result<(RunRecord, bool), StoreError> {
         self.principal.grant().may_start_work()?;
-        self.organization(id).await?;
+        self.ensure_organization(id).await?;
         // The job and its run commit together: a worker never claims a job whose run row
         // it cannot see yet.
         let mut tx = self.pool.begin().await?;
@@ -32,7 +32,7 @@ impl MspScope<'_> {
         id: OrganizationId,
         page: Page,
     ) -> Result<Vec<RunRecord>, StoreError> {
-        self.organization(id).await?;
+        self.ensure_organization(id).await?;
         discovery::list_runs(self.pool, self.principal.msp_id(), id, page).await
     }
 
@@ -41,7 +41,7 @@ impl MspScope<'_> {
         id: OrganizationId,
         run: DiscoveryRunId,
     ) -> Result<RunRecord, StoreError> {
-        self.organization(id).await?;
+        self.ensure_organization(id).await?;
         discovery::find_run(self.pool, self.principal.msp_id(), id, run).await
     }
 }

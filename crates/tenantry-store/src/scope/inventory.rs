@@ -24,7 +24,7 @@ impl MspScope<'_> {
         filter: &UserFilter,
         page: Page,
     ) -> Result<Vec<inventory::InventoryUser>, StoreError> {
-        self.organization(id).await?;
+        self.ensure_organization(id).await?;
         inventory::users(self.pool, id.as_uuid(), filter, page).await
     }
 
@@ -33,7 +33,7 @@ impl MspScope<'_> {
         id: OrganizationId,
         user: Uuid,
     ) -> Result<inventory::UserDetail, StoreError> {
-        self.organization(id).await?;
+        self.ensure_organization(id).await?;
         inventory::user(self.pool, id.as_uuid(), user).await
     }
 
@@ -43,7 +43,7 @@ impl MspScope<'_> {
         filter: &GroupFilter,
         page: Page,
     ) -> Result<Vec<inventory::InventoryGroup>, StoreError> {
-        self.organization(id).await?;
+        self.ensure_organization(id).await?;
         inventory::groups(self.pool, id.as_uuid(), filter, page).await
     }
 
@@ -53,7 +53,7 @@ impl MspScope<'_> {
         group: Uuid,
         page: Page,
     ) -> Result<Vec<inventory::Member>, StoreError> {
-        self.organization(id).await?;
+        self.ensure_organization(id).await?;
         inventory::group_members(self.pool, id.as_uuid(), group, page).await
     }
 
@@ -61,7 +61,7 @@ impl MspScope<'_> {
         &self,
         id: OrganizationId,
     ) -> Result<Vec<inventory::RoleWithMembers>, StoreError> {
-        self.organization(id).await?;
+        self.ensure_organization(id).await?;
         inventory::roles(self.pool, id.as_uuid()).await
     }
 
@@ -69,7 +69,7 @@ impl MspScope<'_> {
         &self,
         id: OrganizationId,
     ) -> Result<Vec<inventory::ApproverProposal>, StoreError> {
-        self.organization(id).await?;
+        self.ensure_organization(id).await?;
         inventory::approver_proposals(self.pool, id.as_uuid()).await
     }
 
@@ -80,7 +80,7 @@ impl MspScope<'_> {
         section: &str,
         page: Page,
     ) -> Result<Vec<inventory::InventoryObject>, StoreError> {
-        self.organization(id).await?;
+        self.ensure_organization(id).await?;
         let after = page.after.map(|a| a.to_string());
         inventory::objects(
             self.pool,
@@ -98,7 +98,7 @@ impl MspScope<'_> {
         organization: OrganizationId,
         key: &str,
     ) -> Result<Option<Found>, StoreError> {
-        self.organization(organization).await?;
+        self.ensure_organization(organization).await?;
         let id = key.parse::<Uuid>().ok();
         let sql = format!(
             "select user_id, display_name, user_principal_name from inventory_user
@@ -128,7 +128,7 @@ impl MspScope<'_> {
         organization: OrganizationId,
         key: &str,
     ) -> Result<Vec<Found>, StoreError> {
-        self.organization(organization).await?;
+        self.ensure_organization(organization).await?;
         let id = key.parse::<Uuid>().ok();
         let sql = format!(
             "select group_id, display_name from inventory_group

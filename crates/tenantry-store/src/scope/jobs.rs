@@ -14,7 +14,7 @@ impl MspScope<'_> {
     /// as on every list that takes one.
     pub async fn jobs(&self, filter: &JobFilter, page: Page) -> Result<Vec<JobRecord>, StoreError> {
         if let Some(organization) = filter.organization {
-            self.organization(organization).await?;
+            self.ensure_organization(organization).await?;
         }
         queue::list(
             self.pool,

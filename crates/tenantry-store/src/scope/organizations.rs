@@ -42,6 +42,18 @@ impl MspScope<'_> {
         .await
     }
 
+    /// Fails with `NotFound` unless the organization is the caller's to see; cheaper than
+    /// [`MspScope::organization`] where the row itself is not needed.
+    pub async fn ensure_organization(&self, id: OrganizationId) -> Result<(), StoreError> {
+        organizations::ensure_visible(
+            self.pool,
+            self.principal.msp_id(),
+            self.principal.organizations(),
+            id,
+        )
+        .await
+    }
+
     /// Whether a tenant is bound anywhere in the service (never says where).
     pub async fn tenant_bound(&self, tenant_id: Uuid) -> Result<bool, StoreError> {
         self.may_manage_organizations()?;
@@ -73,13 +85,13 @@ impl MspScope<'_> {
 
     /// The organization's client secret, for re-validation and Graph calls.
     pub async fn client_secret(&self, id: OrganizationId) -> Result<SecretString, StoreError> {
-        self.organization(id).await?;
+        self.ensure_organization(id).await?;
         organizations::client_secret(self.pool, self.keyring()?, id).await
     }
 
     /// The stored credential's id and secret (the id changes with every replacement).
     pub async fn credential(&self, id: OrganizationId) -> Result<(Uuid, SecretString), StoreError> {
-        self.organization(id).await?;
+        self.ensure_organization(id).await?;
         organizations::credential(self.pool, self.keyring()?, id).await
     }
 
@@ -94,7 +106,7 @@ impl MspScope<'_> {
     ) -> Result<(), StoreError> {
         self.may_manage_organizations()?;
         self.still_active().await?;
-        self.organization(id).await?;
+        self.ensure_organization(id).await?;
         organizations::replace_secret(
             self.pool,
             self.keyring()?,
@@ -116,7 +128,7 @@ impl MspScope<'_> {
         status: OrganizationStatus,
         report: &serde_json::Value,
     ) -> Result<bool, StoreError> {
-        self.organization(id).await?;
+        self.ensure_organization(id).await?;
         organizations::save_validation(
             self.pool,
             Some(self.principal.msp_id()),
@@ -130,7 +142,7 @@ impl MspScope<'_> {
 
     /// Queues automatic re-validation on the backoff schedule (one per organization).
     pub async fn schedule_revalidation(&self, id: OrganizationId) -> Result<(), StoreError> {
-        self.organization(id).await?;
+        self.ensure_organization(id).await?;
         crate::revalidation::schedule(self.pool, self.principal.msp_id(), id).await
     }
 
@@ -141,14 +153,14 @@ impl MspScope<'_> {
     ) -> Result<(), StoreError> {
         self.may_manage_organizations()?;
         self.still_active().await?;
-        self.organization(id).await?;
+        self.ensure_organization(id).await?;
         organizations::rename(self.pool, self.principal.msp_id(), id, name).await
     }
 
     pub async fn delete_organization(&self, id: OrganizationId) -> Result<(), StoreError> {
         self.may_manage_organizations()?;
         self.still_active().await?;
-        self.organization(id).await?;
+        self.ensure_organization(id).await?;
         organizations::delete(self.pool, self.principal.msp_id(), id).await
     }
 
@@ -161,7 +173,7 @@ impl MspScope<'_> {
         next_scan_at: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), StoreError> {
         self.may_manage_organizations()?;
-        self.organization(id).await?;
+        self.ensure_organization(id).await?;
         organizations::set_scan_schedule(
             self.pool,
             self.principal.msp_id(),

@@ -130,7 +130,7 @@ impl MspScope<'_> {
     ) -> Result<(), StoreError> {
         self.may_manage_organizations()?;
         self.still_active().await?;
-        self.organization(organization).await?;
+        self.ensure_organization(organization).await?;
         crate::change_notifications::set_enabled(
             self.pool,
             self.keyring()?,
@@ -154,7 +154,7 @@ impl MspScope<'_> {
         ),
         StoreError,
     > {
-        self.organization(organization).await?;
+        self.ensure_organization(organization).await?;
         let (enabled, received): (bool, i64) = sqlx::query_as(
             "select o.change_notifications,
                     (select count(*) from graph_notification n where n.organization_id = o.organization_id

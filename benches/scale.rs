@@ -1,0 +1,230 @@
+//! Past one process: two `tenantry api` processes and three `tenantry worker` processes
+//! over one PostgreSQL, the simulator in a sixth process. First the API alone under load
+//! (both processes at once, `wrk` against each: round-robin by construction), then 200
+//! tenants scanned by the three workers while the same load runs. Prints the scan's wall
+//! time and rate, the API's rate and p99 alone and during the scan, and proves every job
+//! ran exactly once (one attempt, one run per organization, each succeeded, the workers
+//! that took them).
+//!
+//! Run with `scripts/bench-scale` (throwaway PostgreSQL; installs Debian's `wrk` when
+//! missing). Knobs: `BENCH_TENANTS` (200), `BENCH_USERS` (500), `BENCH_LATENCY_MS` (20),
+//! `BENCH_CONNECTIONS` (32 per API process), `BENCH_SECONDS` (5 per load slice).
+
+mod common;
+mod load;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tenantry_domain::DisplayName;
+use tenantry_graph_sim::{Scenario, TenantSpec};
+use tenantry_store::{ApiKeyPepper, NewOrganization, Store};
+
+use load::{Load, MASTER_KEY, PEPPER, Process, database_url, wrk};
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    tenantry_graph::install_default_crypto();
+    let tenants = common::env_number("BENCH_TENANTS", 200) as usize;
+    let users = common::env_number("BENCH_USERS", 500) as u32;
+    let latency = common::env_number("BENCH_LATENCY_MS", 20);
+    let connections = common::env_number("BENCH_CONNECTIONS", 32);
+    let seconds = common::env_number("BENCH_SECONDS", 5);
+
+    let scenario = Scenario {
+        tenants: (0..tenants)
+            .map(|i| TenantSpec::healthy(&format!("s{i}"), &format!("Scale {i}"), users))
+            .collect(),
+    };
+    let (mut sim, microsoft, scenario_path) = start_simulator(&scenario);
+    reqwest::Client::new()
+        .put(format!("{microsoft}/_sim/faults"))
+        .json(&serde_json::json!({"global": {"latency_ms": latency}}))
+        .send()
+        .await
+        .expect("latency set");
+
+    let pool = common::fresh_database("scale", 8).await;
+    let store = Store::new(
+        pool.clone(),
+        ApiKeyPepper::new(PEPPER.to_vec()).expect("pepper"),
+    )
+    .with_keyring(tenantry_store::sealing::Keyring::new(&MASTER_KEY, &[]).expect("keyring"));
+    let (_, _, issued) = store
+        .operator()
+        .create_msp(
+            DisplayName::parse("Scale MSP").expect("name"),
+            DisplayName::parse("Scale owner").expect("name"),
+        )
+        .await
+        .expect("msp");
+    let key = issued.expose().to_owned();
+    let principal = store.authenticate(&key).await.expect("key");
+    let scope = store.scope(&principal);
+    // Creating an organization queues its first scan; no worker runs yet.
+    let mut first = None;
+    for tenant in &scenario.tenants {
+        let (organization, _) = scope
+            .create_organization(NewOrganization {
+                name: DisplayName::parse(&tenant.display_name).expect("name"),
+                tenant_id: tenant.id,
+                client_id: tenant.app().client_id,
+                client_secret: tenant.secret_value().to_owned().into(),
+                status: "connected".into(),
+                report: serde_json::json!({}),
+            })
+            .await
+            .expect("organization");
+        first.get_or_insert(organization.id);
+    }
+    let first = first.expect("an organization");
+
+    let url = database_url(&pool);
+    let apis = [Process::api(&url), Process::api(&url)];
+    let paths = [
+        "/api/v1/organizations".to_owned(),
+        format!("/api/v1/organizations/{first}/discovery-runs"),
+    ];
+    println!(
+        "{tenants} tenants × {users} users at {latency} ms per Microsoft request; 2 API processes (wrk, {connections} connections each), 3 worker processes (default settings: 16 jobs each, 64 across all), one PostgreSQL, 2 cores"
+    );
+    let alone = load_slice(&apis, &paths, &key, connections, seconds).await;
+    print_load("API alone", &alone);
+
+    let workers = [
+        Process::worker(&url, &microsoft),
+        Process::worker(&url, &microsoft),
+        Process::worker(&url, &microsoft),
+    ];
+    let started = Instant::now();
+    let mut during = Vec::new();
+    let scan = loop {
+        during.extend(load_slice(&apis, &paths, &key, connections, seconds).await);
+        let open: i64 = sqlx::query_scalar(
+            "select count(*) from discovery_run where state in ('queued', 'running')",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+        if open == 0 {
+            break started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(900),
+            "the scans did not finish in 15 minutes"
+        );
+    };
+    print_load("API during the scan", &during);
+    drop(workers);
+    drop(apis);
+    let _ = sim.kill();
+    let _ = sim.wait();
+    let _ = std::fs::remove_file(&scenario_path);
+
+    let (runs, succeeded, organizations_scanned): (i64, i64, i64) = sqlx::query_as(
+        "select count(*), count(*) filter (where state = 'succeeded'), count(distinct organization_id)
+         from discovery_run",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("runs");
+    let (jobs, completed, once, by): (i64, i64, i64, i64) = sqlx::query_as(
+        "select count(*), count(*) filter (where state = 'completed'),
+                count(*) filter (where attempt = 1), count(distinct attempted_by)
+         from job where kind = 'discovery'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("jobs");
+    let requests: i64 =
+        sqlx::query_scalar("select coalesce(sum(graph_requests), 0)::int8 from discovery_run")
+            .fetch_one(&pool)
+            .await
+            .expect("requests");
+    let users_in_inventory: i64 = sqlx::query_scalar("select count(*) from inventory_user")
+        .fetch_one(&pool)
+        .await
+        .expect("users");
+    println!(
+        "scan: {tenants} tenants in {:.1} s = {:.1} tenants/s, {requests} Graph requests, {users_in_inventory} users in inventory (the scan is measured to the end of the load slice it ended in, so up to {seconds} s late)",
+        scan.as_secs_f64(),
+        tenants as f64 / scan.as_secs_f64()
+    );
+    println!(
+        "exactly once: {runs} runs for {organizations_scanned} organizations, {succeeded} succeeded; {jobs} discovery jobs, {completed} completed, {once} in one attempt, spread over {by} workers"
+    );
+    assert_eq!(
+        (runs, succeeded, organizations_scanned),
+        (tenants as i64, tenants as i64, tenants as i64),
+        "one succeeded run per organization"
+    );
+    assert_eq!(
+        (jobs, completed, once),
+        (tenants as i64, tenants as i64, tenants as i64),
+        "every job completed in exactly one attempt"
+    );
+}
+
+/// `wrk` against each API process at once, one path each in turn, for `seconds`.
+async fn load_slice(
+    apis: &[Process; 2],
+    paths: &[String],
+    key: &str,
+    connections: u64,
+    seconds: u64,
+) -> Vec<(String, Load)> {
+    let mut results = Vec::new();
+    for path in paths {
+        let runs: Vec<_> = apis
+            .iter()
+            .map(|api| {
+                let (url, key) = (format!("{}{path}", api.base), key.to_owned());
+                tokio::task::spawn_blocking(move || wrk(&url, Some(&key), connections, seconds))
+            })
+            .collect();
+        for run in runs {
+            let load = run.await.expect("wrk");
+            assert_eq!(load.not_ok, 0, "{path}: answers that were not 2xx");
+            results.push((path.clone(), load));
+        }
+    }
+    results
+}
+
+fn print_load(title: &str, loads: &[(String, Load)]) {
+    let total: f64 = loads.iter().map(|(_, l)| l.requests_per_sec).sum::<f64>()
+        / (loads.len() as f64 / 2.0).max(1.0);
+    let worst_p99 = loads.iter().map(|(_, l)| l.p99_ms).fold(0.0, f64::max);
+    let median_p50 = {
+        let mut p50: Vec<f64> = loads.iter().map(|(_, l)| l.p50_ms).collect();
+        p50.sort_by(f64::total_cmp);
+        p50.get(p50.len() / 2).copied().unwrap_or(0.0)
+    };
+    println!(
+        "{title}: {total:.0} req/s over both processes (mean of {} slices), p50 {median_p50:.2} ms, worst p99 {worst_p99:.2} ms",
+        loads.len() / 2
+    );
+}
+
+fn start_simulator(scenario: &Scenario) -> (std::process::Child, String, std::path::PathBuf) {
+    let path = std::env::temp_dir().join(format!("bench-scale-{}.json", std::process::id()));
+    std::fs::write(&path, serde_json::to_vec(scenario).expect("json")).expect("write");
+    let mut sim = Command::new(env!("CARGO_BIN_EXE_tenantry"))
+        .args(["graph-sim", "--port", "0", "--scenario-file"])
+        .arg(&path)
+        .env("TENANTRY__LOG__FILTER", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("simulator starts");
+    let mut lines = BufReader::new(sim.stdout.take().expect("stdout")).lines();
+    let first = lines.next().expect("a line").expect("readable");
+    std::thread::spawn(move || lines.for_each(drop));
+    let base = first
+        .strip_prefix("Microsoft simulator at ")
+        .expect("the simulator's URL")
+        .trim()
+        .to_owned();
+    (sim, base, path)
+}
