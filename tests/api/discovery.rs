@@ -634,6 +634,59 @@ async fn a_delta_run_reads_other_sections_when_due_or_asked_for(pool: PgPool) {
     assert_eq!(done["sections"]["licenses"]["status"], "not_due", "{done}");
 }
 
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn an_object_listed_twice_is_written_once_as_last_listed(pool: PgPool) {
+    use tenantry_store::discovery::{Removals, RunKeys};
+    let app = TestApp::spawn(pool.clone()).await;
+    let msp = app.create_msp("Twice MSP").await;
+    let org = scanned(&app, &msp.owner_key, "tailspin").await;
+    let principal = app.store.authenticate(&msp.owner_key).await.expect("key");
+    let organization = tenantry_domain::OrganizationId::from_uuid(org.parse().expect("uuid"));
+    let (run, _) = app
+        .store
+        .scope(&principal)
+        .queue_discovery(
+            organization,
+            tenantry_store::DiscoveryTrigger::Manual,
+            tenantry_store::DiscoveryMode::Full,
+        )
+        .await
+        .expect("queued");
+    let store = app.store.discovery();
+    let context = store.start(run.run_id).await.expect("started");
+    let keys = RunKeys {
+        run: run.run_id,
+        organization,
+        msp: context.msp_id,
+    };
+    let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let user = |id: uuid::Uuid, title: &str| json!({"id": id, "displayName": "Twice", "userPrincipalName": format!("{id}@example.com"), "jobTitle": title});
+    // Listed twice in one page, then again in a later page (the plain insert collides
+    // both times and the page is written as an upsert).
+    let first = json!([user(a, "first"), user(b, "first"), user(a, "second")]).to_string();
+    let later = json!([user(b, "third")]).to_string();
+    for page in [&first, &later] {
+        store
+            .write_delta_page(keys, "users", page, Removals::None)
+            .await
+            .expect("written");
+    }
+    let titles: Vec<(uuid::Uuid, Option<String>)> = sqlx::query_as(
+        "select user_id, job_title from inventory_user where generation = $1 order by job_title",
+    )
+    .bind(run.run_id.as_uuid())
+    .fetch_all(&pool)
+    .await
+    .expect("rows");
+    assert_eq!(
+        titles,
+        [
+            (a, Some("second".to_owned())),
+            (b, Some("third".to_owned()))
+        ]
+    );
+}
+
 /// Rows of `table` for `organization` outside its current generation.
 async fn rows_outside_current_generation(pool: &PgPool, table: &str, organization: &str) -> i64 {
     sqlx::query_scalar(sqlx::AssertSqlSafe(format!(

@@ -68,6 +68,30 @@ impl DiscoveryStore {
         removals: Removals,
     ) -> Result<(), StoreError> {
         let removals = removals == Removals::Possible;
+        // A page of users or groups without removals is first written with a plain
+        // insert: no duplicate elimination, no speculative insertion. The section was
+        // cleared when this attempt began reading it, so only an object Microsoft listed
+        // twice (in the page, or in an earlier one) can collide; then the page is written
+        // again as an upsert, the last listing winning as before.
+        let plain = match Table::of(section) {
+            Table::Users if !removals => Some(INSERT_USERS),
+            Table::Groups if !removals => Some(INSERT_GROUPS),
+            _ => None,
+        };
+        if let Some(sql) = plain {
+            let inserted = sqlx::query(sql)
+                .bind(keys.organization.as_uuid())
+                .bind(keys.run.as_uuid())
+                .bind(objects)
+                .bind(keys.msp.as_uuid())
+                .execute(&self.pool)
+                .await;
+            match inserted {
+                Ok(_) => return Ok(()),
+                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
         let query = match Table::of(section) {
             Table::Users if removals => sqlx::query(WRITE_USERS),
             Table::Users => sqlx::query(WRITE_USERS_ONLY),
@@ -302,6 +326,37 @@ macro_rules! write_groups {
         display_name = excluded.display_name, mail = excluded.mail, kind = excluded.kind, data = excluded.data"
     };
 }
+
+/// The objects of a page (`$3`) while the run (`$2`) is running.
+macro_rules! page_rows {
+    () => {
+        "
+    from jsonb_array_elements($3::text::jsonb) as e (d)
+    where d ? 'id' and not d ? '@removed' and exists (select 1 from discovery_run
+        where run_id = $2 and state = 'running' for key share)"
+    };
+}
+
+/// A page of users with no removals and, it is hoped, no object seen before.
+const INSERT_USERS: &str = concat!(
+    "insert into inventory_user
+        (organization_id, generation, user_id, display_name, user_principal_name, mail, department, job_title, account_enabled, data, msp_id)
+    select $1, $2, (d->>'id')::uuid, d->>'displayName', d->>'userPrincipalName', d->>'mail',
+           d->>'department', d->>'jobTitle', (d->>'accountEnabled')::boolean, d, $4",
+    page_rows!()
+);
+
+/// A page of groups with no removals and, it is hoped, no object seen before.
+const INSERT_GROUPS: &str = concat!(
+    "insert into inventory_group
+        (organization_id, generation, group_id, display_name, mail, kind, data, msp_id)
+    select $1, $2, (d->>'id')::uuid, d->>'displayName', d->>'mail',
+           case when coalesce(d->'groupTypes', '[]'::jsonb) ? 'Unified' then 'm365'
+                when coalesce((d->>'securityEnabled')::boolean, false) then 'security'
+                else 'distribution' end,
+           d, $4",
+    page_rows!()
+);
 
 /// A page of users that holds no removals, after none earlier in the run.
 const WRITE_USERS_ONLY: &str = concat!("with ", page_cte!(), write_users!());
