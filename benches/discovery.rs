@@ -1,8 +1,10 @@
 //! Discovery at scale: many simulated tenants scanned by the job engine against a real
 //! PostgreSQL, with latency injected on every Microsoft request. Prints wall time, Graph
 //! requests, the ratio to a lower bound, and this process's peak memory (it runs the
-//! workers; the simulator runs in its own process). Then a delta run of every tenant,
-//! whose requests must be a small fraction of the full run's.
+//! workers; the simulator runs in its own process). Then a delta run of every tenant
+//! after a few users changed in each (nothing else changed), whose requests must be a
+//! small fraction of the full run's: counted as Microsoft counts them against its
+//! throttling limits (every `$batch` item on its own) and as HTTP round trips.
 //!
 //! Run with `scripts/bench-discovery` (it starts a throwaway PostgreSQL). Knobs:
 //! `BENCH_TENANTS` (200), `BENCH_USERS` (2000), `BENCH_LATENCY_MS` (20),
@@ -20,7 +22,10 @@
 //! machine's floor) and prints the ratio to the larger of the two as well. Last, it
 //! measures what no scan can go below on this machine: PostgreSQL writing the finished
 //! inventory's rows once more, with the same indexes, one `insert … select` per table and
-//! the tables on parallel connections (no Graph, no JSON from a client, no staging).
+//! the tables on parallel connections (no Graph, no JSON from a client, no staging), and
+//! prints the full scan's ratio to it. CPU seconds of PostgreSQL, the simulator
+//! (Microsoft's side, which shares this machine's cores here) and the workers are read
+//! from `/proc` around the full scan and the floor.
 
 mod common;
 
@@ -43,6 +48,65 @@ fn peak_rss_mib() -> f64 {
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// CPU seconds (user + system) of one process from `/proc/<pid>/stat`, with what it
+/// reaped of its children when `children`.
+fn process_cpu(pid: &str, children: bool) -> Option<(String, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (head, tail) = stat.rsplit_once(')')?;
+    let comm = head.split_once('(')?.1.to_owned();
+    let fields: Vec<&str> = tail.split_whitespace().collect();
+    // After the command: state is field 3, utime 14, stime 15, cutime 16, cstime 17.
+    let tick = |i: usize| fields.get(i - 3).and_then(|v| v.parse::<f64>().ok());
+    let mut ticks = tick(14)? + tick(15)?;
+    if children {
+        ticks += tick(16)? + tick(17)?;
+    }
+    Some((comm, ticks / 100.0))
+}
+
+/// CPU seconds spent so far by the three parties sharing the machine: PostgreSQL (every
+/// `postgres` process, with the backends its postmaster reaped), the simulator (Microsoft's
+/// side), and this process (the workers).
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    postgres: f64,
+    simulator: f64,
+    workers: f64,
+}
+
+impl Cpu {
+    fn now(simulator: u32) -> Self {
+        let mut postgres = 0.0;
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+            else {
+                continue;
+            };
+            if let Some((comm, secs)) = process_cpu(pid, true)
+                && comm == "postgres"
+            {
+                postgres += secs;
+            }
+        }
+        Cpu {
+            postgres,
+            simulator: process_cpu(&simulator.to_string(), false).map_or(0.0, |(_, s)| s),
+            workers: process_cpu("self", false).map_or(0.0, |(_, s)| s),
+        }
+    }
+
+    fn since(self, before: Cpu) -> Cpu {
+        Cpu {
+            postgres: self.postgres - before.postgres,
+            simulator: self.simulator - before.simulator,
+            workers: self.workers - before.workers,
+        }
+    }
 }
 
 /// Waits until no run is queued or running; returns the elapsed time.
@@ -149,6 +213,7 @@ async fn main() {
         graph,
         organizations,
         concurrency,
+        simulator: sim.id(),
     };
 
     // 1. This machine's floor: the same scan with no injected latency (the simulator,
@@ -165,7 +230,11 @@ async fn main() {
     // 2. The measured scan, with Microsoft's latency.
     set_latency(&client, &base, latency).await;
     let full = bench.phase(tenantry_store::DiscoveryMode::Full).await;
-    // 3. Delta: every tenant again, from its delta links.
+    // 3. Delta: every tenant again, from its delta links, after an administrator changed
+    //    a few users in each (nothing else changed, as the target assumes).
+    set_latency(&client, &base, 0).await;
+    let changed = change_users(&client, &base, &scenario, &pool, CHANGED_USERS).await;
+    set_latency(&client, &base, latency).await;
     let delta = bench.phase(tenantry_store::DiscoveryMode::Delta).await;
     let _ = sim.kill();
     let _ = sim.wait();
@@ -181,7 +250,7 @@ async fn main() {
     let chain = 1.0 + pages.max(3.0);
     let waves = tenants.div_ceil(concurrency) as f64;
     let chain_bound = waves * chain * l;
-    let throughput_bound = full.requests as f64 * l / (4.0 * concurrency as f64);
+    let throughput_bound = full.round_trips as f64 * l / (4.0 * concurrency as f64);
     let bound = chain_bound.max(throughput_bound);
     let secs = full.wall.as_secs_f64();
 
@@ -189,15 +258,16 @@ async fn main() {
         "discovery of {tenants} tenants × {users} users, {latency} ms per Microsoft request, {concurrency} runs at once"
     );
     println!(
-        "  full:  {secs:.2} s, {} Graph requests ({:.1} per tenant), {} throttled, {} not succeeded",
+        "  full:  {secs:.2} s, {} Graph requests ({:.1} per tenant; {} HTTP round trips), {} throttled, {} not succeeded",
         full.requests,
         full.requests as f64 / tenants as f64,
+        full.round_trips,
         full.throttled,
         full.failed
     );
     println!(
-        "         request-chain lower bound {bound:.2} s (max of chain {chain:.0} × {waves:.0} waves × L = {chain_bound:.2} s and {} × L / (4 × {concurrency}) = {throughput_bound:.2} s)",
-        full.requests
+        "         request-chain lower bound {bound:.2} s (max of chain {chain:.0} × {waves:.0} waves × L = {chain_bound:.2} s and {} round trips × L / (4 × {concurrency}) = {throughput_bound:.2} s)",
+        full.round_trips
     );
     println!(
         "         ratio to the request-chain bound: {:.2}× (target ≤ 1.5×)",
@@ -219,12 +289,37 @@ async fn main() {
             ""
         }
     );
+    let floor_secs = write_floor.wall.as_secs_f64();
     println!(
-        "  delta: {:.2} s, {} Graph requests = {:.1} % of the full run's, {} not succeeded",
+        "  full scan ÷ PostgreSQL's floor: {secs:.2} s ÷ {floor_secs:.2} s = {:.2}× (target ≤ 1.5×)",
+        secs / floor_secs
+    );
+    println!(
+        "         CPU seconds during the full scan: PostgreSQL {:.2}, simulator (Microsoft's side) {:.2}, workers {:.2}; PostgreSQL's floor used {:.2} s of PostgreSQL CPU ({:.2}× it)",
+        full.cpu.postgres,
+        full.cpu.simulator,
+        full.cpu.workers,
+        write_floor.postgres_cpu,
+        full.cpu.postgres / write_floor.postgres_cpu.max(0.01)
+    );
+    println!(
+        "  delta: {:.2} s after {changed} users changed ({CHANGED_USERS} per tenant), {} not succeeded",
         delta.wall.as_secs_f64(),
-        delta.requests,
-        100.0 * delta.requests as f64 / full.requests.max(1) as f64,
         delta.failed
+    );
+    println!(
+        "         Graph requests as Microsoft counts them (each $batch item): {} = {:.1} per tenant = {:.2} % of the full run's {} (target ≤ 5 %)",
+        delta.requests,
+        delta.requests as f64 / tenants as f64,
+        100.0 * delta.requests as f64 / full.requests.max(1) as f64,
+        full.requests
+    );
+    println!(
+        "         HTTP round trips ($batch once): {} = {:.2} % of the full run's {}; no delta run makes fewer than 1 per tenant ({:.2} %)",
+        delta.round_trips,
+        100.0 * delta.round_trips as f64 / full.round_trips.max(1) as f64,
+        full.round_trips,
+        100.0 * tenants as f64 / full.round_trips.max(1) as f64
     );
     println!("  inventory: {users_in_inventory} users");
     println!(
@@ -245,6 +340,8 @@ const INVENTORY_TABLES: [&str; 6] = [
 struct WriteFloor {
     wall: Duration,
     rows: u64,
+    /// PostgreSQL's CPU seconds for it.
+    postgres_cpu: f64,
 }
 
 /// Copies every inventory table into an empty twin with the same indexes and storage
@@ -279,6 +376,7 @@ async fn inventory_write_floor(pool: &PgPool) -> WriteFloor {
             .await
             .expect("warm");
     }
+    let cpu_before = Cpu::now(0);
     let started = Instant::now();
     let mut writes = tokio::task::JoinSet::new();
     for statement in statements {
@@ -292,10 +390,69 @@ async fn inventory_write_floor(pool: &PgPool) -> WriteFloor {
         });
     }
     let rows = writes.join_all().await.into_iter().sum();
+    let wall = started.elapsed();
     WriteFloor {
-        wall: started.elapsed(),
+        wall,
         rows,
+        postgres_cpu: Cpu::now(0).since(cpu_before).postgres,
     }
+}
+
+/// Users changed in each tenant before the delta run.
+const CHANGED_USERS: i64 = 10;
+
+/// Changes `per_tenant` users' job titles in every tenant through Graph, as an
+/// administrator would; returns how many were changed.
+async fn change_users(
+    client: &reqwest::Client,
+    base: &str,
+    scenario: &Scenario,
+    pool: &PgPool,
+    per_tenant: i64,
+) -> usize {
+    let mut changed = 0;
+    for tenant in &scenario.tenants {
+        let token: serde_json::Value = client
+            .post(format!("{base}/{}/oauth2/v2.0/token", tenant.id))
+            .form(&[
+                ("client_id", tenant.app().client_id.to_string()),
+                ("client_secret", tenant.secret_value().to_owned()),
+                ("scope", "https://graph.microsoft.com/.default".to_owned()),
+                ("grant_type", "client_credentials".to_owned()),
+            ])
+            .send()
+            .await
+            .expect("token")
+            .json()
+            .await
+            .expect("token json");
+        let token = token["access_token"]
+            .as_str()
+            .expect("access token")
+            .to_owned();
+        let users: Vec<uuid::Uuid> = sqlx::query_scalar(
+            "select u.user_id from inventory_user u join organization o using (organization_id)
+             where o.tenant_id = $1 and u.generation = o.inventory_generation
+             order by u.user_id limit $2",
+        )
+        .bind(tenant.id)
+        .bind(per_tenant)
+        .fetch_all(pool)
+        .await
+        .expect("users");
+        for user in users {
+            let answer = client
+                .patch(format!("{base}/v1.0/users/{user}"))
+                .bearer_auth(&token)
+                .json(&serde_json::json!({"jobTitle": "Changed for the delta bench"}))
+                .send()
+                .await
+                .expect("patch");
+            assert!(answer.status().is_success(), "{}", answer.status());
+            changed += 1;
+        }
+    }
+    changed
 }
 
 async fn set_latency(client: &reqwest::Client, base: &str, latency: u64) {
@@ -314,13 +471,19 @@ struct Bench {
     graph: tenantry_graph::GraphAccess,
     organizations: Vec<tenantry_domain::OrganizationId>,
     concurrency: usize,
+    /// The simulator's process id.
+    simulator: u32,
 }
 
 struct Phase {
     wall: Duration,
+    /// As Microsoft counts them for throttling: each `$batch` item on its own.
     requests: i64,
+    /// HTTP requests (a `$batch` once).
+    round_trips: i64,
     throttled: i64,
     failed: i64,
+    cpu: Cpu,
 }
 
 impl Bench {
@@ -340,6 +503,7 @@ impl Bench {
             .await
             .expect("clear runs");
         let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let cpu_before = Cpu::now(self.simulator);
         let started = Instant::now();
         let context = tenantry_jobs::JobContext {
             store: self.store.clone(),
@@ -365,9 +529,10 @@ impl Bench {
         let wall = wait_for_runs(&self.pool, started).await;
         let _ = stop.send(true);
         let _ = workers.await;
-        let (requests, throttled, failed): (i64, i64, i64) = sqlx::query_as(
-            "select coalesce(sum(graph_requests), 0)::int8, coalesce(sum(throttled), 0)::int8,
-                    count(*) filter (where state <> 'succeeded')
+        let cpu = Cpu::now(self.simulator).since(cpu_before);
+        let (requests, round_trips, throttled, failed): (i64, i64, i64, i64) = sqlx::query_as(
+            "select coalesce(sum(graph_requests), 0)::int8, coalesce(sum(graph_round_trips), 0)::int8,
+                    coalesce(sum(throttled), 0)::int8, count(*) filter (where state <> 'succeeded')
              from discovery_run",
         )
         .fetch_one(&self.pool)
@@ -385,8 +550,10 @@ impl Bench {
         Phase {
             wall,
             requests,
+            round_trips,
             throttled,
             failed,
+            cpu,
         }
     }
 }

@@ -96,6 +96,15 @@ async fn adding_a_tenant_queues_a_discovery_that_fills_the_inventory(pool: PgPoo
     );
     assert_eq!(done["sections"]["users"]["count"], 250);
     assert!(done["graph_requests"].as_i64().unwrap_or(0) >= 11, "{done}");
+    // Requests count every `$batch` item, as Microsoft throttles them; round trips count
+    // a `$batch` once.
+    let round_trips = done["graph_round_trips"].as_i64().unwrap_or(0);
+    assert!(round_trips >= 11, "{done}");
+    assert!(
+        done["graph_requests"].as_i64().unwrap_or(0) > round_trips,
+        "{done}"
+    );
+    assert_eq!(done["sections"]["users"]["reason"], "full", "{done}");
 
     // Background reads are sent at low priority, users and groups through delta, and
     // group members in batches.
@@ -396,10 +405,28 @@ async fn a_delta_run_applies_changes_and_removals(pool: PgPool) {
         .finished_run(&msp.owner_key, &org, delta["id"].as_str().expect("id"))
         .await;
     assert_eq!(done["state"], "succeeded", "{done}");
-    assert!(
-        done["sections"]["licenses"].is_null(),
-        "delta runs read only users and groups"
-    );
+    // Nothing but users and groups (and members of changed groups) is read: every other
+    // section was read by the full run moments ago, and the record says so.
+    assert_eq!(done["sections"]["users"]["reason"], "delta", "{done}");
+    for section in [
+        "organization",
+        "domains",
+        "directory_roles",
+        "service_principals",
+        "licenses",
+        "devices",
+        "risky_users",
+        "app_secret",
+    ] {
+        assert_eq!(
+            done["sections"][section]["status"], "not_due",
+            "{section}: {done}"
+        );
+        assert!(
+            done["sections"][section]["due_at"].is_string(),
+            "{section}: {done}"
+        );
+    }
 
     // Only delta links were followed: no full listing.
     let requests = app.sim.requests();
@@ -509,6 +536,155 @@ async fn a_delta_run_applies_changes_and_removals(pool: PgPool) {
     .await
     .expect("count");
     assert_eq!(memberships, 0);
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn a_delta_run_reads_other_sections_when_due_or_asked_for(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let msp = app.create_msp("Schedule MSP").await;
+    let org = scanned(&app, &msp.owner_key, "tailspin").await;
+    let licences_before = app
+        .get_all(
+            &format!("/api/v1/organizations/{org}/licenses"),
+            &msp.owner_key,
+        )
+        .await;
+    assert!(!licences_before.is_empty());
+
+    // Devices were read five hours ago (their interval is four): due. Licences were read
+    // just now, but a change notification asked for them: requested.
+    sqlx::query(
+        "update discovery_section set read_at = now() - interval '5 hours'
+         where organization_id = $1::uuid and section = 'devices'",
+    )
+    .bind(&org)
+    .execute(&pool)
+    .await
+    .expect("age devices");
+    let organization = tenantry_domain::OrganizationId::from_uuid(org.parse().expect("uuid"));
+    app.store
+        .discovery()
+        .request_sections(
+            organization,
+            &[tenantry_domain::discovery::Section::Licenses],
+        )
+        .await
+        .expect("requested");
+    app.sim.state().clear_requests();
+
+    let run: Value = app
+        .post_json(
+            &format!("/api/v1/organizations/{org}/discovery-runs"),
+            &msp.owner_key,
+            json!({"mode": "delta"}),
+        )
+        .await
+        .json()
+        .await
+        .expect("run");
+    let done = app
+        .finished_run(&msp.owner_key, &org, run["id"].as_str().expect("id"))
+        .await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["sections"]["devices"]["status"], "done", "{done}");
+    assert_eq!(done["sections"]["devices"]["reason"], "due", "{done}");
+    assert_eq!(done["sections"]["licenses"]["status"], "done", "{done}");
+    assert_eq!(
+        done["sections"]["licenses"]["reason"], "requested",
+        "{done}"
+    );
+    assert_eq!(done["sections"]["domains"]["status"], "not_due", "{done}");
+    let requests = app.sim.requests();
+    assert!(requests.iter().any(|r| r.path.contains("/subscribedSkus")));
+    assert!(requests.iter().any(|r| r.path.contains("/managedDevices")));
+    assert!(!requests.iter().any(|r| r.path.contains("/domains")));
+
+    // The sections it read replaced the current generation's rows, once each.
+    let licences = app
+        .get_all(
+            &format!("/api/v1/organizations/{org}/licenses"),
+            &msp.owner_key,
+        )
+        .await;
+    assert_eq!(licences.len(), licences_before.len());
+    for table in ["inventory_object", "inventory_user"] {
+        assert_eq!(
+            rows_outside_current_generation(&pool, table, &org).await,
+            0,
+            "{table}"
+        );
+    }
+
+    // Read now: the next delta run leaves both alone.
+    let again: Value = app
+        .post_json(
+            &format!("/api/v1/organizations/{org}/discovery-runs"),
+            &msp.owner_key,
+            json!({"mode": "delta"}),
+        )
+        .await
+        .json()
+        .await
+        .expect("run");
+    let done = app
+        .finished_run(&msp.owner_key, &org, again["id"].as_str().expect("id"))
+        .await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["sections"]["devices"]["status"], "not_due", "{done}");
+    assert_eq!(done["sections"]["licenses"]["status"], "not_due", "{done}");
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn an_object_listed_twice_is_written_once_as_last_listed(pool: PgPool) {
+    use tenantry_store::discovery::{Removals, RunKeys};
+    let app = TestApp::spawn(pool.clone()).await;
+    let msp = app.create_msp("Twice MSP").await;
+    let org = scanned(&app, &msp.owner_key, "tailspin").await;
+    let principal = app.store.authenticate(&msp.owner_key).await.expect("key");
+    let organization = tenantry_domain::OrganizationId::from_uuid(org.parse().expect("uuid"));
+    let (run, _) = app
+        .store
+        .scope(&principal)
+        .queue_discovery(
+            organization,
+            tenantry_store::DiscoveryTrigger::Manual,
+            tenantry_store::DiscoveryMode::Full,
+        )
+        .await
+        .expect("queued");
+    let store = app.store.discovery();
+    let context = store.start(run.run_id).await.expect("started");
+    let keys = RunKeys {
+        run: run.run_id,
+        organization,
+        msp: context.msp_id,
+    };
+    let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let user = |id: uuid::Uuid, title: &str| json!({"id": id, "displayName": "Twice", "userPrincipalName": format!("{id}@example.com"), "jobTitle": title});
+    // Listed twice in one page, then again in a later page (the plain insert collides
+    // both times and the page is written as an upsert).
+    let first = json!([user(a, "first"), user(b, "first"), user(a, "second")]).to_string();
+    let later = json!([user(b, "third")]).to_string();
+    for page in [&first, &later] {
+        store
+            .write_delta_page(keys, "users", page, Removals::None)
+            .await
+            .expect("written");
+    }
+    let titles: Vec<(uuid::Uuid, Option<String>)> = sqlx::query_as(
+        "select user_id, job_title from inventory_user where generation = $1 order by job_title",
+    )
+    .bind(run.run_id.as_uuid())
+    .fetch_all(&pool)
+    .await
+    .expect("rows");
+    assert_eq!(
+        titles,
+        [
+            (a, Some("second".to_owned())),
+            (b, Some("third".to_owned()))
+        ]
+    );
 }
 
 /// Rows of `table` for `organization` outside its current generation.

@@ -2,7 +2,10 @@
 //! `$batch` of up to 20 reads, `x-ms-throttle-priority: Low`, and patience with
 //! Microsoft's throttling: a short `Retry-After` is waited out here, a long one (or one
 //! that keeps coming back) is handed to the job engine to snooze the job. Every request
-//! and every throttle is counted for the run record.
+//! and every throttle is counted for the run record, the way Microsoft counts them
+//! against its limits ("Requests in a batch are evaluated individually against the
+//! applicable throttling limits", json-batching.md): a `$batch` of 20 reads is 20
+//! requests, and one round trip.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -59,7 +62,19 @@ pub struct Reader {
     token: SecretString,
     in_flight: tokio::sync::Semaphore,
     requests: AtomicU32,
+    round_trips: AtomicU32,
     throttled: AtomicU32,
+}
+
+/// What a reader sent since its counters were last taken.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Requests as Microsoft throttles them: each `$batch` item on its own.
+    pub requests: u32,
+    /// HTTP requests (a `$batch` once).
+    pub round_trips: u32,
+    /// Throttling answers met (a throttled `$batch` item counts once).
+    pub throttled: u32,
 }
 
 impl Reader {
@@ -70,17 +85,18 @@ impl Reader {
             token,
             in_flight: tokio::sync::Semaphore::new(concurrency.max(1)),
             requests: AtomicU32::new(0),
+            round_trips: AtomicU32::new(0),
             throttled: AtomicU32::new(0),
         }
     }
 
-    /// Requests sent (a `$batch` counts once) and throttling answers met, since the last
-    /// call.
-    pub fn take_counters(&self) -> (u32, u32) {
-        (
-            self.requests.swap(0, Ordering::Relaxed),
-            self.throttled.swap(0, Ordering::Relaxed),
-        )
+    /// Requests sent and throttling answers met, since the last call.
+    pub fn take_counters(&self) -> Counters {
+        Counters {
+            requests: self.requests.swap(0, Ordering::Relaxed),
+            round_trips: self.round_trips.swap(0, Ordering::Relaxed),
+            throttled: self.throttled.swap(0, Ordering::Relaxed),
+        }
     }
 
     /// The absolute URL of `path` (after `/v1.0`).
@@ -170,7 +186,11 @@ impl Reader {
                 .iter()
                 .map(|i| json!({"id": i.to_string(), "method": "GET", "url": urls[*i]}))
                 .collect();
-            self.requests.fetch_add(1, Ordering::Relaxed);
+            self.round_trips.fetch_add(1, Ordering::Relaxed);
+            self.requests.fetch_add(
+                u32::try_from(pending.len()).unwrap_or(u32::MAX),
+                Ordering::Relaxed,
+            );
             let answer = self
                 .send(
                     self.http
@@ -290,6 +310,7 @@ impl Reader {
         let mut round = 0;
         loop {
             self.requests.fetch_add(1, Ordering::Relaxed);
+            self.round_trips.fetch_add(1, Ordering::Relaxed);
             match send().await {
                 Ok(body) => return Ok(body),
                 Err(failure) if failure.is_outage() => {

@@ -1,6 +1,9 @@
 //! The discovery job: reads a tenant section by section (DESIGN §8), writes each page
 //! into the run's own generation of the inventory as it arrives, and applies the run (its
 //! generation becomes the inventory, or a delta is merged) in one transaction at the end.
+//! A delta run reads users and groups by delta link and each other section only when it
+//! is due by its own schedule or was asked for (`SectionPlan`); the run record says, per
+//! section, what was read and why.
 //!
 //! Failure rules: a section Microsoft refuses for a missing permission is `skipped`, with
 //! the permission named, and the run goes on; a throttled section is never marked done:
@@ -14,11 +17,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
-use tenantry_domain::discovery::Section;
+use tenantry_domain::discovery::{Reason, Section, SectionPlan, SectionState};
 use tenantry_graph::GraphAccess;
 use tenantry_graph::calls::GraphFailure;
 use tenantry_graph::reader::{BATCH_LIMIT, Reader};
-use tenantry_store::discovery::{Applied, Membership, RunContext, RunKeys, StagedObject};
+use tenantry_store::discovery::{
+    Applied, Counters, Membership, Removals, RunContext, RunKeys, StagedObject,
+};
 use tenantry_store::jobs::DiscoveryJob;
 use tenantry_store::queue::ClaimedJob;
 use tenantry_store::{DiscoveryStore, StoreError};
@@ -129,6 +134,47 @@ impl DiscoveryHandler {
         }
     }
 
+    /// What the run reads and why: everything in a full run; in a delta run users and
+    /// groups, and each other section only when it is due or was asked for. Sections not
+    /// read are recorded as `not_due` at once, with when they were read and fall due.
+    async fn plan(&self, context: &RunContext) -> Result<SectionPlan, StoreError> {
+        let run = &context.run;
+        let now = Utc::now();
+        if run.mode != "delta" {
+            return Ok(SectionPlan::new(false, now, |_| SectionState::default()));
+        }
+        let states = self.store.section_states(run.organization_id).await?;
+        let state = |section: Section| {
+            states
+                .iter()
+                .find(|(name, _)| name == section.name())
+                .map(|(_, state)| *state)
+                .unwrap_or_default()
+        };
+        let plan = SectionPlan::new(true, now, state);
+        for (section, reason) in &plan.sections {
+            if reason.reads() || !run.sections[section.name()].is_null() {
+                continue;
+            }
+            let known = state(*section);
+            let due_at = known
+                .read_at
+                .zip(section.refresh_interval())
+                .map(|(read, interval)| read + interval);
+            let status = json!({
+                "status": Reason::NotDue.as_str(),
+                "reason": Reason::NotDue.as_str(),
+                "read_at": known.read_at,
+                "due_at": due_at,
+                "detail": "not read by this delta run: read recently enough and not asked for; the previous run's rows stay",
+            });
+            self.store
+                .record_section(run.run_id, section.name(), &status, Counters::default())
+                .await?;
+        }
+        Ok(plan)
+    }
+
     async fn discover_run(&self, context: &RunContext) -> Outcome {
         let run = &context.run;
         let token = match organization_token(
@@ -148,12 +194,16 @@ impl DiscoveryHandler {
             token,
             self.requests_per_run,
         ));
-        let delta = run.mode == "delta";
-        let sections: &[Section] = if delta {
-            &Section::DELTA
-        } else {
-            &Section::ALL
+        let plan = match self.plan(context).await {
+            Ok(plan) => plan,
+            Err(error) => {
+                return Outcome::Retry(format!(
+                    "database: {}",
+                    tenantry_domain::error_chain(&error)
+                ));
+            }
         };
+        let sections: &[Section] = &plan.reads().collect::<Vec<_>>();
         // Sections staged or skipped by an earlier attempt of this run are kept.
         let settled = |section: Section| {
             matches!(
@@ -196,10 +246,13 @@ impl DiscoveryHandler {
         let mut wait: Option<Duration> = None;
         let mut outage: Option<String> = None;
         for (section, end) in &ends {
+            let reason = plan.reason(*section).as_str();
             let status = match end {
-                SectionEnd::Staged { count, .. } => json!({"status": "staged", "count": count}),
+                SectionEnd::Staged { count, .. } => {
+                    json!({"status": "staged", "count": count, "reason": reason})
+                }
                 SectionEnd::Skipped => {
-                    json!({"status": "skipped", "permission": section.permission(),
+                    json!({"status": "skipped", "reason": reason, "permission": section.permission(),
                     "detail": format!("Microsoft refused this section: grant the application permission {} (and admin consent) to include it.", section.permission())})
                 }
                 SectionEnd::Failed(GraphFailure::Throttled { retry_after }) => {
@@ -212,16 +265,15 @@ impl DiscoveryHandler {
                     json!({"status": "failed", "error": failure.to_string()})
                 }
             };
-            let (requests, throttled) = reader.take_counters();
+            let taken = reader.take_counters();
+            let counters = Counters {
+                requests: i32::try_from(taken.requests).unwrap_or(i32::MAX),
+                round_trips: i32::try_from(taken.round_trips).unwrap_or(i32::MAX),
+                throttled: i32::try_from(taken.throttled).unwrap_or(i32::MAX),
+            };
             if let Err(error) = self
                 .store
-                .record_section(
-                    run.run_id,
-                    section.name(),
-                    &status,
-                    i32::try_from(requests).unwrap_or(i32::MAX),
-                    i32::try_from(throttled).unwrap_or(i32::MAX),
-                )
+                .record_section(run.run_id, section.name(), &status, counters)
                 .await
             {
                 return Outcome::Retry(format!(
@@ -424,6 +476,9 @@ impl SectionWorker {
         let mut url = stored.unwrap_or_else(fresh);
         let mut count = 0;
         let mut first = true;
+        // Whether a page of this attempt held removals (clearing the section at its start
+        // dropped any kept by an earlier attempt).
+        let mut removals = Removals::None;
         loop {
             let page = match self.reader.raw_page(&url).await {
                 // An expired delta token: start a fresh round.
@@ -450,8 +505,9 @@ impl SectionWorker {
             }
             first = false;
             count += page.count;
+            removals = Removals::of_page(&page.objects, removals);
             self.store
-                .write_page(self.keys, section, "id", &page.objects)
+                .write_delta_page(self.keys, section, &page.objects, removals)
                 .await
                 .map_err(database)?;
             if let Some(link) = page.delta_link {

@@ -38,11 +38,17 @@ pub struct RunView {
     pub started_at: Option<chrono::DateTime<chrono::Utc>>,
     pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Per section: `status` (`done`, `skipped` with the `permission` to grant,
-    /// `throttled`, `failed`) and `count`.
+    /// `throttled`, `failed`, or `not_due` with `read_at` and `due_at` when a delta run
+    /// left it alone), `count`, and `reason` why the run read it or not (`full`, `delta`
+    /// for users and groups read by delta link, `due` by its own schedule, `requested`,
+    /// `not_due`).
     #[schema(value_type = HashMap<String, Object>)]
     pub sections: Value,
-    /// Requests sent to Microsoft Graph (a `$batch` counts once).
+    /// Requests to Microsoft Graph as Microsoft counts them against its throttling
+    /// limits: each item of a `$batch` on its own.
     pub graph_requests: i32,
+    /// HTTP requests sent to Microsoft Graph (a `$batch` of up to 20 reads once).
+    pub graph_round_trips: i32,
     /// Throttling answers met (each was waited out or snoozed, never skipped).
     pub throttled: i32,
     pub error: Option<String>,
@@ -62,6 +68,7 @@ impl From<RunRecord> for RunView {
             finished_at: r.finished_at,
             sections: r.sections,
             graph_requests: r.graph_requests,
+            graph_round_trips: r.graph_round_trips,
             throttled: r.throttled,
             error: r.error,
         }
@@ -72,7 +79,8 @@ impl From<RunRecord> for RunView {
 #[serde(deny_unknown_fields)]
 pub struct StartRun {
     /// `full` (default: every section afresh) or `delta` (users and groups changed since
-    /// the last run, and the members of changed groups).
+    /// the last run, the members of changed groups, and any other section due by its
+    /// own schedule or asked for).
     pub mode: Option<String>,
 }
 

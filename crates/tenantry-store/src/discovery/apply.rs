@@ -1,6 +1,8 @@
 //! Applying a finished run in one transaction: a full run's generation becomes the
 //! inventory (sections it could not read carried forward), a delta run is merged into
-//! the current generation, and the previous generation is dropped.
+//! the current generation (users and groups object by object, any other section it read
+//! replacing the current one's rows), and the previous generation is dropped; every
+//! section read is remembered with the time the run started.
 
 use super::*;
 
@@ -96,6 +98,25 @@ impl DiscoveryStore {
                 delete_generation(&mut tx, table, organization, run.run_id.as_uuid(), None).await?;
             }
         }
+        // When each section was read (or refused: asking again before it is due would
+        // cost a request per delta run for nothing; full runs ask again): from the run's
+        // start, so a request for a section that arrives while the run reads it still
+        // counts afterwards.
+        let names: Vec<&str> = applied.iter().map(|a| a.section).collect();
+        sqlx::query(
+            "insert into discovery_section (organization_id, section, read_at)
+             select $1, s.section, r.started_at
+             from discovery_run r,
+                  lateral (select unnest($2::text[]) as section
+                           union select key from jsonb_each(r.sections) where value->>'status' = 'skipped') s
+             where r.run_id = $3 and r.started_at is not null
+             on conflict (organization_id, section) do update set read_at = excluded.read_at",
+        )
+        .bind(organization)
+        .bind(&names)
+        .bind(run.run_id.as_uuid())
+        .execute(&mut *tx)
+        .await?;
         for section in applied {
             if let Some(link) = &section.delta_link {
                 sqlx::query(
@@ -304,8 +325,15 @@ async fn merge_delta(
              from inventory_group_member where organization_id = $1 and generation = $2
              on conflict do nothing",
         ],
-        // A delta run reads nothing else.
-        _ => &[],
+        // Any other section a delta run read (it was due): its rows replace the current
+        // generation's.
+        other => {
+            for (table, object_section) in section_rows(other) {
+                delete_generation(tx, table, organization, current, object_section).await?;
+                carry_forward(tx, table, organization, run, current, object_section).await?;
+            }
+            &[]
+        }
     };
     for statement in statements {
         sqlx::query(*statement)

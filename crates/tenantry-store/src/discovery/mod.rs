@@ -16,12 +16,13 @@ mod pages;
 mod run;
 
 use apply::{delete_generation, drop_run_rows, lock_running};
+pub use pages::Removals;
 
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
-use tenantry_domain::discovery::Section;
+use tenantry_domain::discovery::{Section, SectionState};
 use tenantry_domain::{DiscoveryRunId, JobId, MspId, OrganizationId};
 use uuid::Uuid;
 
@@ -52,7 +53,8 @@ impl Trigger {
 }
 
 /// `full` reads every section afresh; `delta` reads users and groups from their delta
-/// links (and the members of changed groups) and leaves the other sections as they are.
+/// links (and the members of changed groups), and of the other sections only those due
+/// by their own schedule or asked for (`tenantry_domain::discovery::SectionPlan`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     Full,
@@ -92,12 +94,16 @@ pub struct RunRecord {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub sections: serde_json::Value,
+    /// Requests as Microsoft counts them against its throttling limits: every item of a
+    /// `$batch` on its own.
     pub graph_requests: i32,
+    /// HTTP requests sent to Microsoft Graph (a `$batch` once).
+    pub graph_round_trips: i32,
     pub throttled: i32,
     pub error: Option<String>,
 }
 
-const RUN_COLUMNS: &str = "run_id, organization_id, trigger, mode, state, job_id, created_at, started_at, finished_at, sections, graph_requests, throttled, error";
+const RUN_COLUMNS: &str = "run_id, organization_id, trigger, mode, state, job_id, created_at, started_at, finished_at, sections, graph_requests, graph_round_trips, throttled, error";
 
 /// Queues a discovery run on the caller's connection, which must be inside a transaction
 /// (the job and its run row must become visible together). When one is already queued or
@@ -214,6 +220,17 @@ pub struct Applied {
     pub section: &'static str,
     /// The delta link to keep for the next delta run (users, groups).
     pub delta_link: Option<String>,
+}
+
+/// A section's request counters, added to the run's.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Counters {
+    /// Requests as Microsoft throttles them (each `$batch` item on its own).
+    pub requests: i32,
+    /// HTTP requests (a `$batch` once).
+    pub round_trips: i32,
+    /// Throttling answers met.
+    pub throttled: i32,
 }
 
 /// Which run writes, for which organization and MSP: every row a run writes carries them.

@@ -4,12 +4,34 @@
 
 use super::*;
 
+/// Whether a page of users or groups needs the removal bookkeeping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Removals {
+    /// Neither this page nor an earlier one of the section in this attempt holds
+    /// `@removed` items.
+    None,
+    /// This page or an earlier one may hold some.
+    Possible,
+}
+
+impl Removals {
+    /// For a page: `Possible` when it mentions `@removed` (or when `earlier` was).
+    pub fn of_page(objects: &str, earlier: Removals) -> Self {
+        if earlier == Removals::Possible || objects.contains("\"@removed\"") {
+            Removals::Possible
+        } else {
+            Removals::None
+        }
+    }
+}
+
 impl DiscoveryStore {
     /// Writes one page of a section into the run's generation of the inventory. `objects`
     /// is the page's `value` array as Microsoft sent it: PostgreSQL parses it once, and
     /// nothing is built object by object on the way. Objects are keyed by `id_field`; one
-    /// listed twice in the page is written once, as last listed. A delta run's `@removed`
-    /// items (users, groups) are kept aside for the apply instead.
+    /// listed twice in the page is written once, as last listed. For users and groups see
+    /// [`DiscoveryStore::write_delta_page`]; here their pages are taken as holding no
+    /// removals.
     pub async fn write_page(
         &self,
         keys: RunKeys,
@@ -17,9 +39,64 @@ impl DiscoveryStore {
         id_field: &str,
         objects: &str,
     ) -> Result<(), StoreError> {
+        self.write(keys, section, id_field, objects, Removals::None)
+            .await
+    }
+
+    /// Writes one page of users or groups read by delta query. `@removed` items are kept
+    /// aside for the apply (dropping what the run wrote of them), and an object listed
+    /// again cancels a removal kept earlier in the run: that work is done only when
+    /// `removals` says this page or an earlier one of the section may hold removals (a
+    /// fresh round lists none; doing it for every page of a full scan cost as much as the
+    /// page itself, see docs/jobs.md).
+    pub async fn write_delta_page(
+        &self,
+        keys: RunKeys,
+        section: &str,
+        objects: &str,
+        removals: Removals,
+    ) -> Result<(), StoreError> {
+        self.write(keys, section, "id", objects, removals).await
+    }
+
+    async fn write(
+        &self,
+        keys: RunKeys,
+        section: &str,
+        id_field: &str,
+        objects: &str,
+        removals: Removals,
+    ) -> Result<(), StoreError> {
+        let removals = removals == Removals::Possible;
+        // A page of users or groups without removals is first written with a plain
+        // insert: no duplicate elimination, no speculative insertion. The section was
+        // cleared when this attempt began reading it, so only an object Microsoft listed
+        // twice (in the page, or in an earlier one) can collide; then the page is written
+        // again as an upsert, the last listing winning as before.
+        let plain = match Table::of(section) {
+            Table::Users if !removals => Some(INSERT_USERS),
+            Table::Groups if !removals => Some(INSERT_GROUPS),
+            _ => None,
+        };
+        if let Some(sql) = plain {
+            let inserted = sqlx::query(sql)
+                .bind(keys.organization.as_uuid())
+                .bind(keys.run.as_uuid())
+                .bind(objects)
+                .bind(keys.msp.as_uuid())
+                .execute(&self.pool)
+                .await;
+            match inserted {
+                Ok(_) => return Ok(()),
+                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
         let query = match Table::of(section) {
-            Table::Users => sqlx::query(WRITE_USERS),
-            Table::Groups => sqlx::query(WRITE_GROUPS),
+            Table::Users if removals => sqlx::query(WRITE_USERS),
+            Table::Users => sqlx::query(WRITE_USERS_ONLY),
+            Table::Groups if removals => sqlx::query(WRITE_GROUPS),
+            Table::Groups => sqlx::query(WRITE_GROUPS_ONLY),
             Table::Roles => sqlx::query(WRITE_ROLES),
             Table::Objects => sqlx::query(WRITE_OBJECTS),
             Table::GroupMembers | Table::RoleMembers | Table::Stage => {
@@ -198,7 +275,10 @@ macro_rules! page_cte {
 }
 
 /// A delta page's removals of `section`: kept aside, dropping what the run wrote of the
-/// object, and an object present again cancels a removal kept earlier in the run.
+/// object, and an object present again cancels a removal kept earlier in the run. The
+/// deletes look their objects up by primary key (`= any(array(…))`): written as
+/// `in (select …)`, PostgreSQL's generic plan walked every row the run had written of
+/// the organization against the whole page, for every page.
 macro_rules! removals_cte {
     ($section:literal, $table:literal, $id:literal) => {
         concat!(
@@ -208,20 +288,17 @@ macro_rules! removals_cte {
         on conflict (run_id, section, object_id) do update set data = excluded.data, removed = true),
     unwritten as (
         delete from ", $table, " where organization_id = $1 and generation = $2
-          and ", $id, " in (select id::uuid from page where d ? '@removed')),
+          and ", $id, " = any(array(select id::uuid from page where d ? '@removed'))),
     revived as (
         delete from discovery_stage where run_id = $2 and section = '", $section, "'
-          and object_id in (select id from page where not d ? '@removed'))"
+          and object_id = any(array(select id from page where not d ? '@removed')))"
         )
     };
 }
 
-const WRITE_USERS: &str = concat!(
-    "with ",
-    page_cte!(),
-    ", ",
-    removals_cte!("users", "inventory_user", "user_id"),
-    "
+macro_rules! write_users {
+    () => {
+        "
     insert into inventory_user
         (organization_id, generation, user_id, display_name, user_principal_name, mail, department, job_title, account_enabled, data, msp_id)
     select $1, $2, id::uuid, d->>'displayName', d->>'userPrincipalName', d->>'mail',
@@ -231,14 +308,12 @@ const WRITE_USERS: &str = concat!(
         display_name = excluded.display_name, user_principal_name = excluded.user_principal_name,
         mail = excluded.mail, department = excluded.department, job_title = excluded.job_title,
         account_enabled = excluded.account_enabled, data = excluded.data"
-);
+    };
+}
 
-const WRITE_GROUPS: &str = concat!(
-    "with ",
-    page_cte!(),
-    ", ",
-    removals_cte!("groups", "inventory_group", "group_id"),
-    "
+macro_rules! write_groups {
+    () => {
+        "
     insert into inventory_group
         (organization_id, generation, group_id, display_name, mail, kind, data, msp_id)
     select $1, $2, id::uuid, d->>'displayName', d->>'mail',
@@ -249,6 +324,60 @@ const WRITE_GROUPS: &str = concat!(
     from page where not d ? '@removed'
     on conflict (organization_id, generation, group_id) do update set
         display_name = excluded.display_name, mail = excluded.mail, kind = excluded.kind, data = excluded.data"
+    };
+}
+
+/// The objects of a page (`$3`) while the run (`$2`) is running.
+macro_rules! page_rows {
+    () => {
+        "
+    from jsonb_array_elements($3::text::jsonb) as e (d)
+    where d ? 'id' and not d ? '@removed' and exists (select 1 from discovery_run
+        where run_id = $2 and state = 'running' for key share)"
+    };
+}
+
+/// A page of users with no removals and, it is hoped, no object seen before.
+const INSERT_USERS: &str = concat!(
+    "insert into inventory_user
+        (organization_id, generation, user_id, display_name, user_principal_name, mail, department, job_title, account_enabled, data, msp_id)
+    select $1, $2, (d->>'id')::uuid, d->>'displayName', d->>'userPrincipalName', d->>'mail',
+           d->>'department', d->>'jobTitle', (d->>'accountEnabled')::boolean, d, $4",
+    page_rows!()
+);
+
+/// A page of groups with no removals and, it is hoped, no object seen before.
+const INSERT_GROUPS: &str = concat!(
+    "insert into inventory_group
+        (organization_id, generation, group_id, display_name, mail, kind, data, msp_id)
+    select $1, $2, (d->>'id')::uuid, d->>'displayName', d->>'mail',
+           case when coalesce(d->'groupTypes', '[]'::jsonb) ? 'Unified' then 'm365'
+                when coalesce((d->>'securityEnabled')::boolean, false) then 'security'
+                else 'distribution' end,
+           d, $4",
+    page_rows!()
+);
+
+/// A page of users that holds no removals, after none earlier in the run.
+const WRITE_USERS_ONLY: &str = concat!("with ", page_cte!(), write_users!());
+
+/// A page of groups that holds no removals, after none earlier in the run.
+const WRITE_GROUPS_ONLY: &str = concat!("with ", page_cte!(), write_groups!());
+
+const WRITE_USERS: &str = concat!(
+    "with ",
+    page_cte!(),
+    ", ",
+    removals_cte!("users", "inventory_user", "user_id"),
+    write_users!()
+);
+
+const WRITE_GROUPS: &str = concat!(
+    "with ",
+    page_cte!(),
+    ", ",
+    removals_cte!("groups", "inventory_group", "group_id"),
+    write_groups!()
 );
 
 const WRITE_ROLES: &str = concat!(
@@ -286,3 +415,24 @@ const WRITE_ROLE_MEMBERS: &str = "insert into inventory_role_member
     select $1, $2, * from unnest($3::uuid[], $4::uuid[], $5::text[])
     where exists (select 1 from discovery_run where run_id = $2 and state = 'running' for key share)
     on conflict do nothing";
+
+#[cfg(test)]
+mod tests {
+    use super::Removals;
+
+    #[test]
+    fn removal_bookkeeping_starts_with_the_first_page_that_mentions_one() {
+        let plain = r#"[{"id":"a","displayName":"A"}]"#;
+        let removal = r#"[{"id":"b","@removed":{"reason":"deleted"}}]"#;
+        assert_eq!(Removals::of_page(plain, Removals::None), Removals::None);
+        assert_eq!(
+            Removals::of_page(removal, Removals::None),
+            Removals::Possible
+        );
+        // An object listed again after a removal earlier in the section cancels it.
+        assert_eq!(
+            Removals::of_page(plain, Removals::Possible),
+            Removals::Possible
+        );
+    }
+}

@@ -52,19 +52,68 @@ impl DiscoveryStore {
         run: DiscoveryRunId,
         section: &str,
         status: &serde_json::Value,
-        requests: i32,
-        throttled: i32,
+        counters: Counters,
     ) -> Result<(), StoreError> {
         sqlx::query(
             "update discovery_run set sections = jsonb_set(sections, array[$2], $3),
-                 graph_requests = graph_requests + $4, throttled = throttled + $5
+                 graph_requests = graph_requests + $4, graph_round_trips = graph_round_trips + $5,
+                 throttled = throttled + $6
              where run_id = $1",
         )
         .bind(run.as_uuid())
         .bind(section)
         .bind(status)
-        .bind(requests)
-        .bind(throttled)
+        .bind(counters.requests)
+        .bind(counters.round_trips)
+        .bind(counters.throttled)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// What the organization's inventory remembers of each section it has read or been
+    /// asked to read (sections never mentioned are absent).
+    pub async fn section_states(
+        &self,
+        organization: OrganizationId,
+    ) -> Result<Vec<(String, SectionState)>, StoreError> {
+        type Row = (String, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+        let rows: Vec<Row> = sqlx::query_as(
+            "select section, read_at, requested_at from discovery_section where organization_id = $1",
+        )
+        .bind(organization.as_uuid())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(section, read_at, requested_at)| {
+                (
+                    section,
+                    SectionState {
+                        read_at,
+                        requested_at,
+                    },
+                )
+            })
+            .collect())
+    }
+
+    /// Asks the next delta run to read `sections` although they are not due (a change
+    /// notification named what they hold).
+    pub async fn request_sections(
+        &self,
+        organization: OrganizationId,
+        sections: &[Section],
+    ) -> Result<(), StoreError> {
+        let names: Vec<&str> = sections.iter().map(|s| s.name()).collect();
+        sqlx::query(
+            "insert into discovery_section (organization_id, section, requested_at)
+             select $1, unnest($2::text[]), now()
+             where exists (select 1 from organization where organization_id = $1)
+             on conflict (organization_id, section) do update set requested_at = now()",
+        )
+        .bind(organization.as_uuid())
+        .bind(&names)
         .execute(&self.pool)
         .await?;
         Ok(())
