@@ -11,7 +11,8 @@
 //! The lower bound it is compared with: each delivery is one INSERT of the event and one
 //! of its job in a single transaction (one commit, one WAL flush); the bench measures a
 //! plain insert-and-commit of the same shape on the same database with the same
-//! concurrency, and prints the receiver's time per event against it.
+//! concurrency, and prints the receiver's time per event against it. The HTTP floor: the
+//! same senders building and signing the same events, but asking `GET /healthz`.
 
 mod common;
 
