@@ -6,7 +6,8 @@
 //!
 //! Run with `scripts/bench-webhooks` (it starts a throwaway PostgreSQL). Knobs:
 //! `BENCH_EVENTS` (10000), `BENCH_SENDERS` (64 concurrent connections),
-//! `BENCH_REPLAYS` (500 events sent a second time).
+//! `BENCH_REPLAYS` (500 events sent a second time), `BENCH_CONNECTIONS` (32: the API's
+//! pool, also the DB floor's; `serve`'s configured default is 10).
 //!
 //! The lower bound it is compared with: each delivery is one INSERT of the event and one
 //! of its job in a single transaction (one commit, one WAL flush); the bench measures a
@@ -155,7 +156,8 @@ async fn main() {
     let events = common::env_number("BENCH_EVENTS", 10_000) as usize;
     let senders = common::env_number("BENCH_SENDERS", 64) as usize;
     let replays = (common::env_number("BENCH_REPLAYS", 500) as usize).min(events);
-    let pool = common::fresh_database("webhooks", 32).await;
+    let connections = common::env_number("BENCH_CONNECTIONS", 32) as u32;
+    let pool = common::fresh_database("webhooks", connections).await;
 
     let keyring = tenantry_store::sealing::Keyring::new(&[0x42; 32], &[]).expect("keyring");
     let pepper = ApiKeyPepper::new(vec![0x24; 32]).expect("pepper");
@@ -262,7 +264,9 @@ async fn main() {
     let mut http: Vec<Duration> = http.into_iter().map(|(d, _)| d).collect();
     http.sort();
 
-    println!("webhook receiver: {events} signed events, {senders} concurrent senders, loopback");
+    println!(
+        "webhook receiver: {events} signed events, {senders} concurrent senders, loopback, {connections} database connections"
+    );
     println!(
         "  wall {:.2} s, {:.0} events/s; latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         elapsed.as_secs_f64(),
