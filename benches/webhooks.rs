@@ -6,12 +6,14 @@
 //!
 //! Run with `scripts/bench-webhooks` (it starts a throwaway PostgreSQL). Knobs:
 //! `BENCH_EVENTS` (10000), `BENCH_SENDERS` (64 concurrent connections),
-//! `BENCH_REPLAYS` (500 events sent a second time).
+//! `BENCH_REPLAYS` (500 events sent a second time), `BENCH_CONNECTIONS` (32: the API's
+//! pool, also the DB floor's; `serve`'s configured default is 10).
 //!
 //! The lower bound it is compared with: each delivery is one INSERT of the event and one
 //! of its job in a single transaction (one commit, one WAL flush); the bench measures a
 //! plain insert-and-commit of the same shape on the same database with the same
-//! concurrency, and prints the receiver's time per event against it.
+//! concurrency, and prints the receiver's time per event against it. The HTTP floor: the
+//! same senders building and signing the same events, but asking `GET /healthz`.
 
 mod common;
 
@@ -38,12 +40,14 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// Posts `ids` with `senders` concurrent connections; returns each request's latency
-/// and status.
+/// and status. With `floor`, each event is built and signed the same way but the request
+/// is a `GET` of `url` (the HTTP floor: `/healthz`, no work of its own).
 async fn post_all(
     url: &str,
     secret: &str,
     ids: Vec<usize>,
     senders: usize,
+    floor: bool,
 ) -> Vec<(Duration, u16)> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(senders)
@@ -71,8 +75,12 @@ async fn post_all(
                 .expect("json");
                 let signature = sign(&secret, &body);
                 let started = Instant::now();
-                let status = client
-                    .post(&url)
+                let request = if floor {
+                    client.get(&url)
+                } else {
+                    client.post(&url)
+                };
+                let status = request
                     .header("content-type", "application/json")
                     .header("Tenantry-Signature", signature)
                     .body(body)
@@ -148,7 +156,8 @@ async fn main() {
     let events = common::env_number("BENCH_EVENTS", 10_000) as usize;
     let senders = common::env_number("BENCH_SENDERS", 64) as usize;
     let replays = (common::env_number("BENCH_REPLAYS", 500) as usize).min(events);
-    let pool = common::fresh_database("webhooks", 32).await;
+    let connections = common::env_number("BENCH_CONNECTIONS", 32) as u32;
+    let pool = common::fresh_database("webhooks", connections).await;
 
     let keyring = tenantry_store::sealing::Keyring::new(&[0x42; 32], &[]).expect("keyring");
     let pepper = ApiKeyPepper::new(vec![0x24; 32]).expect("pepper");
@@ -202,11 +211,9 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let url = format!(
-        "http://{}/hooks/{}",
-        listener.local_addr().expect("addr"),
-        endpoint.endpoint_id
-    );
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let url = format!("{base}/hooks/{}", endpoint.endpoint_id);
+    let healthz = format!("{base}/healthz");
     tokio::spawn(tenantry_api::serve(
         listener,
         app,
@@ -216,16 +223,23 @@ async fn main() {
     use secrecy::ExposeSecret;
     let secret = secret.expose_secret().to_owned();
     // Warm the connections and the server.
-    let _ = post_all(&url, &secret, (events..events + 50).collect(), senders).await;
+    let _ = post_all(
+        &url,
+        &secret,
+        (events..events + 50).collect(),
+        senders,
+        false,
+    )
+    .await;
     sqlx::raw_sql("delete from job; delete from webhook_event")
         .execute(&pool)
         .await
         .expect("reset");
 
     let started = Instant::now();
-    let mut results = post_all(&url, &secret, (0..events).collect(), senders).await;
+    let mut results = post_all(&url, &secret, (0..events).collect(), senders, false).await;
     let elapsed = started.elapsed();
-    let replayed = post_all(&url, &secret, (0..replays).collect(), senders).await;
+    let replayed = post_all(&url, &secret, (0..replays).collect(), senders, false).await;
 
     let accepted = results.iter().filter(|(_, s)| *s == 202).count();
     let other: Vec<u16> = results
@@ -244,8 +258,15 @@ async fn main() {
     results.sort_by_key(|(d, _)| *d);
     let latencies: Vec<Duration> = results.iter().map(|(d, _)| *d).collect();
     let floor = insert_floor(&pool, events, senders.min(32)).await;
+    let http_started = Instant::now();
+    let http = post_all(&healthz, &secret, (0..events).collect(), senders, true).await;
+    let http_floor = http_started.elapsed();
+    let mut http: Vec<Duration> = http.into_iter().map(|(d, _)| d).collect();
+    http.sort();
 
-    println!("webhook receiver: {events} signed events, {senders} concurrent senders, loopback");
+    println!(
+        "webhook receiver: {events} signed events, {senders} concurrent senders, loopback, {connections} database connections"
+    );
     println!(
         "  wall {:.2} s, {:.0} events/s; latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         elapsed.as_secs_f64(),
@@ -266,6 +287,13 @@ async fn main() {
         "  floor (insert event + job, one commit, same concurrency): {:.2} s → receiver at {:.2}× the floor",
         floor.as_secs_f64(),
         elapsed.as_secs_f64() / floor.as_secs_f64()
+    );
+    println!(
+        "  HTTP floor (same senders, events built and signed, GET /healthz): {:.2} s = {:.0} req/s, p99 {:.1} ms → receiver at {:.2}× it",
+        http_floor.as_secs_f64(),
+        events as f64 / http_floor.as_secs_f64(),
+        percentile(&http, 0.99).as_secs_f64() * 1000.0,
+        elapsed.as_secs_f64() / http_floor.as_secs_f64()
     );
     let lost_or_duplicated =
         stored != events as i64 || distinct != events as i64 || jobs != events as i64;

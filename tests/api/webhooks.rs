@@ -586,3 +586,101 @@ async fn an_endpoint_revoked_mid_playbook_keeps_what_ran_and_requests_nothing_mo
         "nothing was requested after the revocation"
     );
 }
+
+/// Each API process caches endpoints; a change made through one takes effect in the
+/// other at once: a rotated-in secret verifies on the next delivery, a revoked endpoint
+/// is unknown on the next delivery, and a secret whose overlap ended (changed in the
+/// database by hand, so only the notification tells the processes) stops verifying
+/// without waiting for the cache's time limit.
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn endpoint_changes_reach_every_process_cache_at_once(pool: PgPool) {
+    let one = TestApp::spawn(pool.clone()).await;
+    let other = TestApp::spawn(pool.clone()).await;
+    let msp = one.create_msp("Cached MSP").await;
+    let org = connect(&one, &msp, "contoso").await;
+    let (id, secret) = endpoint(&one, &msp.owner_key, json!({"name": "PSA", "organization_id": org,
+        "rules": [{"event": "user.compromised", "actions": ["revoke_sessions"], "approval": "none"}]})).await;
+    let event = |n: u32| json!({"id": format!("evt-{n}"), "type": "user.compromised", "target": "adele@contoso.example"});
+    // Both processes have the endpoint cached.
+    for app in [&one, &other] {
+        for n in 0..3 {
+            let status = deliver_signed(app, &id, &secret, &event(n)).await.status();
+            assert!(status == 202 || status == 200, "{status}");
+        }
+    }
+
+    let rotated: Value = one
+        .post_json(
+            &format!("/api/v1/webhook-endpoints/{id}/rotate-secret"),
+            &msp.owner_key,
+            json!({}),
+        )
+        .await
+        .json()
+        .await
+        .expect("rotated");
+    let new_secret = rotated["signing_secret"].as_str().expect("secret");
+    for app in [&other, &one] {
+        let with_new = deliver_signed(app, &id, new_secret, &event(10))
+            .await
+            .status();
+        assert!(with_new == 202 || with_new == 200, "{with_new}");
+    }
+    assert_eq!(
+        deliver_signed(&other, &id, &secret, &event(11))
+            .await
+            .status(),
+        202,
+        "the previous secret still verifies during the overlap"
+    );
+
+    // The overlap ends early: only the trigger's notification reaches the caches.
+    sqlx::query(
+        "update webhook_endpoint set previous_expires_at = now() where endpoint_id = $1::uuid",
+    )
+    .bind(&id)
+    .execute(&pool)
+    .await
+    .expect("end the overlap");
+    let mut refused = false;
+    for _ in 0..100 {
+        if deliver_signed(&other, &id, &secret, &event(12))
+            .await
+            .status()
+            == 401
+        {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(refused, "the expired secret kept verifying from the cache");
+
+    assert_eq!(
+        one.delete(&format!("/api/v1/webhook-endpoints/{id}"), &msp.owner_key)
+            .await
+            .status(),
+        200
+    );
+    for app in [&other, &one] {
+        assert_problem(
+            deliver_signed(app, &id, new_secret, &event(13)).await,
+            404,
+            "NOT_FOUND",
+        )
+        .await;
+        // A replay of a stored event id is unknown too.
+        assert_problem(
+            deliver_signed(app, &id, new_secret, &event(0)).await,
+            404,
+            "NOT_FOUND",
+        )
+        .await;
+    }
+    let stored: i64 =
+        sqlx::query_scalar("select count(*) from webhook_event where event_id = 'evt-13'")
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+    assert_eq!(stored, 0);
+}

@@ -11,6 +11,7 @@ mod api_keys;
 pub mod audit;
 pub mod change_notifications;
 pub mod discovery;
+mod endpoint_cache;
 mod error;
 pub mod ids;
 pub mod inventory;
@@ -63,6 +64,7 @@ pub struct Store {
     pepper: ApiKeyPepper,
     keyring: Option<std::sync::Arc<sealing::Keyring>>,
     key_cache: std::sync::Arc<key_cache::KeyCache>,
+    endpoints: std::sync::Arc<endpoint_cache::EndpointCache>,
 }
 
 impl Store {
@@ -72,6 +74,7 @@ impl Store {
             pepper,
             keyring: None,
             key_cache: Default::default(),
+            endpoints: Default::default(),
         }
     }
 
@@ -171,13 +174,46 @@ impl Store {
         webhooks::PlaybookStore::new(self.pool.clone())
     }
 
-    /// The receiver's view of an active endpoint: its MSP, rules and secrets.
+    /// The receiver's view of an active endpoint: its MSP, rules and secrets, from this
+    /// process's cache when it holds them (see `endpoint_cache`: every change to an
+    /// endpoint evicts it in every process through `LISTEN/NOTIFY`).
     pub async fn webhook_endpoint(
         &self,
         id: uuid::Uuid,
-    ) -> Result<Option<webhooks::EndpointSecrets>, StoreError> {
+    ) -> Result<Option<std::sync::Arc<webhooks::EndpointSecrets>>, StoreError> {
+        match self.endpoints.get(&self.pool, id) {
+            Ok(cached) => Ok(Some(cached)),
+            Err(ticket) => self.read_webhook_endpoint(id, ticket).await,
+        }
+    }
+
+    /// The endpoint as the database has it now (and cached again): for a signature no
+    /// cached secret verified, which may be signed with a secret rotated in a moment ago.
+    pub async fn fresh_webhook_endpoint(
+        &self,
+        id: uuid::Uuid,
+    ) -> Result<Option<std::sync::Arc<webhooks::EndpointSecrets>>, StoreError> {
+        let ticket = self.endpoints.ticket();
+        self.read_webhook_endpoint(id, ticket).await
+    }
+
+    /// Drops a cached endpoint found revoked or deleted.
+    pub fn forget_webhook_endpoint(&self, id: uuid::Uuid) {
+        self.endpoints.evict(id);
+    }
+
+    async fn read_webhook_endpoint(
+        &self,
+        id: uuid::Uuid,
+        ticket: endpoint_cache::Ticket,
+    ) -> Result<Option<std::sync::Arc<webhooks::EndpointSecrets>>, StoreError> {
         let keyring = self.keyring.as_deref().ok_or(StoreError::NoMasterKey)?;
-        webhooks::endpoint_secrets(&self.pool, keyring, id).await
+        let Some(found) = webhooks::endpoint_secrets(&self.pool, keyring, id).await? else {
+            return Ok(None);
+        };
+        let found = std::sync::Arc::new(found);
+        self.endpoints.put(ticket, std::sync::Arc::clone(&found));
+        Ok(Some(found))
     }
 
     /// The principal a webhook endpoint's playbook acts as (the endpoint must be active).

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::error::StoreError;
 use crate::ids::NullableUuid;
 use crate::jobs::WebhookJob;
-use crate::queue::{self, NewJob};
+use crate::queue::{self, JOBS_CHANNEL, NewJob};
 use crate::sealing::{DataKey, Keyring, Purpose};
 
 /// How long a rotated-out secret still verifies.
@@ -44,6 +44,8 @@ pub struct EndpointSecrets {
     pub rules: Vec<Rule>,
     /// The current secret, then the previous one while it still verifies.
     pub secrets: Vec<SecretString>,
+    /// When the previous secret stops verifying (a cached copy is not kept past it).
+    pub previous_expires_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Clone, Debug, sqlx::FromRow, serde::Serialize)]
@@ -70,6 +72,8 @@ const EVENT_COLUMNS: &str = "webhook_event_id, endpoint_id, organization_id, eve
 pub enum Recorded {
     New(EventRecord),
     Duplicate(EventRecord),
+    /// The endpoint was revoked or deleted (after the caller read it): nothing stored.
+    EndpointGone,
 }
 
 fn random_secret() -> Result<SecretString, StoreError> {
@@ -278,17 +282,27 @@ pub async fn endpoint_secrets(
 ) -> Result<Option<EndpointSecrets>, StoreError> {
     // One round trip on the receiver's hot path: the endpoint and its MSP's data key
     // (made when the endpoint was).
-    type SecretRow = (Uuid, Option<Uuid>, Value, Vec<u8>, Option<Vec<u8>>, Vec<u8>);
+    type SecretRow = (
+        Uuid,
+        Option<Uuid>,
+        Value,
+        Vec<u8>,
+        Option<Vec<u8>>,
+        Option<DateTime<Utc>>,
+        Vec<u8>,
+    );
     let row: Option<SecretRow> = sqlx::query_as(
         "select e.msp_id, e.organization_id, e.rules, e.sealed_secret,
-                case when e.previous_expires_at > now() then e.previous_sealed_secret end, k.sealed
+                case when e.previous_expires_at > now() then e.previous_sealed_secret end,
+                case when e.previous_expires_at > now() then e.previous_expires_at end, k.sealed
          from webhook_endpoint e join msp_data_key k on k.msp_id = e.msp_id
          where e.endpoint_id = $1 and e.revoked_at is null",
     )
     .bind(id)
     .fetch_optional(db)
     .await?;
-    let Some((msp, organization, rules, current, previous, sealed_key)) = row else {
+    let Some((msp, organization, rules, current, previous, previous_expires_at, sealed_key)) = row
+    else {
         return Ok(None);
     };
     let msp = MspId::from_uuid(msp);
@@ -305,6 +319,7 @@ pub async fn endpoint_secrets(
         organization_id: organization,
         rules: serde_json::from_value(rules).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         secrets,
+        previous_expires_at,
     }))
 }
 
@@ -323,8 +338,20 @@ pub async fn organization_of(
     .await?)
 }
 
-/// Stores a delivery and queues its playbook in one transaction; a replayed event id
-/// returns the first delivery and changes nothing.
+/// A delivery as the one statement that records it returns it: `fresh` when this call
+/// inserted it.
+#[derive(sqlx::FromRow)]
+struct RecordedRow {
+    #[sqlx(flatten)]
+    record: EventRecord,
+    fresh: bool,
+}
+
+/// Stores a delivery and queues its playbook in one statement (so one transaction and
+/// one round trip: the event row, already naming its job, and the job commit together or
+/// not at all); a replayed event id returns the first delivery and changes nothing. The
+/// same statement checks the endpoint is still active, so a revocation committed before
+/// it began refuses the delivery even when the caller's copy of the endpoint was cached.
 pub async fn record_event(
     db: &PgPool,
     endpoint: &EndpointSecrets,
@@ -332,17 +359,43 @@ pub async fn record_event(
     event: &Event,
     payload: &Value,
 ) -> Result<Recorded, StoreError> {
-    let mut tx = db.begin().await?;
     let id = Uuid::now_v7();
     let matched = endpoint.rules.iter().any(|r| r.event == event.event_type);
+    let job = NewJob::of(
+        &WebhookJob {
+            webhook_event_id: id,
+        },
+        endpoint.msp_id,
+        Some(OrganizationId::from_uuid(organization)),
+    )?
+    .max_attempts(8)
+    .priority(1);
+    // The job's id is chosen here, so the event row names it as it is inserted (no
+    // update after). Its unique key names the new event, so no unfinished job can hold
+    // it already. Data-modifying CTEs always run to completion; `queued` inserts only
+    // when `event` did (a replay inserts no job) and the rule matched (`$10` not null).
+    // A replay is answered from the stored row, read in the same statement.
+    let job_id = matched.then(|| tenantry_domain::JobId::new().as_uuid());
     let sql = format!(
-        "insert into webhook_event (webhook_event_id, endpoint_id, msp_id, organization_id, event_id, event_type,
-             target, payload, state)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         on conflict (endpoint_id, event_id) do nothing
-         returning {EVENT_COLUMNS}"
+        "with active as (
+             select from webhook_endpoint where endpoint_id = $2 and revoked_at is null),
+         event as (
+             insert into webhook_event (webhook_event_id, endpoint_id, msp_id, organization_id, event_id,
+                 event_type, target, payload, state, job_id)
+             select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 from active
+             on conflict (endpoint_id, event_id) do nothing
+             returning {EVENT_COLUMNS}),
+         queued as (
+             insert into job (job_id, msp_id, organization_id, kind, args, max_attempts, priority, unique_key)
+             select $10, $3, $4, $11, $12, $13, $14, $15 from event where $10::uuid is not null
+             returning pg_notify('{JOBS_CHANNEL}', kind))
+         select {EVENT_COLUMNS}, true as fresh from event
+         union all
+         select {EVENT_COLUMNS}, false from webhook_event
+         where endpoint_id = $2 and event_id = $5 and exists (select from active)
+           and not exists (select from event)"
     );
-    let inserted: Option<EventRecord> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let row: Option<RecordedRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .bind(endpoint.endpoint_id)
         .bind(endpoint.msp_id.as_uuid())
@@ -352,25 +405,37 @@ pub async fn record_event(
         .bind(&event.target)
         .bind(payload)
         .bind(if matched { "accepted" } else { "ignored" })
-        .fetch_optional(&mut *tx)
+        .bind(job_id)
+        .bind(&job.kind)
+        .bind(&job.args)
+        .bind(job.max_attempts)
+        .bind(job.priority)
+        .bind(&job.unique_key)
+        .fetch_optional(db)
         .await?;
-    let Some(mut record) = inserted else {
-        let sql = format!(
-            "select {EVENT_COLUMNS} from webhook_event where endpoint_id = $1 and event_id = $2"
-        );
-        let first: EventRecord = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(endpoint.endpoint_id)
-            .bind(&event.id)
-            .fetch_one(&mut *tx)
-            .await?;
-        return Ok(Recorded::Duplicate(first));
-    };
-    if matched {
-        let job = queue_playbook(&mut tx, endpoint.msp_id, organization, id).await?;
-        record.job_id = Some(job.into());
+    match row {
+        Some(RecordedRow {
+            record,
+            fresh: true,
+        }) => Ok(Recorded::New(record)),
+        Some(RecordedRow { record, .. }) => Ok(Recorded::Duplicate(record)),
+        None => {
+            // The endpoint is gone, or a concurrent delivery of the same id committed
+            // after this statement's snapshot was taken: the insert skipped it, the
+            // select could not see it yet.
+            let sql = format!(
+                "select {EVENT_COLUMNS} from webhook_event
+                 where endpoint_id = $1 and event_id = $2
+                   and exists (select from webhook_endpoint where endpoint_id = $1 and revoked_at is null)"
+            );
+            let first: Option<EventRecord> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(endpoint.endpoint_id)
+                .bind(&event.id)
+                .fetch_optional(db)
+                .await?;
+            Ok(first.map_or(Recorded::EndpointGone, Recorded::Duplicate))
+        }
     }
-    tx.commit().await?;
-    Ok(Recorded::New(record))
 }
 
 /// Queues another run of event `id`'s playbook after one of its steps was decided or
@@ -409,37 +474,6 @@ pub(crate) async fn resume_playbook(
     )
     .await?;
     Ok(())
-}
-
-/// Queues (or finds queued) the playbook job of event `id`.
-pub(crate) async fn queue_playbook(
-    conn: &mut PgConnection,
-    msp: MspId,
-    organization: Uuid,
-    id: Uuid,
-) -> Result<Uuid, StoreError> {
-    let job = match queue::enqueue(
-        conn,
-        &NewJob::of(
-            &WebhookJob {
-                webhook_event_id: id,
-            },
-            msp,
-            Some(OrganizationId::from_uuid(organization)),
-        )?
-        .max_attempts(8)
-        .priority(1),
-    )
-    .await?
-    {
-        queue::Enqueued::Inserted(job) | queue::Enqueued::Duplicate(job) => job.as_uuid(),
-    };
-    sqlx::query("update webhook_event set job_id = $2 where webhook_event_id = $1")
-        .bind(id)
-        .bind(job)
-        .execute(&mut *conn)
-        .await?;
-    Ok(job)
 }
 
 pub(crate) async fn events(

@@ -1,9 +1,12 @@
 //! `POST /hooks/{endpoint}`: the receiver of signed remediation events. No API key: the
 //! signature is the authentication. Order of checks: size, endpoint, timestamp, HMAC (in
 //! constant time, against every signature and every live secret), then the body; an
-//! unauthenticated body is never parsed. The event is stored and its playbook queued in
-//! one transaction before the 202; a replayed event id answers 200 with the first
-//! delivery and does nothing.
+//! unauthenticated body is never parsed. The endpoint comes from the process's cache
+//! (evicted in every process by `LISTEN/NOTIFY` when it changes); a signature the cached
+//! secrets refuse is checked again against the database's, and the statement that stores
+//! the event checks the endpoint is still active. The event is stored and its playbook
+//! queued in one statement (one transaction) before the 202; a replayed event id answers
+//! 200 with the first delivery and does nothing.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -106,10 +109,23 @@ pub async fn receive(
     if !webhooks::fresh(signature.timestamp, chrono::Utc::now().timestamp()) {
         return Err(unauthenticated(ErrorCode::WebhookTimestampStale));
     }
-    if !verified(&endpoint, &signature, &body) {
-        state.metrics.auth_failure("webhook_signature");
-        return Err(unauthenticated(ErrorCode::WebhookSignatureInvalid));
-    }
+    let endpoint = if verified(&endpoint, &signature, &body) {
+        endpoint
+    } else {
+        // The copy may be cached from before a rotation whose notification this process
+        // has not seen yet: the database's secrets decide.
+        match state
+            .store
+            .fresh_webhook_endpoint(endpoint.endpoint_id)
+            .await?
+        {
+            Some(fresh) if verified(&fresh, &signature, &body) => fresh,
+            _ => {
+                state.metrics.auth_failure("webhook_signature");
+                return Err(unauthenticated(ErrorCode::WebhookSignatureInvalid));
+            }
+        }
+    };
     let payload: Value = serde_json::from_slice(&body).map_err(|_| {
         ApiError::validation(vec![FieldError::new("body", "must be a JSON object")])
     })?;
@@ -169,6 +185,10 @@ pub async fn receive(
             Ok((StatusCode::ACCEPTED, Json(delivery_view(&record, false))).into_response())
         }
         Recorded::Duplicate(record) => Ok(Json(delivery_view(&record, true)).into_response()),
+        Recorded::EndpointGone => {
+            state.store.forget_webhook_endpoint(endpoint.endpoint_id);
+            Err(ApiError::NotFound)
+        }
     }
 }
 
