@@ -39,7 +39,9 @@ impl Process {
             .env_remove("RUST_LOG")
             .env_remove("TENANTRY_ENV")
             .stdin(Stdio::null())
-            .stdout(Stdio::null());
+            .stdout(Stdio::null())
+            // Slow-statement warnings under load would drown the figures.
+            .stderr(Stdio::null());
         command
     }
 
