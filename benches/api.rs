@@ -14,6 +14,7 @@
 
 mod common;
 mod load;
+mod seed;
 
 use std::time::{Duration, Instant};
 
@@ -22,7 +23,8 @@ use tenantry_domain::DisplayName;
 use tenantry_graph_sim::{GraphSim, Scenario, TenantSpec};
 use tenantry_store::{ApiKeyPepper, NewOrganization, Store};
 
-use load::{MASTER_KEY, PEPPER, Process, database_url, wrk};
+use load::{Process, database_url, wrk};
+use seed::PEPPER;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -41,21 +43,8 @@ async fn main() {
     let scenario = Scenario { tenants };
     let sim = GraphSim::start(scenario.clone()).await.expect("simulator");
     let pool = common::fresh_database("api", 32).await;
-    let store = Store::new(
-        pool.clone(),
-        ApiKeyPepper::new(PEPPER.to_vec()).expect("pepper"),
-    )
-    .with_keyring(tenantry_store::sealing::Keyring::new(&MASTER_KEY, &[]).expect("keyring"));
-    let (_, _, issued) = store
-        .operator()
-        .create_msp(
-            DisplayName::parse("Bench MSP").expect("name"),
-            DisplayName::parse("Bench owner").expect("name"),
-        )
-        .await
-        .expect("msp");
-    let key = issued.expose().to_owned();
-    let principal = store.authenticate(&key).await.expect("key");
+    let store = seed::store(&pool);
+    let (key, principal) = seed::msp(&store, "Bench MSP").await;
     let scope = store.scope(&principal);
     // A validation report of the size real ones have (a few KB), which no list shows.
     let report = realistic_report();

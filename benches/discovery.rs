@@ -28,15 +28,14 @@
 //! from `/proc` around the full scan and the floor.
 
 mod common;
+mod seed;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 use tenantry_domain::DisplayName;
 use tenantry_graph_sim::{Scenario, TenantSpec};
-use tenantry_store::{ApiKeyPepper, NewOrganization, Store};
+use tenantry_store::{NewOrganization, Store};
 
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -139,44 +138,13 @@ async fn main() {
             .map(|i| TenantSpec::healthy(&format!("bench{i}"), &format!("Bench {i}"), users))
             .collect(),
     };
-    let scenario_path =
-        std::env::temp_dir().join(format!("bench-scenario-{}.json", std::process::id()));
-    std::fs::write(&scenario_path, serde_json::to_vec(&scenario).expect("json")).expect("write");
-    let mut sim = Command::new(env!("CARGO_BIN_EXE_tenantry"))
-        .args(["graph-sim", "--port", "0", "--scenario-file"])
-        .arg(&scenario_path)
-        .env("TENANTRY__LOG__FILTER", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("simulator starts");
-    let mut lines = BufReader::new(sim.stdout.take().expect("stdout")).lines();
-    let first = lines.next().expect("a line").expect("readable");
-    // Keep reading: the simulator prints a line per tenant, and a closed pipe would stop it.
-    std::thread::spawn(move || lines.for_each(drop));
-    let base = first
-        .strip_prefix("Microsoft simulator at ")
-        .expect("the simulator's URL")
-        .trim()
-        .to_owned();
+    let mut sim = seed::Simulator::start(&scenario);
+    let base = sim.base.clone();
     let client = reqwest::Client::new();
 
     let pool = common::fresh_database("discovery", 64).await;
-    let keyring = tenantry_store::sealing::Keyring::new(&[7; 32], &[]).expect("keyring");
-    let store = Store::new(
-        pool.clone(),
-        ApiKeyPepper::new(vec![9; 32]).expect("pepper"),
-    )
-    .with_keyring(keyring);
-    let (_, _, issued) = store
-        .operator()
-        .create_msp(
-            DisplayName::parse("Bench MSP").expect("name"),
-            DisplayName::parse("Bench owner").expect("name"),
-        )
-        .await
-        .expect("msp");
-    let principal = store.authenticate(issued.expose()).await.expect("key");
+    let store = seed::store(&pool);
+    let (_, principal) = seed::msp(&store, "Bench MSP").await;
     let scope = store.scope(&principal);
     for tenant in &scenario.tenants {
         scope
@@ -213,7 +181,7 @@ async fn main() {
         graph,
         organizations,
         concurrency,
-        simulator: sim.id(),
+        simulator: sim.pid(),
     };
 
     // 1. This machine's floor: the same scan with no injected latency (the simulator,
@@ -236,9 +204,7 @@ async fn main() {
     let changed = change_users(&client, &base, &scenario, &pool, CHANGED_USERS).await;
     set_latency(&client, &base, latency).await;
     let delta = bench.phase(tenantry_store::DiscoveryMode::Delta).await;
-    let _ = sim.kill();
-    let _ = sim.wait();
-    let _ = std::fs::remove_file(&scenario_path);
+    sim.stop();
 
     let users_in_inventory: i64 = sqlx::query_scalar("select count(*) from inventory_user")
         .fetch_one(&pool)

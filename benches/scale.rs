@@ -13,16 +13,15 @@
 
 mod common;
 mod load;
+mod seed;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tenantry_domain::DisplayName;
 use tenantry_graph_sim::{Scenario, TenantSpec};
-use tenantry_store::{ApiKeyPepper, NewOrganization, Store};
+use tenantry_store::NewOrganization;
 
-use load::{Load, MASTER_KEY, PEPPER, Process, database_url, wrk};
+use load::{Load, Process, database_url, wrk};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -38,7 +37,8 @@ async fn main() {
             .map(|i| TenantSpec::healthy(&format!("s{i}"), &format!("Scale {i}"), users))
             .collect(),
     };
-    let (mut sim, microsoft, scenario_path) = start_simulator(&scenario);
+    let mut sim = seed::Simulator::start(&scenario);
+    let microsoft = sim.base.clone();
     reqwest::Client::new()
         .put(format!("{microsoft}/_sim/faults"))
         .json(&serde_json::json!({"global": {"latency_ms": latency}}))
@@ -47,21 +47,8 @@ async fn main() {
         .expect("latency set");
 
     let pool = common::fresh_database("scale", 8).await;
-    let store = Store::new(
-        pool.clone(),
-        ApiKeyPepper::new(PEPPER.to_vec()).expect("pepper"),
-    )
-    .with_keyring(tenantry_store::sealing::Keyring::new(&MASTER_KEY, &[]).expect("keyring"));
-    let (_, _, issued) = store
-        .operator()
-        .create_msp(
-            DisplayName::parse("Scale MSP").expect("name"),
-            DisplayName::parse("Scale owner").expect("name"),
-        )
-        .await
-        .expect("msp");
-    let key = issued.expose().to_owned();
-    let principal = store.authenticate(&key).await.expect("key");
+    let store = seed::store(&pool);
+    let (key, principal) = seed::msp(&store, "Scale MSP").await;
     let scope = store.scope(&principal);
     // Creating an organization queues its first scan; no worker runs yet.
     let mut first = None;
@@ -128,9 +115,7 @@ async fn main() {
     print_load("API during the scan", &during);
     drop(workers);
     drop(apis);
-    let _ = sim.kill();
-    let _ = sim.wait();
-    let _ = std::fs::remove_file(&scenario_path);
+    sim.stop();
 
     let (runs, succeeded, organizations_scanned): (i64, i64, i64) = sqlx::query_as(
         "select count(*), count(*) filter (where state = 'succeeded'), count(distinct organization_id)
@@ -215,26 +200,4 @@ fn print_load(title: &str, loads: &[(String, Load)]) {
         "{title}: {total:.0} req/s over both processes (mean of {} slices), p50 {median_p50:.2} ms, worst p99 {worst_p99:.2} ms",
         loads.len() / 2
     );
-}
-
-fn start_simulator(scenario: &Scenario) -> (std::process::Child, String, std::path::PathBuf) {
-    let path = std::env::temp_dir().join(format!("bench-scale-{}.json", std::process::id()));
-    std::fs::write(&path, serde_json::to_vec(scenario).expect("json")).expect("write");
-    let mut sim = Command::new(env!("CARGO_BIN_EXE_tenantry"))
-        .args(["graph-sim", "--port", "0", "--scenario-file"])
-        .arg(&path)
-        .env("TENANTRY__LOG__FILTER", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("simulator starts");
-    let mut lines = BufReader::new(sim.stdout.take().expect("stdout")).lines();
-    let first = lines.next().expect("a line").expect("readable");
-    std::thread::spawn(move || lines.for_each(drop));
-    let base = first
-        .strip_prefix("Microsoft simulator at ")
-        .expect("the simulator's URL")
-        .trim()
-        .to_owned();
-    (sim, base, path)
 }

@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 
-pub const PEPPER: [u8; 32] = [9; 32];
-pub const MASTER_KEY: [u8; 32] = [7; 32];
+use crate::seed::{MASTER_KEY, PEPPER};
 
 /// What `wrk --latency` reported.
 pub struct Load {
