@@ -19,9 +19,8 @@ mod seed;
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
-use tenantry_domain::DisplayName;
 use tenantry_graph_sim::{GraphSim, Scenario, TenantSpec};
-use tenantry_store::{ApiKeyPepper, NewOrganization, Store};
+use tenantry_store::{ApiKeyPepper, Store};
 
 use load::{Process, database_url, wrk};
 use seed::PEPPER;
@@ -48,21 +47,7 @@ async fn main() {
     let scope = store.scope(&principal);
     // A validation report of the size real ones have (a few KB), which no list shows.
     let report = realistic_report();
-    let mut ids = Vec::new();
-    for tenant in &scenario.tenants {
-        let created = scope
-            .create_organization(NewOrganization {
-                name: DisplayName::parse(&tenant.display_name).expect("name"),
-                tenant_id: tenant.id,
-                client_id: tenant.app().client_id,
-                client_secret: tenant.secret_value().to_owned().into(),
-                status: "connected".into(),
-                report: report.clone(),
-            })
-            .await
-            .expect("organization");
-        ids.push(created.0.id);
-    }
+    let ids = seed::connect_all(&scope, &scenario, &report).await;
     scan_everything(&store, &sim, &pool).await;
     let users: i64 = sqlx::query_scalar("select count(*) from inventory_user")
         .fetch_one(&pool)

@@ -33,9 +33,8 @@ mod seed;
 use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
-use tenantry_domain::DisplayName;
 use tenantry_graph_sim::{Scenario, TenantSpec};
-use tenantry_store::{NewOrganization, Store};
+use tenantry_store::Store;
 
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -146,19 +145,7 @@ async fn main() {
     let store = seed::store(&pool);
     let (_, principal) = seed::msp(&store, "Bench MSP").await;
     let scope = store.scope(&principal);
-    for tenant in &scenario.tenants {
-        scope
-            .create_organization(NewOrganization {
-                name: DisplayName::parse(&tenant.display_name).expect("name"),
-                tenant_id: tenant.id,
-                client_id: tenant.app().client_id,
-                client_secret: tenant.secret_value().to_owned().into(),
-                status: "connected".into(),
-                report: serde_json::json!({}),
-            })
-            .await
-            .expect("organization");
-    }
+    seed::connect_all(&scope, &scenario, &serde_json::json!({})).await;
 
     let graph = tenantry_graph::GraphAccess::new(
         tenantry_graph::GraphHttp::new(tenantry_graph::GraphConfig::new(&base, &base))

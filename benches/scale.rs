@@ -17,9 +17,7 @@ mod seed;
 
 use std::time::{Duration, Instant};
 
-use tenantry_domain::DisplayName;
 use tenantry_graph_sim::{Scenario, TenantSpec};
-use tenantry_store::NewOrganization;
 
 use load::{Load, Process, database_url, wrk};
 
@@ -51,22 +49,7 @@ async fn main() {
     let (key, principal) = seed::msp(&store, "Scale MSP").await;
     let scope = store.scope(&principal);
     // Creating an organization queues its first scan; no worker runs yet.
-    let mut first = None;
-    for tenant in &scenario.tenants {
-        let (organization, _) = scope
-            .create_organization(NewOrganization {
-                name: DisplayName::parse(&tenant.display_name).expect("name"),
-                tenant_id: tenant.id,
-                client_id: tenant.app().client_id,
-                client_secret: tenant.secret_value().to_owned().into(),
-                status: "connected".into(),
-                report: serde_json::json!({}),
-            })
-            .await
-            .expect("organization");
-        first.get_or_insert(organization.id);
-    }
-    let first = first.expect("an organization");
+    let first = seed::connect_all(&scope, &scenario, &serde_json::json!({})).await[0];
 
     let url = database_url(&pool);
     let apis = [Process::api(&url), Process::api(&url)];

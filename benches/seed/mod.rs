@@ -10,8 +10,9 @@ use std::process::{Child, Command, Stdio};
 
 use sqlx::PgPool;
 use tenantry_domain::DisplayName;
+use tenantry_domain::OrganizationId;
 use tenantry_graph_sim::Scenario;
-use tenantry_store::{ApiKeyPepper, Principal, Store};
+use tenantry_store::{ApiKeyPepper, MspScope, NewOrganization, Principal, Store};
 
 /// The API-key pepper and master key of every bench (and of the processes they start).
 pub const PEPPER: [u8; 32] = [9; 32];
@@ -38,6 +39,31 @@ pub async fn msp(store: &Store, name: &str) -> (String, Principal) {
     let key = issued.expose().to_owned();
     let principal = store.authenticate(&key).await.expect("key");
     (key, principal)
+}
+
+/// Connects every tenant of `scenario` as a validated organization with `report` (each
+/// queues its first scan); returns their ids in the scenario's order.
+pub async fn connect_all(
+    scope: &MspScope<'_>,
+    scenario: &Scenario,
+    report: &serde_json::Value,
+) -> Vec<OrganizationId> {
+    let mut ids = Vec::new();
+    for tenant in &scenario.tenants {
+        let (organization, _) = scope
+            .create_organization(NewOrganization {
+                name: DisplayName::parse(&tenant.display_name).expect("name"),
+                tenant_id: tenant.id,
+                client_id: tenant.app().client_id,
+                client_secret: tenant.secret_value().to_owned().into(),
+                status: "connected".into(),
+                report: report.clone(),
+            })
+            .await
+            .expect("organization");
+        ids.push(organization.id);
+    }
+    ids
 }
 
 /// `tenantry graph-sim` serving `scenario` on a free port; stopped on drop.
