@@ -504,19 +504,7 @@ async fn a_delta_run_applies_changes_and_removals(pool: PgPool) {
     .execute(&pool)
     .await
     .expect("spoil the link");
-    let again: Value = app
-        .post_json(
-            &format!("/api/v1/organizations/{org}/discovery-runs"),
-            &msp.owner_key,
-            json!({"mode": "delta"}),
-        )
-        .await
-        .json()
-        .await
-        .expect("run");
-    let done = app
-        .finished_run(&msp.owner_key, &org, again["id"].as_str().expect("id"))
-        .await;
+    let done = run_to_end(&app, &msp.owner_key, &org, "delta").await;
     assert_eq!(done["state"], "succeeded", "{done}");
     assert_eq!(done["sections"]["users"]["count"], 38, "{done}");
     let left = app
@@ -572,19 +560,7 @@ async fn a_delta_run_reads_other_sections_when_due_or_asked_for(pool: PgPool) {
         .expect("requested");
     app.sim.state().clear_requests();
 
-    let run: Value = app
-        .post_json(
-            &format!("/api/v1/organizations/{org}/discovery-runs"),
-            &msp.owner_key,
-            json!({"mode": "delta"}),
-        )
-        .await
-        .json()
-        .await
-        .expect("run");
-    let done = app
-        .finished_run(&msp.owner_key, &org, run["id"].as_str().expect("id"))
-        .await;
+    let done = run_to_end(&app, &msp.owner_key, &org, "delta").await;
     assert_eq!(done["state"], "succeeded", "{done}");
     assert_eq!(done["sections"]["devices"]["status"], "done", "{done}");
     assert_eq!(done["sections"]["devices"]["reason"], "due", "{done}");
@@ -616,19 +592,7 @@ async fn a_delta_run_reads_other_sections_when_due_or_asked_for(pool: PgPool) {
     }
 
     // Read now: the next delta run leaves both alone.
-    let again: Value = app
-        .post_json(
-            &format!("/api/v1/organizations/{org}/discovery-runs"),
-            &msp.owner_key,
-            json!({"mode": "delta"}),
-        )
-        .await
-        .json()
-        .await
-        .expect("run");
-    let done = app
-        .finished_run(&msp.owner_key, &org, again["id"].as_str().expect("id"))
-        .await;
+    let done = run_to_end(&app, &msp.owner_key, &org, "delta").await;
     assert_eq!(done["state"], "succeeded", "{done}");
     assert_eq!(done["sections"]["devices"]["status"], "not_due", "{done}");
     assert_eq!(done["sections"]["licenses"]["status"], "not_due", "{done}");
@@ -1289,4 +1253,20 @@ async fn schedules_are_validated_and_due_scans_are_queued_by_the_leader(pool: Pg
             .is_some_and(|t| t.contains("T02:30:00")),
         "moved on by the cron expression: {organization}"
     );
+}
+
+/// Asks for a discovery run of `mode` through the API and waits for its end.
+async fn run_to_end(app: &TestApp, key: &str, org: &str, mode: &str) -> Value {
+    let run: Value = app
+        .post_json(
+            &format!("/api/v1/organizations/{org}/discovery-runs"),
+            key,
+            json!({"mode": mode}),
+        )
+        .await
+        .json()
+        .await
+        .expect("run");
+    app.finished_run(key, org, run["id"].as_str().expect("id"))
+        .await
 }
