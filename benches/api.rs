@@ -110,27 +110,32 @@ async fn main() {
             format!("/api/v1/organizations/{big}/devices"),
             "devices",
             0.25,
-            None,
+            Some(StoreCall::Objects(big, "devices")),
         ),
         (
             format!("/api/v1/organizations/{big}/licenses"),
             "licences",
             0.25,
-            None,
+            Some(StoreCall::Objects(big, "licenses")),
         ),
         (
             format!("/api/v1/organizations/{big}/discovery-runs"),
             "runs",
             0.25,
-            None,
+            Some(StoreCall::Runs(big)),
         ),
         (
             "/api/v1/jobs".into(),
             "jobs of 1,000 organizations",
             0.25,
-            None,
+            Some(StoreCall::Jobs),
         ),
-        ("/api/v1/actions".into(), "actions", 0.25, None),
+        (
+            "/api/v1/actions".into(),
+            "actions",
+            0.25,
+            Some(StoreCall::Actions),
+        ),
         ("/api/v1/audit-events".into(), "audit log", 0.25, None),
         ("/api/v1/api-keys".into(), "keys", 0.25, None),
     ];
@@ -230,6 +235,10 @@ enum StoreCall {
     Organization(tenantry_domain::OrganizationId),
     Users(tenantry_domain::OrganizationId, Option<&'static str>),
     Groups(tenantry_domain::OrganizationId, Option<&'static str>),
+    Objects(tenantry_domain::OrganizationId, &'static str),
+    Runs(tenantry_domain::OrganizationId),
+    Jobs,
+    Actions,
 }
 
 impl StoreCall {
@@ -265,6 +274,27 @@ impl StoreCall {
                     .inventory_groups(id, &filter, page(50))
                     .await
                     .expect("groups");
+            }
+            StoreCall::Objects(id, section) => {
+                scope
+                    .inventory_objects(id, section, page(50))
+                    .await
+                    .expect("objects");
+            }
+            StoreCall::Runs(id) => {
+                scope.discovery_runs(id, page(50)).await.expect("runs");
+            }
+            StoreCall::Jobs => {
+                scope
+                    .jobs(&tenantry_store::queue::JobFilter::default(), page(50))
+                    .await
+                    .expect("jobs");
+            }
+            StoreCall::Actions => {
+                scope
+                    .actions(tenantry_store::actions::ActionFilter::default(), None, 50)
+                    .await
+                    .expect("actions");
             }
         }
     }
