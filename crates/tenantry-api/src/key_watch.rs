@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 /// How often the uses noted in memory are written (`last_used_at` has a minute's
 /// precision; this keeps it within a quarter minute of that).
-pub const FLUSH_EVERY: Duration = Duration::from_secs(15);
+const FLUSH_EVERY: Duration = Duration::from_secs(15);
 
 /// Pause before subscribing again after the listening connection was refused or lost.
 const RESUBSCRIBE_AFTER: Duration = Duration::from_secs(1);

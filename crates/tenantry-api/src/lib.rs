@@ -23,7 +23,7 @@ mod serve;
 
 pub use app::{AppState, build};
 pub use config::ApiConfig;
-pub use key_watch::{FLUSH_EVERY as KEY_USAGE_FLUSH_EVERY, spawn_key_watch};
+pub use key_watch::spawn_key_watch;
 pub use metrics::Metrics;
 pub use problem::{ApiError, FieldError, Problem};
 pub use serve::{ServeError, serve};

@@ -314,9 +314,9 @@ pub(crate) async fn authenticate(
     if known.revoked {
         return Err(AuthError::Revoked);
     }
-    let id = known.principal.api_key_id();
-    if cache.note_use(id, Utc::now()) && !cache.is_live() {
-        record_uses(db, &[(id, Utc::now())]).await?;
+    let (id, now) = (known.principal.api_key_id(), Utc::now());
+    if cache.note_use(id, now) && !cache.is_live() {
+        record_uses(db, &[(id, now)]).await?;
     }
     Ok(known.principal.clone())
 }

@@ -25,11 +25,11 @@ use tenantry_domain::{ApiKeyRecordId, KeyId};
 use crate::principal::Principal;
 
 /// The channel on which key changes are published; the payload is the key's public id.
-pub const API_KEYS_CHANNEL: &str = "tenantry_api_keys";
+pub(crate) const API_KEYS_CHANNEL: &str = "tenantry_api_keys";
 
 /// How long an entry is trusted without any notice: the bound on a change that was not
 /// published (there is none today; a lost notice clears the whole cache instead).
-pub const CACHE_TTL: Duration = Duration::from_secs(60);
+pub(crate) const CACHE_TTL: Duration = Duration::from_secs(60);
 
 /// At most this many keys are held; beyond it, new keys are verified from the database
 /// every time until entries expire (unknown ids are never held, so guessing cannot fill it).
@@ -110,19 +110,21 @@ impl KeyCache {
     }
 
     pub fn get(&self, key_id: &KeyId) -> Option<Arc<KnownKey>> {
-        let found = self.is_live().then(|| {
-            let entries = lock(&self.entries);
-            entries
+        let found = if self.is_live() {
+            lock(&self.entries)
                 .get(key_id)
                 .filter(|entry| entry.read_at.elapsed() < CACHE_TTL)
                 .map(|entry| entry.key.clone())
-        });
-        let counter = match found {
-            Some(Some(_)) => &self.from_memory,
-            _ => &self.from_database,
+        } else {
+            None
+        };
+        let counter = if found.is_some() {
+            &self.from_memory
+        } else {
+            &self.from_database
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        found.flatten()
+        found
     }
 
     pub fn lookups(&self) -> KeyLookups {

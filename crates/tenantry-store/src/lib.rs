@@ -37,7 +37,7 @@ use sqlx::migrate::Migrator;
 pub use api_keys::{ApiKeyRecord, IssuedKey, NewApiKey, Page};
 pub use discovery::{DiscoveryStore, Mode as DiscoveryMode, Trigger as DiscoveryTrigger};
 pub use error::{AuthError, StoreError};
-pub use key_cache::{API_KEYS_CHANNEL, CACHE_TTL as KEY_CACHE_TTL, KeyLookups};
+pub use key_cache::KeyLookups;
 pub use key_changes::ApiKeyChanges;
 pub use key_hash::{ApiKeyPepper, InvalidPepper};
 pub use operator::{MspRecord, Operator};
