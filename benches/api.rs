@@ -7,12 +7,15 @@
 //!
 //! Run with `scripts/bench-api` (it installs Debian's `wrk` when missing and starts a
 //! throwaway PostgreSQL). Knobs: `BENCH_ORGS` (1000), `BENCH_BIG_USERS` (50000),
-//! `BENCH_CONNECTIONS` (64), `BENCH_SECONDS` (10 per endpoint).
+//! `BENCH_CONNECTIONS` (64), `BENCH_SECONDS` (10 per endpoint), `BENCH_ONLY` (measure
+//! only the endpoints whose label or path contains one of these comma-separated words;
+//! `/healthz` is always measured first).
 //!
 //! Targets (issue #15): every list and search ≥ 25 % of `/healthz` with p99 < 20 ms;
 //! `/api/v1/me` ≥ 40 % of `/healthz`.
 
 mod common;
+mod cpu;
 mod load;
 mod seed;
 
@@ -139,12 +142,20 @@ async fn main() {
         ("/api/v1/audit-events".into(), "audit log", 0.25, None),
         ("/api/v1/api-keys".into(), "keys", 0.25, None),
     ];
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let wanted = |(path, what, ..): &(String, &str, f64, Option<StoreCall>)| {
+        path == "/healthz"
+            || only.is_empty()
+            || only
+                .split(',')
+                .any(|word| !word.is_empty() && (what.contains(word) || path.contains(word)))
+    };
+    let endpoints: Vec<_> = endpoints.into_iter().filter(wanted).collect();
     // The store's own rate for the same reads: this bench process calling the store with
-    // as many concurrent callers as wrk has connections, through a pool as large as the
-    // server's (10), no HTTP, no authentication, no JSON. No endpoint can beat it.
+    // as many concurrent callers as wrk has connections, through a pool like the
+    // server's (10 connections, the same ping rule), no HTTP, no authentication, no JSON. No endpoint can beat it.
     let floor_store = Store::new(
-        sqlx::postgres::PgPoolOptions::new()
-            .max_connections(10)
+        tenantry_store::pool::options(10)
             .connect(&database_url)
             .await
             .expect("pool"),
@@ -167,15 +178,20 @@ async fn main() {
         "endpoint", "req/s", "p50 ms", "p99 ms", "/healthz", "store only", "ceiling"
     );
     let mut baseline = 0.0;
+    let mut baseline_cost = None;
     let mut missed = 0;
+    let mut costs = Vec::new();
     for ((path, what, target, _), floor) in endpoints.iter().zip(&floors) {
         let auth = path.starts_with("/api/");
+        let before = ServedCost::now(server.pid());
         let load = wrk(
             &format!("{}{path}", server.base),
             auth.then_some(key.as_str()),
             connections,
             seconds,
         );
+        let cost = ServedCost::now(server.pid()).per_request(before, load.requests);
+        baseline_cost.get_or_insert(cost);
         assert_eq!(
             load.not_ok, 0,
             "{path}: {} answers were not 2xx",
@@ -195,15 +211,22 @@ async fn main() {
         };
         let store_only = floor.map_or_else(
             || "—".to_owned(),
-            |rate| format!("{rate:.0} ({:.0} %)", 100.0 * load.requests_per_sec / rate),
+            |floor| {
+                format!(
+                    "{:.0} ({:.0} %)",
+                    floor.rate,
+                    100.0 * load.requests_per_sec / floor.rate
+                )
+            },
         );
         // A request costs at least what `/healthz` costs (HTTP and wrk) plus what the
         // store's read costs, both measured at saturation on the same cores: the rate
         // no implementation of the endpoint can pass here, as a share of `/healthz`.
         let ceiling = floor.map_or_else(
             || "—".to_owned(),
-            |rate| format!("{:.0} %", 100.0 / (1.0 + baseline / rate)),
+            |floor| format!("{:.0} %", 100.0 / (1.0 + baseline / floor.rate)),
         );
+        costs.push((*what, cost, *floor));
         println!(
             "{:<42} {:>8.0} {:>7.2} {:>7.2} {:>8.0} % {store_only:>12} {ceiling:>9}  {verdict}",
             what,
@@ -216,6 +239,9 @@ async fn main() {
     println!(
         "{missed} endpoint(s) missed their target; \"store only\" is the store's own rate for the same read and the API's share of it; \"ceiling\" is 1 / (1/healthz + 1/store only) as a share of /healthz: a target above it cannot be met on this machine"
     );
+    if let Some(healthz) = baseline_cost {
+        print_costs(healthz, &costs);
+    }
     println!(
         "endpoints: {}",
         endpoints
@@ -225,6 +251,90 @@ async fn main() {
             .join(" ")
     );
     server.stop();
+}
+
+/// CPU seconds so far of the service process, PostgreSQL and the load generator (`wrk`
+/// runs as this process's child: what this process reaped of its children).
+#[derive(Clone, Copy)]
+struct ServedCost {
+    api: f64,
+    postgres: f64,
+    wrk: f64,
+}
+
+impl ServedCost {
+    fn now(api: u32) -> Self {
+        let own = cpu::own();
+        let with_children = cpu::process_cpu("self", true).map_or(own, |(_, s)| s);
+        ServedCost {
+            api: cpu::of(api),
+            postgres: cpu::postgres(),
+            wrk: with_children - own,
+        }
+    }
+
+    /// Microseconds per request since `before`, over `requests` requests.
+    fn per_request(self, before: ServedCost, requests: u64) -> ServedCost {
+        let us = |now: f64, then: f64| (now - then) * 1e6 / requests.max(1) as f64;
+        ServedCost {
+            api: us(self.api, before.api),
+            postgres: us(self.postgres, before.postgres),
+            wrk: us(self.wrk, before.wrk),
+        }
+    }
+
+    fn total(self) -> f64 {
+        self.api + self.postgres + self.wrk
+    }
+}
+
+/// Where each request's CPU went, against the sum of its parts measured alone: what
+/// `/healthz` costs the service and wrk, plus what the same read costs a client of the
+/// store and PostgreSQL. CPU time is read from `/proc` at 10 ms resolution over the
+/// whole run, so each figure is an average.
+fn print_costs(healthz: ServedCost, costs: &[(&str, ServedCost, Option<StoreFloor>)]) {
+    println!(
+        "CPU µs per request: api = `tenantry api`, pg = PostgreSQL, wrk = the load generator; parts = /healthz's api + wrk, plus the store-only run's client + pg for the same read"
+    );
+    println!(
+        "{:<42} {:>7} {:>7} {:>7} {:>7}   {:>7} {:>7} {:>7}  {:>7} {:>7}",
+        "endpoint", "api", "pg", "wrk", "total", "client", "pg", "parts", "api +", "pg +"
+    );
+    for (what, cost, floor) in costs {
+        let Some(floor) = floor else {
+            println!(
+                "{what:<42} {:>7.0} {:>7.0} {:>7.0} {:>7.0}",
+                cost.api,
+                cost.postgres,
+                cost.wrk,
+                cost.total()
+            );
+            continue;
+        };
+        let parts = healthz.api + healthz.wrk + floor.client_us + floor.postgres_us;
+        println!(
+            "{what:<42} {:>7.0} {:>7.0} {:>7.0} {:>7.0}   {:>7.0} {:>7.0} {parts:>7.0}  {:>7.0} {:>7.0}",
+            cost.api,
+            cost.postgres,
+            cost.wrk,
+            cost.total(),
+            floor.client_us,
+            floor.postgres_us,
+            cost.api - healthz.api - floor.client_us,
+            cost.postgres - floor.postgres_us,
+        );
+    }
+    println!(
+        "\"api +\": what the service spends per request beyond /healthz and the store's client work; \"pg +\": what PostgreSQL spends beyond the store-only run's share"
+    );
+}
+
+/// The store's own rate for an endpoint's read, and its CPU per call.
+#[derive(Clone, Copy)]
+struct StoreFloor {
+    rate: f64,
+    client_us: f64,
+    postgres_us: f64,
 }
 
 /// A read an endpoint makes, called on the store directly.
@@ -246,8 +356,7 @@ impl StoreCall {
         let page = |limit| tenantry_store::Page { limit, after: None };
         match self {
             StoreCall::Me => {
-                scope.msp().await.expect("msp");
-                scope.own_key().await.expect("key");
+                scope.me().await.expect("me");
             }
             StoreCall::Organizations(limit) => {
                 scope.list_organizations(page(limit)).await.expect("list");
@@ -307,7 +416,8 @@ async fn store_rate(
     call: StoreCall,
     callers: u64,
     seconds: u64,
-) -> f64 {
+) -> StoreFloor {
+    let (client, postgres) = (cpu::own(), cpu::postgres());
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
@@ -324,7 +434,12 @@ async fn store_rate(
         });
     }
     let calls: u64 = tasks.join_all().await.into_iter().sum();
-    calls as f64 / started.elapsed().as_secs_f64()
+    let us = |now: f64, then: f64| (now - then) * 1e6 / calls.max(1) as f64;
+    StoreFloor {
+        rate: calls as f64 / started.elapsed().as_secs_f64(),
+        client_us: us(cpu::own(), client),
+        postgres_us: us(cpu::postgres(), postgres),
+    }
 }
 
 /// Runs the first scan every new organization queued, with the job engine (the large tenant's 50,000 users

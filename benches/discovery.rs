@@ -28,6 +28,7 @@
 //! from `/proc` around the full scan and the floor.
 
 mod common;
+mod cpu;
 mod seed;
 
 use std::time::{Duration, Instant};
@@ -48,22 +49,6 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// CPU seconds (user + system) of one process from `/proc/<pid>/stat`, with what it
-/// reaped of its children when `children`.
-fn process_cpu(pid: &str, children: bool) -> Option<(String, f64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (head, tail) = stat.rsplit_once(')')?;
-    let comm = head.split_once('(')?.1.to_owned();
-    let fields: Vec<&str> = tail.split_whitespace().collect();
-    // After the command: state is field 3, utime 14, stime 15, cutime 16, cstime 17.
-    let tick = |i: usize| fields.get(i - 3).and_then(|v| v.parse::<f64>().ok());
-    let mut ticks = tick(14)? + tick(15)?;
-    if children {
-        ticks += tick(16)? + tick(17)?;
-    }
-    Some((comm, ticks / 100.0))
-}
-
 /// CPU seconds spent so far by the three parties sharing the machine: PostgreSQL (every
 /// `postgres` process, with the backends its postmaster reaped), the simulator (Microsoft's
 /// side), and this process (the workers).
@@ -76,25 +61,10 @@ struct Cpu {
 
 impl Cpu {
     fn now(simulator: u32) -> Self {
-        let mut postgres = 0.0;
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let name = entry.file_name();
-            let Some(pid) = name
-                .to_str()
-                .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
-            else {
-                continue;
-            };
-            if let Some((comm, secs)) = process_cpu(pid, true)
-                && comm == "postgres"
-            {
-                postgres += secs;
-            }
-        }
         Cpu {
-            postgres,
-            simulator: process_cpu(&simulator.to_string(), false).map_or(0.0, |(_, s)| s),
-            workers: process_cpu("self", false).map_or(0.0, |(_, s)| s),
+            postgres: cpu::postgres(),
+            simulator: cpu::of(simulator),
+            workers: cpu::own(),
         }
     }
 

@@ -13,6 +13,7 @@ use crate::seed::{MASTER_KEY, PEPPER};
 
 /// What `wrk --latency` reported.
 pub struct Load {
+    pub requests: u64,
     pub requests_per_sec: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
@@ -25,6 +26,10 @@ pub struct Process {
 }
 
 impl Process {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     fn command(subcommand: &str, database_url: &str) -> Command {
         let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
         let mut command = Command::new(env!("CARGO_BIN_EXE_tenantry"));
@@ -125,7 +130,15 @@ pub fn wrk(url: &str, key: Option<&str>, connections: u64, seconds: u64) -> Load
         .find_map(|line| line.strip_prefix("Non-2xx or 3xx responses:"))
         .and_then(|count| count.trim().parse().ok())
         .unwrap_or(0);
+    // "  123456 requests in 10.00s, 45.67MB read"
+    let requests = text
+        .lines()
+        .map(str::trim)
+        .find_map(|line| line.split_once(" requests in "))
+        .and_then(|(count, _)| count.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no request count in wrk's output:\n{text}"));
     Load {
+        requests,
         requests_per_sec: field("Requests/sec:").parse().expect("rate"),
         p50_ms: milliseconds(field("50%")),
         p99_ms: milliseconds(field("99%")),

@@ -16,7 +16,6 @@ use std::time::Duration;
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 
 use crate::settings::{DatabaseSettings, Settings, Sources};
 use crate::telemetry;
@@ -29,8 +28,7 @@ pub fn load_settings(implied_env: Option<&str>) -> anyhow::Result<Settings> {
 }
 
 pub async fn connect(database: &DatabaseSettings, url: &SecretString) -> anyhow::Result<PgPool> {
-    PgPoolOptions::new()
-        .max_connections(database.max_connections)
+    tenantry_store::pool::options(database.max_connections)
         .acquire_timeout(Duration::from_secs(database.acquire_timeout_secs))
         .connect(url.expose_secret())
         .await

@@ -649,6 +649,31 @@ async fn an_object_listed_twice_is_written_once_as_last_listed(pool: PgPool) {
             (b, Some("third".to_owned()))
         ]
     );
+    // A listed section (devices) takes the same plain insert first and the same upsert.
+    let device = |id: uuid::Uuid, name: &str| json!({"id": id, "deviceName": name});
+    let first = json!([device(a, "first"), device(b, "first"), device(a, "second")]).to_string();
+    let later = json!([device(b, "third")]).to_string();
+    for page in [&first, &later] {
+        store
+            .write_page(keys, "devices", "id", page)
+            .await
+            .expect("written");
+    }
+    let names: Vec<(String, Option<String>)> = sqlx::query_as(
+        "select object_id, display_name from inventory_object
+         where generation = $1 and section = 'devices' order by display_name",
+    )
+    .bind(run.run_id.as_uuid())
+    .fetch_all(&pool)
+    .await
+    .expect("rows");
+    assert_eq!(
+        names,
+        [
+            (a.to_string(), Some("second".to_owned())),
+            (b.to_string(), Some("third".to_owned()))
+        ]
+    );
 }
 
 /// Rows of `table` for `organization` outside its current generation.

@@ -383,8 +383,8 @@ async fn a_closed_database_pool_answers_503_with_retry_after(pool: PgPool) {
 #[tokio::test]
 async fn a_postgresql_restart_is_a_503_while_down_and_heals_after() {
     let cluster = tenantry::postgres::TempCluster::start().expect("a private cluster");
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(4)
+    // The service's own pool options: a connection is pinged only after sitting idle.
+    let pool = tenantry_store::pool::options(4)
         .acquire_timeout(std::time::Duration::from_secs(2))
         .connect(&cluster.url())
         .await

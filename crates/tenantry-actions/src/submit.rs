@@ -10,8 +10,8 @@ use tenantry_domain::actions::{self, ActionKind, MAX_TARGETS, Parameters, Resolv
 use tenantry_domain::policy::{self, Approval, Decision, Requester};
 use tenantry_domain::{ErrorCode, OrganizationId, Role};
 use tenantry_graph::GraphAccess;
+use tenantry_store::MspScope;
 use tenantry_store::actions::{ActionRecord, Created, NewAction, Refusal, StepRecord};
-use tenantry_store::{MspScope, OrganizationRecord};
 use uuid::Uuid;
 
 use crate::lookup::{
@@ -131,8 +131,8 @@ pub(crate) fn checked_text(
 }
 
 /// The capability check against the organization's last validation report.
-fn capability_missing(organization: &OrganizationRecord, kind: ActionKind) -> Option<SubmitError> {
-    let report = organization.validation_report.as_ref()?;
+fn capability_missing(report: Option<&Value>, kind: ActionKind) -> Option<SubmitError> {
+    let report = report?;
     let status = report["capabilities"]
         .as_array()?
         .iter()
@@ -192,7 +192,8 @@ pub async fn submit(
     let requested_by = checked_text("requested_by", request.requested_by.as_deref(), 200)?;
     let keys = target_keys(kind, &request.target)?;
     // Checked before Graph is called; recorded once the requester is known.
-    let graph = match capability_missing(&organization, kind) {
+    let report = scope.validation_report(organization_id).await?;
+    let graph = match capability_missing(report.as_ref(), kind) {
         Some(missing) => Err(missing),
         None => Ok(organization_graph(graph_access, scope, &organization).await?),
     };

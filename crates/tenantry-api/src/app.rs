@@ -27,9 +27,22 @@ use crate::openapi::{ApiDoc, ApiDocs};
 use crate::request_id::{self, RequestId, X_REQUEST_ID};
 use crate::{finish, routes};
 
-/// What every handler can reach. Cheap to clone.
+/// What every handler can reach. Cloned several times per request (each layer and
+/// extractor that takes state), so it is one `Arc`: a clone is one atomic increment, not
+/// a copy of every client, pool handle and string inside.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+pub struct Shared {
     pub(crate) store: Store,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) auth_limiter: Arc<AuthFailureLimiter>,
@@ -62,7 +75,7 @@ pub fn build(
         .merge(routes::all())
         .split_for_parts();
     crate::openapi::add_common_responses(&mut doc);
-    let state = AppState {
+    let state = AppState(Arc::new(Shared {
         store,
         metrics,
         auth_limiter: Arc::new(AuthFailureLimiter::new(config.auth_failures_per_minute)),
@@ -71,7 +84,7 @@ pub fn build(
         public_url: config.public_url.clone(),
         validator: graph.validator(),
         graph,
-    };
+    }));
     let mut router = router
         .fallback(|| async { StatusCode::NOT_FOUND })
         .layer(DefaultBodyLimit::max(config.body_limit_bytes))

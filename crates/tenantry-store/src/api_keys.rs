@@ -19,6 +19,7 @@ use crate::error::{AuthError, StoreError};
 use crate::ids::NullableUuid;
 use crate::key_cache::{KeyCache, KnownKey};
 use crate::key_hash::ApiKeyPepper;
+use crate::operator::MspRecord;
 use crate::operators::{self, KeyHolder, OperatorRecord};
 use crate::principal::Principal;
 
@@ -141,6 +142,37 @@ pub(crate) async fn find(
         .await?
         .ok_or(StoreError::NotFound)?
         .try_into()
+}
+
+/// A key with its MSP's row, in one statement (`GET /api/v1/me`).
+pub(crate) async fn find_with_msp(
+    db: &PgPool,
+    msp_id: MspId,
+    id: ApiKeyRecordId,
+) -> Result<(MspRecord, ApiKeyRecord), StoreError> {
+    #[derive(sqlx::FromRow)]
+    struct WithMsp {
+        #[sqlx(flatten)]
+        key: KeyRow,
+        msp_name: String,
+        msp_created_at: DateTime<Utc>,
+    }
+    let sql = format!(
+        "select m.name as msp_name, m.created_at as msp_created_at, w.* from ({SELECT_KEY} where k.msp_id = $1 and k.api_key_id = $2) w
+         join msp m on m.msp_id = w.msp_id"
+    );
+    let row = sqlx::query_as::<_, WithMsp>(sqlx::AssertSqlSafe(sql))
+        .bind(msp_id.as_uuid())
+        .bind(id.as_uuid())
+        .fetch_optional(db)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let msp = MspRecord {
+        id: msp_id,
+        name: row.msp_name,
+        created_at: row.msp_created_at,
+    };
+    Ok((msp, row.key.try_into()?))
 }
 
 pub(crate) async fn list(

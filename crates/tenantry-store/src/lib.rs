@@ -23,6 +23,7 @@ mod operator;
 pub mod operators;
 mod organizations;
 mod policies;
+pub mod pool;
 mod principal;
 pub mod queue;
 mod readiness;

@@ -121,17 +121,3 @@ impl<'a> Operator<'a> {
         }))
     }
 }
-
-pub(crate) async fn find_msp(db: &PgPool, id: MspId) -> Result<MspRecord, StoreError> {
-    let row: Option<(String, DateTime<Utc>)> =
-        sqlx::query_as("select name, created_at from msp where msp_id = $1")
-            .bind(id.as_uuid())
-            .fetch_optional(db)
-            .await?;
-    let (name, created_at) = row.ok_or(StoreError::NotFound)?;
-    Ok(MspRecord {
-        id,
-        name,
-        created_at,
-    })
-}

@@ -20,9 +20,6 @@ pub struct OrganizationRecord {
     pub tenant_id: Option<Uuid>,
     pub client_id: Option<Uuid>,
     pub status: String,
-    /// The last report; `None` before the first validation, and in lists (which do not
-    /// read it).
-    pub validation_report: Option<serde_json::Value>,
     pub validated_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -51,7 +48,6 @@ struct Row {
     tenant_id: Option<Uuid>,
     client_id: Option<Uuid>,
     status: String,
-    validation_report: Option<serde_json::Value>,
     validated_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
@@ -69,7 +65,6 @@ impl From<Row> for OrganizationRecord {
             tenant_id: row.tenant_id,
             client_id: row.client_id,
             status: row.status,
-            validation_report: row.validation_report,
             validated_at: row.validated_at,
             created_at: row.created_at,
             updated_at: row.updated_at,
@@ -80,7 +75,9 @@ impl From<Row> for OrganizationRecord {
     }
 }
 
-const COLUMNS: &str = "organization_id, name, provider, tenant_id, client_id, status, validation_report, validated_at, created_at, updated_at, scan_schedule, next_scan_at, secret_expires_at";
+/// Every column but the validation report, which weighs several KB and is read only
+/// where it is shown ([`validation_report`]).
+const COLUMNS: &str = "organization_id, name, provider, tenant_id, client_id, status, validated_at, created_at, updated_at, scan_schedule, next_scan_at, secret_expires_at";
 
 /// The expiry of the client secret a validation report describes (`secret.expires_at`),
 /// when it names one. The column is kept beside the report so lists and the view show it
@@ -118,6 +115,24 @@ pub(crate) async fn find(
         .ok_or(StoreError::NotFound)
 }
 
+/// The organization's last validation report (`None` before the first validation).
+pub(crate) async fn validation_report(
+    db: &PgPool,
+    msp: MspId,
+    limit: &OrganizationLimit,
+    id: OrganizationId,
+) -> Result<Option<serde_json::Value>, StoreError> {
+    sqlx::query_scalar::<_, Option<serde_json::Value>>(
+        "select validation_report from organization where msp_id = $1 and organization_id = $2 and ($3::uuid[] is null or organization_id = any($3))",
+    )
+    .bind(msp.as_uuid())
+    .bind(id.as_uuid())
+    .bind(visible(limit))
+    .fetch_optional(db)
+    .await?
+    .ok_or(StoreError::NotFound)
+}
+
 /// Whether the organization exists in `msp` and the key may see it, read from the
 /// primary key alone (for doors that only need to know, not the row).
 pub(crate) async fn ensure_visible(
@@ -138,10 +153,6 @@ pub(crate) async fn ensure_visible(
     .ok_or(StoreError::NotFound)
 }
 
-/// What a list reads: every column but the validation report, which no list shows and
-/// which weighs several KB per organization (`validation_report` comes back `None`).
-const LIST_COLUMNS: &str = "organization_id, name, provider, tenant_id, client_id, status, null::jsonb as validation_report, validated_at, created_at, updated_at, scan_schedule, next_scan_at, secret_expires_at";
-
 pub(crate) async fn list(
     db: &PgPool,
     msp: MspId,
@@ -149,7 +160,7 @@ pub(crate) async fn list(
     page: Page,
 ) -> Result<Vec<OrganizationRecord>, StoreError> {
     let sql = format!(
-        "select {LIST_COLUMNS} from organization
+        "select {COLUMNS} from organization
          where msp_id = $1 and ($2::uuid[] is null or organization_id = any($2)) and ($3::uuid is null or organization_id > $3)
          order by organization_id limit $4"
     );

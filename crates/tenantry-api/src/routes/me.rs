@@ -30,9 +30,7 @@ pub struct Me {
     )
 )]
 pub async fn get_me(caller: Caller) -> Result<Json<Me>, ApiError> {
-    let scope = caller.scope();
-    let msp = scope.msp().await?;
-    let key = scope.own_key().await?;
+    let (msp, key) = caller.scope().me().await?;
     Ok(Json(Me {
         msp: msp.into(),
         operator: key.operator.clone().into(),

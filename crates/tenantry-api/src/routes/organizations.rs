@@ -455,9 +455,10 @@ pub async fn get_validation(
     caller: Caller,
     ApiPath(id): ApiPath<OrganizationId>,
 ) -> Result<Json<Value>, ApiError> {
-    let organization = caller.scope().organization(id).await?;
-    organization
-        .validation_report
+    caller
+        .scope()
+        .validation_report(id)
+        .await?
         .map(Json)
         .ok_or(ApiError::NotFound)
 }

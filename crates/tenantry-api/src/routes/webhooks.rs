@@ -307,7 +307,7 @@ pub async fn put_change_notifications(
     ApiPath(organization): ApiPath<OrganizationId>,
     ApiJson(body): ApiJson<ChangeNotificationsBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    caller.scope().organization(organization).await?;
+    caller.scope().ensure_organization(organization).await?;
     if body.enabled && state.public_url.is_none() {
         return Err(ApiError::validation(vec![FieldError::new(
             "enabled",

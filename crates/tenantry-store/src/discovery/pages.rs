@@ -73,19 +73,24 @@ impl DiscoveryStore {
         // cleared when this attempt began reading it, so only an object Microsoft listed
         // twice (in the page, or in an earlier one) can collide; then the page is written
         // again as an upsert, the last listing winning as before.
+        // Listed sections (devices, service principals, licences, …) are cleared the same
+        // way, so their pages take the plain insert too.
         let plain = match Table::of(section) {
             Table::Users if !removals => Some(INSERT_USERS),
             Table::Groups if !removals => Some(INSERT_GROUPS),
+            Table::Objects => Some(INSERT_OBJECTS),
             _ => None,
         };
         if let Some(sql) = plain {
-            let inserted = sqlx::query(sql)
+            let query = sqlx::query(sql)
                 .bind(keys.organization.as_uuid())
                 .bind(keys.run.as_uuid())
-                .bind(objects)
-                .bind(keys.msp.as_uuid())
-                .execute(&self.pool)
-                .await;
+                .bind(objects);
+            let query = match Table::of(section) {
+                Table::Objects => query.bind(section).bind(id_field),
+                _ => query.bind(keys.msp.as_uuid()),
+            };
+            let inserted = query.execute(&self.pool).await;
             match inserted {
                 Ok(_) => return Ok(()),
                 Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {}
@@ -389,6 +394,16 @@ const WRITE_ROLES: &str = concat!(
     on conflict (organization_id, generation, role_id) do update set
         role_template_id = excluded.role_template_id, display_name = excluded.display_name"
 );
+
+/// A page of a listed section with, it is hoped, no object seen before.
+const INSERT_OBJECTS: &str = "insert into inventory_object
+        (organization_id, generation, section, object_id, display_name, data)
+    select $1::uuid, $2::uuid, $4::text, e.d->>$5,
+           coalesce(e.d->>'displayName', e.d->>'deviceName', e.d->>'userDisplayName', e.d->>'skuPartNumber', e.d->>$5),
+           e.d
+    from jsonb_array_elements($3::text::jsonb) as e (d)
+    where e.d ? $5 and exists (select 1 from discovery_run
+        where run_id = $2 and state = 'running' for key share)";
 
 const WRITE_OBJECTS: &str = "insert into inventory_object
         (organization_id, generation, section, object_id, display_name, data)

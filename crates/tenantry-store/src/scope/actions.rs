@@ -157,7 +157,7 @@ impl MspScope<'_> {
         filter.requested_by_key = self.own_requests_only();
         // An organization the key cannot see answers as an unknown one: `NotFound`.
         if let Some(organization) = filter.organization {
-            self.organization(OrganizationId::from_uuid(organization))
+            self.ensure_organization(OrganizationId::from_uuid(organization))
                 .await?;
         }
         let visible = self.visible_organizations();

@@ -9,12 +9,13 @@ use crate::api_keys::{self, ApiKeyRecord, IssuedKey, NewApiKey, Page};
 use crate::audit::{self, NewEvent};
 use crate::error::StoreError;
 use crate::key_changes;
+use crate::operator::MspRecord;
 use crate::operators::{self, KeyHolder};
 
 impl MspScope<'_> {
-    /// The key the caller authenticated with.
-    pub async fn own_key(&self) -> Result<ApiKeyRecord, StoreError> {
-        api_keys::find(
+    /// The caller's MSP and own key, read together.
+    pub async fn me(&self) -> Result<(MspRecord, ApiKeyRecord), StoreError> {
+        api_keys::find_with_msp(
             self.pool,
             self.principal.msp_id(),
             self.principal.api_key_id(),

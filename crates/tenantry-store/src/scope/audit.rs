@@ -17,7 +17,7 @@ impl MspScope<'_> {
     ) -> Result<Vec<AuditEvent>, StoreError> {
         self.principal.grant().may_read_audit()?;
         if let Some(organization) = filter.organization {
-            self.organization(OrganizationId::from_uuid(organization))
+            self.ensure_organization(OrganizationId::from_uuid(organization))
                 .await?;
         }
         let visible = self.visible_organizations();

@@ -18,7 +18,6 @@ use sqlx::PgPool;
 use crate::error::StoreError;
 use crate::key_cache::KeyCache;
 use crate::key_hash::ApiKeyPepper;
-use crate::operator::{self, MspRecord};
 use crate::principal::Principal;
 use crate::sealing::Keyring;
 
@@ -66,11 +65,6 @@ impl<'a> MspScope<'a> {
 
     pub fn principal(&self) -> &Principal {
         self.principal
-    }
-
-    /// The caller's own MSP.
-    pub async fn msp(&self) -> Result<MspRecord, StoreError> {
-        operator::find_msp(self.pool, self.principal.msp_id()).await
     }
 
     /// Key management re-checks, inside its transaction, that the caller's own key is

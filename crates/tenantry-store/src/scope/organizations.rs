@@ -42,6 +42,20 @@ impl MspScope<'_> {
         .await
     }
 
+    /// The organization's last validation report (`None` before the first validation).
+    pub async fn validation_report(
+        &self,
+        id: OrganizationId,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        organizations::validation_report(
+            self.pool,
+            self.principal.msp_id(),
+            self.principal.organizations(),
+            id,
+        )
+        .await
+    }
+
     /// Fails with `NotFound` unless the organization is the caller's to see; cheaper than
     /// [`MspScope::organization`] where the row itself is not needed.
     pub async fn ensure_organization(&self, id: OrganizationId) -> Result<(), StoreError> {

@@ -37,7 +37,7 @@ impl MspScope<'_> {
         }
         self.still_active().await?;
         if let Some(organization) = organization {
-            self.organization(OrganizationId::from_uuid(organization))
+            self.ensure_organization(OrganizationId::from_uuid(organization))
                 .await
                 .map_err(|e| match e {
                     StoreError::NotFound => {
