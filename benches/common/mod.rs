@@ -1,7 +1,6 @@
 //! What the benches share: their knobs from the environment and a fresh, migrated
 //! database on the throwaway cluster their script started.
 
-use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgPool};
 
 /// A numeric knob from the environment, or `default`.
@@ -24,8 +23,8 @@ pub async fn fresh_database(bench: &str, connections: u32) -> PgPool {
         .await
         .expect("create database");
     let (server, _) = base.rsplit_once('/').expect("url");
-    let pool = PgPoolOptions::new()
-        .max_connections(connections)
+    // The service's own pool options (its ping rule), as the real processes use.
+    let pool = tenantry_store::pool::options(connections)
         .connect(&format!("{server}/{name}"))
         .await
         .expect("pool");
