@@ -11,6 +11,7 @@
 pub mod actions;
 pub mod api_key;
 pub mod capabilities;
+pub mod credential;
 pub mod discovery;
 pub mod error_chain;
 pub mod error_code;
@@ -24,6 +25,7 @@ pub mod states;
 pub mod webhooks;
 
 pub use api_key::{ApiKeyToken, KeyGrant, KeyGrantError, KeyId, MalformedKey, OrganizationLimit};
+pub use credential::{AppCredential, CertificateCredential, CredentialKind};
 pub use error_chain::error_chain;
 pub use error_code::ErrorCode;
 pub use ids::{ActionId, ApiKeyRecordId, DiscoveryRunId, JobId, MspId, OperatorId, OrganizationId};

@@ -1,5 +1,5 @@
 //! The control API under `/_sim/` (only on the simulator's own listener): load a scenario,
-//! reset, set faults and latency, read or clear the request log, list the credentials of
+//! reset, set faults, latency and the login authority's clock, read or clear the request log, list the credentials of
 //! the loaded tenants, register or remove an app's certificate credentials, read or clear
 //! the notification delivery log, list subscriptions and send lifecycle notifications.
 
@@ -19,6 +19,7 @@ pub fn router() -> Router<SimState> {
         .route("/_sim/scenario", get(scenario).put(load_scenario))
         .route("/_sim/faults", get(faults).put(set_faults))
         .route("/_sim/throttle", get(throttle).put(set_throttle))
+        .route("/_sim/clock", axum::routing::put(set_clock))
         .route(
             "/_sim/notifications",
             get(notifications).delete(clear_notifications),
@@ -178,6 +179,19 @@ async fn faults(State(state): State<SimState>) -> Json<Faults> {
 
 async fn set_faults(State(state): State<SimState>, Json(faults): Json<Faults>) -> StatusCode {
     state.set_faults(faults);
+    StatusCode::NO_CONTENT
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ClockSettings {
+    /// How far ahead (negative: behind) the login authority's clock runs for the time checks
+    /// of client assertions.
+    offset_seconds: i64,
+}
+
+async fn set_clock(State(state): State<SimState>, Json(clock): Json<ClockSettings>) -> StatusCode {
+    state.set_clock_offset(chrono::Duration::seconds(clock.offset_seconds));
     StatusCode::NO_CONTENT
 }
 

@@ -80,6 +80,9 @@ struct Inner {
     notifications: Mutex<Vec<DeliveryRecord>>,
     /// The client to notification endpoints, built on first use.
     http: OnceLock<Option<reqwest::Client>>,
+    /// How far the login authority's clock is from the machine's, for client assertions'
+    /// `nbf`/`exp` (a caller whose clock is off).
+    clock_offset: RwLock<chrono::Duration>,
 }
 
 impl SimState {
@@ -95,6 +98,7 @@ impl SimState {
                 throttle: Mutex::new(throttle::Throttle::default()),
                 notifications: Mutex::new(Vec::new()),
                 http: OnceLock::new(),
+                clock_offset: RwLock::new(chrono::Duration::zero()),
             }),
         }
     }
@@ -151,6 +155,27 @@ impl SimState {
         let scenario = self.scenario();
         self.load(scenario);
         *self.inner.faults.write().unwrap_or_else(|p| p.into_inner()) = Faults::default();
+        self.set_clock_offset(chrono::Duration::zero());
+    }
+
+    /// Moves the login authority's clock by `offset` for the time checks of client
+    /// assertions, as if the caller's clock were off by `-offset` (zero: in step).
+    pub fn set_clock_offset(&self, offset: chrono::Duration) {
+        *self
+            .inner
+            .clock_offset
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = offset;
+    }
+
+    /// The login authority's time: the machine's, moved by the clock offset.
+    pub(crate) fn authority_now(&self) -> DateTime<Utc> {
+        Utc::now()
+            + *self
+                .inner
+                .clock_offset
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn scenario(&self) -> Scenario {

@@ -451,7 +451,7 @@ fn verify_assertion(
             ),
         })?
         .claims;
-    let now = Utc::now();
+    let now = state.authority_now();
     if now < certificate.start || certificate.end <= now {
         return Err(invalid_assertion(format!(
             "Client assertion contains an invalid signature. [Reason - The key used is expired., Thumbprint of key used by client: '{quoted}', Found key '{}', {portal}].",

@@ -387,13 +387,11 @@ async fn certificate_credentials_work_and_bad_assertions_are_refused() {
         )
         .await;
         assert!(
-            body["error_description"]
-                .as_str()
-                .is_some_and(|d| {
-                    d.contains(
+            body["error_description"].as_str().is_some_and(|d| {
+                d.contains(
                 "[Reason - The provided signature value did not match the expected signature value."
             )
-                }),
+            }),
             "{body}"
         );
     }
