@@ -318,6 +318,14 @@ pub(crate) async fn credential(
     crate::credentials::open(&mut conn, &key, id).await
 }
 
+/// The new credential: the app's client id, the credential, and the generated key pair it
+/// came from (if any).
+pub(crate) struct Replacement<'a> {
+    pub client_id: Uuid,
+    pub credential: &'a AppCredential,
+    pub generated: Option<Uuid>,
+}
+
 /// The new credential's validation, saved with it.
 pub(crate) struct Validated<'a> {
     pub status: tenantry_domain::OrganizationStatus,
@@ -332,11 +340,14 @@ pub(crate) async fn replace_credential(
     keyring: &Keyring,
     msp: MspId,
     id: OrganizationId,
-    client_id: Uuid,
-    credential: &AppCredential,
-    generated: Option<Uuid>,
+    replacement: Replacement<'_>,
     validated: Validated<'_>,
 ) -> Result<(), StoreError> {
+    let Replacement {
+        client_id,
+        credential,
+        generated,
+    } = replacement;
     let mut tx = db.begin().await?;
     let updated = sqlx::query("update organization set client_id = $3, updated_at = now() where msp_id = $1 and organization_id = $2")
         .bind(msp.as_uuid())

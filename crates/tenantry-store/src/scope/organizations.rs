@@ -112,7 +112,6 @@ impl MspScope<'_> {
     /// Stores a new, validated credential (secret or certificate) together with its report;
     /// `generated` names the generated key pair it came from, used up in the same
     /// transaction.
-    #[allow(clippy::too_many_arguments)]
     pub async fn replace_credentials(
         &self,
         id: OrganizationId,
@@ -130,9 +129,11 @@ impl MspScope<'_> {
             self.keyring()?,
             self.principal.msp_id(),
             id,
-            client_id,
-            credential,
-            generated,
+            organizations::Replacement {
+                client_id,
+                credential,
+                generated,
+            },
             organizations::Validated { status, report },
         )
         .await
