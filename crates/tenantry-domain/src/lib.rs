@@ -1,8 +1,8 @@
 //! Tenantry's domain vocabulary and rules: identifiers that parse, MSP roles and the rules
 //! for who may manage API keys, the action catalogue (parameters and the Graph calls each
 //! action plans), policies and their decisions, webhook rules, capabilities and the
-//! permissions each needs, discovery sections, scan schedules, and the stable error codes
-//! every API response uses.
+//! permissions each needs, discovery sections, scan schedules, app credentials (a client
+//! secret or a certificate), and the stable error codes every API response uses.
 //!
 //! This crate is pure on purpose: no I/O, no async, no database. Everything here is
 //! unit-tested without a network or a PostgreSQL cluster, and every other crate may depend
