@@ -55,7 +55,10 @@ pub async fn connect_all(
                 name: DisplayName::parse(&tenant.display_name).expect("name"),
                 tenant_id: tenant.id,
                 client_id: tenant.app().client_id,
-                client_secret: tenant.secret_value().to_owned().into(),
+                credential: tenantry_domain::AppCredential::Secret(
+                    tenant.secret_value().to_owned().into(),
+                ),
+                generated_certificate: None,
                 status: "connected".into(),
                 report: report.clone(),
             })

@@ -99,6 +99,21 @@ async fn another_msps_key_sees_and_touches_nothing_on_any_route(pool: PgPool) {
         .await
         .expect("endpoint");
     let victim_endpoint = endpoint["id"].as_str().expect("endpoint id").to_owned();
+    // A key pair generated for the victim, waiting to be used.
+    let generated: Value = app
+        .post_json("/api/v1/certificates", &victim.owner_key, json!({}))
+        .await
+        .json()
+        .await
+        .expect("generated certificate");
+    let victim_certificate = generated["id"].as_str().expect("certificate id").to_owned();
+    let victim_certificate_pem = generated["certificate_pem"]
+        .as_str()
+        .expect("pem")
+        .lines()
+        .nth(1)
+        .expect("a PEM line")
+        .to_owned();
     let victim_signing_secret = endpoint["signing_secret"]
         .as_str()
         .expect("secret")
@@ -135,6 +150,8 @@ async fn another_msps_key_sees_and_touches_nothing_on_any_route(pool: PgPool) {
         victim_action.clone(),
         victim_endpoint.clone(),
         victim_signing_secret.clone(),
+        victim_certificate.clone(),
+        victim_certificate_pem.clone(),
     ];
     let mut walked = 0;
     for (path, item) in doc["paths"].as_object().expect("paths") {
@@ -152,6 +169,8 @@ async fn another_msps_key_sees_and_touches_nothing_on_any_route(pool: PgPool) {
                 victim_action.clone()
             } else if path.starts_with("/api/v1/webhook-endpoints/") {
                 victim_endpoint.clone()
+            } else if path.starts_with("/api/v1/certificates/") {
+                victim_certificate.clone()
             } else {
                 victim_admin_id.to_string()
             };
@@ -225,6 +244,17 @@ async fn another_msps_key_sees_and_touches_nothing_on_any_route(pool: PgPool) {
     assert!(
         walked >= 8,
         "the walk covered the API ({walked} operations)"
+    );
+
+    // The victim's generated certificate is still there.
+    assert_eq!(
+        app.get(
+            &format!("/api/v1/certificates/{victim_certificate}"),
+            &victim.owner_key
+        )
+        .await
+        .status(),
+        200
     );
 
     // The victim's keys are untouched and still work.

@@ -4,6 +4,7 @@
 mod actions;
 mod api_keys;
 mod auth;
+mod certificates;
 mod change_notifications;
 mod discovery;
 mod helpers;

@@ -10,7 +10,7 @@ use crate::helpers::{TestApp, assert_problem};
 
 /// Every operation the API serves. Adding a route without documenting it, or documenting
 /// one that is not served, fails a test below.
-const OPERATIONS: [(&str, &str); 56] = [
+const OPERATIONS: [(&str, &str); 61] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -67,6 +67,11 @@ const OPERATIONS: [(&str, &str); 56] = [
     ("post", "/hooks/graph/{organization}"),
     ("get", "/api/v1/organizations/{id}/change-notifications"),
     ("put", "/api/v1/organizations/{id}/change-notifications"),
+    ("get", "/api/v1/organizations/{id}/certificate.cer"),
+    ("post", "/api/v1/certificates"),
+    ("get", "/api/v1/certificates/{id}"),
+    ("delete", "/api/v1/certificates/{id}"),
+    ("get", "/api/v1/certificates/{id}/certificate.cer"),
 ];
 
 async fn openapi(app: &TestApp) -> Value {

@@ -493,11 +493,14 @@ async fn swapped_sealed_secrets_do_not_open_and_master_key_rotation_keeps_tenant
     );
     let rotated = tenantry_store::Store::new(app.pool.clone(), crate::helpers::test_pepper())
         .with_keyring(tenantry_store::sealing::Keyring::new(&new_key, &[]).expect("keyring"));
-    let secret = rotated
+    let (_, credential) = rotated
         .scope(&principal)
-        .client_secret(org(&a))
+        .credential(org(&a))
         .await
         .expect("opens under the new key");
+    let tenantry_domain::AppCredential::Secret(secret) = credential else {
+        panic!("a secret credential");
+    };
     assert_eq!(
         secrecy::ExposeSecret::expose_secret(&secret),
         app.demo("contoso").secret_value()
@@ -513,7 +516,7 @@ async fn swapped_sealed_secrets_do_not_open_and_master_key_rotation_keeps_tenant
     .expect("swap");
     for organization in [org(&a), org(&b)] {
         assert!(matches!(
-            rotated.scope(&principal).client_secret(organization).await,
+            rotated.scope(&principal).credential(organization).await,
             Err(tenantry_store::StoreError::Sealing(_))
         ));
     }
@@ -658,6 +661,7 @@ async fn a_report_of_a_replaced_secret_never_overwrites_the_newer_one(pool: PgPo
             id,
             app.demo("contoso").app().client_id,
             &secret,
+            None,
             tenantry_domain::OrganizationStatus::Connected,
             &json!({"newer": true}),
         )

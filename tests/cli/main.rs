@@ -818,7 +818,10 @@ async fn a_killed_workers_scan_is_finished_by_another_and_sigterm_gives_work_bac
             name: tenantry_domain::DisplayName::parse("Slow Corp").expect("name"),
             tenant_id: tenant.id,
             client_id: tenant.app().client_id,
-            client_secret: tenant.secret_value().to_owned().into(),
+            credential: tenantry_domain::AppCredential::Secret(
+                tenant.secret_value().to_owned().into(),
+            ),
+            generated_certificate: None,
             status: "connected".into(),
             report: serde_json::json!({}),
         })

@@ -31,9 +31,9 @@ pub async fn organization_graph(
             "the organization has no Microsoft 365 credentials",
         ));
     };
-    let (_, secret) = scope.credential(organization.id).await?;
+    let (_, credential) = scope.credential(organization.id).await?;
     let token = graph
-        .organization_token(tenant_id, client_id, &secret)
+        .organization_token(tenant_id, client_id, &credential)
         .await
         .map_err(|failure| match failure {
             TokenFailure::Unavailable(_) => SubmitError::Upstream {
@@ -41,9 +41,9 @@ pub async fn organization_graph(
                     .into(),
                 retry_after: None,
             },
-            TokenFailure::Refused { .. } => SubmitError::refused(
+            TokenFailure::Refused { .. } | TokenFailure::Unusable(_) => SubmitError::refused(
                 ErrorCode::InvalidCredentials,
-                "Entra refused the organization's stored credentials; re-validate it or replace its secret",
+                "Entra refused the organization's stored credentials; re-validate it or replace its secret or certificate",
             ),
         })?;
     Ok(OrganizationGraph {

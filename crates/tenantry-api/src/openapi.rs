@@ -26,6 +26,7 @@ use crate::problem::{DATABASE_RETRY_AFTER_SECS, PROBLEM_CONTENT_TYPE};
         (name = "auth", description = "Who am I"),
         (name = "api-keys", description = "API keys of the caller's MSP"),
         (name = "organizations", description = "Customers' Microsoft 365 tenants"),
+        (name = "certificates", description = "Key pairs Tenantry generates for certificate credentials"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
     )
 )]

@@ -190,6 +190,17 @@ pub struct SecretExpiry {
     pub days_left: Option<i64>,
 }
 
+/// The certificate in use, from the certificate itself (never its key).
+#[derive(Serialize, ToSchema)]
+pub struct CertificateExpiry {
+    /// SHA-256 thumbprint, base64url (the assertions' `x5t#S256`).
+    pub thumbprint_s256: String,
+    pub not_before: DateTime<Utc>,
+    /// The certificate's notAfter; warned of 30 days ahead, as a secret's expiry is.
+    pub expires_at: DateTime<Utc>,
+    pub days_left: i64,
+}
+
 /// What Tenantry can and cannot do in a tenant, and why.
 #[derive(Serialize, ToSchema)]
 pub struct ValidationReport {
@@ -205,7 +216,10 @@ pub struct ValidationReport {
     /// Those roles compared with what the capabilities need.
     pub directory_role_status: NamedRoleDiff,
     pub capabilities: Vec<CapabilityStatus>,
+    /// The client secret in use (secret credentials).
     pub secret: Option<SecretExpiry>,
+    /// The certificate in use (certificate credentials).
+    pub certificate: Option<CertificateExpiry>,
     /// What could not be checked.
     pub warnings: Vec<String>,
     pub checked_at: DateTime<Utc>,

@@ -71,10 +71,25 @@ pub enum ErrorCode {
     WebhookSignatureInvalid,
     /// The signature's timestamp is more than 5 minutes from the server's clock.
     WebhookTimestampStale,
+    /// Both a client secret and a certificate were given; send one.
+    CredentialAmbiguous,
+    /// Neither a client secret nor a (complete) certificate was given.
+    CredentialMissing,
+    /// The private key or the certificate is not readable PEM of the kind Entra takes (an
+    /// unencrypted RSA key of 2048 bits or more, an X.509 certificate); `field` says which.
+    CertificateMalformed,
+    /// The private key is not the one of the certificate.
+    CertificateKeyMismatch,
+    /// The certificate's notAfter has passed.
+    CertificateExpired,
+    /// The certificate's notBefore is still ahead.
+    CertificateNotYetValid,
+    /// The private key or the certificate is longer than the service accepts; `field` says which.
+    CertificateTooLarge,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 33] = [
+    pub const ALL: [ErrorCode; 40] = [
         ErrorCode::InvalidRequest,
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
@@ -108,6 +123,13 @@ impl ErrorCode {
         ErrorCode::SecretGone,
         ErrorCode::WebhookSignatureInvalid,
         ErrorCode::WebhookTimestampStale,
+        ErrorCode::CredentialAmbiguous,
+        ErrorCode::CredentialMissing,
+        ErrorCode::CertificateMalformed,
+        ErrorCode::CertificateKeyMismatch,
+        ErrorCode::CertificateExpired,
+        ErrorCode::CertificateNotYetValid,
+        ErrorCode::CertificateTooLarge,
     ];
 
     /// The machine-readable code, as sent in the `code` member.
@@ -146,6 +168,13 @@ impl ErrorCode {
             ErrorCode::SecretGone => "SECRET_GONE",
             ErrorCode::WebhookSignatureInvalid => "WEBHOOK_SIGNATURE_INVALID",
             ErrorCode::WebhookTimestampStale => "WEBHOOK_TIMESTAMP_STALE",
+            ErrorCode::CredentialAmbiguous => "CREDENTIAL_AMBIGUOUS",
+            ErrorCode::CredentialMissing => "CREDENTIAL_MISSING",
+            ErrorCode::CertificateMalformed => "CERTIFICATE_MALFORMED",
+            ErrorCode::CertificateKeyMismatch => "CERTIFICATE_KEY_MISMATCH",
+            ErrorCode::CertificateExpired => "CERTIFICATE_EXPIRED",
+            ErrorCode::CertificateNotYetValid => "CERTIFICATE_NOT_YET_VALID",
+            ErrorCode::CertificateTooLarge => "CERTIFICATE_TOO_LARGE",
         }
     }
 
@@ -185,6 +214,15 @@ impl ErrorCode {
             ErrorCode::SecretGone => "The secret was already revealed or has expired",
             ErrorCode::WebhookSignatureInvalid => "The webhook signature is missing or wrong",
             ErrorCode::WebhookTimestampStale => "The webhook signature is too old or too new",
+            ErrorCode::CredentialAmbiguous => "Both a client secret and a certificate were given",
+            ErrorCode::CredentialMissing => "No client secret or certificate was given",
+            ErrorCode::CertificateMalformed => "The private key or certificate is not readable",
+            ErrorCode::CertificateKeyMismatch => {
+                "The private key does not belong to the certificate"
+            }
+            ErrorCode::CertificateExpired => "The certificate has expired",
+            ErrorCode::CertificateNotYetValid => "The certificate is not valid yet",
+            ErrorCode::CertificateTooLarge => "The private key or certificate is too large",
         }
     }
 

@@ -1,8 +1,8 @@
 //! Tenantry's domain vocabulary and rules: identifiers that parse, MSP roles and the rules
 //! for who may manage API keys, the action catalogue (parameters and the Graph calls each
 //! action plans), policies and their decisions, webhook rules, capabilities and the
-//! permissions each needs, discovery sections, scan schedules, and the stable error codes
-//! every API response uses.
+//! permissions each needs, discovery sections, scan schedules, app credentials (a client
+//! secret or a certificate), and the stable error codes every API response uses.
 //!
 //! This crate is pure on purpose: no I/O, no async, no database. Everything here is
 //! unit-tested without a network or a PostgreSQL cluster, and every other crate may depend
@@ -11,6 +11,7 @@
 pub mod actions;
 pub mod api_key;
 pub mod capabilities;
+pub mod credential;
 pub mod discovery;
 pub mod error_chain;
 pub mod error_code;
@@ -24,6 +25,7 @@ pub mod states;
 pub mod webhooks;
 
 pub use api_key::{ApiKeyToken, KeyGrant, KeyGrantError, KeyId, MalformedKey, OrganizationLimit};
+pub use credential::{AppCredential, CertificateCredential, CredentialKind};
 pub use error_chain::error_chain;
 pub use error_code::ErrorCode;
 pub use ids::{ActionId, ApiKeyRecordId, DiscoveryRunId, JobId, MspId, OperatorId, OrganizationId};

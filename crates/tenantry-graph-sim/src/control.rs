@@ -1,7 +1,7 @@
 //! The control API under `/_sim/` (only on the simulator's own listener): load a scenario,
-//! reset, set faults and latency, read or clear the request log, list the credentials of
-//! the loaded tenants, read or clear the notification delivery log, list subscriptions and
-//! send lifecycle notifications.
+//! reset, set faults, latency and the login authority's clock, read or clear the request log, list the credentials of
+//! the loaded tenants, register or remove an app's certificate credentials, read or clear
+//! the notification delivery log, list subscriptions and send lifecycle notifications.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -19,12 +19,92 @@ pub fn router() -> Router<SimState> {
         .route("/_sim/scenario", get(scenario).put(load_scenario))
         .route("/_sim/faults", get(faults).put(set_faults))
         .route("/_sim/throttle", get(throttle).put(set_throttle))
+        .route("/_sim/clock", axum::routing::put(set_clock))
         .route(
             "/_sim/notifications",
             get(notifications).delete(clear_notifications),
         )
         .route("/_sim/subscriptions", get(subscriptions))
         .route("/_sim/subscriptions/{id}/lifecycle", post(lifecycle))
+        .route(
+            "/_sim/tenants/{tenant}/applications/{client_id}/certificates",
+            post(add_certificate),
+        )
+        .route(
+            "/_sim/tenants/{tenant}/applications/{client_id}/certificates/{key_id}",
+            axum::routing::delete(remove_certificate),
+        )
+}
+
+/// A certificate to register on an app, as an admin uploads it in Entra.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NewCertificate {
+    /// The public certificate, PEM.
+    certificate_pem: String,
+    #[serde(default)]
+    display_name: Option<String>,
+    /// The keyCredential's dates. Entra takes the certificate's own validity; the simulator
+    /// does not read it, so these default to one minute ago and two years from now.
+    #[serde(default)]
+    start_date_time: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default)]
+    end_date_time: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Registers a certificate: 201 with its `keyId` and `x5t#S256` thumbprint; 404 for an
+/// unknown tenant or app, 422 for a PEM that is not an RSA certificate.
+async fn add_certificate(
+    State(state): State<SimState>,
+    Path((tenant, client_id)): Path<(String, uuid::Uuid)>,
+    Json(new): Json<NewCertificate>,
+) -> axum::response::Response {
+    let now = chrono::Utc::now();
+    let start = new
+        .start_date_time
+        .unwrap_or(now - chrono::Duration::minutes(1));
+    let spec = crate::scenario::CertificateSpec {
+        key_id: uuid::Uuid::new_v4(),
+        display_name: new
+            .display_name
+            .unwrap_or_else(|| "CN=certificate".to_owned()),
+        certificate_pem: new.certificate_pem,
+        start,
+        end: new
+            .end_date_time
+            .unwrap_or(start + chrono::Duration::days(730)),
+    };
+    let key_id = spec.key_id;
+    if crate::model::Certificate::from_spec(&spec).is_none() {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"error": "not an RSA certificate in PEM"})),
+        )
+            .into_response();
+    }
+    match state.add_certificate(&tenant, client_id, spec) {
+        Some(thumbprint) => (
+            StatusCode::CREATED,
+            Json(json!({"keyId": key_id, "thumbprint": thumbprint})),
+        )
+            .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": format!("no app {client_id} in tenant {tenant}")})),
+        )
+            .into_response(),
+    }
+}
+
+async fn remove_certificate(
+    State(state): State<SimState>,
+    Path((tenant, client_id, key_id)): Path<(String, uuid::Uuid, uuid::Uuid)>,
+) -> StatusCode {
+    if state.remove_certificate(&tenant, client_id, key_id) {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_FOUND
+    }
 }
 
 async fn notifications(State(state): State<SimState>) -> impl IntoResponse {
@@ -99,6 +179,19 @@ async fn faults(State(state): State<SimState>) -> Json<Faults> {
 
 async fn set_faults(State(state): State<SimState>, Json(faults): Json<Faults>) -> StatusCode {
     state.set_faults(faults);
+    StatusCode::NO_CONTENT
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ClockSettings {
+    /// How far ahead (negative: behind) the login authority's clock runs for the time checks
+    /// of client assertions.
+    offset_seconds: i64,
+}
+
+async fn set_clock(State(state): State<SimState>, Json(clock): Json<ClockSettings>) -> StatusCode {
+    state.set_clock_offset(chrono::Duration::seconds(clock.offset_seconds));
     StatusCode::NO_CONTENT
 }
 

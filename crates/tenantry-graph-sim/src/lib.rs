@@ -80,6 +80,9 @@ struct Inner {
     notifications: Mutex<Vec<DeliveryRecord>>,
     /// The client to notification endpoints, built on first use.
     http: OnceLock<Option<reqwest::Client>>,
+    /// How far the login authority's clock is from the machine's, for client assertions'
+    /// `nbf`/`exp` (a caller whose clock is off).
+    clock_offset: RwLock<chrono::Duration>,
 }
 
 impl SimState {
@@ -95,6 +98,7 @@ impl SimState {
                 throttle: Mutex::new(throttle::Throttle::default()),
                 notifications: Mutex::new(Vec::new()),
                 http: OnceLock::new(),
+                clock_offset: RwLock::new(chrono::Duration::zero()),
             }),
         }
     }
@@ -151,6 +155,27 @@ impl SimState {
         let scenario = self.scenario();
         self.load(scenario);
         *self.inner.faults.write().unwrap_or_else(|p| p.into_inner()) = Faults::default();
+        self.set_clock_offset(chrono::Duration::zero());
+    }
+
+    /// Moves the login authority's clock by `offset` for the time checks of client
+    /// assertions, as if the caller's clock were off by `-offset` (zero: in step).
+    pub fn set_clock_offset(&self, offset: chrono::Duration) {
+        *self
+            .inner
+            .clock_offset
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = offset;
+    }
+
+    /// The login authority's time: the machine's, moved by the clock offset.
+    pub(crate) fn authority_now(&self) -> DateTime<Utc> {
+        Utc::now()
+            + *self
+                .inner
+                .clock_offset
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn scenario(&self) -> Scenario {
@@ -235,6 +260,77 @@ impl SimState {
             .collect();
         tenant.methods.set(index, methods);
         true
+    }
+
+    /// Registers a certificate credential on app `client_id` of tenant `tenant` (GUID,
+    /// domain or name), as an admin uploading it in Entra would: in the running world and in
+    /// the scenario (so a reload keeps it). The certificate's thumbprint is answered, or
+    /// `None` when there is no such app or the PEM is not an RSA certificate.
+    pub fn add_certificate(
+        &self,
+        tenant: &str,
+        client_id: Uuid,
+        spec: scenario::CertificateSpec,
+    ) -> Option<String> {
+        let certificate = model::Certificate::from_spec(&spec)?;
+        let thumbprint = certificate.thumbprint_s256.clone();
+        let mut world = self.world_mut();
+        let index = world
+            .tenant_index(tenant)
+            .or_else(|| world.tenants.iter().position(|t| t.name == tenant))?;
+        let app = world.tenants[index]
+            .apps
+            .iter_mut()
+            .find(|a| a.client_id == client_id)?;
+        app.certificates.push(certificate);
+        let mut scenario = self
+            .inner
+            .scenario
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(app) = scenario
+            .tenants
+            .get_mut(index)
+            .and_then(|t| t.apps.iter_mut().find(|a| a.client_id == client_id))
+        {
+            app.certificates.push(spec);
+        }
+        Some(thumbprint)
+    }
+
+    /// Removes the certificate credential `key_id` from an app (world and scenario);
+    /// `false` when there is none.
+    pub fn remove_certificate(&self, tenant: &str, client_id: Uuid, key_id: Uuid) -> bool {
+        let mut world = self.world_mut();
+        let Some(index) = world
+            .tenant_index(tenant)
+            .or_else(|| world.tenants.iter().position(|t| t.name == tenant))
+        else {
+            return false;
+        };
+        let Some(app) = world.tenants[index]
+            .apps
+            .iter_mut()
+            .find(|a| a.client_id == client_id)
+        else {
+            return false;
+        };
+        let before = app.certificates.len();
+        app.certificates.retain(|c| c.key_id != key_id);
+        let removed = app.certificates.len() < before;
+        let mut scenario = self
+            .inner
+            .scenario
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(app) = scenario
+            .tenants
+            .get_mut(index)
+            .and_then(|t| t.apps.iter_mut().find(|a| a.client_id == client_id))
+        {
+            app.certificates.retain(|c| c.key_id != key_id);
+        }
+        removed
     }
 
     /// Adds a one-off fault (see [`ScriptedFault`]), keeping the other faults.

@@ -1,5 +1,6 @@
 //! The login authority: `POST /{tenant}/oauth2/v2.0/token` (client credentials with a
-//! client secret), the OpenID configuration and the JWKS, with Entra's error bodies and
+//! client secret or a certificate's client assertion, verified against the certificates
+//! registered on the app), the OpenID configuration and the JWKS, with Entra's error bodies and
 //! AADSTS codes (graph-facts §1).
 
 use std::collections::HashMap;
@@ -312,12 +313,73 @@ fn check_secret(
 struct AssertionClaims {
     iss: String,
     sub: String,
+    #[serde(default)]
+    nbf: Option<i64>,
+    exp: i64,
+    /// A string, or an array of them (RFC 7519).
+    aud: serde_json::Value,
+}
+
+/// Clock skew tolerated on assertions' `nbf` and `exp`: five minutes (UNVERIFIED, the usual
+/// value of Microsoft's token validation).
+const ASSERTION_LEEWAY_SECS: u64 = 300;
+
+/// AADSTS700027, whose `[Reason - …]` says what is wrong with the assertion's certificate.
+fn invalid_assertion(message: String) -> StsError {
+    // HTTP 401 like the other `invalid_client` refusals; UNVERIFIED for 700027.
+    StsError::new(StatusCode::UNAUTHORIZED, "invalid_client", 700027, message)
+}
+
+/// The thumbprint as Entra's messages quote it (hex, upper case). They quote the SHA-1
+/// `x5t`; for an `x5t#S256` assertion, which they would quote is UNVERIFIED.
+fn quoted_thumbprint(x5t_s256: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(x5t_s256)
+        .map(|bytes| bytes.iter().map(|b| format!("{b:02X}")).collect())
+        .unwrap_or_else(|_| x5t_s256.to_owned())
+}
+
+/// A time as 700024 quotes it: seven fractional digits (.NET ticks), `Z`.
+fn ticks(t: chrono::DateTime<Utc>) -> String {
+    use chrono::Timelike;
+    format!(
+        "{}.{:07}Z",
+        t.format("%Y-%m-%dT%H:%M:%S"),
+        t.nanosecond() / 100
+    )
+}
+
+/// `Start=MM/dd/yyyy HH:mm:ss, End=…`, as 700027 describes the key it found.
+fn found_key(certificate: &crate::model::Certificate) -> String {
+    let format = "%m/%d/%Y %H:%M:%S";
+    format!(
+        "Start={}, End={}",
+        certificate.start.format(format),
+        certificate.end.format(format)
+    )
 }
 
 /// Certificate credentials: a JWT signed (PS256 or RS256) with a certificate registered on
 /// the app, named by its `x5t#S256` thumbprint, addressed to this token endpoint, with
-/// `iss` = `sub` = the client id. The AADSTS codes for the failures (700027, 700024,
-/// 700023) are UNVERIFIED in graph-facts; they are the ones Entra is commonly seen to use.
+/// `iss` = `sub` = the client id and a current `nbf`/`exp`. Each refusal is Entra's:
+/// - AADSTS700027 "… not registered on application. [Reason - The key was not found., …]"
+///   for an unknown thumbprint (Azure/azure-sdk-for-net#29007, Microsoft Q&A 5915574);
+/// - AADSTS700027 "Client assertion contains an invalid signature. [Reason - The provided
+///   signature value did not match the expected signature value., …]" for a signature the
+///   registered key does not verify (the reason is observed with AADSTS50013,
+///   Azure/azure-sdk-for-java#25109; with 700027 UNVERIFIED);
+/// - AADSTS700027 "[Reason - The key used is expired., …]" for a registered certificate
+///   past its end date, or before its start (UNVERIFIED wording);
+/// - AADSTS700024 "Client assertion is not within its valid time range. …" for an
+///   expired or not yet valid assertion (AzureAD/microsoft-authentication-library-for-java
+///   #984, `invalid_client`);
+/// - AADSTS700023 "Client assertion audience claim does not match Realm issuer." for
+///   another audience (Azure SDK for Java troubleshooting page; status and class
+///   UNVERIFIED);
+/// - AADSTS700021 for `iss`/`sub` other than the client id (same page);
+/// - AADSTS50027 "JWT token is invalid or malformed." for a value that is not a JWT
+///   (panva/openid-client#348; class UNVERIFIED).
 fn verify_assertion(
     state: &SimState,
     app: &crate::model::App,
@@ -329,64 +391,111 @@ fn verify_assertion(
     if assertion_type.map(String::as_str)
         != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
     {
+        // UNVERIFIED: code and wording (AADSTS90011 "Unexpected client assertion type." was
+        // seen from the v1 endpoint, AzureAD/azure-activedirectory-library-for-ruby#53).
         return Err(StsError::new(
             StatusCode::BAD_REQUEST,
             "invalid_request",
-            700023,
-            "The client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer.".to_owned(),
+            90011,
+            "Unexpected client assertion type.".to_owned(),
         ));
     }
-    let invalid = |message: String| {
-        StsError::new(StatusCode::UNAUTHORIZED, "invalid_client", 700027, message)
-    };
-    let header = jsonwebtoken::decode_header(assertion)
-        .map_err(|_| invalid("Client assertion failed signature validation.".to_owned()))?;
-    let not_registered = || {
-        invalid(format!(
-            "The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '{client_id}'.]"
-        ))
-    };
-    let thumbprint = header.x5t_s256.as_deref().ok_or_else(not_registered)?;
-    let certificate = app
+    let header = jsonwebtoken::decode_header(assertion).map_err(|_| {
+        StsError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            50027,
+            "JWT token is invalid or malformed.".to_owned(),
+        )
+    })?;
+    let thumbprint = header.x5t_s256.as_deref().unwrap_or_default();
+    let quoted = quoted_thumbprint(thumbprint);
+    let portal = format!(
+        "Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '{client_id}'. Review the documentation at https://docs.microsoft.com/en-us/graph/deployments to determine the corresponding service endpoint and https://docs.microsoft.com/en-us/graph/api/application-get?view=graph-rest-1.0&tabs=http to build a query request URL, such as 'https://graph.microsoft.com/beta/applications/{client_id}'"
+    );
+    let Some(certificate) = app
         .certificates
         .iter()
-        .find(|c| c.thumbprint_s256 == thumbprint)
-        .ok_or_else(not_registered)?;
+        .find(|c| !thumbprint.is_empty() && c.thumbprint_s256 == thumbprint)
+    else {
+        return Err(invalid_assertion(format!(
+            "The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '{quoted}', {portal}]."
+        )));
+    };
+    let bad_signature = || {
+        invalid_assertion(format!(
+            "Client assertion contains an invalid signature. [Reason - The provided signature value did not match the expected signature value., Thumbprint of key used by client: '{quoted}', Found key '{}', {portal}].",
+            found_key(certificate)
+        ))
+    };
     if !matches!(
         header.alg,
         jsonwebtoken::Algorithm::PS256 | jsonwebtoken::Algorithm::RS256
     ) {
-        return Err(invalid(
-            "Client assertion failed signature validation.".to_owned(),
-        ));
+        return Err(bad_signature());
     }
+    // The signature first, with the claims checked below by hand, so each failure gets
+    // its own answer.
     let mut validation = jsonwebtoken::Validation::new(header.alg);
-    // Clock skew tolerated on assertions: five minutes (UNVERIFIED, the usual value).
-    validation.leeway = 300;
-    let base = state.base_url();
-    validation.set_audience(&[
-        format!("{base}/{tenant_key}/oauth2/v2.0/token"),
-        format!("https://login.microsoftonline.com/{tenant_key}/oauth2/v2.0/token"),
-    ]);
+    validation.validate_exp = false;
+    validation.validate_aud = false;
     validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
     let claims = jsonwebtoken::decode::<AssertionClaims>(assertion, &certificate.key, &validation)
         .map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature
-            | jsonwebtoken::errors::ErrorKind::ImmatureSignature => StsError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_client",
-                700024,
-                "Client assertion is not within its valid time range.".to_owned(),
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => bad_signature(),
+            _ => StsError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                50027,
+                "JWT token is invalid or malformed.".to_owned(),
             ),
-            jsonwebtoken::errors::ErrorKind::InvalidAudience => invalid(
-                "The audience claim of the client assertion does not match the token endpoint."
-                    .to_owned(),
+        })?
+        .claims;
+    let now = state.authority_now();
+    if now < certificate.start || certificate.end <= now {
+        return Err(invalid_assertion(format!(
+            "Client assertion contains an invalid signature. [Reason - The key used is expired., Thumbprint of key used by client: '{quoted}', Found key '{}', {portal}].",
+            found_key(certificate)
+        )));
+    }
+    let leeway = i64::try_from(ASSERTION_LEEWAY_SECS).unwrap_or(300);
+    let nbf = claims.nbf.unwrap_or(i64::MIN);
+    if claims.exp + leeway < now.timestamp() || nbf - leeway > now.timestamp() {
+        let at = |t: i64| ticks(chrono::DateTime::from_timestamp(t.max(0), 0).unwrap_or_default());
+        return Err(StsError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            700024,
+            format!(
+                "Client assertion is not within its valid time range. Current time: {}, assertion valid from {}, expiry time of assertion {}. Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials .",
+                ticks(now),
+                at(claims.nbf.unwrap_or(0)),
+                at(claims.exp)
             ),
-            _ => invalid("Client assertion failed signature validation.".to_owned()),
-        })?;
-    if !claims.claims.iss.eq_ignore_ascii_case(client_id)
-        || !claims.claims.sub.eq_ignore_ascii_case(client_id)
+        ));
+    }
+    let base = state.base_url();
+    let audiences = [
+        format!("{base}/{tenant_key}/oauth2/v2.0/token"),
+        format!("https://login.microsoftonline.com/{tenant_key}/oauth2/v2.0/token"),
+    ];
+    let named: Vec<&str> = match &claims.aud {
+        serde_json::Value::String(one) => vec![one.as_str()],
+        serde_json::Value::Array(many) => many.iter().filter_map(|a| a.as_str()).collect(),
+        _ => Vec::new(),
+    };
+    if !named
+        .iter()
+        .any(|aud| audiences.iter().any(|a| a.eq_ignore_ascii_case(aud)))
     {
+        return Err(StsError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            700023,
+            "Client assertion audience claim does not match Realm issuer.".to_owned(),
+        ));
+    }
+    if !claims.iss.eq_ignore_ascii_case(client_id) || !claims.sub.eq_ignore_ascii_case(client_id) {
         return Err(StsError::new(
             StatusCode::BAD_REQUEST,
             "invalid_request",
@@ -395,12 +504,6 @@ fn verify_assertion(
                 .to_owned(),
         ));
     }
-    if certificate.end <= Utc::now() {
-        return Err(invalid(format!(
-            "The certificate used to sign the client assertion for app '{client_id}' has expired."
-        )));
-    }
-    let _ = certificate.key_id;
     Ok(())
 }
 

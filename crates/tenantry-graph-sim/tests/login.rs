@@ -4,6 +4,7 @@
 mod common;
 
 use common::{Sim, claims};
+use reqwest::Method;
 use serde_json::Value;
 use tenantry_graph_sim::TenantSpec;
 use tenantry_graph_sim::permissions::DEFAULT_REQUIRED;
@@ -266,6 +267,8 @@ async fn openid_configuration_and_keys_are_served_for_guid_and_domain() {
 
 const CERT: &str = include_str!("data/app-cert.pem");
 const KEY: &str = include_str!("data/app-cert.key");
+/// An RSA key that is not the certificate's.
+const OTHER_KEY: &str = include_str!("data/other-key.pem");
 
 fn thumbprint() -> String {
     use base64::Engine;
@@ -277,14 +280,29 @@ fn thumbprint() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(der))
 }
 
-fn assertion(audience: &str, client_id: &str, exp_offset: i64, x5t_s256: Option<String>) -> String {
-    let now = chrono::Utc::now().timestamp();
-    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::PS256);
-    header.x5t_s256 = x5t_s256;
-    let claims = serde_json::json!({"aud": audience, "iss": client_id, "sub": client_id, "jti": uuid::Uuid::new_v4(),
-        "nbf": now - 60, "iat": now - 60, "exp": now + exp_offset});
-    let key = jsonwebtoken::EncodingKey::from_rsa_pem(KEY.as_bytes()).expect("test key");
-    jsonwebtoken::encode(&header, &claims, &key).expect("signed")
+/// An assertion as Microsoft's guidance builds it, valid from `nbf_offset` to `exp_offset`
+/// seconds from now, signed with `key`.
+#[derive(Clone)]
+struct Assertion<'a> {
+    audience: &'a str,
+    client_id: &'a str,
+    nbf_offset: i64,
+    exp_offset: i64,
+    x5t_s256: Option<String>,
+    key: &'a str,
+}
+
+impl Assertion<'_> {
+    fn sign(&self) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::PS256);
+        header.x5t_s256 = self.x5t_s256.clone();
+        let claims = serde_json::json!({"aud": self.audience, "iss": self.client_id, "sub": self.client_id,
+            "jti": uuid::Uuid::new_v4(), "nbf": now + self.nbf_offset, "iat": now + self.nbf_offset,
+            "exp": now + self.exp_offset});
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(self.key.as_bytes()).expect("test key");
+        jsonwebtoken::encode(&header, &claims, &key).expect("signed")
+    }
 }
 
 #[tokio::test]
@@ -294,6 +312,14 @@ async fn certificate_credentials_work_and_bad_assertions_are_refused() {
     let tenant = contoso.id.to_string();
     let client = contoso.app().client_id.to_string();
     let audience = sim.url(&format!("/{tenant}/oauth2/v2.0/token"));
+    let good = Assertion {
+        audience: &audience,
+        client_id: &client,
+        nbf_offset: -60,
+        exp_offset: 600,
+        x5t_s256: Some(thumbprint()),
+        key: KEY,
+    };
     let send = |assertion: String| {
         sim.client
             .post(audience.clone())
@@ -309,9 +335,7 @@ async fn certificate_credentials_work_and_bad_assertions_are_refused() {
             ])
             .send()
     };
-    let ok = send(assertion(&audience, &client, 600, Some(thumbprint())))
-        .await
-        .expect("sent");
+    let ok = send(good.sign()).await.expect("sent");
     assert_eq!(ok.status(), 200);
     let token: Value = ok.json().await.expect("json");
     assert_eq!(
@@ -320,63 +344,113 @@ async fn certificate_credentials_work_and_bad_assertions_are_refused() {
         "certificate credential"
     );
 
-    assert_sts_error(
-        send(assertion(&audience, &client, 600, None))
+    // Not registered: no thumbprint, or one of no certificate on the app.
+    for x5t in [None, Some("AAAA".to_owned())] {
+        let body = assert_sts_error(
+            send(
+                Assertion {
+                    x5t_s256: x5t,
+                    ..good.clone()
+                }
+                .sign(),
+            )
             .await
             .expect("sent"),
-        401,
-        "invalid_client",
-        700027,
-    )
-    .await;
-    assert_sts_error(
-        send(assertion(&audience, &client, 600, Some("AAAA".into())))
+            401,
+            "invalid_client",
+            700027,
+        )
+        .await;
+        assert!(
+            body["error_description"]
+                .as_str()
+                .is_some_and(|d| d.contains("[Reason - The key was not found.")),
+            "{body}"
+        );
+    }
+    // Signed by another key under the registered certificate's thumbprint, or tampered.
+    let mut tampered = good.sign();
+    tampered.replace_range(tampered.len() - 6.., "AAAAAA");
+    for assertion in [
+        Assertion {
+            key: OTHER_KEY,
+            ..good.clone()
+        }
+        .sign(),
+        tampered,
+    ] {
+        let body = assert_sts_error(
+            send(assertion).await.expect("sent"),
+            401,
+            "invalid_client",
+            700027,
+        )
+        .await;
+        assert!(
+            body["error_description"].as_str().is_some_and(|d| {
+                d.contains(
+                "[Reason - The provided signature value did not match the expected signature value."
+            )
+            }),
+            "{body}"
+        );
+    }
+    // Expired, and not yet valid (beyond five minutes of skew).
+    for (nbf_offset, exp_offset) in [(-1200, -600), (3600, 4200)] {
+        let body = assert_sts_error(
+            send(
+                Assertion {
+                    nbf_offset,
+                    exp_offset,
+                    ..good.clone()
+                }
+                .sign(),
+            )
             .await
             .expect("sent"),
-        401,
-        "invalid_client",
-        700027,
-    )
-    .await;
+            401,
+            "invalid_client",
+            700024,
+        )
+        .await;
+        assert!(
+            body["error_description"]
+                .as_str()
+                .is_some_and(|d| d.contains("Client assertion is not within its valid time range.")),
+            "{body}"
+        );
+    }
+    // Within the skew, an assertion a little ahead or behind still works.
+    let skewed = Assertion {
+        nbf_offset: 120,
+        exp_offset: 600,
+        ..good.clone()
+    };
+    assert_eq!(send(skewed.sign()).await.expect("sent").status(), 200);
     assert_sts_error(
-        send(assertion(&audience, &client, -600, Some(thumbprint())))
-            .await
-            .expect("sent"),
-        401,
-        "invalid_client",
-        700024,
-    )
-    .await;
-    assert_sts_error(
-        send(assertion(
-            "https://evil.example/token",
-            &client,
-            600,
-            Some(thumbprint()),
-        ))
+        send(
+            Assertion {
+                audience: "https://evil.example/token",
+                ..good.clone()
+            }
+            .sign(),
+        )
         .await
         .expect("sent"),
         401,
         "invalid_client",
-        700027,
+        700023,
     )
     .await;
-    let mut tampered = assertion(&audience, &client, 600, Some(thumbprint()));
-    tampered.replace_range(tampered.len() - 6.., "AAAAAA");
+    let stranger = uuid::Uuid::new_v4().to_string();
     assert_sts_error(
-        send(tampered).await.expect("sent"),
-        401,
-        "invalid_client",
-        700027,
-    )
-    .await;
-    assert_sts_error(
-        send(assertion(
-            &audience,
-            &uuid::Uuid::new_v4().to_string(),
-            600,
-            Some(thumbprint()),
-        ))
+        send(
+            Assertion {
+                client_id: &stranger,
+                ..good.clone()
+            }
+            .sign(),
+        )
         .await
         .expect("sent"),
         400,
@@ -384,4 +458,117 @@ async fn certificate_credentials_work_and_bad_assertions_are_refused() {
         700021,
     )
     .await;
+    assert_sts_error(
+        send("not-a-jwt".to_owned()).await.expect("sent"),
+        400,
+        "invalid_request",
+        50027,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_control_api_registers_and_removes_certificates_with_their_own_dates() {
+    let contoso = TenantSpec::healthy("contoso", "Contoso Ltd", 30);
+    let sim = Sim::start(vec![contoso.clone()]).await;
+    let tenant = contoso.id.to_string();
+    let client = contoso.app().client_id.to_string();
+    let audience = sim.url(&format!("/{tenant}/oauth2/v2.0/token"));
+    let good = Assertion {
+        audience: &audience,
+        client_id: &client,
+        nbf_offset: -60,
+        exp_offset: 600,
+        x5t_s256: Some(thumbprint()),
+        key: KEY,
+    };
+    let token = || async {
+        sim.client
+            .post(audience.clone())
+            .form(&[
+                ("client_id", client.as_str()),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
+                ("client_assertion", good.sign().as_str()),
+                ("scope", "https://graph.microsoft.com/.default"),
+                ("grant_type", "client_credentials"),
+            ])
+            .send()
+            .await
+            .expect("sent")
+    };
+    assert_sts_error(token().await, 401, "invalid_client", 700027).await;
+
+    let certificates = sim.url(&format!(
+        "/_sim/tenants/contoso/applications/{client}/certificates"
+    ));
+    let registered: Value = sim
+        .client
+        .post(&certificates)
+        .json(&serde_json::json!({"certificatePem": CERT, "displayName": "CN=tenantry-sim-test"}))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(registered["thumbprint"], thumbprint());
+    assert_eq!(token().await.status(), 200);
+    // Graph shows it among the app's key credentials.
+    let graph_token = sim.token(&contoso).await;
+    let app: Value = sim
+        .send(
+            &graph_token,
+            Method::GET,
+            &format!("/applications(appId='{client}')"),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .expect("app");
+    assert_eq!(app["keyCredentials"][0]["keyId"], registered["keyId"]);
+    assert_eq!(app["keyCredentials"][0]["type"], "AsymmetricX509Cert");
+
+    let key_id = registered["keyId"].as_str().expect("key id").to_owned();
+    let removed = sim
+        .client
+        .delete(format!("{certificates}/{key_id}"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(removed.status(), 204);
+    assert_sts_error(token().await, 401, "invalid_client", 700027).await;
+
+    // A registered certificate whose end date has passed: the key is expired.
+    let past = chrono::Utc::now() - chrono::Duration::days(1);
+    let expired = sim
+        .client
+        .post(&certificates)
+        .json(&serde_json::json!({"certificatePem": CERT,
+            "startDateTime": past - chrono::Duration::days(365), "endDateTime": past}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(expired.status(), 201);
+    let body = assert_sts_error(token().await, 401, "invalid_client", 700027).await;
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("[Reason - The key used is expired.")),
+        "{body}"
+    );
+    let unknown = sim
+        .client
+        .post(sim.url(&format!(
+            "/_sim/tenants/contoso/applications/{}/certificates",
+            uuid::Uuid::new_v4()
+        )))
+        .json(&serde_json::json!({"certificatePem": CERT}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(unknown.status(), 404);
 }

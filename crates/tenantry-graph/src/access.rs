@@ -3,6 +3,7 @@
 //! (not once per component) and connection pools are not multiplied.
 
 use secrecy::SecretString;
+use tenantry_domain::AppCredential;
 use uuid::Uuid;
 
 use crate::{GraphHttp, TokenCache, TokenFailure, Validator};
@@ -31,14 +32,14 @@ impl GraphAccess {
         &self,
         tenant_id: Uuid,
         client_id: Uuid,
-        secret: &SecretString,
+        credential: &AppCredential,
     ) -> Result<SecretString, TokenFailure> {
         self.tokens
             .token(
                 &self.http,
                 &tenant_id.to_string(),
                 &client_id.to_string(),
-                secret,
+                credential,
             )
             .await
     }

@@ -1,7 +1,8 @@
 //! The Microsoft identity platform and Microsoft Graph client: token acquisition (through
 //! the `oauth2` crate, with Entra's error body classified on `error` and `error_codes`,
 //! never on message text), a token cache with early refresh and single flight, typed
-//! calls for the endpoints Tenantry uses, error classification (throttling and outages are
+//! calls for the endpoints Tenantry uses, certificate credentials (reading an uploaded key
+//! and certificate, generating a pair, signing client assertions), error classification (throttling and outages are
 //! never reported as bad credentials), and the credential validator.
 //!
 //! No database. The login authority and Graph base URL are always injected, so the
@@ -9,7 +10,9 @@
 
 mod access;
 pub mod actions;
+pub mod assertion;
 pub mod calls;
+pub mod certificate;
 mod config;
 mod http_client;
 pub mod reader;

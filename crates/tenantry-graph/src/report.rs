@@ -22,14 +22,17 @@ pub struct ValidationReport {
     /// required (template id and display name each).
     pub directory_role_status: NamedRoleDiff,
     pub capabilities: Vec<CapabilityStatus>,
+    /// The client secret in use (secret credentials).
     pub secret: Option<SecretExpiry>,
+    /// The certificate in use (certificate credentials).
+    pub certificate: Option<CertificateExpiry>,
     pub warnings: Vec<String>,
     pub checked_at: DateTime<Utc>,
 }
 
 impl ValidationReport {
     /// The organization's status from a passing report: `secret_expiring` within 30 days of
-    /// the secret's end; `needs_attention` when something could not be checked, or when a
+    /// the end of the secret or certificate in use; `needs_attention` when something could not be checked, or when a
     /// capability has its permissions but lacks the directory role it needs (a role is one
     /// assignment away, unlike a capability the MSP chose not to consent to); else `connected`.
     pub fn status(&self) -> tenantry_domain::OrganizationStatus {
@@ -37,6 +40,7 @@ impl ValidationReport {
             .secret
             .as_ref()
             .and_then(|s| s.days_left)
+            .or(self.certificate.as_ref().map(|c| c.days_left))
             .is_some_and(|d| d <= 30);
         let role_missing = self
             .capabilities
@@ -126,4 +130,15 @@ pub struct SecretExpiry {
     pub hint: Option<String>,
     pub expires_at: Option<DateTime<Utc>>,
     pub days_left: Option<i64>,
+}
+
+/// The certificate in use (never its key): from the certificate itself.
+#[derive(Clone, Debug, Serialize)]
+pub struct CertificateExpiry {
+    /// base64url(SHA-256(DER)), as sent in the assertions' `x5t#S256`.
+    pub thumbprint_s256: String,
+    pub not_before: DateTime<Utc>,
+    /// The certificate's notAfter.
+    pub expires_at: DateTime<Utc>,
+    pub days_left: i64,
 }

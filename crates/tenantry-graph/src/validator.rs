@@ -2,7 +2,10 @@
 //! then everything else concurrently — organization, the app's own service principal (the
 //! token's `oid`), the Microsoft Graph service principal, granted app roles, directory
 //! roles (named from the activated roles) and the app's secret expiry — so a validation costs
-//! two sequential round trips.
+//! two sequential round trips. The credential is a client secret or a certificate; a
+//! certificate's expiry is its own notAfter, warned of as a secret's is, and its refusals
+//! (not registered on the app, invalid signature, expired, assertion outside its validity)
+//! are reasons of their own.
 //! The required permissions are compared with the granted ones four ways, and each
 //! capability is reported available or not, with the reason.
 
@@ -18,8 +21,9 @@ use uuid::Uuid;
 
 use crate::calls::{self, GraphFailure};
 use crate::http_client::GraphHttp;
-use crate::report::{NamedRoleDiff, NamedRoles, SecretExpiry, ValidationReport};
-use crate::token::{TokenFailure, unverified_claims};
+use crate::report::{CertificateExpiry, NamedRoleDiff, NamedRoles, SecretExpiry, ValidationReport};
+use crate::token::{AssertionReason, TokenFailure, unverified_claims};
+use tenantry_domain::{AppCredential, CertificateCredential};
 
 /// Longest accepted secret; Entra's are 40 characters.
 const MAX_SECRET_LEN: usize = 1024;
@@ -38,6 +42,16 @@ pub enum CredentialReason {
     SecretIdNotValue,
     AppNotFoundInTenant,
     TenantNotFound,
+    /// AADSTS700027 "key not found": the certificate is not registered on the app.
+    CertificateNotRegistered,
+    /// AADSTS700027 otherwise: the assertion's signature does not verify with the
+    /// certificate registered under its thumbprint.
+    CertificateSignatureInvalid,
+    /// The certificate is past its notAfter (seen before any call), or Entra says the
+    /// registered one has expired.
+    CertificateExpired,
+    /// AADSTS700024: the assertion is expired or not yet valid (the service's clock).
+    AssertionTimeInvalid,
     /// Another AADSTS refusal.
     Rejected,
 }
@@ -50,6 +64,10 @@ impl CredentialReason {
             CredentialReason::SecretIdNotValue => "secret_id_not_value",
             CredentialReason::AppNotFoundInTenant => "app_not_found_in_tenant",
             CredentialReason::TenantNotFound => "tenant_not_found",
+            CredentialReason::CertificateNotRegistered => "certificate_not_registered",
+            CredentialReason::CertificateSignatureInvalid => "certificate_signature_invalid",
+            CredentialReason::CertificateExpired => "certificate_expired",
+            CredentialReason::AssertionTimeInvalid => "assertion_time_invalid",
             CredentialReason::Rejected => "rejected",
         }
     }
@@ -104,31 +122,87 @@ impl ValidationError {
 pub struct Credentials {
     pub tenant: String,
     pub client_id: Uuid,
-    pub client_secret: SecretString,
+    pub credential: AppCredential,
+}
+
+/// The tenant and client id, checked; field problems otherwise.
+fn preflight_ids(
+    tenant: &str,
+    client_id: &str,
+    problems: &mut Vec<(&'static str, String)>,
+) -> (String, Uuid) {
+    let (tenant, client_id) = (tenant.trim(), client_id.trim());
+    if !(Uuid::parse_str(tenant).is_ok() || is_domain(tenant)) {
+        problems.push((
+            "tenant_id",
+            "must be the tenant's GUID or one of its verified domains".to_owned(),
+        ));
+    }
+    let parsed_client = Uuid::parse_str(client_id).ok();
+    if parsed_client.is_none() {
+        problems.push((
+            "client_id",
+            "must be the app registration's Application (client) ID, a GUID".to_owned(),
+        ));
+    }
+    (
+        tenant.to_ascii_lowercase(),
+        parsed_client.unwrap_or_default(),
+    )
 }
 
 impl Credentials {
-    /// Checks the pasted values before any network call.
+    /// Checks a tenant, a client id and a certificate (already read by
+    /// [`crate::certificate`]) before any network call: a certificate past its notAfter is
+    /// refused here, without asking Microsoft.
+    pub fn with_certificate(
+        tenant: &str,
+        client_id: &str,
+        certificate: CertificateCredential,
+    ) -> Result<Self, ValidationError> {
+        let mut problems = Vec::new();
+        let (tenant, client_id) = preflight_ids(tenant, client_id, &mut problems);
+        if !problems.is_empty() {
+            return Err(ValidationError::Invalid(problems));
+        }
+        if certificate.not_after <= Utc::now() {
+            return Err(ValidationError::InvalidCredentials {
+                reason: CredentialReason::CertificateExpired,
+                aadsts: None,
+            });
+        }
+        Ok(Self {
+            tenant,
+            client_id,
+            credential: AppCredential::Certificate(certificate),
+        })
+    }
+
+    /// A stored credential of either kind, checked as when it was given.
+    pub fn stored(
+        tenant: &str,
+        client_id: &str,
+        credential: &AppCredential,
+    ) -> Result<Self, ValidationError> {
+        match credential {
+            AppCredential::Secret(secret) => {
+                Self::preflight(tenant, client_id, secret.expose_secret())
+            }
+            AppCredential::Certificate(certificate) => {
+                Self::with_certificate(tenant, client_id, certificate.clone())
+            }
+        }
+    }
+
+    /// Checks the pasted values (a client secret) before any network call.
     pub fn preflight(
         tenant: &str,
         client_id: &str,
         client_secret: &str,
     ) -> Result<Self, ValidationError> {
-        let (tenant, client_id, secret) = (tenant.trim(), client_id.trim(), client_secret.trim());
+        let secret = client_secret.trim();
         let mut problems = Vec::new();
-        if !(Uuid::parse_str(tenant).is_ok() || is_domain(tenant)) {
-            problems.push((
-                "tenant_id",
-                "must be the tenant's GUID or one of its verified domains".to_owned(),
-            ));
-        }
-        let parsed_client = Uuid::parse_str(client_id).ok();
-        if parsed_client.is_none() {
-            problems.push((
-                "client_id",
-                "must be the app registration's Application (client) ID, a GUID".to_owned(),
-            ));
-        }
+        let (tenant, client_id) = preflight_ids(tenant, client_id, &mut problems);
         if secret.is_empty() || secret.len() > MAX_SECRET_LEN {
             problems.push((
                 "client_secret",
@@ -146,9 +220,9 @@ impl Credentials {
             });
         }
         Ok(Self {
-            tenant: tenant.to_ascii_lowercase(),
-            client_id: parsed_client.unwrap_or_default(),
-            client_secret: SecretString::from(secret.to_owned()),
+            tenant,
+            client_id,
+            credential: AppCredential::Secret(SecretString::from(secret.to_owned())),
         })
     }
 }
@@ -194,7 +268,7 @@ impl Validator {
             &self.http,
             &credentials.tenant,
             &client,
-            &credentials.client_secret,
+            &credentials.credential,
         )
         .await
         .map_err(from_token_failure)?;
@@ -365,15 +439,18 @@ impl Validator {
                 ))
             })
             .collect();
-        let secret = match &application {
-            Ok(app) => Some(secret_expiry(
-                app,
-                credentials.client_secret.expose_secret(),
-                &mut warnings,
-            )),
-            Err(_) => {
+        let (secret, certificate) = match (&credentials.credential, &application) {
+            (AppCredential::Secret(secret), Ok(app)) => (
+                Some(secret_expiry(app, secret.expose_secret(), &mut warnings)),
+                None,
+            ),
+            (AppCredential::Secret(_), Err(_)) => {
                 warnings.push("The client secret's expiry could not be read.".to_owned());
-                None
+                (None, None)
+            }
+            // A certificate's expiry is its own; Entra's copy of it is not needed.
+            (AppCredential::Certificate(certificate), _) => {
+                (None, Some(certificate_expiry(certificate, &mut warnings)))
             }
         };
 
@@ -396,6 +473,7 @@ impl Validator {
             directory_roles: NamedRoles::new(&directory_roles, &role_names),
             capabilities: capability_statuses,
             secret,
+            certificate,
             warnings,
             checked_at: Utc::now(),
         };
@@ -419,13 +497,24 @@ fn from_token_failure(failure: TokenFailure) -> ValidationError {
             retry_after: None,
             cause,
         },
-        TokenFailure::Refused { code, .. } => {
-            let reason = match code {
-                7000215 => CredentialReason::SecretInvalid,
-                7000222 => CredentialReason::SecretExpired,
-                700016 => CredentialReason::AppNotFoundInTenant,
-                90002 | 900023 => CredentialReason::TenantNotFound,
-                7000229 => return ValidationError::ServicePrincipalNotFound,
+        TokenFailure::Unusable(cause) => {
+            ValidationError::Invalid(vec![("certificate", format!("cannot be used: {cause}"))])
+        }
+        TokenFailure::Refused { code, reason, .. } => {
+            let reason = match (code, reason) {
+                (_, Some(AssertionReason::KeyNotFound)) => {
+                    CredentialReason::CertificateNotRegistered
+                }
+                (_, Some(AssertionReason::KeyExpired)) => CredentialReason::CertificateExpired,
+                (_, Some(AssertionReason::SignatureInvalid)) => {
+                    CredentialReason::CertificateSignatureInvalid
+                }
+                (700024, _) => CredentialReason::AssertionTimeInvalid,
+                (7000215, _) => CredentialReason::SecretInvalid,
+                (7000222, _) => CredentialReason::SecretExpired,
+                (700016, _) => CredentialReason::AppNotFoundInTenant,
+                (90002 | 900023, _) => CredentialReason::TenantNotFound,
+                (7000229, _) => return ValidationError::ServicePrincipalNotFound,
                 _ => CredentialReason::Rejected,
             };
             ValidationError::InvalidCredentials {
@@ -456,6 +545,24 @@ fn outages(outcomes: &[Option<&GraphFailure>]) -> Option<ValidationError> {
         retry_after,
         cause: first.to_string(),
     })
+}
+
+/// The certificate in use, described from the certificate itself (its notAfter), with the
+/// same warning threshold as a secret's.
+pub fn certificate_expiry(
+    certificate: &CertificateCredential,
+    warnings: &mut Vec<String>,
+) -> CertificateExpiry {
+    let days_left = (certificate.not_after - Utc::now()).num_days();
+    if days_left <= EXPIRY_WARNING_DAYS {
+        warnings.push(format!("The certificate expires in {days_left} days; generate or upload a new certificate, register it on the app in Entra and replace it here."));
+    }
+    CertificateExpiry {
+        thumbprint_s256: certificate.thumbprint_s256.clone(),
+        not_before: certificate.not_before,
+        expires_at: certificate.not_after,
+        days_left,
+    }
 }
 
 /// Finds the secret in use among the app's password credentials by its hint (its first
@@ -510,7 +617,9 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(ok.tenant, "contoso.onmicrosoft.com");
-        assert_eq!(ok.client_secret.expose_secret(), "abc8Q~x");
+        assert!(
+            matches!(&ok.credential, AppCredential::Secret(s) if s.expose_secret() == "abc8Q~x")
+        );
         let secret_id = Credentials::preflight(
             "b3918e60-3cab-40d7-885a-9b8ccc8dfba0",
             "8962d11c-c54a-4cd2-8d5a-8a20e69df16d",

@@ -326,7 +326,9 @@ async fn concurrent_token_requests_share_one_call_and_validation_always_gets_a_f
     let http =
         GraphHttp::new(GraphConfig::new(&f.sim.base_url(), &f.sim.base_url())).expect("client");
     let cache = TokenCache::default();
-    let secret = secrecy::SecretString::from(tenant.secret_value().to_owned());
+    let secret = tenantry_domain::AppCredential::Secret(secrecy::SecretString::from(
+        tenant.secret_value().to_owned(),
+    ));
     let runs: Vec<_> = (0..5)
         .map(|_| {
             let (cache, http, secret) = (cache.clone(), http.clone(), secret.clone());
@@ -347,7 +349,8 @@ async fn concurrent_token_requests_share_one_call_and_validation_always_gets_a_f
             .count()
     };
     assert_eq!(token_calls(), 1, "single flight and cache");
-    let wrong = secrecy::SecretString::from("wrong".to_owned());
+    let wrong =
+        tenantry_domain::AppCredential::Secret(secrecy::SecretString::from("wrong".to_owned()));
     assert!(
         cache
             .token(
@@ -374,5 +377,133 @@ async fn concurrent_token_requests_share_one_call_and_validation_always_gets_a_f
         token_calls(),
         4,
         "one more per validation (and one for the wrong secret)"
+    );
+}
+
+/// Registers `certificate` on tenant `name`'s app in the simulator, as an admin would.
+fn register(f: &Fixture, name: &str, certificate: &tenantry_domain::CertificateCredential) {
+    let t = f.tenant(name);
+    let spec = tenantry_graph_sim::scenario::CertificateSpec {
+        key_id: uuid::Uuid::new_v4(),
+        display_name: "CN=Tenantry".into(),
+        certificate_pem: tenantry_graph::certificate::certificate_pem(&certificate.certificate_der),
+        start: certificate.not_before,
+        end: certificate.not_after,
+    };
+    f.sim
+        .state()
+        .add_certificate(name, t.app().client_id, spec)
+        .expect("registered");
+}
+
+#[tokio::test]
+async fn certificates_are_proven_by_assertions_and_each_refusal_has_its_reason() {
+    let f = fixture().await;
+    let t = f.tenant("contoso").clone();
+    let (tenant, client) = (t.id.to_string(), t.app().client_id.to_string());
+    let now = chrono::Utc::now();
+    let certificate = tenantry_graph::certificate::generate("Tenantry", now).expect("generated");
+    let with = |c: &tenantry_domain::CertificateCredential| {
+        Credentials::with_certificate(&tenant, &client, c.clone()).expect("preflight")
+    };
+
+    // Not registered on the app yet.
+    assert_eq!(
+        reason(f.validator.validate(&with(&certificate), None).await),
+        CredentialReason::CertificateNotRegistered
+    );
+    register(&f, "contoso", &certificate);
+    let report = f
+        .validator
+        .validate(&with(&certificate), None)
+        .await
+        .expect("valid");
+    assert!(report.secret.is_none());
+    let expiry = report.certificate.as_ref().expect("certificate expiry");
+    assert_eq!(expiry.expires_at, certificate.not_after);
+    assert_eq!(expiry.thumbprint_s256, certificate.thumbprint_s256);
+    assert!(expiry.days_left > 700);
+    assert_eq!(
+        report.status(),
+        tenantry_domain::OrganizationStatus::Connected
+    );
+    // The token was issued for a certificate.
+    let token_request = f
+        .sim
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.path.ends_with("/oauth2/v2.0/token"))
+        .expect("token request");
+    assert_eq!(token_request.status, 200);
+
+    // The registered certificate's thumbprint, signed by another key.
+    let other = tenantry_graph::certificate::generate("Other", now).expect("generated");
+    let forged = tenantry_domain::CertificateCredential {
+        private_key_pem: other.private_key_pem.clone(),
+        ..certificate.clone()
+    };
+    assert_eq!(
+        reason(f.validator.validate(&with(&forged), None).await),
+        CredentialReason::CertificateSignatureInvalid
+    );
+
+    // The service's clock an hour behind Microsoft's: the assertion is already expired.
+    f.sim.state().set_clock_offset(chrono::Duration::hours(1));
+    assert_eq!(
+        reason(f.validator.validate(&with(&certificate), None).await),
+        CredentialReason::AssertionTimeInvalid
+    );
+    f.sim.state().set_clock_offset(chrono::Duration::zero());
+
+    // Expired: Tenantry's own copy is checked before any call.
+    let calls = f.sim.requests().len();
+    let expired = tenantry_domain::CertificateCredential {
+        not_after: now - chrono::Duration::days(1),
+        ..certificate.clone()
+    };
+    assert!(matches!(
+        Credentials::with_certificate(&tenant, &client, expired),
+        Err(ValidationError::InvalidCredentials {
+            reason: CredentialReason::CertificateExpired,
+            aadsts: None
+        })
+    ));
+    assert_eq!(f.sim.requests().len(), calls, "no call to Microsoft");
+    // … and Entra's copy ending is the same reason.
+    f.sim.state().remove_certificate(
+        "contoso",
+        t.app().client_id,
+        f.sim.state().scenario().tenants[0].apps[0].certificates[0].key_id,
+    );
+    let ended = tenantry_graph_sim::scenario::CertificateSpec {
+        key_id: uuid::Uuid::new_v4(),
+        display_name: "CN=Tenantry".into(),
+        certificate_pem: tenantry_graph::certificate::certificate_pem(&certificate.certificate_der),
+        start: now - chrono::Duration::days(30),
+        end: now - chrono::Duration::days(1),
+    };
+    f.sim
+        .state()
+        .add_certificate("contoso", t.app().client_id, ended)
+        .expect("registered");
+    assert_eq!(
+        reason(f.validator.validate(&with(&certificate), None).await),
+        CredentialReason::CertificateExpired
+    );
+}
+
+#[test]
+fn a_certificate_near_its_end_is_warned_of_like_a_secret() {
+    let now = chrono::Utc::now();
+    let mut certificate =
+        tenantry_graph::certificate::generate("Tenantry", now).expect("generated");
+    certificate.not_after = now + chrono::Duration::days(10);
+    let mut warnings = Vec::new();
+    let expiry = tenantry_graph::validator::certificate_expiry(&certificate, &mut warnings);
+    assert_eq!(expiry.days_left, 9);
+    assert!(
+        warnings[0].contains("certificate expires in 9 days"),
+        "{warnings:?}"
     );
 }

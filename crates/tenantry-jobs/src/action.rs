@@ -135,7 +135,7 @@ impl ActionHandler {
             &self.graph,
             stored.tenant_id,
             stored.client_id,
-            &stored.secret,
+            &stored.credential,
         )
         .await
         .map_err(|missing| match missing {

@@ -2,6 +2,7 @@
 //! told apart: try again later, or refused for good.
 
 use secrecy::SecretString;
+use tenantry_domain::AppCredential;
 use tenantry_graph::{GraphAccess, TokenFailure};
 use uuid::Uuid;
 
@@ -17,17 +18,20 @@ pub(crate) async fn organization_token(
     graph: &GraphAccess,
     tenant_id: Uuid,
     client_id: Uuid,
-    secret: &SecretString,
+    credential: &AppCredential,
 ) -> Result<SecretString, NoToken> {
     graph
-        .organization_token(tenant_id, client_id, secret)
+        .organization_token(tenant_id, client_id, credential)
         .await
         .map_err(|failure| match failure {
             TokenFailure::Unavailable(cause) => {
                 NoToken::Later(format!("Microsoft's login service: {cause}"))
             }
-            TokenFailure::Refused { error, code } => NoToken::Refused(format!(
-                "Entra refused the stored credentials ({error}, AADSTS{code}); re-validate the organization or replace its secret"
+            TokenFailure::Refused { error, code, .. } => NoToken::Refused(format!(
+                "Entra refused the stored credentials ({error}, AADSTS{code}); re-validate the organization or replace its secret or certificate"
+            )),
+            TokenFailure::Unusable(cause) => NoToken::Refused(format!(
+                "the stored credential cannot be used ({cause}); replace the organization's certificate"
             )),
         })
 }

@@ -123,13 +123,7 @@ impl DiscoveryHandler {
                 msp: context.msp_id,
             },
             client_id: context.client_id,
-            // Entra's hint for the secret in use: its first three characters.
-            secret_prefix: context
-                .client_secret
-                .expose_secret()
-                .chars()
-                .take(3)
-                .collect(),
+            in_use: InUse::of(&context.credential),
             delta: context.run.mode == "delta",
         }
     }
@@ -181,7 +175,7 @@ impl DiscoveryHandler {
             &self.graph,
             context.tenant_id,
             context.client_id,
-            &context.client_secret,
+            &context.credential,
         )
         .await
         {
@@ -381,8 +375,34 @@ struct SectionWorker {
     reader: Arc<Reader>,
     keys: RunKeys,
     client_id: Uuid,
-    secret_prefix: String,
+    in_use: InUse,
     delta: bool,
+}
+
+/// What the app-secret section looks for: the secret in use by Entra's hint (its first
+/// three characters), or the certificate in use, whose expiry is its own.
+enum InUse {
+    Secret {
+        prefix: String,
+    },
+    Certificate {
+        thumbprint_s256: String,
+        expires_at: DateTime<Utc>,
+    },
+}
+
+impl InUse {
+    fn of(credential: &tenantry_domain::AppCredential) -> Self {
+        match credential {
+            tenantry_domain::AppCredential::Secret(secret) => InUse::Secret {
+                prefix: secret.expose_secret().chars().take(3).collect(),
+            },
+            tenantry_domain::AppCredential::Certificate(certificate) => InUse::Certificate {
+                thumbprint_s256: certificate.thumbprint_s256.clone(),
+                expires_at: certificate.not_after,
+            },
+        }
+    }
 }
 
 impl SectionWorker {
@@ -648,11 +668,11 @@ impl SectionWorker {
         Ok((page.count, None))
     }
 
-    /// The app's own client secrets: the expiry of the one in use (matched by Entra's
-    /// hint, as the validator does).
+    /// The app's own credentials: the expiry of the client secret in use (matched by
+    /// Entra's hint, as the validator does), or of the certificate in use (its notAfter).
     async fn app_secret(&self) -> Result<(usize, Option<String>), GraphFailure> {
         let path = format!(
-            "/applications(appId='{}')?$select=id,appId,displayName,passwordCredentials",
+            "/applications(appId='{}')?$select=id,appId,displayName,passwordCredentials,keyCredentials",
             self.client_id
         );
         let page = self.reader.page(&self.reader.url(&path)).await?;
@@ -660,14 +680,30 @@ impl SectionWorker {
             return Ok((0, None));
         };
         let mut warnings = Vec::new();
-        let expiry =
-            tenantry_graph::validator::secret_expiry(&app, &self.secret_prefix, &mut warnings);
+        let (secret_in_use, certificate_in_use) = match &self.in_use {
+            InUse::Secret { prefix } => {
+                let expiry = tenantry_graph::validator::secret_expiry(&app, prefix, &mut warnings);
+                (
+                    json!({"key_id": expiry.key_id, "hint": expiry.hint, "expires_at": expiry.expires_at}),
+                    Value::Null,
+                )
+            }
+            InUse::Certificate {
+                thumbprint_s256,
+                expires_at,
+            } => (
+                Value::Null,
+                json!({"thumbprint_s256": thumbprint_s256, "expires_at": expires_at}),
+            ),
+        };
         let kept = json!([{
             "id": app["id"].as_str().unwrap_or("application"),
             "displayName": app["displayName"],
             "appId": app["appId"],
             "passwordCredentials": app["passwordCredentials"],
-            "secret_in_use": {"key_id": expiry.key_id, "hint": expiry.hint, "expires_at": expiry.expires_at},
+            "keyCredentials": app["keyCredentials"],
+            "secret_in_use": secret_in_use,
+            "certificate_in_use": certificate_in_use,
         }]);
         self.store
             .write_page(self.keys, "app_secret", "id", &kept.to_string())

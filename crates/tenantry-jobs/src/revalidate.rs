@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use secrecy::ExposeSecret;
 use serde_json::json;
 use tenantry_domain::OrganizationStatus;
 use tenantry_graph::{Credentials, ValidationError, Validator};
@@ -40,10 +39,10 @@ impl RevalidateHandler {
                 ));
             }
         };
-        let credentials = match Credentials::preflight(
+        let credentials = match Credentials::stored(
             &stored.tenant_id.to_string(),
             &stored.client_id.to_string(),
-            stored.secret.expose_secret(),
+            &stored.credential,
         ) {
             Ok(credentials) => credentials,
             Err(error) => return Outcome::Discard(format!("stored credentials: {error}")),

@@ -108,7 +108,7 @@ impl SubscriptionHandler {
             &self.graph,
             stored.tenant_id,
             stored.client_id,
-            &stored.secret,
+            &stored.credential,
         )
         .await
         .map_err(|missing| match missing {

@@ -1,16 +1,16 @@
-//! Organizations (customer tenants) of an MSP, with their sealed client secrets. Reached
-//! only through [`crate::MspScope`]; every query binds the caller's MSP and, for keys
-//! limited to some organizations, only those.
+//! Organizations (customer tenants) of an MSP, with their sealed credentials (a client
+//! secret or a certificate, [`crate::credentials`]). Reached only through
+//! [`crate::MspScope`]; every query binds the caller's MSP and, for keys limited to some
+//! organizations, only those.
 
 use chrono::{DateTime, Utc};
-use secrecy::{ExposeSecret, SecretString};
 use sqlx::{PgPool, Postgres, Transaction};
-use tenantry_domain::{DisplayName, MspId, OrganizationId, OrganizationLimit};
+use tenantry_domain::{AppCredential, DisplayName, MspId, OrganizationId, OrganizationLimit};
 use uuid::Uuid;
 
 use crate::api_keys::Page;
 use crate::error::StoreError;
-use crate::sealing::{DataKey, Keyring, Purpose};
+use crate::sealing::{DataKey, Keyring};
 
 #[derive(Clone, Debug)]
 pub struct OrganizationRecord {
@@ -26,7 +26,12 @@ pub struct OrganizationRecord {
     /// Cron expression for discovery; `None`: every 24 hours with jitter.
     pub scan_schedule: Option<String>,
     pub next_scan_at: Option<DateTime<Utc>>,
+    /// When the credential in use (secret or certificate) expires, as last known.
     pub secret_expires_at: Option<DateTime<Utc>>,
+    /// `secret` or `certificate`; `None` without credentials.
+    pub credential_type: Option<String>,
+    /// The certificate's `x5t#S256` thumbprint, for certificate credentials.
+    pub certificate_thumbprint: Option<String>,
 }
 
 /// A validated tenant to store.
@@ -34,7 +39,9 @@ pub struct NewOrganization {
     pub name: DisplayName,
     pub tenant_id: Uuid,
     pub client_id: Uuid,
-    pub client_secret: SecretString,
+    pub credential: AppCredential,
+    /// The generated key pair the credential came from, used up with the insert.
+    pub generated_certificate: Option<Uuid>,
     pub status: String,
     pub report: serde_json::Value,
 }
@@ -54,6 +61,8 @@ struct Row {
     scan_schedule: Option<String>,
     next_scan_at: Option<DateTime<Utc>>,
     secret_expires_at: Option<DateTime<Utc>>,
+    credential_type: Option<String>,
+    certificate_thumbprint: Option<String>,
 }
 
 impl From<Row> for OrganizationRecord {
@@ -71,22 +80,40 @@ impl From<Row> for OrganizationRecord {
             scan_schedule: row.scan_schedule,
             next_scan_at: row.next_scan_at,
             secret_expires_at: row.secret_expires_at,
+            credential_type: row.credential_type,
+            certificate_thumbprint: row.certificate_thumbprint,
         }
     }
 }
+
+/// The credential's kind and thumbprint, read beside the organization's columns.
+const CREDENTIAL_COLUMNS: &str = "(select c.kind from organization_credential c where c.organization_id = organization.organization_id) as credential_type,
+     (select c.certificate_thumbprint from organization_credential c where c.organization_id = organization.organization_id) as certificate_thumbprint";
 
 /// Every column but the validation report, which weighs several KB and is read only
 /// where it is shown ([`validation_report`]).
 const COLUMNS: &str = "organization_id, name, provider, tenant_id, client_id, status, validated_at, created_at, updated_at, scan_schedule, next_scan_at, secret_expires_at";
 
-/// The expiry of the client secret a validation report describes (`secret.expires_at`),
-/// when it names one. The column is kept beside the report so lists and the view show it
-/// without parsing reports.
+/// The expiry of the credential a validation report describes (`secret.expires_at` for a
+/// client secret, `certificate.expires_at` for a certificate), when it names one. The
+/// column is kept beside the report so lists and the view show it without parsing reports.
 fn secret_expires_at(report: &serde_json::Value) -> Option<DateTime<Utc>> {
     report["secret"]["expires_at"]
         .as_str()
+        .or(report["certificate"]["expires_at"].as_str())
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.with_timezone(&Utc))
+}
+
+/// A new credential's expiry: a certificate's own notAfter, else what its report found.
+fn credential_expires_at(
+    credential: &AppCredential,
+    report: &serde_json::Value,
+) -> Option<DateTime<Utc>> {
+    credential
+        .certificate()
+        .map(|c| c.not_after)
+        .or_else(|| secret_expires_at(report))
 }
 
 /// The organization ids a key may see, as a SQL array parameter (`None`: all).
@@ -103,7 +130,7 @@ pub(crate) async fn find(
     id: OrganizationId,
 ) -> Result<OrganizationRecord, StoreError> {
     let sql = format!(
-        "select {COLUMNS} from organization where msp_id = $1 and organization_id = $2 and ($3::uuid[] is null or organization_id = any($3))"
+        "select {COLUMNS}, {CREDENTIAL_COLUMNS} from organization where msp_id = $1 and organization_id = $2 and ($3::uuid[] is null or organization_id = any($3))"
     );
     sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql))
         .bind(msp.as_uuid())
@@ -160,7 +187,7 @@ pub(crate) async fn list(
     page: Page,
 ) -> Result<Vec<OrganizationRecord>, StoreError> {
     let sql = format!(
-        "select {COLUMNS} from organization
+        "select {COLUMNS}, {CREDENTIAL_COLUMNS} from organization
          where msp_id = $1 and ($2::uuid[] is null or organization_id = any($2)) and ($3::uuid is null or organization_id > $3)
          order by organization_id limit $4"
     );
@@ -195,7 +222,8 @@ pub(crate) async fn insert(
     let id = OrganizationId::new();
     let sql = format!(
         "insert into organization (organization_id, msp_id, name, tenant_id, client_id, status, validation_report, validated_at, next_scan_at, secret_expires_at)
-         values ($1, $2, $3, $4, $5, $6, $7, now(), now() + interval '23 hours' + random() * interval '2 hours', $8) returning {COLUMNS}"
+         values ($1, $2, $3, $4, $5, $6, $7, now(), now() + interval '23 hours' + random() * interval '2 hours', $8)
+         returning {COLUMNS}, null::text as credential_type, null::text as certificate_thumbprint"
     );
     let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id.as_uuid())
@@ -205,7 +233,7 @@ pub(crate) async fn insert(
         .bind(new.client_id)
         .bind(&new.status)
         .bind(&new.report)
-        .bind(secret_expires_at(&new.report))
+        .bind(credential_expires_at(&new.credential, &new.report))
         .fetch_one(&mut **tx)
         .await
         .map_err(|e| match &e {
@@ -223,34 +251,17 @@ pub(crate) async fn insert(
         .bind(keyring.current_id())
         .execute(&mut **tx)
         .await?;
-    store_secret(tx, &data_key, id, &new.client_secret).await?;
-    Ok(row.into())
-}
-
-async fn store_secret(
-    tx: &mut Transaction<'_, Postgres>,
-    data_key: &DataKey,
-    id: OrganizationId,
-    secret: &SecretString,
-) -> Result<(), StoreError> {
-    let credential_id = Uuid::now_v7();
-    let sealed = data_key.seal(
-        secret.expose_secret(),
-        id,
-        Purpose::ClientSecret,
-        &credential_id.to_string(),
-    )?;
-    sqlx::query(
-        "insert into organization_credential (organization_id, credential_id, sealed_secret) values ($1, $2, $3)
-         on conflict (organization_id) do update set credential_id = excluded.credential_id,
-             sealed_secret = excluded.sealed_secret, updated_at = now()",
-    )
-    .bind(id.as_uuid())
-    .bind(credential_id)
-    .bind(sealed)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    crate::credentials::store(tx, &data_key, id, &new.credential).await?;
+    if let Some(generated) = new.generated_certificate {
+        crate::generated_certificates::consume(tx, msp, generated).await?;
+    }
+    let mut record = OrganizationRecord::from(row);
+    record.credential_type = Some(new.credential.kind().as_str().to_owned());
+    record.certificate_thumbprint = new
+        .credential
+        .certificate()
+        .map(|c| c.thumbprint_s256.clone());
+    Ok(record)
 }
 
 pub(crate) async fn data_key(
@@ -273,7 +284,7 @@ pub struct StoredCredential {
     pub tenant_id: Uuid,
     pub client_id: Uuid,
     pub credential_id: Uuid,
-    pub secret: SecretString,
+    pub credential: AppCredential,
 }
 
 /// Loads and opens an organization's credentials for a worker (not MSP-scoped: the job
@@ -296,65 +307,58 @@ pub(crate) async fn stored_credential(
         ));
     };
     let keyring = keyring.ok_or(StoreError::NoMasterKey)?;
-    let (credential_id, secret) = credential(db, keyring, organization).await?;
+    let (credential_id, credential) = credential(db, keyring, organization).await?;
     Ok(StoredCredential {
         msp_id: MspId::from_uuid(msp),
         tenant_id,
         client_id,
         credential_id,
-        secret,
+        credential,
     })
 }
 
-/// The organization's client secret, opened.
-pub(crate) async fn client_secret(
-    db: &PgPool,
-    keyring: &Keyring,
-    id: OrganizationId,
-) -> Result<SecretString, StoreError> {
-    Ok(credential(db, keyring, id).await?.1)
-}
-
-/// The id of the stored credential and its secret, opened. The id changes whenever the
-/// secret is replaced.
+/// The id of the stored credential and the credential, opened. The id changes whenever
+/// the credential is replaced.
 pub(crate) async fn credential(
     db: &PgPool,
     keyring: &Keyring,
     id: OrganizationId,
-) -> Result<(Uuid, SecretString), StoreError> {
+) -> Result<(Uuid, AppCredential), StoreError> {
     let mut conn = db.acquire().await?;
     let key = data_key(&mut conn, keyring, id).await?;
-    let (credential_id, sealed): (Uuid, Vec<u8>) =
-        sqlx::query_as("select credential_id, sealed_secret from organization_credential where organization_id = $1")
-            .bind(id.as_uuid())
-            .fetch_optional(&mut *conn)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-    let secret = key.open(
-        &sealed,
-        id,
-        Purpose::ClientSecret,
-        &credential_id.to_string(),
-    )?;
-    Ok((credential_id, secret))
+    crate::credentials::open(&mut conn, &key, id).await
 }
 
-/// Replaces the client secret (after the new one was validated) in one transaction.
-/// The new secret's validation, saved with it.
+/// The new credential: the app's client id, the credential, and the generated key pair it
+/// came from (if any).
+pub(crate) struct Replacement<'a> {
+    pub client_id: Uuid,
+    pub credential: &'a AppCredential,
+    pub generated: Option<Uuid>,
+}
+
+/// The new credential's validation, saved with it.
 pub(crate) struct Validated<'a> {
     pub status: tenantry_domain::OrganizationStatus,
     pub report: &'a serde_json::Value,
 }
 
-pub(crate) async fn replace_secret(
+/// Replaces the credential (a secret or a certificate, after it was validated) and its
+/// report in one transaction: the old credential works until the new one is stored.
+/// `generated` names the generated key pair the new credential came from, used up here.
+pub(crate) async fn replace_credential(
     db: &PgPool,
     keyring: &Keyring,
     msp: MspId,
     id: OrganizationId,
-    client_id: Uuid,
-    secret: &SecretString,
+    replacement: Replacement<'_>,
     validated: Validated<'_>,
 ) -> Result<(), StoreError> {
+    let Replacement {
+        client_id,
+        credential,
+        generated,
+    } = replacement;
     let mut tx = db.begin().await?;
     let updated = sqlx::query("update organization set client_id = $3, updated_at = now() where msp_id = $1 and organization_id = $2")
         .bind(msp.as_uuid())
@@ -366,8 +370,11 @@ pub(crate) async fn replace_secret(
         return Err(StoreError::NotFound);
     }
     let key = data_key(&mut tx, keyring, id).await?;
-    store_secret(&mut tx, &key, id, secret).await?;
-    // A new secret: its own expiry (or none known), never the old one's.
+    crate::credentials::store(&mut tx, &key, id, credential).await?;
+    if let Some(generated) = generated {
+        crate::generated_certificates::consume(&mut tx, msp, generated).await?;
+    }
+    // A new credential: its own expiry (or none known), never the old one's.
     sqlx::query(
         "update organization set status = $2, validation_report = $3, validated_at = now(), updated_at = now(),
              secret_expires_at = $4
@@ -376,7 +383,7 @@ pub(crate) async fn replace_secret(
     .bind(id.as_uuid())
     .bind(validated.status.as_str())
     .bind(validated.report)
-    .bind(secret_expires_at(validated.report))
+    .bind(credential_expires_at(credential, validated.report))
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

@@ -1,5 +1,6 @@
 //! Envelope encryption of secrets at rest (DESIGN §6): each organization has its own data
-//! key, sealed by the master key; secrets are sealed by their organization's data key.
+//! key, sealed by the master key; secrets (client secrets, certificates' private keys) are
+//! sealed by their organization's data key.
 //! AES-256-GCM with a random 96-bit nonce per seal.
 //!
 //! Associated data binds every ciphertext to its organization, its purpose and the object
@@ -45,6 +46,8 @@ pub enum Purpose {
     /// An MSP's own data key (for secrets not tied to one organization).
     MspDataKey,
     ClientSecret,
+    /// A certificate credential's private key (PKCS#8 PEM).
+    CertificatePrivateKey,
     WebhookSigningSecret,
     RevealablePassword,
 }
@@ -55,6 +58,7 @@ impl Purpose {
             Purpose::DataKey => "data-key",
             Purpose::MspDataKey => "msp-data-key",
             Purpose::ClientSecret => "client-secret",
+            Purpose::CertificatePrivateKey => "certificate-private-key",
             Purpose::WebhookSigningSecret => "webhook-signing-secret",
             Purpose::RevealablePassword => "revealable-password",
         }

@@ -87,7 +87,7 @@ fn random_secret() -> Result<SecretString, StoreError> {
 }
 
 /// The MSP's data key, made on first use.
-async fn msp_data_key(
+pub(crate) async fn msp_data_key(
     conn: &mut PgConnection,
     keyring: &Keyring,
     msp: MspId,

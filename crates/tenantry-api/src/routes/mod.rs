@@ -4,6 +4,8 @@
 pub(crate) mod actions;
 mod api_keys;
 mod audit;
+mod certificates;
+mod credential_input;
 mod discovery;
 mod hooks;
 mod jobs;
@@ -41,6 +43,13 @@ pub fn all() -> OpenApiRouter<AppState> {
         .routes(routes!(organizations::validate_organization))
         .routes(routes!(organizations::get_validation))
         .routes(routes!(organizations::replace_credentials))
+        .routes(routes!(organizations::download_certificate))
+        .routes(routes!(certificates::generate_certificate))
+        .routes(routes!(
+            certificates::get_certificate,
+            certificates::delete_certificate
+        ))
+        .routes(routes!(certificates::download_generated_certificate))
         .routes(routes!(discovery::list_runs, discovery::start_run))
         .routes(routes!(discovery::get_run))
         .routes(routes!(discovery::list_users))

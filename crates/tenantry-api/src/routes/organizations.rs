@@ -1,12 +1,13 @@
 //! `/api/v1/organizations`: connecting a customer's Microsoft 365 tenant (validate the
-//! pasted credentials, then store the secret sealed), listing, renaming, removing (which
-//! destroys the organization's data key), re-validating and rotating the client secret
-//! without a window in which no working secret is stored.
+//! pasted credentials, a client secret or a certificate, then store them sealed), listing,
+//! renaming, removing (which destroys the organization's data key), re-validating, rotating
+//! the credential (secret or certificate, either way round) without a window in which no
+//! working credential is stored, and the public certificate of a certificate credential as
+//! a `.cer` download.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tenantry_domain::capabilities::Capability;
@@ -21,6 +22,7 @@ use crate::caller::Caller;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::pagination::{PageQuery, Paginated};
 use crate::problem::{ApiError, FieldError, Problem};
+use crate::routes::credential_input::{self, CertificateInput};
 
 const PROBLEM: &str = "application/problem+json";
 
@@ -36,8 +38,11 @@ pub struct CreateOrganization {
     pub tenant_id: String,
     /// Application (client) ID of the app registration.
     pub client_id: String,
-    /// The client secret's **Value** (not its Secret ID). Never returned.
-    pub client_secret: String,
+    /// The client secret's **Value** (not its Secret ID). Never returned. Send this or
+    /// `certificate`.
+    pub client_secret: Option<String>,
+    /// A certificate credential instead of a secret.
+    pub certificate: Option<CertificateInput>,
     /// Narrow the required permissions to these capabilities (default: the full set).
     pub capabilities: Option<Vec<String>>,
 }
@@ -63,8 +68,11 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 pub struct ReplaceCredentials {
     /// The app's client id (unchanged or a new app registration in the same tenant).
     pub client_id: String,
-    /// The new secret's Value.
-    pub client_secret: String,
+    /// The new secret's Value. Send this or `certificate`.
+    pub client_secret: Option<String>,
+    /// A certificate credential instead (a secret can be replaced by a certificate and
+    /// the other way round).
+    pub certificate: Option<CertificateInput>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -81,8 +89,14 @@ pub struct OrganizationView {
     /// Cron expression of the discovery schedule; `null`: every 24 hours with jitter.
     pub scan_schedule: Option<String>,
     pub next_scan_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// Expiry of the client secret in use, as last discovered.
+    /// Expiry of the credential in use (the client secret, as last discovered, or the
+    /// certificate's notAfter).
     pub secret_expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// `secret` or `certificate`.
+    pub credential_type: Option<String>,
+    /// The certificate's SHA-256 thumbprint (base64url, the assertions' `x5t#S256`), for
+    /// certificate credentials.
+    pub certificate_thumbprint: Option<String>,
 }
 
 impl From<OrganizationRecord> for OrganizationView {
@@ -99,6 +113,8 @@ impl From<OrganizationRecord> for OrganizationView {
             scan_schedule: o.scan_schedule,
             next_scan_at: o.next_scan_at,
             secret_expires_at: o.secret_expires_at,
+            credential_type: o.credential_type,
+            certificate_thumbprint: o.certificate_thumbprint,
         }
     }
 }
@@ -135,7 +151,11 @@ pub(crate) fn validation_problem(error: ValidationError) -> ApiError {
                 R::SecretIdNotValue => "This is the secret's Secret ID, not its Value. In Entra: Certificates & secrets shows both; the Value is shown only right after the secret is created — create a new secret if you did not copy it.",
                 R::AppNotFoundInTenant => "No app with this client id exists in this tenant. Check the Application (client) ID on the app's Overview page, and that the tenant id is the customer's.",
                 R::TenantNotFound => "No tenant with this id or domain exists. Copy the Directory (tenant) ID from the app's Overview page in Entra.",
-                R::Rejected => "Microsoft refused the credentials. Check the tenant id, client id and secret in Entra.",
+                R::CertificateNotRegistered => "The certificate is not registered on this app. In Entra: App registrations → your app → Certificates & secrets → Certificates → Upload certificate, and upload this certificate (the .cer download, or its PEM); then try again.",
+                R::CertificateSignatureInvalid => "Entra could not verify the assertion's signature with the certificate registered under this thumbprint: the private key is not the certificate's. Upload the matching key and certificate, or generate a new pair and register its certificate in Entra.",
+                R::CertificateExpired => "The certificate has expired (its notAfter has passed, or Entra's copy of it has ended). Generate or upload a new certificate, register it on the app in Entra (Certificates & secrets → Upload certificate) and replace the organization's credential with it.",
+                R::AssertionTimeInvalid => "Entra found the client assertion expired or not yet valid: the clocks of Tenantry's server and Microsoft differ by more than a few minutes. Check the server's time synchronisation (NTP), then try again.",
+                R::Rejected => "Microsoft refused the credentials. Check the tenant id, client id and secret or certificate in Entra.",
             };
             let mut p = described(ErrorCode::InvalidCredentials, StatusCode::UNPROCESSABLE_ENTITY, detail).with("reason", json!(reason.as_str()));
             if let Some(code) = aadsts {
@@ -207,7 +227,7 @@ fn parse_capabilities(raw: Option<Vec<String>>) -> Result<Option<Vec<Capability>
         (status = 401, description = "Missing or invalid key", body = Problem, content_type = PROBLEM),
         (status = 403, description = "Role too low", body = Problem, content_type = PROBLEM),
         (status = 409, description = "TENANT_ALREADY_BOUND", body = Problem, content_type = PROBLEM),
-        (status = 422, description = "INVALID_REQUEST, INVALID_CREDENTIALS, TENANT_MISMATCH, SERVICE_PRINCIPAL_NOT_FOUND or MISSING_PERMISSIONS", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "INVALID_REQUEST, CREDENTIAL_AMBIGUOUS, CREDENTIAL_MISSING, CERTIFICATE_MALFORMED, CERTIFICATE_KEY_MISMATCH, CERTIFICATE_EXPIRED, CERTIFICATE_NOT_YET_VALID, CERTIFICATE_TOO_LARGE, INVALID_CREDENTIALS, TENANT_MISMATCH, SERVICE_PRINCIPAL_NOT_FOUND or MISSING_PERMISSIONS", body = Problem, content_type = PROBLEM),
         (status = 503, description = "UPSTREAM_UNAVAILABLE (see Retry-After)", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn create_organization(
@@ -223,25 +243,25 @@ pub async fn create_organization(
         errors.push(FieldError::new("provider", "must be microsoft365"));
     }
     let capabilities = parse_capabilities(body.capabilities)?;
-    let credentials =
-        match Credentials::preflight(&body.tenant_id, &body.client_id, &body.client_secret) {
-            Ok(c) => Some(c),
-            Err(ValidationError::Invalid(problems)) => {
-                errors.extend(problems.into_iter().map(|(f, m)| FieldError::new(f, m)));
-                None
-            }
-            Err(other) if errors.is_empty() => return Err(validation_problem(other)),
-            Err(_) => None,
-        };
-    let (Some(name), Some(credentials)) = (name, credentials) else {
+    let scope = caller.scope();
+    // Refused before Microsoft is called, or a generated key opened, on the caller's behalf.
+    scope.may_manage_organizations()?;
+    let given = credential_input::read(
+        &scope,
+        &body.tenant_id,
+        &body.client_id,
+        body.client_secret.as_deref(),
+        body.certificate,
+        &mut errors,
+    )
+    .await?;
+    let (Some(name), Some(given)) = (name, given) else {
         return Err(ApiError::validation(errors));
     };
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    let scope = caller.scope();
-    // Refused before Microsoft is called on the caller's behalf.
-    scope.may_manage_organizations()?;
+    let credentials = given.credentials;
     let validated = state
         .validator
         .validate(&credentials, capabilities.as_deref())
@@ -266,12 +286,14 @@ pub async fn create_organization(
             name,
             tenant_id: report.tenant_id,
             client_id: credentials.client_id,
-            client_secret: credentials.client_secret.clone(),
+            credential: credentials.credential.clone(),
+            generated_certificate: given.generated,
             status: report.status().as_str().to_owned(),
             report: report_value.clone(),
         })
         .await?;
-    tracing::info!(organization_id = %record.id, tenant_id = %report.tenant_id, "tenant connected");
+    tracing::info!(organization_id = %record.id, tenant_id = %report.tenant_id,
+        credential = credentials.credential.kind().as_str(), "tenant connected");
     Ok((
         StatusCode::CREATED,
         Json(ConnectedOrganization {
@@ -391,8 +413,8 @@ pub async fn validate_organization(
 ) -> Result<Json<Value>, ApiError> {
     let scope = caller.scope();
     let organization = scope.organization(id).await?;
-    let (credential, secret) = scope.credential(id).await?;
-    let credentials = stored_credentials(&organization, &secret)?;
+    let (credential, stored) = scope.credential(id).await?;
+    let credentials = stored_credentials(&organization, &stored)?;
     // Reports are saved only while the secret they checked is still the one stored: a
     // secret replaced meanwhile keeps its own, newer report.
     match state.validator.validate(&credentials, None).await {
@@ -430,20 +452,15 @@ pub async fn validate_organization(
 
 fn stored_credentials(
     organization: &OrganizationRecord,
-    secret: &SecretString,
+    credential: &tenantry_domain::AppCredential,
 ) -> Result<Credentials, ApiError> {
-    use secrecy::ExposeSecret;
     let (Some(tenant), Some(client)) = (organization.tenant_id, organization.client_id) else {
         return Err(ApiError::internal(
             "organization without tenant or client id",
         ));
     };
-    Credentials::preflight(
-        &tenant.to_string(),
-        &client.to_string(),
-        secret.expose_secret(),
-    )
-    .map_err(validation_problem)
+    Credentials::stored(&tenant.to_string(), &client.to_string(), credential)
+        .map_err(validation_problem)
 }
 
 /// The latest validation report.
@@ -463,13 +480,14 @@ pub async fn get_validation(
         .ok_or(ApiError::NotFound)
 }
 
-/// Replace the client secret: the new one is validated first, and the old one stays until
-/// it passes (owner or admin).
+/// Replace the credential with a new client secret or certificate (either kind, whatever
+/// the old one was): the new one is validated first, and the old one stays until it passes
+/// (owner or admin).
 #[utoipa::path(put, path = "/api/v1/organizations/{id}/credentials", tag = "organizations", security(("api_key" = [])),
     params(("id" = Uuid, Path, description = "The organization's id")), request_body = ReplaceCredentials,
     responses((status = 200, description = "Replaced; the new validation report", body = crate::schemas::ValidationReport),
         (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM),
-        (status = 422, description = "The new credentials do not pass; the old ones stay", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "The new credentials do not pass (the same codes as connecting); the old ones stay", body = Problem, content_type = PROBLEM),
         (status = 503, description = "UPSTREAM_UNAVAILABLE", body = Problem, content_type = PROBLEM)))]
 pub async fn replace_credentials(
     State(state): State<AppState>,
@@ -483,9 +501,20 @@ pub async fn replace_credentials(
     let tenant = organization
         .tenant_id
         .ok_or_else(|| ApiError::internal("organization without tenant"))?;
-    let credentials =
-        Credentials::preflight(&tenant.to_string(), &body.client_id, &body.client_secret)
-            .map_err(validation_problem)?;
+    let mut errors = Vec::new();
+    let given = credential_input::read(
+        &scope,
+        &tenant.to_string(),
+        &body.client_id,
+        body.client_secret.as_deref(),
+        body.certificate,
+        &mut errors,
+    )
+    .await?;
+    let Some(given) = given else {
+        return Err(ApiError::validation(errors));
+    };
+    let credentials = given.credentials;
     let report = state
         .validator
         .validate(&credentials, None)
@@ -497,16 +526,36 @@ pub async fn replace_credentials(
             actual: report.tenant_id.to_string(),
         }));
     }
-    // The new secret and its report are stored in one transaction.
+    // The new credential and its report are stored in one transaction.
     let value = report_json(&report)?;
     scope
         .replace_credentials(
             id,
             credentials.client_id,
-            &credentials.client_secret,
+            &credentials.credential,
+            given.generated,
             report.status(),
             &value,
         )
         .await?;
+    tracing::info!(organization_id = %id, credential = credentials.credential.kind().as_str(),
+        "credential replaced");
     Ok(Json(value))
+}
+
+/// The public certificate of the organization's certificate credential, DER-encoded (a
+/// `.cer` file, for Entra's "Upload certificate").
+#[utoipa::path(get, path = "/api/v1/organizations/{id}/certificate.cer", tag = "organizations", security(("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The organization's id")),
+    responses((status = 200, description = "The certificate, DER", content_type = "application/pkix-cert", body = Vec<u8>),
+        (status = 404, description = "No such organization for this key, or it uses a client secret", body = Problem, content_type = PROBLEM)))]
+pub async fn download_certificate(
+    caller: Caller,
+    ApiPath(id): ApiPath<OrganizationId>,
+) -> Result<axum::response::Response, ApiError> {
+    let der = caller.scope().organization_certificate(id).await?;
+    Ok(crate::routes::certificates::cer_file(
+        der,
+        &format!("tenantry-{id}.cer"),
+    ))
 }

@@ -413,13 +413,31 @@ fn application(tenant: &Tenant, caller: &Caller, call: &Call<'_>, app_id: &str) 
             })
         })
         .collect();
+    // keyCredential resource (DOCS): `customKeyIdentifier` is null as for a key added
+    // through Graph without one (the portal sets the SHA-1 thumbprint; not modelled).
+    let keys: Vec<Value> = app
+        .certificates
+        .iter()
+        .map(|c| {
+            json!({
+                "customKeyIdentifier": null,
+                "displayName": c.display_name,
+                "endDateTime": c.end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "key": null,
+                "keyId": c.key_id,
+                "startDateTime": c.start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "type": "AsymmetricX509Cert",
+                "usage": "Verify",
+            })
+        })
+        .collect();
     let full = json!({
         "@odata.context": context(call, "applications/$entity"),
         "id": app.object_id,
         "appId": app.client_id,
         "displayName": app.display_name,
         "signInAudience": "AzureADMyOrg",
-        "keyCredentials": [],
+        "keyCredentials": keys,
         "passwordCredentials": credentials,
     });
     Ok(Reply::json(select_fields(full, call)))

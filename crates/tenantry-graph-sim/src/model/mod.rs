@@ -142,12 +142,15 @@ pub struct ServicePrincipal {
     pub not_yet_in_graph: bool,
 }
 
-/// A certificate credential: its SHA-256 thumbprint (base64url, as in `x5t#S256`) and
-/// the key that verifies assertions signed with it.
+/// A certificate credential: its SHA-256 thumbprint (base64url, as in `x5t#S256`), the
+/// key that verifies assertions signed with it, and the dates Entra keeps for it (the
+/// keyCredential's `startDateTime` and `endDateTime`).
 pub struct Certificate {
     pub key_id: Uuid,
+    pub display_name: String,
     pub thumbprint_s256: String,
     pub key: jsonwebtoken::DecodingKey,
+    pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
 }
 
@@ -169,8 +172,10 @@ impl Certificate {
         let key = jsonwebtoken::DecodingKey::from_rsa_pem(spec.certificate_pem.as_bytes()).ok()?;
         Some(Self {
             key_id: spec.key_id,
+            display_name: spec.display_name.clone(),
             thumbprint_s256,
             key,
+            start: spec.start,
             end: spec.end,
         })
     }

@@ -19,7 +19,6 @@ use apply::{delete_generation, drop_run_rows, lock_running};
 pub use pages::Removals;
 
 use chrono::{DateTime, Utc};
-use secrecy::SecretString;
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use tenantry_domain::discovery::{Section, SectionState};
@@ -196,7 +195,7 @@ pub struct RunContext {
     pub msp_id: MspId,
     pub tenant_id: Uuid,
     pub client_id: Uuid,
-    pub client_secret: SecretString,
+    pub credential: tenantry_domain::AppCredential,
 }
 
 /// Something a run keeps aside until it is applied (refreshed groups, delta links).

@@ -214,13 +214,14 @@ impl DiscoveryStore {
         .flatten())
     }
 
-    /// The expiry of the client secret in use, as the app-secret section wrote it.
+    /// The expiry of the credential in use (client secret or certificate), as the
+    /// app-secret section wrote it.
     pub async fn written_secret_expiry(
         &self,
         keys: RunKeys,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let text: Option<Option<String>> = sqlx::query_scalar(
-            "select data->'secret_in_use'->>'expires_at' from inventory_object
+            "select coalesce(data->'secret_in_use'->>'expires_at', data->'certificate_in_use'->>'expires_at') from inventory_object
              where organization_id = $1 and generation = $2 and section = 'app_secret' limit 1",
         )
         .bind(keys.organization.as_uuid())

@@ -27,7 +27,7 @@ impl DiscoveryStore {
             msp_id: stored.msp_id,
             tenant_id: stored.tenant_id,
             client_id: stored.client_id,
-            client_secret: stored.secret,
+            credential: stored.credential,
         })
     }
 

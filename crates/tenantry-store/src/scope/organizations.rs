@@ -1,14 +1,18 @@
-//! The MSP-scoped doors to organizations: listing, adding, credentials, validation
-//! reports, renaming, deleting and the discovery schedule.
+//! The MSP-scoped doors to organizations: listing, adding, credentials (secrets,
+//! certificates, and key pairs generated for the MSP), validation reports, renaming,
+//! deleting and the discovery schedule.
 
-use secrecy::SecretString;
-use tenantry_domain::{DiscoveryRunId, DisplayName, OrganizationId, OrganizationStatus};
+use tenantry_domain::{
+    AppCredential, CertificateCredential, DiscoveryRunId, DisplayName, OrganizationId,
+    OrganizationStatus,
+};
 use uuid::Uuid;
 
 use super::MspScope;
 use crate::api_keys::Page;
 use crate::discovery::{self, Mode, Trigger};
 use crate::error::StoreError;
+use crate::generated_certificates::{self, GeneratedCertificate};
 use crate::organizations::{self, NewOrganization, OrganizationRecord};
 
 impl MspScope<'_> {
@@ -97,40 +101,97 @@ impl MspScope<'_> {
         Ok((record, run))
     }
 
-    /// The organization's client secret, for re-validation and Graph calls.
-    pub async fn client_secret(&self, id: OrganizationId) -> Result<SecretString, StoreError> {
-        self.ensure_organization(id).await?;
-        organizations::client_secret(self.pool, self.keyring()?, id).await
-    }
-
-    /// The stored credential's id and secret (the id changes with every replacement).
-    pub async fn credential(&self, id: OrganizationId) -> Result<(Uuid, SecretString), StoreError> {
+    /// The stored credential's id and the credential (the id changes with every
+    /// replacement), for re-validation and Graph calls.
+    pub async fn credential(
+        &self,
+        id: OrganizationId,
+    ) -> Result<(Uuid, AppCredential), StoreError> {
         self.ensure_organization(id).await?;
         organizations::credential(self.pool, self.keyring()?, id).await
     }
 
-    /// Stores a new, validated secret together with its report.
+    /// The public certificate (DER) of the organization's credential; `NotFound` when it
+    /// uses a client secret.
+    pub async fn organization_certificate(
+        &self,
+        id: OrganizationId,
+    ) -> Result<Vec<u8>, StoreError> {
+        self.ensure_organization(id).await?;
+        crate::credentials::certificate_der(self.pool, id)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// Stores a new, validated credential (secret or certificate) together with its report;
+    /// `generated` names the generated key pair it came from, used up in the same
+    /// transaction.
     pub async fn replace_credentials(
         &self,
         id: OrganizationId,
         client_id: Uuid,
-        secret: &SecretString,
+        credential: &AppCredential,
+        generated: Option<Uuid>,
         status: OrganizationStatus,
         report: &serde_json::Value,
     ) -> Result<(), StoreError> {
         self.may_manage_organizations()?;
         self.still_active().await?;
         self.ensure_organization(id).await?;
-        organizations::replace_secret(
+        organizations::replace_credential(
             self.pool,
             self.keyring()?,
             self.principal.msp_id(),
             id,
-            client_id,
-            secret,
+            organizations::Replacement {
+                client_id,
+                credential,
+                generated,
+            },
             organizations::Validated { status, report },
         )
         .await
+    }
+
+    /// Keeps a key pair generated for the MSP until a connection uses it (owner or admin).
+    pub async fn store_generated_certificate(
+        &self,
+        certificate: &CertificateCredential,
+    ) -> Result<GeneratedCertificate, StoreError> {
+        self.may_manage_organizations()?;
+        self.still_active().await?;
+        generated_certificates::insert(
+            self.pool,
+            self.keyring()?,
+            self.principal.msp_id(),
+            certificate,
+        )
+        .await
+    }
+
+    /// A generated certificate (its public parts), while no connection has used it.
+    pub async fn generated_certificate(
+        &self,
+        id: Uuid,
+    ) -> Result<GeneratedCertificate, StoreError> {
+        self.may_manage_organizations()?;
+        generated_certificates::find(self.pool, self.principal.msp_id(), id).await
+    }
+
+    /// A generated key pair, opened to prove it to Microsoft before a connection uses it.
+    pub async fn open_generated_certificate(
+        &self,
+        id: Uuid,
+    ) -> Result<CertificateCredential, StoreError> {
+        self.may_manage_organizations()?;
+        generated_certificates::open(self.pool, self.keyring()?, self.principal.msp_id(), id).await
+    }
+
+    /// Destroys a generated key pair no connection uses.
+    pub async fn delete_generated_certificate(&self, id: Uuid) -> Result<(), StoreError> {
+        self.may_manage_organizations()?;
+        self.still_active().await?;
+        generated_certificates::delete(self.pool, self.principal.msp_id(), id).await
     }
 
     /// Saves a report of credential `credential`; ignored when the secret was replaced
