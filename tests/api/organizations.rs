@@ -82,6 +82,24 @@ async fn a_healthy_tenant_connects_with_its_report_and_a_sealed_secret(pool: PgP
         200,
         "the stored, sealed secret opens and still works"
     );
+    // A viewer reads the report but may not sign in with the credential to redo it.
+    let (_, viewer) = app.key_for(&msp, tenantry_domain::Role::Viewer).await;
+    let token_requests = app.sim.requests().len();
+    let refused = app
+        .request(
+            Method::POST,
+            &format!("/api/v1/organizations/{id}/validate"),
+            Some(&viewer),
+        )
+        .send()
+        .await
+        .expect("sent");
+    assert_problem(refused, 403, "FORBIDDEN").await;
+    assert_eq!(
+        app.sim.requests().len(),
+        token_requests,
+        "Microsoft was not asked"
+    );
 }
 
 #[sqlx::test(migrator = "tenantry_store::MIGRATOR")]

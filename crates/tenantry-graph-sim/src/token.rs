@@ -459,8 +459,10 @@ fn verify_assertion(
         )));
     }
     let leeway = i64::try_from(ASSERTION_LEEWAY_SECS).unwrap_or(300);
-    let nbf = claims.nbf.unwrap_or(i64::MIN);
-    if claims.exp + leeway < now.timestamp() || nbf - leeway > now.timestamp() {
+    let not_yet = claims
+        .nbf
+        .is_some_and(|nbf| nbf.saturating_sub(leeway) > now.timestamp());
+    if claims.exp.saturating_add(leeway) < now.timestamp() || not_yet {
         let at = |t: i64| ticks(chrono::DateTime::from_timestamp(t.max(0), 0).unwrap_or_default());
         return Err(StsError::new(
             StatusCode::UNAUTHORIZED,

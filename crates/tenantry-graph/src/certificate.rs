@@ -177,7 +177,7 @@ fn private_key(pem: &str) -> Result<RsaPrivateKey, CertificateError> {
             "expected PEM starting with -----BEGIN PRIVATE KEY----- or -----BEGIN RSA PRIVATE KEY-----",
         ));
     };
-    if key.size() * 8 < MIN_RSA_BITS {
+    if key.n().bits() < MIN_RSA_BITS {
         return Err(malformed("the RSA key is shorter than 2048 bits"));
     }
     Ok(key)

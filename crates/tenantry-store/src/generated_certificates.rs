@@ -109,8 +109,10 @@ pub(crate) async fn open(
     msp: MspId,
     id: Uuid,
 ) -> Result<CertificateCredential, StoreError> {
-    let mut conn = db.acquire().await?;
+    // The public parts first: holding a pooled connection while asking the pool for
+    // another would deadlock a pool whose every connection is held by an `open`.
     let public = find(db, msp, id).await?;
+    let mut conn = db.acquire().await?;
     let sealed: Vec<u8> = sqlx::query_scalar(
         "select sealed_private_key from generated_certificate where msp_id = $1 and certificate_id = $2",
     )

@@ -87,8 +87,13 @@ impl From<Row> for OrganizationRecord {
 }
 
 /// The credential's kind and thumbprint, read beside the organization's columns.
-const CREDENTIAL_COLUMNS: &str = "(select c.kind from organization_credential c where c.organization_id = organization.organization_id) as credential_type,
-     (select c.certificate_thumbprint from organization_credential c where c.organization_id = organization.organization_id) as certificate_thumbprint";
+const CREDENTIAL_COLUMNS: &str =
+    "credential.kind as credential_type, credential.certificate_thumbprint";
+
+/// Joins each organization to its credential (one row per organization, by primary key)
+/// for [`CREDENTIAL_COLUMNS`]: one index probe per row, where two subselects made two.
+const WITH_CREDENTIAL: &str = "organization left join (select organization_id as credential_of, kind, certificate_thumbprint from organization_credential) credential
+     on credential.credential_of = organization.organization_id";
 
 /// Every column but the validation report, which weighs several KB and is read only
 /// where it is shown ([`validation_report`]).
@@ -130,7 +135,7 @@ pub(crate) async fn find(
     id: OrganizationId,
 ) -> Result<OrganizationRecord, StoreError> {
     let sql = format!(
-        "select {COLUMNS}, {CREDENTIAL_COLUMNS} from organization where msp_id = $1 and organization_id = $2 and ($3::uuid[] is null or organization_id = any($3))"
+        "select {COLUMNS}, {CREDENTIAL_COLUMNS} from {WITH_CREDENTIAL} where msp_id = $1 and organization_id = $2 and ($3::uuid[] is null or organization_id = any($3))"
     );
     sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql))
         .bind(msp.as_uuid())
@@ -187,7 +192,7 @@ pub(crate) async fn list(
     page: Page,
 ) -> Result<Vec<OrganizationRecord>, StoreError> {
     let sql = format!(
-        "select {COLUMNS}, {CREDENTIAL_COLUMNS} from organization
+        "select {COLUMNS}, {CREDENTIAL_COLUMNS} from {WITH_CREDENTIAL}
          where msp_id = $1 and ($2::uuid[] is null or organization_id = any($2)) and ($3::uuid is null or organization_id > $3)
          order by organization_id limit $4"
     );

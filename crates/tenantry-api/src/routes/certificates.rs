@@ -8,6 +8,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use tenantry_domain::ErrorCode;
 use tenantry_graph::certificate;
 use tenantry_store::GeneratedCertificate;
 use utoipa::ToSchema;
@@ -106,7 +107,19 @@ pub async fn generate_certificate(
             )]));
         }
     };
-    // Key generation is CPU work of a few hundred milliseconds: off the async workers.
+    // Key generation is CPU work of a few hundred milliseconds: off the async workers,
+    // and one at a time in this process, so no MSP's burst takes the cores from the
+    // others (it cannot be cancelled once started).
+    let Ok(_generating) = KEY_GENERATION.try_acquire() else {
+        return Err(ApiError::Described {
+            problem: Box::new(Problem::new(
+                ErrorCode::RateLimited,
+                StatusCode::TOO_MANY_REQUESTS,
+                "Another key pair is being generated; retry in a second.",
+            )),
+            retry_after_secs: Some(1),
+        });
+    };
     let now = chrono::Utc::now();
     let generated = tokio::task::spawn_blocking(move || certificate::generate(&common_name, now))
         .await
@@ -116,6 +129,9 @@ pub async fn generate_certificate(
     tracing::info!(certificate_id = %stored.id, thumbprint = %stored.thumbprint_s256, "certificate generated");
     Ok((StatusCode::CREATED, Json(stored.into())))
 }
+
+/// Key pairs generated at once in this process.
+static KEY_GENERATION: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
 /// A generated certificate that no connection has used yet.
 #[utoipa::path(get, path = "/api/v1/certificates/{id}", tag = "certificates", security(("api_key" = [])),

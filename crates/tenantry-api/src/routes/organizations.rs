@@ -412,6 +412,9 @@ pub async fn validate_organization(
     ApiPath(id): ApiPath<OrganizationId>,
 ) -> Result<Json<Value>, ApiError> {
     let scope = caller.scope();
+    // It signs in with the organization's credential and rewrites its status: work, not
+    // a read (viewers may not).
+    scope.may_start_work()?;
     let organization = scope.organization(id).await?;
     let (credential, stored) = scope.credential(id).await?;
     let credentials = stored_credentials(&organization, &stored)?;

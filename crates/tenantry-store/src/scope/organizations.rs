@@ -22,6 +22,12 @@ impl MspScope<'_> {
         Ok(self.principal.grant().may_manage_keys()?)
     }
 
+    /// Work that acts in a tenant on the caller's behalf (a scan, a re-validation) needs a
+    /// technician key or above.
+    pub fn may_start_work(&self) -> Result<(), StoreError> {
+        Ok(self.principal.grant().may_start_work()?)
+    }
+
     /// The caller's organizations (all, or those its key is limited to).
     pub async fn list_organizations(
         &self,
