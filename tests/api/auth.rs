@@ -49,6 +49,51 @@ async fn a_good_key_identifies_its_msp_and_records_its_use(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn me_is_answered_from_the_key_held_in_memory_as_the_database_has_it(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    crate::helpers::wait_until_keys_cached(&app.store).await;
+    let msp = app.create_msp("Contoso IT").await;
+    let me: Value = app
+        .get("/api/v1/me", &msp.owner_key)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id: uuid::Uuid = me["key"]["id"].as_str().expect("id").parse().expect("uuid");
+    let written: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("select last_used_at from api_key where api_key_id = $1")
+            .bind(id)
+            .fetch_one(&app.pool)
+            .await
+            .expect("row");
+    assert_eq!(written, None, "the use is written later, in the background");
+    assert!(
+        me["key"]["last_used_at"].is_string(),
+        "the answer knows of this very use: {me}"
+    );
+    // Field by field what the database holds (the key list reads it there).
+    let listed = app.get_all("/api/v1/api-keys", &msp.owner_key).await;
+    let row = listed
+        .iter()
+        .find(|k| k["id"] == me["key"]["id"])
+        .expect("listed");
+    for field in [
+        "key_id",
+        "name",
+        "role",
+        "organization_ids",
+        "operator",
+        "created_by",
+        "created_at",
+        "revoked_at",
+    ] {
+        assert_eq!(me["key"][field], row[field], "{field}");
+    }
+    assert_eq!(me["msp"]["name"], "Contoso IT");
+    assert_eq!(me["msp"]["id"], msp.id.to_string());
+}
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
 async fn only_an_hmac_of_the_secret_is_stored(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let msp = app.create_msp("Contoso IT").await;

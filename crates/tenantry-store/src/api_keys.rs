@@ -121,13 +121,44 @@ fn organization_limit(limited: bool, ids: Vec<Uuid>) -> OrganizationLimit {
     }
 }
 
-/// Selects a key with its organization list; callers append the `where` clause.
-const SELECT_KEY: &str = "select k.api_key_id, k.msp_id, k.key_id, k.name, k.role, k.limited,
+/// A key's columns with its organization list, read from [`key_from!`].
+macro_rules! key_columns {
+    () => {
+        "k.api_key_id, k.msp_id, k.key_id, k.name, k.role, k.limited,
         coalesce((select array_agg(o.organization_id order by o.organization_id)
                   from api_key_organization o where o.api_key_id = k.api_key_id), '{}') as organization_ids,
         k.operator_id, p.name as operator_name,
-        k.created_by, k.created_at, k.last_used_at, k.revoked_at
-    from api_key k join operator p on p.msp_id = k.msp_id and p.operator_id = k.operator_id";
+        k.created_by, k.created_at, k.last_used_at, k.revoked_at"
+    };
+}
+
+/// A key with the person holding it.
+macro_rules! key_from {
+    () => {
+        "from api_key k join operator p on p.msp_id = k.msp_id and p.operator_id = k.operator_id"
+    };
+}
+
+/// Selects a key with its organization list; callers append the `where` clause.
+const SELECT_KEY: &str = concat!("select ", key_columns!(), " ", key_from!());
+
+/// A key with its MSP's row (`GET /api/v1/me`).
+const SELECT_KEY_AND_MSP: &str = concat!(
+    "select ",
+    key_columns!(),
+    ", m.name as msp_name, m.created_at as msp_created_at ",
+    key_from!(),
+    " join msp m on m.msp_id = k.msp_id"
+);
+
+/// What authentication reads: the key, its digest and its MSP's row, by public id.
+const SELECT_KEY_TO_VERIFY: &str = concat!(
+    "select ",
+    key_columns!(),
+    ", k.secret_hmac, m.name as msp_name, m.created_at as msp_created_at ",
+    key_from!(),
+    " join msp m on m.msp_id = k.msp_id where k.key_id = $1"
+);
 
 pub(crate) async fn find(
     db: &PgPool,
@@ -157,10 +188,7 @@ pub(crate) async fn find_with_msp(
         msp_name: String,
         msp_created_at: DateTime<Utc>,
     }
-    let sql = format!(
-        "select m.name as msp_name, m.created_at as msp_created_at, w.* from ({SELECT_KEY} where k.msp_id = $1 and k.api_key_id = $2) w
-         join msp m on m.msp_id = w.msp_id"
-    );
+    let sql = format!("{SELECT_KEY_AND_MSP} where k.msp_id = $1 and k.api_key_id = $2");
     let row = sqlx::query_as::<_, WithMsp>(sqlx::AssertSqlSafe(sql))
         .bind(msp_id.as_uuid())
         .bind(id.as_uuid())
@@ -300,17 +328,11 @@ fn generate_key_material() -> Result<(KeyId, SecretString), StoreError> {
 
 #[derive(sqlx::FromRow)]
 struct AuthRow {
-    #[sqlx(try_from = "Uuid")]
-    api_key_id: ApiKeyRecordId,
-    #[sqlx(try_from = "Uuid")]
-    msp_id: MspId,
+    #[sqlx(flatten)]
+    key: KeyRow,
     secret_hmac: Vec<u8>,
-    role: String,
-    limited: bool,
-    organization_ids: Vec<Uuid>,
-    operator_id: Uuid,
-    operator_name: String,
-    revoked_at: Option<DateTime<Utc>>,
+    msp_name: String,
+    msp_created_at: DateTime<Utc>,
 }
 
 /// A digest that matches nothing, verified against when the key id is unknown so that
@@ -354,33 +376,29 @@ pub(crate) async fn authenticate(
 }
 
 async fn read_key(db: &PgPool, key_id: &KeyId) -> Result<Option<KnownKey>, AuthError> {
-    let row: Option<AuthRow> = sqlx::query_as(
-        "select k.api_key_id, k.msp_id, k.secret_hmac, k.role, k.limited, k.revoked_at,
-                coalesce((select array_agg(o.organization_id) from api_key_organization o
-                          where o.api_key_id = k.api_key_id), '{}') as organization_ids,
-                k.operator_id, p.name as operator_name
-         from api_key k join operator p on p.msp_id = k.msp_id and p.operator_id = k.operator_id
-         where k.key_id = $1",
-    )
-    .bind(key_id.as_str())
-    .fetch_optional(db)
-    .await?;
+    let row: Option<AuthRow> = sqlx::query_as(SELECT_KEY_TO_VERIFY)
+        .bind(key_id.as_str())
+        .fetch_optional(db)
+        .await?;
     let Some(row) = row else { return Ok(None) };
-    let role: Role = row
-        .role
-        .parse()
-        .map_err(|_| AuthError::Corrupt("api_key.role"))?;
+    let msp = MspRecord {
+        id: row.key.msp_id,
+        name: row.msp_name,
+        created_at: row.msp_created_at,
+    };
+    let key = ApiKeyRecord::try_from(row.key).map_err(|_| AuthError::Corrupt("api_key"))?;
     Ok(Some(KnownKey {
         secret_hmac: row.secret_hmac,
-        revoked: row.revoked_at.is_some(),
+        revoked: key.revoked_at.is_some(),
         principal: Principal::new(
-            row.msp_id,
-            row.api_key_id,
+            key.msp_id,
+            key.id,
             key_id.clone(),
-            role,
-            organization_limit(row.limited, row.organization_ids),
-            operators::record(row.operator_id, row.operator_name),
+            key.role,
+            key.organizations.clone(),
+            key.operator.clone(),
         ),
+        shown: (msp, key),
     }))
 }
 

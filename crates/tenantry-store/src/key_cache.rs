@@ -2,7 +2,7 @@
 //! round trip, and the `last_used_at` writes batched in the background.
 //!
 //! What is cached is a key's *row* (its digest, whether it is revoked, the principal it
-//! makes), never a secret: every request is still verified against the digest in constant
+//! makes, and the key and MSP rows `GET /api/v1/me` answers with), never a secret: every request is still verified against the digest in constant
 //! time, so a wrong secret for a cached key id is refused exactly as before.
 //!
 //! The cache is trusted only while this process listens on [`API_KEYS_CHANNEL`]: a
@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tenantry_domain::{ApiKeyRecordId, KeyId};
 
+use crate::api_keys::ApiKeyRecord;
+use crate::operator::MspRecord;
 use crate::principal::Principal;
 
 /// The channel on which key changes are published; the payload is the key's public id.
@@ -39,12 +41,15 @@ const CAPACITY: usize = 50_000;
 /// for the key is not written again.
 const USE_PRECISION: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
 
-/// A key's row as authentication needs it.
+/// A key's row as authentication needs it, and as `GET /api/v1/me` shows it (with its
+/// MSP's row): neither changes while the key is live but for `last_used_at`, which this
+/// process knows at least as well as the database does.
 #[derive(Debug)]
 pub(crate) struct KnownKey {
     pub secret_hmac: Vec<u8>,
     pub revoked: bool,
     pub principal: Principal,
+    pub shown: (MspRecord, ApiKeyRecord),
 }
 
 struct Entry {
@@ -125,6 +130,23 @@ impl KeyCache {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         found
+    }
+
+    /// The key and its MSP as `GET /api/v1/me` shows them, when the key is held (and the
+    /// cache trusted); `last_used_at` is the later of the row's and this process's last
+    /// noted use. Not counted as a lookup: authentication already counted this request.
+    pub fn shown(&self, key_id: &KeyId) -> Option<(MspRecord, ApiKeyRecord)> {
+        if !self.is_live() {
+            return None;
+        }
+        let known = lock(&self.entries)
+            .get(key_id)
+            .filter(|entry| entry.read_at.elapsed() < CACHE_TTL)
+            .map(|entry| entry.key.clone())?;
+        let (msp, mut key) = known.shown.clone();
+        let noted = lock(&self.usage).noted.get(&key.id).copied();
+        key.last_used_at = key.last_used_at.max(noted);
+        Some((msp, key))
     }
 
     pub fn lookups(&self) -> KeyLookups {
@@ -209,18 +231,67 @@ mod tests {
 
     fn known(revoked: bool) -> Arc<KnownKey> {
         let operator = crate::operators::record(uuid::Uuid::nil(), "Ops".into());
+        let (msp, id) = (
+            MspId::from_uuid(uuid::Uuid::nil()),
+            ApiKeyRecordId::from_uuid(uuid::Uuid::nil()),
+        );
+        let created_at = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).expect("time");
         Arc::new(KnownKey {
             secret_hmac: vec![1; 32],
             revoked,
             principal: Principal::new(
-                MspId::from_uuid(uuid::Uuid::nil()),
-                ApiKeyRecordId::from_uuid(uuid::Uuid::nil()),
-                KeyId::parse("0123456789abcdef").expect("key id"),
+                msp,
+                id,
+                key_id(),
                 Role::Owner,
                 OrganizationLimit::All,
-                operator,
+                operator.clone(),
+            ),
+            shown: (
+                MspRecord {
+                    id: msp,
+                    name: "Contoso IT".into(),
+                    created_at,
+                },
+                ApiKeyRecord {
+                    id,
+                    msp_id: msp,
+                    key_id: key_id(),
+                    name: "laptop".into(),
+                    role: Role::Owner,
+                    organizations: OrganizationLimit::All,
+                    operator,
+                    created_by: None,
+                    created_at,
+                    last_used_at: Some(created_at),
+                    revoked_at: None,
+                },
             ),
         })
+    }
+
+    #[test]
+    fn the_key_is_shown_with_the_later_of_its_rows_use_and_this_processs() {
+        let cache = KeyCache::default();
+        cache.insert(key_id(), known(false), cache.generation());
+        assert!(
+            cache.shown(&key_id()).is_none(),
+            "not trusted before the listener"
+        );
+        cache.go_live();
+        cache.insert(key_id(), known(false), cache.generation());
+        let (msp, key) = cache.shown(&key_id()).expect("held");
+        assert_eq!(msp.name, "Contoso IT");
+        assert_eq!(key.last_used_at, known(false).shown.1.last_used_at);
+        let now = Utc::now();
+        assert!(cache.note_use(key.id, now));
+        let (_, key) = cache.shown(&key_id()).expect("held");
+        assert_eq!(key.last_used_at, Some(now));
+        cache.go_dark();
+        assert!(
+            cache.shown(&key_id()).is_none(),
+            "dropped with the listener"
+        );
     }
 
     fn key_id() -> KeyId {

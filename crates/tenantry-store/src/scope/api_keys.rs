@@ -13,8 +13,12 @@ use crate::operator::MspRecord;
 use crate::operators::{self, KeyHolder};
 
 impl MspScope<'_> {
-    /// The caller's MSP and own key, read together.
+    /// The caller's MSP and own key: from the verified key held in memory when it is
+    /// (no round trip), else read together in one statement.
     pub async fn me(&self) -> Result<(MspRecord, ApiKeyRecord), StoreError> {
+        if let Some(shown) = self.key_cache.shown(self.principal.key_id()) {
+            return Ok(shown);
+        }
         api_keys::find_with_msp(
             self.pool,
             self.principal.msp_id(),
