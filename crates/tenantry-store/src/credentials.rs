@@ -38,16 +38,23 @@ pub(crate) async fn store(
         purpose(credential.kind()),
         &credential_id.to_string(),
     )?;
+    // The organization row keeps the kind and thumbprint for lists, written here with
+    // the credential (one statement).
     sqlx::query(
-        "insert into organization_credential (organization_id, credential_id, sealed_secret, kind,
-             certificate_der, certificate_thumbprint, certificate_not_before, certificate_not_after)
-         values ($1, $2, $3, $4, $5, $6, $7, $8)
-         on conflict (organization_id) do update set credential_id = excluded.credential_id,
-             sealed_secret = excluded.sealed_secret, kind = excluded.kind,
-             certificate_der = excluded.certificate_der,
-             certificate_thumbprint = excluded.certificate_thumbprint,
-             certificate_not_before = excluded.certificate_not_before,
-             certificate_not_after = excluded.certificate_not_after, updated_at = now()",
+        "with stored as (
+             insert into organization_credential (organization_id, credential_id, sealed_secret, kind,
+                 certificate_der, certificate_thumbprint, certificate_not_before, certificate_not_after)
+             values ($1, $2, $3, $4, $5, $6, $7, $8)
+             on conflict (organization_id) do update set credential_id = excluded.credential_id,
+                 sealed_secret = excluded.sealed_secret, kind = excluded.kind,
+                 certificate_der = excluded.certificate_der,
+                 certificate_thumbprint = excluded.certificate_thumbprint,
+                 certificate_not_before = excluded.certificate_not_before,
+                 certificate_not_after = excluded.certificate_not_after, updated_at = now()
+             returning organization_id, kind, certificate_thumbprint)
+         update organization o set credential_type = stored.kind,
+             certificate_thumbprint = stored.certificate_thumbprint
+         from stored where o.organization_id = stored.organization_id",
     )
     .bind(id.as_uuid())
     .bind(credential_id)

@@ -86,18 +86,9 @@ impl From<Row> for OrganizationRecord {
     }
 }
 
-/// The credential's kind and thumbprint, read beside the organization's columns.
-const CREDENTIAL_COLUMNS: &str =
-    "credential.kind as credential_type, credential.certificate_thumbprint";
-
-/// Joins each organization to its credential (one row per organization, by primary key)
-/// for [`CREDENTIAL_COLUMNS`]: one index probe per row, where two subselects made two.
-const WITH_CREDENTIAL: &str = "organization left join (select organization_id as credential_of, kind, certificate_thumbprint from organization_credential) credential
-     on credential.credential_of = organization.organization_id";
-
 /// Every column but the validation report, which weighs several KB and is read only
 /// where it is shown ([`validation_report`]).
-const COLUMNS: &str = "organization_id, name, provider, tenant_id, client_id, status, validated_at, created_at, updated_at, scan_schedule, next_scan_at, secret_expires_at";
+const COLUMNS: &str = "organization_id, name, provider, tenant_id, client_id, status, validated_at, created_at, updated_at, scan_schedule, next_scan_at, secret_expires_at, credential_type, certificate_thumbprint";
 
 /// The expiry of the credential a validation report describes (`secret.expires_at` for a
 /// client secret, `certificate.expires_at` for a certificate), when it names one. The
@@ -135,7 +126,7 @@ pub(crate) async fn find(
     id: OrganizationId,
 ) -> Result<OrganizationRecord, StoreError> {
     let sql = format!(
-        "select {COLUMNS}, {CREDENTIAL_COLUMNS} from {WITH_CREDENTIAL} where msp_id = $1 and organization_id = $2 and ($3::uuid[] is null or organization_id = any($3))"
+        "select {COLUMNS} from organization where msp_id = $1 and organization_id = $2 and ($3::uuid[] is null or organization_id = any($3))"
     );
     sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql))
         .bind(msp.as_uuid())
@@ -192,7 +183,7 @@ pub(crate) async fn list(
     page: Page,
 ) -> Result<Vec<OrganizationRecord>, StoreError> {
     let sql = format!(
-        "select {COLUMNS}, {CREDENTIAL_COLUMNS} from {WITH_CREDENTIAL}
+        "select {COLUMNS} from organization
          where msp_id = $1 and ($2::uuid[] is null or organization_id = any($2)) and ($3::uuid is null or organization_id > $3)
          order by organization_id limit $4"
     );
@@ -228,7 +219,7 @@ pub(crate) async fn insert(
     let sql = format!(
         "insert into organization (organization_id, msp_id, name, tenant_id, client_id, status, validation_report, validated_at, next_scan_at, secret_expires_at)
          values ($1, $2, $3, $4, $5, $6, $7, now(), now() + interval '23 hours' + random() * interval '2 hours', $8)
-         returning {COLUMNS}, null::text as credential_type, null::text as certificate_thumbprint"
+         returning {COLUMNS}"
     );
     let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(id.as_uuid())
