@@ -1,7 +1,10 @@
 //! The control API under `/_sim/` (only on the simulator's own listener): load a scenario,
 //! reset, set faults, latency and the login authority's clock, read or clear the request log, list the credentials of
 //! the loaded tenants, register or remove an app's certificate credentials, read or clear
-//! the notification delivery log, list subscriptions and send lifecycle notifications.
+//! the notification delivery log, list subscriptions and send lifecycle notifications;
+//! partner mode's routes are in [`partner`].
+
+mod partner;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -34,6 +37,7 @@ pub fn router() -> Router<SimState> {
             "/_sim/tenants/{tenant}/applications/{client_id}/certificates/{key_id}",
             axum::routing::delete(remove_certificate),
         )
+        .merge(partner::router())
 }
 
 /// A certificate to register on an app, as an admin uploads it in Entra.
@@ -227,6 +231,13 @@ pub fn credentials(scenario: &Scenario) -> Value {
             let app = t.apps.first();
             let expect = match app {
                 None => "no app registration",
+                Some(app) if app.home_tenant.is_some() => match &app.service_principal {
+                    None => "partner customer: not consented",
+                    Some(sp) if sp.roles_propagate_seconds > 0 => {
+                        "partner customer: consent propagating"
+                    }
+                    Some(_) => "partner customer: consented",
+                },
                 Some(app) if app.secrets.iter().all(|s| s.end <= chrono::Utc::now()) => {
                     "secret expired"
                 }
@@ -258,5 +269,32 @@ pub fn credentials(scenario: &Scenario) -> Value {
             })
         })
         .collect();
-    json!({"tenants": tenants})
+    let partners: Vec<Value> = scenario
+        .tenants
+        .iter()
+        .filter(|t| !t.gdap_relationships.is_empty())
+        .map(|t| {
+            let app = t.apps.iter().find(|a| a.home_tenant.is_none());
+            json!({
+                "name": t.name,
+                "display_name": t.display_name,
+                "tenant_id": t.id,
+                "client_id": app.map(|a| a.client_id),
+                "client_secret": app.and_then(|a| a.secrets.first()).map(|s| s.value.clone()),
+                "sign_in_audience": app.map(|a| a.sign_in_audience.as_str()),
+                "redirect_uris": app.map(|a| a.redirect_uris.clone()),
+                "customers": t.gdap_relationships.iter().map(|r| json!({
+                    "tenant_id": r.customer_tenant_id,
+                    "display_name": r.customer_display_name,
+                    "relationship_id": r.id,
+                    "status": r.status.as_str(),
+                    "end": r.end(),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    if partners.is_empty() {
+        return json!({"tenants": tenants});
+    }
+    json!({"tenants": tenants, "partners": partners})
 }

@@ -7,6 +7,11 @@
 //! formats follow `graph-facts.md` (the reference notes of the project); where that
 //! reference marks a behaviour UNVERIFIED, the code says so where it chooses.
 //!
+//! Partner mode (graph-facts-next §1): a partner tenant's multi-tenant app signs in to
+//! customer tenants that hold its service principal, `/adminconsent` creates that principal
+//! after a propagation delay, and the partner tenant answers the GDAP APIs
+//! (`/v1.0/tenantRelationships/…`). `scenario::partner_demo` is the preset.
+//!
 //! Change-notification subscriptions (`/v1.0/subscriptions`) make the simulator a client
 //! too: it validates notification endpoints when a subscription is created and, while a
 //! [`GraphSim`] runs, a background task POSTs change notifications for user and group
@@ -29,6 +34,7 @@
 //! # Ok(()) }
 //! ```
 
+mod consent;
 mod control;
 pub use control::credentials;
 mod faults;
@@ -36,6 +42,7 @@ mod graph;
 mod keys;
 pub mod model;
 mod notify;
+pub mod partner;
 pub mod permissions;
 mod record;
 pub mod scenario;
@@ -450,6 +457,8 @@ pub fn router(state: SimState) -> Router {
             get(token::openid_configuration),
         )
         .route("/{tenant}/discovery/v2.0/keys", get(token::jwks))
+        .route("/{tenant}/adminconsent", get(consent::v1))
+        .route("/{tenant}/v2.0/adminconsent", get(consent::v2))
         .route("/v1.0/{*path}", axum::routing::any(graph::entry))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

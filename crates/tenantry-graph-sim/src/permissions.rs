@@ -29,14 +29,32 @@ struct Entry {
     id: Uuid,
 }
 
+/// Partner-tenant permissions the shared data file does not list (it holds what customer
+/// tenants need), with the application ids of graph-facts-next §1.7.1 (DEVX
+/// `permissions-descriptions.json`, application list).
+const PARTNER_PERMISSIONS: [(&str, &str); 2] = [
+    (
+        "DelegatedAdminRelationship.Read.All",
+        "f6e9e124-4586-492f-adc0-c6f96e4823fd",
+    ),
+    (
+        "DelegatedAdminRelationship.ReadWrite.All",
+        "cc13eba4-8cd8-44c6-b4d4-f93237adce58",
+    ),
+];
+
 static GRAPH_PERMISSIONS: LazyLock<HashMap<String, Uuid>> = LazyLock::new(|| {
     let entries: Vec<Entry> =
         serde_json::from_str(include_str!("../../../data/graph-permissions.json"))
             .expect("data/graph-permissions.json is valid");
+    let partner = PARTNER_PERMISSIONS
+        .iter()
+        .filter_map(|(value, id)| Some(((*value).to_owned(), Uuid::parse_str(id).ok()?)));
     entries
         .into_iter()
         .filter(|e| e.resource_app_id == GRAPH_APP_ID)
         .map(|e| (e.value, e.id))
+        .chain(partner)
         .collect()
 });
 
@@ -71,6 +89,12 @@ mod tests {
             id_of("Mail.ReadWrite").map(|u| u.to_string()).as_deref(),
             Some("e2a3a72e-5f79-4c64-b1b1-878b674786c9")
         );
-        assert_eq!(all().count(), 33);
+        assert_eq!(
+            id_of("DelegatedAdminRelationship.Read.All")
+                .map(|u| u.to_string())
+                .as_deref(),
+            Some("f6e9e124-4586-492f-adc0-c6f96e4823fd")
+        );
+        assert_eq!(all().count(), 35);
     }
 }

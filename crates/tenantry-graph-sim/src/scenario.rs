@@ -1,6 +1,12 @@
 //! Scenarios are data: a list of tenants with their app registrations, granted permissions,
-//! directory roles and sizes. `demo` is built here; tests build their own with
-//! [`TenantSpec`]'s builder methods or load JSON (`PUT /_sim/scenario`).
+//! directory roles and sizes. `demo` is built here (`partner_demo` in [`partner`]); tests
+//! build their own with [`TenantSpec`]'s builder methods or load JSON (`PUT /_sim/scenario`).
+
+pub mod partner;
+
+pub use partner::{
+    ConsentChoice, ConsentSpec, RelationshipSpec, RelationshipStatus, SignInAudience, partner_demo,
+};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -28,6 +34,12 @@ pub struct TenantSpec {
     /// tenant shows, for testing a client's TENANT_MISMATCH handling.
     #[serde(default)]
     pub organization_id_override: Option<Uuid>,
+    /// GDAP relationships of a partner tenant with its customers (graph-facts-next §1.7.3).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gdap_relationships: Vec<RelationshipSpec>,
+    /// What the tenant's simulated admin answers on `/adminconsent`.
+    #[serde(default)]
+    pub consent: ConsentSpec,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -40,6 +52,21 @@ pub struct AppSpec {
     pub certificates: Vec<CertificateSpec>,
     /// `None`: registered but never consented in the tenant (no enterprise application).
     pub service_principal: Option<ServicePrincipalSpec>,
+    /// Who may sign in: `AzureADMyOrg` (this tenant only, the default) or
+    /// `AzureADMultipleOrgs` (a partner's multi-tenant app).
+    #[serde(default)]
+    pub sign_in_audience: SignInAudience,
+    /// The registered redirect URIs (`web.redirectUris`), checked by `/adminconsent`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redirect_uris: Vec<String>,
+    /// The Graph application permissions the app declares (`requiredResourceAccess`): what
+    /// an admin consents to on `/adminconsent`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_permissions: Vec<String>,
+    /// `Some(partner tenant id)`: the app is registered in that tenant and this entry is
+    /// only its service principal here (no credentials of its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home_tenant: Option<Uuid>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -73,12 +100,21 @@ pub struct ServicePrincipalSpec {
     /// (graph-facts-next §1.6).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub not_yet_in_graph: bool,
+    /// The granted roles reach tokens (and Graph) only this many seconds after the scenario
+    /// loads: consent still propagating (graph-facts-next §1.6).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub roles_propagate_seconds: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Scenario {
     pub fn by_name(name: &str) -> Option<Scenario> {
         match name {
             "demo" => Some(demo()),
+            "partner" | "partner_demo" => Some(partner_demo()),
             "empty" => Some(Scenario::default()),
             _ => None,
         }
@@ -97,6 +133,8 @@ impl TenantSpec {
             domains: vec![format!("{name}.onmicrosoft.com"), format!("{name}.example")],
             users,
             organization_id_override: None,
+            gdap_relationships: Vec::new(),
+            consent: ConsentSpec::default(),
             apps: vec![AppSpec {
                 client_id,
                 display_name: "Tenantry".to_owned(),
@@ -110,7 +148,12 @@ impl TenantSpec {
                         .collect(),
                     directory_roles: vec!["User Administrator".to_owned()],
                     not_yet_in_graph: false,
+                    roles_propagate_seconds: 0,
                 }),
+                sign_in_audience: SignInAudience::AzureADMyOrg,
+                redirect_uris: Vec::new(),
+                required_permissions: Vec::new(),
+                home_tenant: None,
             }],
         }
     }
@@ -119,11 +162,11 @@ impl TenantSpec {
         &self.apps[0]
     }
 
-    fn app_mut(&mut self) -> &mut AppSpec {
+    pub(crate) fn app_mut(&mut self) -> &mut AppSpec {
         &mut self.apps[0]
     }
 
-    fn sp_mut(&mut self) -> Option<&mut ServicePrincipalSpec> {
+    pub(crate) fn sp_mut(&mut self) -> Option<&mut ServicePrincipalSpec> {
         self.app_mut().service_principal.as_mut()
     }
 

@@ -98,7 +98,7 @@ fn sts_headers() -> [(header::HeaderName, HeaderValue); 4] {
 }
 
 /// AADSTS900023: neither a GUID nor a DNS name.
-fn is_valid_tenant_identifier(tenant: &str) -> bool {
+pub(crate) fn is_valid_tenant_identifier(tenant: &str) -> bool {
     if Uuid::parse_str(tenant).is_ok() {
         return true;
     }
@@ -200,18 +200,14 @@ fn issue(
         return Err(tenant_not_found(tenant_key, "invalid_request"));
     };
     let tenant = &world.tenants[index];
-    let client_uuid = Uuid::parse_str(&client_id).ok();
-    let Some(app) = client_uuid.and_then(|id| tenant.app(id)) else {
-        return Err(StsError::new(
-            StatusCode::BAD_REQUEST,
-            "unauthorized_client",
-            700016,
-            format!(
-                "Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
-                tenant.display_name
-            ),
-        ));
-    };
+    let resolved = Uuid::parse_str(&client_id)
+        .map_err(|_| crate::model::partner::ClientError::NotFound)
+        .and_then(|id| world.resolve(index, id))
+        .map_err(|_| app_not_found(&client_id, &tenant.display_name))?;
+    // The credential is the registration's, wherever it lives: a multi-tenant app's
+    // partner-held secret or certificate works in every customer (graph-facts-next §1.2).
+    // Whether Entra checks it before the service principal's presence is UNVERIFIED.
+    let app = resolved.registration;
     let now = Utc::now();
     // "1": client secret, "2": certificate (graph-facts §1.5).
     let appidacr = match form.get("client_assertion") {
@@ -236,8 +232,9 @@ fn issue(
             "1"
         }
     };
-    let Some(sp) = &app.sp else {
-        // HTTP status UNVERIFIED (graph-facts §1.4: 401 likely).
+    // A service principal created by a consent still propagating does not exist yet.
+    let Some(sp) = resolved.local.and_then(|local| local.sp_at(now)) else {
+        // 401 `invalid_client` (graph-facts-next §1.3, Microsoft's cross-tenant page).
         return Err(StsError::new(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
@@ -262,10 +259,11 @@ fn issue(
         idp: issuer,
         idtyp: "app".to_owned(),
         oid: sp.id.to_string(),
+        // The roles granted in this tenant and propagated at minting time (§1.2): later
+        // grants only reach new tokens.
         roles: sp
-            .granted
-            .iter()
-            .filter_map(|(_, role, _)| crate::permissions::value_of(*role))
+            .roles_at(now)
+            .filter_map(crate::permissions::value_of)
             .map(str::to_owned)
             .collect(),
         sub: sp.id.to_string(),
@@ -280,6 +278,19 @@ fn issue(
             format!("signing failed: {e}"),
         )
     })
+}
+
+/// AADSTS700016: the client id names no app this tenant can use (unknown anywhere, or a
+/// single-tenant app of another tenant).
+fn app_not_found(client_id: &str, directory: &str) -> StsError {
+    StsError::new(
+        StatusCode::BAD_REQUEST,
+        "unauthorized_client",
+        700016,
+        format!(
+            "Application with identifier '{client_id}' was not found in the directory '{directory}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."
+        ),
+    )
 }
 
 fn check_secret(

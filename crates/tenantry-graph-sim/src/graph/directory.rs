@@ -221,7 +221,7 @@ fn app_service_principal(
         "alternativeNames": [],
         "appDisplayName": app.display_name,
         "appId": app.client_id,
-        "appOwnerOrganizationId": tenant.id,
+        "appOwnerOrganizationId": app.home.unwrap_or(tenant.id),
         "appRoleAssignmentRequired": false,
         "appRoles": [],
         "disabledByMicrosoftStatus": null,
@@ -233,27 +233,28 @@ fn app_service_principal(
         "logoutUrl": null,
         "oauth2PermissionScopes": [],
         "passwordCredentials": [],
-        "publisherName": tenant.display_name,
+        "publisherName": app.publisher,
         "replyUrls": [],
         "resourceSpecificApplicationPermissions": [],
         "servicePrincipalNames": [app.client_id],
         "servicePrincipalType": "Application",
-        "signInAudience": "AzureADMyOrg",
+        "signInAudience": app.sign_in_audience.as_str(),
         "tags": [],
         "tokenEncryptionKeyId": null,
     })
 }
 
 /// Every service principal of the tenant Graph shows: Microsoft Graph first, then the
-/// apps' (not those still replicating).
+/// apps' (not those still replicating, nor those a consent has not created yet).
 fn all_service_principals(tenant: &Tenant) -> Vec<(Uuid, String, Value)> {
     let mut all = vec![(
         tenant.graph_sp_id,
         GRAPH_APP_ID.to_owned(),
         graph_service_principal(tenant),
     )];
+    let now = chrono::Utc::now();
     for app in &tenant.apps {
-        if let Some(sp) = app.sp.as_ref().filter(|sp| !sp.not_yet_in_graph) {
+        if let Some(sp) = app.sp_at(now).filter(|sp| !sp.not_yet_in_graph) {
             all.push((
                 sp.id,
                 app.client_id.to_string(),
@@ -350,12 +351,20 @@ fn service_principal(
                 return Err(missing());
             };
             let display = body["displayName"].clone();
+            // Grants still propagating are not shown yet.
+            let now = chrono::Utc::now();
             let grants: Vec<(String, Uuid, chrono::DateTime<chrono::Utc>)> = tenant
                 .apps
                 .iter()
                 .filter_map(|a| a.sp.as_ref())
                 .find(|sp| sp.id == sp_id)
-                .map(|sp| sp.granted.clone())
+                .map(|sp| {
+                    sp.granted
+                        .iter()
+                        .filter(|(_, _, created)| *created <= now)
+                        .cloned()
+                        .collect()
+                })
                 .unwrap_or_default();
             let top = paging::top(call, 100, 999)?;
             let start = paging::start(call)?;
@@ -387,11 +396,13 @@ fn service_principal(
 }
 
 fn application(tenant: &Tenant, caller: &Caller, call: &Call<'_>, app_id: &str) -> Outcome {
+    // Another tenant's app has only its service principal here: no application object
+    // (an own-app read of it answering 404 rather than 403 is UNVERIFIED).
+    let own = caller.app_id.to_string().eq_ignore_ascii_case(app_id);
     let app = tenant
         .apps
         .iter()
-        .find(|a| a.client_id.to_string().eq_ignore_ascii_case(app_id));
-    let own = app.is_some_and(|a| a.client_id == caller.app_id);
+        .find(|a| a.is_registered_here() && a.client_id.to_string().eq_ignore_ascii_case(app_id));
     if !own {
         caller.require(needs::APPLICATIONS_READ)?;
     }
@@ -436,11 +447,31 @@ fn application(tenant: &Tenant, caller: &Caller, call: &Call<'_>, app_id: &str) 
         "id": app.object_id,
         "appId": app.client_id,
         "displayName": app.display_name,
-        "signInAudience": "AzureADMyOrg",
+        "signInAudience": app.sign_in_audience.as_str(),
         "keyCredentials": keys,
         "passwordCredentials": credentials,
+        "requiredResourceAccess": required_resource_access(app),
+        "web": {
+            "homePageUrl": null,
+            "logoutUrl": null,
+            "redirectUris": app.redirect_uris,
+            "implicitGrantSettings": {"enableAccessTokenIssuance": false, "enableIdTokenIssuance": false},
+        },
     });
     Ok(Reply::json(select_fields(full, call)))
+}
+
+/// `requiredResourceAccess`: the declared Graph app roles (none: an empty list).
+fn required_resource_access(app: &crate::model::App) -> Value {
+    if app.required.is_empty() {
+        return json!([]);
+    }
+    let access: Vec<Value> = app
+        .required
+        .iter()
+        .map(|id| json!({"id": id, "type": "Role"}))
+        .collect();
+    json!([{"resourceAppId": GRAPH_APP_ID, "resourceAccess": access}])
 }
 
 /// Applies `$select` to a single object (keeping annotations).
@@ -461,10 +492,18 @@ fn select_fields(value: Value, call: &Call<'_>) -> Value {
 fn role_assignments(tenant: &Tenant, caller: &Caller, call: &Call<'_>) -> Outcome {
     caller.require(needs::ROLES_READ)?;
     let principal = eq_filter(call, "principalId")?;
+    let now = chrono::Utc::now();
+    let visible = |sp: &Uuid| {
+        tenant
+            .apps
+            .iter()
+            .any(|a| a.sp_at(now).is_some_and(|s| s.id == *sp))
+    };
     let mut value = Vec::new();
     for role in &tenant.roles {
         let users = role.user_members.iter().map(|u| tenant.users.id_at(*u));
-        for member in users.chain(role.sp_members.iter().copied()) {
+        let sps = role.sp_members.iter().copied().filter(|sp| visible(sp));
+        for member in users.chain(sps) {
             if principal.is_some_and(|p| !member.to_string().eq_ignore_ascii_case(p)) {
                 continue;
             }
@@ -529,11 +568,12 @@ fn role_members(
             Value::Object(member)
         })
         .collect();
+    let now = chrono::Utc::now();
     for sp in &role.sp_members {
         if let Some(app) = tenant
             .apps
             .iter()
-            .find(|a| a.sp.as_ref().is_some_and(|s| s.id == *sp))
+            .find(|a| a.sp_at(now).is_some_and(|s| s.id == *sp))
         {
             value.push(json!({"@odata.type": "#microsoft.graph.servicePrincipal", "id": sp, "appId": app.client_id, "displayName": app.display_name}));
         }

@@ -3,6 +3,7 @@
 
 mod batch;
 mod directory;
+mod gdap;
 mod groups;
 mod paging;
 mod subscriptions;
@@ -444,6 +445,7 @@ fn route(state: &SimState, caller: &Caller, call: &Call<'_>, segments: &[&str]) 
         "users" => users::route(state, caller, call, segments),
         "groups" => groups::route(state, caller, call, segments),
         "subscriptions" => subscriptions::route(state, caller, call, segments),
+        "tenantRelationships" => gdap::route(state, caller, call, segments),
         "deviceManagement" | "identityProtection" => {
             directory::route(state, caller, call, segments)
         }

@@ -4,6 +4,7 @@
 
 pub mod ids;
 pub mod methods;
+pub mod partner;
 pub mod subscriptions;
 pub mod users;
 
@@ -13,7 +14,9 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::permissions;
-use crate::scenario::{Scenario, SecretSpec, TenantSpec};
+use crate::scenario::{
+    ConsentSpec, RelationshipSpec, Scenario, SecretSpec, SignInAudience, TenantSpec,
+};
 use ids::{Kind, stable_hash};
 use methods::AuthMethods;
 use subscriptions::Subscriptions;
@@ -47,7 +50,7 @@ impl SizeClass {
 }
 
 /// Entra built-in roles the simulator knows (template ids from graph-facts §6.1).
-pub const ROLE_TEMPLATES: [(&str, &str, &str); 8] = [
+pub const ROLE_TEMPLATES: [(&str, &str, &str); 10] = [
     (
         "62e90394-69f5-4237-9190-012177145e10",
         "Global Administrator",
@@ -88,6 +91,17 @@ pub const ROLE_TEMPLATES: [(&str, &str, &str); 8] = [
         "Security Administrator",
         "Can read security information and reports, and manage configuration in Microsoft Entra ID and Office 365.",
     ),
+    // graph-facts §6.1 / graph-facts-next §1.10.
+    (
+        "29232cdf-9323-42fd-ade2-1d097af3e4de",
+        "Exchange Administrator",
+        "Can manage all aspects of the Exchange product.",
+    ),
+    (
+        "f2ef992c-3afb-46b9-b7cf-a126ee74c451",
+        "Global Reader",
+        "Can read everything that a Global Administrator can, but not update anything.",
+    ),
 ];
 
 pub fn role_template(name_or_id: &str) -> Option<(usize, Uuid)> {
@@ -106,9 +120,11 @@ pub struct World {
 
 impl World {
     pub fn new(scenario: &Scenario) -> Self {
-        Self {
+        let mut world = Self {
             tenants: scenario.tenants.iter().map(Tenant::new).collect(),
-        }
+        };
+        world.describe_foreign_apps();
+        world
     }
 
     /// A tenant by GUID or by any of its verified domains.
@@ -135,7 +151,11 @@ impl Secret {
 
 pub struct ServicePrincipal {
     pub id: Uuid,
-    /// (assignment id, app role id, created)
+    /// From when Entra knows it: before, the token endpoint answers AADSTS7000229 and Graph
+    /// does not show it (consent still propagating).
+    pub since: DateTime<Utc>,
+    /// (assignment id, app role id, created); a grant whose `created` is still ahead is
+    /// propagating: not yet in tokens or in Graph.
     pub granted: Vec<(String, Uuid, DateTime<Utc>)>,
     pub directory_roles: Vec<Uuid>,
     /// Tokens are issued for it, but Graph reads of it answer 404 (replication lag).
@@ -188,6 +208,15 @@ pub struct App {
     pub secrets: Vec<Secret>,
     pub certificates: Vec<Certificate>,
     pub sp: Option<ServicePrincipal>,
+    pub sign_in_audience: SignInAudience,
+    pub redirect_uris: Vec<String>,
+    /// `requiredResourceAccess` on Graph: app role ids.
+    pub required: Vec<Uuid>,
+    /// `Some(tenant id)`: registered in that (partner) tenant; this entry is only its
+    /// service principal here, without credentials or an application object.
+    pub home: Option<Uuid>,
+    /// The registering tenant's display name (`publisherName` of the service principal).
+    pub publisher: String,
 }
 
 pub struct DirectoryRole {
@@ -248,6 +277,10 @@ pub struct Tenant {
     pub seq: u64,
     /// Change-notification subscriptions and their undelivered notifications.
     pub subscriptions: Subscriptions,
+    /// GDAP relationships, when this is a partner tenant.
+    pub relationships: Vec<RelationshipSpec>,
+    /// What the simulated admin answers on `/adminconsent`.
+    pub consent: ConsentSpec,
 }
 
 /// Users whose index has this remainder mod 97 are at risk.
@@ -258,24 +291,8 @@ impl Tenant {
     pub fn new(spec: &TenantSpec) -> Self {
         let prefix = stable_hash(&[spec.name.as_bytes(), spec.id.as_bytes()]);
         let mut roles: Vec<DirectoryRole> = Vec::new();
-        let activate = |roles: &mut Vec<DirectoryRole>, index: usize| -> usize {
-            if let Some(pos) = roles
-                .iter()
-                .position(|r| r.template_id.to_string() == ROLE_TEMPLATES[index].0)
-            {
-                return pos;
-            }
-            let (template, name, description) = ROLE_TEMPLATES[index];
-            roles.push(DirectoryRole {
-                id: ids::generated(prefix, Kind::Role, index as u32),
-                template_id: Uuid::parse_str(template).unwrap_or_default(),
-                display_name: name,
-                description,
-                user_members: Vec::new(),
-                sp_members: Vec::new(),
-            });
-            roles.len() - 1
-        };
+        let activate =
+            |roles: &mut Vec<DirectoryRole>, index: usize| activate_role(roles, prefix, index);
         // The first three users hold Global, User and Helpdesk Administrator.
         for (user, template) in [(0u32, 0usize), (1, 2), (2, 3)] {
             if user < spec.users {
@@ -283,10 +300,20 @@ impl Tenant {
                 roles[pos].user_members.push(user);
             }
         }
+        let loaded = Utc::now();
         let apps = spec
             .apps
             .iter()
             .map(|app| App {
+                sign_in_audience: app.sign_in_audience,
+                redirect_uris: app.redirect_uris.clone(),
+                required: app
+                    .required_permissions
+                    .iter()
+                    .filter_map(|value| permissions::id_of(value))
+                    .collect(),
+                home: app.home_tenant.filter(|home| *home != spec.id),
+                publisher: spec.display_name.clone(),
                 client_id: app.client_id,
                 object_id: ids::named(&format!("{}.{}.application", spec.name, app.client_id)),
                 display_name: app.display_name.clone(),
@@ -309,10 +336,18 @@ impl Tenant {
                             directory_roles.push(template);
                         }
                     }
-                    let created = DateTime::parse_from_rfc3339("2026-01-15T09:05:00Z")
-                        .map_or_else(|_| Utc::now(), |t| t.with_timezone(&Utc));
+                    let created = if sp.roles_propagate_seconds > 0 {
+                        loaded
+                            + chrono::Duration::seconds(
+                                i64::try_from(sp.roles_propagate_seconds).unwrap_or(i64::MAX / 2),
+                            )
+                    } else {
+                        DateTime::parse_from_rfc3339("2026-01-15T09:05:00Z")
+                            .map_or_else(|_| Utc::now(), |t| t.with_timezone(&Utc))
+                    };
                     ServicePrincipal {
                         id: sp.id,
+                        since: DateTime::<Utc>::MIN_UTC,
                         granted: sp
                             .granted
                             .iter()
@@ -352,6 +387,8 @@ impl Tenant {
             changes: Vec::new(),
             seq: 0,
             subscriptions: Subscriptions::default(),
+            relationships: spec.gdap_relationships.clone(),
+            consent: spec.consent,
         }
     }
 
@@ -385,8 +422,29 @@ impl Tenant {
     }
 }
 
+/// The position of built-in role `index` (of [`ROLE_TEMPLATES`]) among the tenant's
+/// activated roles, activating it first if needed.
+pub(crate) fn activate_role(roles: &mut Vec<DirectoryRole>, prefix: u64, index: usize) -> usize {
+    if let Some(pos) = roles
+        .iter()
+        .position(|r| r.template_id.to_string() == ROLE_TEMPLATES[index].0)
+    {
+        return pos;
+    }
+    let (template, name, description) = ROLE_TEMPLATES[index];
+    roles.push(DirectoryRole {
+        id: ids::generated(prefix, Kind::Role, index as u32),
+        template_id: Uuid::parse_str(template).unwrap_or_default(),
+        display_name: name,
+        description,
+        user_members: Vec::new(),
+        sp_members: Vec::new(),
+    });
+    roles.len() - 1
+}
+
 /// Base64url of (SP id ‖ role id), like Entra's 43-character assignment ids.
-fn assignment_id(sp: Uuid, role: Uuid) -> String {
+pub(crate) fn assignment_id(sp: Uuid, role: Uuid) -> String {
     use base64::Engine;
     let mut bytes = Vec::with_capacity(32);
     bytes.extend_from_slice(sp.as_bytes());
