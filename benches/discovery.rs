@@ -332,10 +332,12 @@ async fn inventory_write_floor(pool: &PgPool) -> (WriteFloor, WriteFloor) {
     // Warm the source tables so the floor is the writing, not the reading from disk.
     for table in INVENTORY_TABLES {
         for source in [table.to_string(), format!("floor_text_{table}")] {
-            sqlx::query(sqlx::AssertSqlSafe(format!("select count(*) from {source}")))
-                .execute(pool)
-                .await
-                .expect("warm");
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "select count(*) from {source}"
+            )))
+            .execute(pool)
+            .await
+            .expect("warm");
         }
     }
     let copied = time_writes(pool, statements.iter().map(|(copy, _)| copy.clone())).await;
