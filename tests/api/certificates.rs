@@ -705,3 +705,61 @@ async fn rotating_from_a_secret_to_a_certificate_and_back_fails_no_job(pool: PgP
         assert_eq!(job["errors"], json!([]), "no attempt failed: {job}");
     }
 }
+
+#[sqlx::test(migrator = "tenantry_store::MIGRATOR")]
+async fn a_generated_key_pair_raced_into_two_organizations_goes_to_exactly_one(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Contoso IT").await;
+    let key = msp.owner_key.clone();
+    let names = ["contoso", "tailspin"];
+    let mut organizations = Vec::new();
+    for name in names {
+        organizations.push(crate::helpers::connect(&app, &msp, name).await);
+    }
+    let generated: Value = app
+        .post_json("/api/v1/certificates", &key, json!({}))
+        .await
+        .json()
+        .await
+        .expect("generated");
+    let pem = generated["certificate_pem"].as_str().expect("pem");
+    for name in names {
+        register_in_entra(&app, name, pem).await;
+    }
+    // Both requests prove the same key pair to Microsoft, then store it at once.
+    let swap = |name: &str, org: &str| {
+        app.request(
+            Method::PUT,
+            &format!("/api/v1/organizations/{org}/credentials"),
+            Some(&key),
+        )
+        .json(&json!({
+            "client_id": app.demo(name).app().client_id,
+            "certificate": {"generated_id": generated["id"]},
+        }))
+        .send()
+    };
+    let (first, second) = tokio::join!(
+        swap(names[0], &organizations[0]),
+        swap(names[1], &organizations[1])
+    );
+    let answers = [first, second];
+    let mut statuses = Vec::new();
+    for answer in answers {
+        let answer = answer.expect("sent");
+        statuses.push(answer.status().as_u16());
+        if answer.status() != 200 {
+            // Whichever request lost, it is told its input went stale, never "no page".
+            assert_problem(answer, 422, "INVALID_REQUEST").await;
+        }
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 422], "one organization got the key pair");
+    let certificates: i64 = sqlx::query_scalar(
+        "select count(*) from organization_credential where kind = 'certificate'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("count");
+    assert_eq!(certificates, 1, "the key lives in one organization only");
+}

@@ -156,6 +156,23 @@ pub(crate) async fn consume(
     Ok(())
 }
 
+/// [`consume`] for a credential being stored: a key pair another request used first
+/// (both opened it, this one committed second) is the caller's input gone stale, as a
+/// reuse after the fact is, not a missing page.
+pub(crate) async fn consume_for_credential(
+    conn: &mut PgConnection,
+    msp: MspId,
+    id: Uuid,
+) -> Result<(), StoreError> {
+    consume(conn, msp, id).await.map_err(|error| match error {
+        StoreError::NotFound => StoreError::Refused(
+            tenantry_domain::ErrorCode::InvalidRequest,
+            "`certificate.generated_id` was used by another connection meanwhile; generate a new certificate".into(),
+        ),
+        other => other,
+    })
+}
+
 pub(crate) async fn delete(db: &PgPool, msp: MspId, id: Uuid) -> Result<(), StoreError> {
     let mut conn = db.acquire().await?;
     consume(&mut conn, msp, id).await

@@ -249,7 +249,7 @@ pub(crate) async fn insert(
         .await?;
     crate::credentials::store(tx, &data_key, id, &new.credential).await?;
     if let Some(generated) = new.generated_certificate {
-        crate::generated_certificates::consume(tx, msp, generated).await?;
+        crate::generated_certificates::consume_for_credential(tx, msp, generated).await?;
     }
     let mut record = OrganizationRecord::from(row);
     record.credential_type = Some(new.credential.kind().as_str().to_owned());
@@ -368,7 +368,7 @@ pub(crate) async fn replace_credential(
     let key = data_key(&mut tx, keyring, id).await?;
     crate::credentials::store(&mut tx, &key, id, credential).await?;
     if let Some(generated) = generated {
-        crate::generated_certificates::consume(&mut tx, msp, generated).await?;
+        crate::generated_certificates::consume_for_credential(&mut tx, msp, generated).await?;
     }
     // A new credential: its own expiry (or none known), never the old one's.
     sqlx::query(
