@@ -378,10 +378,16 @@ async fn assert_database_unavailable(response: reqwest::Response) {
 async fn a_closed_database_pool_answers_503_with_retry_after(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let msp = app.create_msp("Contoso IT").await;
-    assert_eq!(app.get("/api/v1/me", &msp.owner_key).await.status(), 200);
+    assert_eq!(
+        app.get("/api/v1/organizations", &msp.owner_key)
+            .await
+            .status(),
+        200
+    );
     app.pool.close().await;
-    assert_database_unavailable(app.get("/api/v1/me", &msp.owner_key).await).await;
+    // Reads of the database (`/api/v1/me` may be answered from the key held in memory).
     assert_database_unavailable(app.get("/api/v1/organizations", &msp.owner_key).await).await;
+    assert_database_unavailable(app.get("/api/v1/api-keys", &msp.owner_key).await).await;
 }
 
 /// Its own small cluster, since the test stops and restarts PostgreSQL under the API.
@@ -398,23 +404,23 @@ async fn a_postgresql_restart_is_a_503_while_down_and_heals_after() {
     let app = TestApp::spawn(pool).await;
     let msp = app.create_msp("Contoso IT").await;
     // Several connections sit idle in the pool when PostgreSQL goes away.
-    let warm = concurrent_me(&app, &msp.owner_key, 4).await;
+    let warm = concurrent_reads(&app, &msp.owner_key, 4).await;
     assert!(warm.iter().all(|s| *s == 200), "{warm:?}");
 
     cluster.cluster().stop().expect("stop PostgreSQL");
-    assert_database_unavailable(app.get("/api/v1/me", &msp.owner_key).await).await;
+    assert_database_unavailable(app.get("/api/v1/organizations", &msp.owner_key).await).await;
 
     cluster.cluster().start().expect("start PostgreSQL again");
     // The pooled connections are stale now; none of them may surface as an error.
-    let healed = concurrent_me(&app, &msp.owner_key, 8).await;
+    let healed = concurrent_reads(&app, &msp.owner_key, 8).await;
     assert!(healed.iter().all(|s| *s == 200), "{healed:?}");
 }
 
-/// `n` concurrent `GET /api/v1/me`, their statuses.
-async fn concurrent_me(app: &TestApp, key: &str, n: usize) -> Vec<u16> {
+/// `n` concurrent `GET /api/v1/organizations` (a read of the database), their statuses.
+async fn concurrent_reads(app: &TestApp, key: &str, n: usize) -> Vec<u16> {
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..n {
-        let request = app.request(Method::GET, "/api/v1/me", Some(key));
+        let request = app.request(Method::GET, "/api/v1/organizations", Some(key));
         tasks.spawn(async move { request.send().await.expect("sent").status().as_u16() });
     }
     let mut statuses = Vec::new();
