@@ -704,6 +704,29 @@ async fn rotating_from_a_secret_to_a_certificate_and_back_fails_no_job(pool: PgP
         assert_eq!(job["state"], "completed", "no job failed: {job}");
         assert_eq!(job["errors"], json!([]), "no attempt failed: {job}");
     }
+
+    // Each replacement is in the audit log: who, what kind, which certificate; never
+    // the credential.
+    let events = app.get_all("/api/v1/audit-events", &key).await;
+    let replaced: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["kind"] == "organization.credential_replaced")
+        .collect();
+    let kinds: Vec<&Value> = replaced
+        .iter()
+        .map(|e| &e["parameters"]["credential_type"])
+        .collect();
+    assert_eq!(kinds.len(), 2, "secret → certificate → secret: {events:?}");
+    assert!(kinds.contains(&&json!("certificate")) && kinds.contains(&&json!("secret")));
+    for event in &replaced {
+        assert_eq!(event["organization_id"], json!(org));
+        assert_eq!(event["actor"]["type"], "api_key");
+        let text = event.to_string();
+        assert!(
+            !text.contains("PRIVATE KEY") && !text.contains("client_secret\":\""),
+            "{text}"
+        );
+    }
 }
 
 #[sqlx::test(migrator = "tenantry_store::MIGRATOR")]

@@ -331,6 +331,8 @@ pub(crate) struct Replacement<'a> {
     pub client_id: Uuid,
     pub credential: &'a AppCredential,
     pub generated: Option<Uuid>,
+    /// Who replaces it, as the audit log names them.
+    pub actor: serde_json::Value,
 }
 
 /// The new credential's validation, saved with it.
@@ -354,6 +356,7 @@ pub(crate) async fn replace_credential(
         client_id,
         credential,
         generated,
+        actor,
     } = replacement;
     let mut tx = db.begin().await?;
     let updated = sqlx::query("update organization set client_id = $3, updated_at = now() where msp_id = $1 and organization_id = $2")
@@ -381,6 +384,25 @@ pub(crate) async fn replace_credential(
     .bind(validated.report)
     .bind(credential_expires_at(credential, validated.report))
     .execute(&mut *tx)
+    .await?;
+    // What changed, never the credential itself: its kind, the certificate's thumbprint.
+    crate::audit::append(
+        &mut tx,
+        msp,
+        crate::audit::NewEvent {
+            kind: "organization.credential_replaced",
+            actor,
+            organization_id: Some(id.as_uuid()),
+            parameters: serde_json::json!({
+                "client_id": client_id,
+                "credential_type": credential.kind().as_str(),
+                "certificate_thumbprint": credential.certificate().map(|c| c.thumbprint_s256.as_str()),
+                "generated_certificate_id": generated,
+            }),
+            decision: Some("replaced".into()),
+            ..crate::audit::NewEvent::default()
+        },
+    )
     .await?;
     tx.commit().await?;
     Ok(())

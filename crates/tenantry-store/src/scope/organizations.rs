@@ -153,6 +153,7 @@ impl MspScope<'_> {
                 client_id,
                 credential,
                 generated,
+                actor: self.actor(None, None).audit(),
             },
             organizations::Validated { status, report },
         )
