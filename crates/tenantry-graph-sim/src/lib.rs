@@ -290,6 +290,18 @@ impl SimState {
             .iter_mut()
             .find(|a| a.client_id == client_id)?;
         app.certificates.push(certificate);
+        self.in_scenario_app(index, client_id, |app| app.certificates.push(spec));
+        Some(thumbprint)
+    }
+
+    /// Applies `change` to app `client_id` of the scenario's tenant `index` too, so that a
+    /// reload keeps what the control API changed in the running world.
+    fn in_scenario_app(
+        &self,
+        index: usize,
+        client_id: Uuid,
+        change: impl FnOnce(&mut scenario::AppSpec),
+    ) {
         let mut scenario = self
             .inner
             .scenario
@@ -300,9 +312,8 @@ impl SimState {
             .get_mut(index)
             .and_then(|t| t.apps.iter_mut().find(|a| a.client_id == client_id))
         {
-            app.certificates.push(spec);
+            change(app);
         }
-        Some(thumbprint)
     }
 
     /// Removes the certificate credential `key_id` from an app (world and scenario);
@@ -325,18 +336,10 @@ impl SimState {
         let before = app.certificates.len();
         app.certificates.retain(|c| c.key_id != key_id);
         let removed = app.certificates.len() < before;
-        let mut scenario = self
-            .inner
-            .scenario
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(app) = scenario
-            .tenants
-            .get_mut(index)
-            .and_then(|t| t.apps.iter_mut().find(|a| a.client_id == client_id))
-        {
-            app.certificates.retain(|c| c.key_id != key_id);
-        }
+        drop(world);
+        self.in_scenario_app(index, client_id, |app| {
+            app.certificates.retain(|c| c.key_id != key_id)
+        });
         removed
     }
 
