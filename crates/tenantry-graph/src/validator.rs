@@ -320,7 +320,16 @@ impl Validator {
             calls::patiently(deadline, || calls::get(http, &token, &graph_sp_path)),
             calls::patiently(deadline, || calls::get_all(http, &token, &assignments_path)),
             calls::patiently(deadline, || calls::get_all(http, &token, &roles_path)),
-            calls::patiently(deadline, || calls::get(http, &token, &application_path)),
+            // Only a secret's expiry is read from Entra; a certificate's is its own.
+            async {
+                match &credentials.credential {
+                    AppCredential::Secret(_) => Some(
+                        calls::patiently(deadline, || calls::get(http, &token, &application_path))
+                            .await,
+                    ),
+                    AppCredential::Certificate(_) => None,
+                }
+            },
             // Only for the roles' display names (graph-facts §9: activated roles, with
             // `displayName` and `roleTemplateId`).
             calls::patiently(deadline, || calls::get_all(http, &token, "/directoryRoles")),
@@ -331,7 +340,7 @@ impl Validator {
             graph_sp.as_ref().err(),
             assignments.as_ref().err(),
             role_assignments.as_ref().err(),
-            application.as_ref().err(),
+            application.as_ref().and_then(|read| read.as_ref().err()),
             activated_roles.as_ref().err(),
         ];
         if let Some(outage) = outages(&outcomes) {
@@ -440,15 +449,15 @@ impl Validator {
             })
             .collect();
         let (secret, certificate) = match (&credentials.credential, &application) {
-            (AppCredential::Secret(secret), Ok(app)) => (
+            (AppCredential::Secret(secret), Some(Ok(app))) => (
                 Some(secret_expiry(app, secret.expose_secret(), &mut warnings)),
                 None,
             ),
-            (AppCredential::Secret(_), Err(_)) => {
+            (AppCredential::Secret(_), _) => {
                 warnings.push("The client secret's expiry could not be read.".to_owned());
                 (None, None)
             }
-            // A certificate's expiry is its own; Entra's copy of it is not needed.
+            // A certificate's expiry is its own; Entra's copy of it is not read.
             (AppCredential::Certificate(certificate), _) => {
                 (None, Some(certificate_expiry(certificate, &mut warnings)))
             }
