@@ -175,32 +175,42 @@ pub(crate) async fn find(
         .try_into()
 }
 
+/// A key and its MSP's row, as [`SELECT_KEY_AND_MSP`] and authentication read them.
+#[derive(sqlx::FromRow)]
+struct KeyWithMspRow {
+    #[sqlx(flatten)]
+    key: KeyRow,
+    msp_name: String,
+    msp_created_at: DateTime<Utc>,
+}
+
+impl TryFrom<KeyWithMspRow> for (MspRecord, ApiKeyRecord) {
+    type Error = StoreError;
+
+    fn try_from(row: KeyWithMspRow) -> Result<Self, Self::Error> {
+        let msp = MspRecord {
+            id: row.key.msp_id,
+            name: row.msp_name,
+            created_at: row.msp_created_at,
+        };
+        Ok((msp, row.key.try_into()?))
+    }
+}
+
 /// A key with its MSP's row, in one statement (`GET /api/v1/me`).
 pub(crate) async fn find_with_msp(
     db: &PgPool,
     msp_id: MspId,
     id: ApiKeyRecordId,
 ) -> Result<(MspRecord, ApiKeyRecord), StoreError> {
-    #[derive(sqlx::FromRow)]
-    struct WithMsp {
-        #[sqlx(flatten)]
-        key: KeyRow,
-        msp_name: String,
-        msp_created_at: DateTime<Utc>,
-    }
     let sql = format!("{SELECT_KEY_AND_MSP} where k.msp_id = $1 and k.api_key_id = $2");
-    let row = sqlx::query_as::<_, WithMsp>(sqlx::AssertSqlSafe(sql))
+    sqlx::query_as::<_, KeyWithMspRow>(sqlx::AssertSqlSafe(sql))
         .bind(msp_id.as_uuid())
         .bind(id.as_uuid())
         .fetch_optional(db)
         .await?
-        .ok_or(StoreError::NotFound)?;
-    let msp = MspRecord {
-        id: msp_id,
-        name: row.msp_name,
-        created_at: row.msp_created_at,
-    };
-    Ok((msp, row.key.try_into()?))
+        .ok_or(StoreError::NotFound)?
+        .try_into()
 }
 
 pub(crate) async fn list(
@@ -329,10 +339,8 @@ fn generate_key_material() -> Result<(KeyId, SecretString), StoreError> {
 #[derive(sqlx::FromRow)]
 struct AuthRow {
     #[sqlx(flatten)]
-    key: KeyRow,
+    shown: KeyWithMspRow,
     secret_hmac: Vec<u8>,
-    msp_name: String,
-    msp_created_at: DateTime<Utc>,
 }
 
 /// A digest that matches nothing, verified against when the key id is unknown so that
@@ -381,12 +389,10 @@ async fn read_key(db: &PgPool, key_id: &KeyId) -> Result<Option<KnownKey>, AuthE
         .fetch_optional(db)
         .await?;
     let Some(row) = row else { return Ok(None) };
-    let msp = MspRecord {
-        id: row.key.msp_id,
-        name: row.msp_name,
-        created_at: row.msp_created_at,
-    };
-    let key = ApiKeyRecord::try_from(row.key).map_err(|_| AuthError::Corrupt("api_key"))?;
+    let (msp, key): (MspRecord, ApiKeyRecord) = row
+        .shown
+        .try_into()
+        .map_err(|_| AuthError::Corrupt("api_key"))?;
     Ok(Some(KnownKey {
         secret_hmac: row.secret_hmac,
         revoked: key.revoked_at.is_some(),

@@ -114,15 +114,19 @@ impl KeyCache {
         self.generation.load(Ordering::Acquire)
     }
 
+    /// The entry for `key_id` while the cache is trusted and the entry within its TTL.
+    fn fresh(&self, key_id: &KeyId) -> Option<Arc<KnownKey>> {
+        if !self.is_live() {
+            return None;
+        }
+        lock(&self.entries)
+            .get(key_id)
+            .filter(|entry| entry.read_at.elapsed() < CACHE_TTL)
+            .map(|entry| entry.key.clone())
+    }
+
     pub fn get(&self, key_id: &KeyId) -> Option<Arc<KnownKey>> {
-        let found = if self.is_live() {
-            lock(&self.entries)
-                .get(key_id)
-                .filter(|entry| entry.read_at.elapsed() < CACHE_TTL)
-                .map(|entry| entry.key.clone())
-        } else {
-            None
-        };
+        let found = self.fresh(key_id);
         let counter = if found.is_some() {
             &self.from_memory
         } else {
@@ -136,14 +140,7 @@ impl KeyCache {
     /// cache trusted); `last_used_at` is the later of the row's and this process's last
     /// noted use. Not counted as a lookup: authentication already counted this request.
     pub fn shown(&self, key_id: &KeyId) -> Option<(MspRecord, ApiKeyRecord)> {
-        if !self.is_live() {
-            return None;
-        }
-        let known = lock(&self.entries)
-            .get(key_id)
-            .filter(|entry| entry.read_at.elapsed() < CACHE_TTL)
-            .map(|entry| entry.key.clone())?;
-        let (msp, mut key) = known.shown.clone();
+        let (msp, mut key) = self.fresh(key_id)?.shown.clone();
         let noted = lock(&self.usage).noted.get(&key.id).copied();
         key.last_used_at = key.last_used_at.max(noted);
         Some((msp, key))
