@@ -2,8 +2,10 @@
 //! the `oauth2` crate, with Entra's error body classified on `error` and `error_codes`,
 //! never on message text), a token cache with early refresh and single flight, typed
 //! calls for the endpoints Tenantry uses, certificate credentials (reading an uploaded key
-//! and certificate, generating a pair, signing client assertions), error classification (throttling and outages are
-//! never reported as bad credentials), and the credential validator.
+//! and certificate, generating a pair, signing client assertions), error classification
+//! (throttling and outages are never reported as bad credentials), the credential
+//! validator, and partner mode (a multi-tenant app proven in its partner tenant and
+//! validated in customers, GDAP lists, consent links).
 //!
 //! No database. The login authority and Graph base URL are always injected, so the
 //! simulator, tests and national clouds take the same code path.
@@ -15,6 +17,7 @@ pub mod calls;
 pub mod certificate;
 mod config;
 mod http_client;
+pub mod partner;
 pub mod reader;
 pub mod report;
 pub mod token;

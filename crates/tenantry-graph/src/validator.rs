@@ -5,7 +5,9 @@
 //! two sequential round trips. The credential is a client secret or a certificate; a
 //! certificate's expiry is its own notAfter, warned of as a secret's is, and its refusals
 //! (not registered on the app, invalid signature, expired, assertion outside its validity)
-//! are reasons of their own.
+//! are reasons of their own. The same validation runs in a customer tenant of a partner's
+//! multi-tenant app (`crate::partner`), without the application object, which lives in the
+//! partner tenant.
 //! The required permissions are compared with the granted ones four ways, and each
 //! capability is reported available or not, with the reason.
 
@@ -85,7 +87,8 @@ pub enum ValidationError {
     #[error("the credentials belong to tenant {actual}, not {expected}")]
     TenantMismatch { expected: String, actual: String },
     /// No service principal yet: Entra refused the token (AADSTS7000229, never consented
-    /// or not yet replicated) or issued one whose principal Graph does not show yet.
+    /// or not yet replicated; in a partner app's customer also AADSTS700016) or issued one
+    /// whose principal Graph does not show yet.
     #[error("the app's service principal is not (yet) available in the tenant")]
     ServicePrincipalNotFound,
     #[error("{} permissions are missing", missing.len())]
@@ -261,9 +264,18 @@ impl Validator {
         credentials: &Credentials,
         capabilities: Option<&[Capability]>,
     ) -> Result<ValidationReport, ValidationError> {
-        let deadline = tokio::time::Instant::now() + THROTTLE_BUDGET;
+        self.validate_in(credentials, capabilities, Tenancy::Home)
+            .await
+    }
+
+    /// A fresh token for the credentials (a cached one would hide a secret revoked since),
+    /// its claims and its tenant (`tid`), checked against the tenant asked for.
+    pub(crate) async fn prove(
+        &self,
+        credentials: &Credentials,
+        tenancy: Tenancy,
+    ) -> Result<Proof, ValidationError> {
         let client = credentials.client_id.to_string();
-        // Always a fresh token: a cached one would hide a secret revoked since.
         let (token, _) = crate::token::request_token(
             &self.http,
             &credentials.tenant,
@@ -271,24 +283,51 @@ impl Validator {
             &credentials.credential,
         )
         .await
-        .map_err(from_token_failure)?;
+        .map_err(|failure| from_token_failure(failure, tenancy))?;
         let claims = unverified_claims(token.expose_secret()).unwrap_or(Value::Null);
-        let token_tenant = claims["tid"].as_str().and_then(|t| Uuid::parse_str(t).ok());
-        let sp_id = claims["oid"].as_str().and_then(|t| Uuid::parse_str(t).ok());
-        let (Some(token_tenant), Some(sp_id)) = (token_tenant, sp_id) else {
+        let Some(tenant) = claims["tid"].as_str().and_then(|t| Uuid::parse_str(t).ok()) else {
             return Err(ValidationError::UpstreamUnavailable {
                 retry_after: None,
-                cause: "token without tid/oid".into(),
+                cause: "token without tid".into(),
             });
         };
         if let Ok(expected) = Uuid::parse_str(&credentials.tenant)
-            && expected != token_tenant
+            && expected != tenant
         {
             return Err(ValidationError::TenantMismatch {
                 expected: expected.to_string(),
-                actual: token_tenant.to_string(),
+                actual: tenant.to_string(),
             });
         }
+        Ok(Proof {
+            token,
+            claims,
+            tenant,
+        })
+    }
+
+    /// [`Validator::validate`], in the app's own tenant or in a customer of a partner app
+    /// (where the app's `/applications` entry does not exist, so the credential's expiry is
+    /// not read or reported: it is the partner's, see [`Validator::check_partner`]).
+    pub(crate) async fn validate_in(
+        &self,
+        credentials: &Credentials,
+        capabilities: Option<&[Capability]>,
+        tenancy: Tenancy,
+    ) -> Result<ValidationReport, ValidationError> {
+        let deadline = tokio::time::Instant::now() + THROTTLE_BUDGET;
+        let client = credentials.client_id.to_string();
+        let Proof {
+            token,
+            claims,
+            tenant: token_tenant,
+        } = self.prove(credentials, tenancy).await?;
+        let Some(sp_id) = claims["oid"].as_str().and_then(|t| Uuid::parse_str(t).ok()) else {
+            return Err(ValidationError::UpstreamUnavailable {
+                retry_after: None,
+                cause: "token without oid".into(),
+            });
+        };
 
         let http = &self.http;
         let own_sp_path = format!("/servicePrincipals/{sp_id}?$select=id,appId,displayName");
@@ -320,14 +359,15 @@ impl Validator {
             calls::patiently(deadline, || calls::get(http, &token, &graph_sp_path)),
             calls::patiently(deadline, || calls::get_all(http, &token, &assignments_path)),
             calls::patiently(deadline, || calls::get_all(http, &token, &roles_path)),
-            // Only a secret's expiry is read from Entra; a certificate's is its own.
+            // Only a secret's expiry is read from Entra; a certificate's is its own. In a
+            // customer the application object does not exist (it answers 404).
             async {
-                match &credentials.credential {
-                    AppCredential::Secret(_) => Some(
+                match (&credentials.credential, tenancy) {
+                    (AppCredential::Secret(_), Tenancy::Home) => Some(
                         calls::patiently(deadline, || calls::get(http, &token, &application_path))
                             .await,
                     ),
-                    AppCredential::Certificate(_) => None,
+                    _ => None,
                 }
             },
             // Only for the roles' display names (graph-facts §9: activated roles, with
@@ -449,6 +489,9 @@ impl Validator {
             })
             .collect();
         let (secret, certificate) = match (&credentials.credential, &application) {
+            // The partner's credential: its expiry is the partner check's business, not
+            // each customer's.
+            _ if tenancy == Tenancy::Customer => (None, None),
             (AppCredential::Secret(secret), Some(Ok(app))) => (
                 Some(secret_expiry(app, secret.expose_secret(), &mut warnings)),
                 None,
@@ -500,7 +543,25 @@ impl Validator {
     }
 }
 
-fn from_token_failure(failure: TokenFailure) -> ValidationError {
+/// Where a validation runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Tenancy {
+    /// The tenant the app is registered in.
+    Home,
+    /// A customer tenant of a partner's multi-tenant app: only its service principal is
+    /// there.
+    Customer,
+}
+
+/// A token just issued for the credentials.
+pub(crate) struct Proof {
+    pub(crate) token: SecretString,
+    pub(crate) claims: Value,
+    /// The token's `tid`.
+    pub(crate) tenant: Uuid,
+}
+
+fn from_token_failure(failure: TokenFailure, tenancy: Tenancy) -> ValidationError {
     match failure {
         TokenFailure::Unavailable(cause) => ValidationError::UpstreamUnavailable {
             retry_after: None,
@@ -521,6 +582,11 @@ fn from_token_failure(failure: TokenFailure) -> ValidationError {
                 (700024, _) => CredentialReason::AssertionTimeInvalid,
                 (7000215, _) => CredentialReason::SecretInvalid,
                 (7000222, _) => CredentialReason::SecretExpired,
+                // For a multi-tenant app in a customer, "not found in the directory" means
+                // not consented there, like 7000229 (graph-facts-next §1.3).
+                (700016, _) if tenancy == Tenancy::Customer => {
+                    return ValidationError::ServicePrincipalNotFound;
+                }
                 (700016, _) => CredentialReason::AppNotFoundInTenant,
                 (90002 | 900023, _) => CredentialReason::TenantNotFound,
                 (7000229, _) => return ValidationError::ServicePrincipalNotFound,
