@@ -35,6 +35,13 @@ pub const GDAP_READ: &str = "DelegatedAdminRelationship.Read.All";
 /// The write variant, which also allows the reads.
 pub const GDAP_READ_WRITE: &str = "DelegatedAdminRelationship.ReadWrite.All";
 
+/// App-role ids of the two GDAP permissions (graph-facts-next §1.7.1, DEVX
+/// `permissions-descriptions.json`), which the domain's permission catalogue does not list.
+const GDAP_APP_ROLES: [(&str, &str); 2] = [
+    ("f6e9e124-4586-492f-adc0-c6f96e4823fd", GDAP_READ),
+    ("cc13eba4-8cd8-44c6-b4d4-f93237adce58", GDAP_READ_WRITE),
+];
+
 /// The `signInAudience` values whose apps can be consented in other organizations. The
 /// reference documents partner mode with `AzureADMultipleOrgs` only; that
 /// `AzureADandPersonalMicrosoftAccount` (any organization plus personal accounts) works the
@@ -233,7 +240,7 @@ fn declared_permissions(app: &Value, warnings: &mut Vec<String>) -> BTreeSet<Str
             match role["id"]
                 .as_str()
                 .and_then(|id| Uuid::parse_str(id).ok())
-                .and_then(permissions::permission_of)
+                .and_then(permission_name)
             {
                 Some(name) => {
                     declared.insert(name.to_owned());
@@ -246,6 +253,16 @@ fn declared_permissions(app: &Value, warnings: &mut Vec<String>) -> BTreeSet<Str
         warnings.push(format!("{unknown} Graph application permissions declared on the app are not known to Tenantry and were ignored."));
     }
     declared
+}
+
+/// A Graph app role's permission name: the catalogue's, else a GDAP one.
+fn permission_name(app_role_id: Uuid) -> Option<&'static str> {
+    permissions::permission_of(app_role_id).or_else(|| {
+        GDAP_APP_ROLES
+            .iter()
+            .find(|(id, _)| Uuid::parse_str(id).ok() == Some(app_role_id))
+            .map(|(_, name)| *name)
+    })
 }
 
 /// The strings of a JSON array (anything else: none).
@@ -272,6 +289,7 @@ mod tests {
         let app = json!({"requiredResourceAccess": [
             {"resourceAppId": GRAPH_APP_ID, "resourceAccess": [
                 {"id": user_read, "type": "Role"},
+                {"id": "f6e9e124-4586-492f-adc0-c6f96e4823fd", "type": "Role"},
                 {"id": "e1fe6dd8-ba31-4d61-89e7-88639da4683d", "type": "Scope"},
                 {"id": "00000000-0000-0000-0000-000000000001", "type": "Role"},
             ]},
@@ -281,7 +299,10 @@ mod tests {
         ]});
         let mut warnings = Vec::new();
         let declared = declared_permissions(&app, &mut warnings);
-        assert_eq!(declared.into_iter().collect::<Vec<_>>(), ["User.Read.All"]);
+        assert_eq!(
+            declared.into_iter().collect::<Vec<_>>(),
+            [GDAP_READ, "User.Read.All"]
+        );
         assert_eq!(warnings.len(), 1, "the unknown app role");
     }
 
