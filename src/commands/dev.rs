@@ -43,7 +43,11 @@ pub async fn run(json: bool) -> anyhow::Result<ExitCode> {
 
     // Microsoft is the simulator, with the demo tenants; every Graph call of the service
     // goes there.
-    let demo = tenantry_graph_sim::scenario::demo();
+    // Beside them, the partner tenant "adatum" with six customers in different states
+    // (docs/partner-mode.md).
+    let mut demo = tenantry_graph_sim::scenario::demo();
+    demo.tenants
+        .extend(tenantry_graph_sim::scenario::partner_demo().tenants);
     let sim_addr = settings.dev.graph_sim_addr.clone();
     let sim = if settings.dev.graph_sim_tls {
         let options = tenantry_graph_sim::TlsOptions {
@@ -73,6 +77,20 @@ pub async fn run(json: bool) -> anyhow::Result<ExitCode> {
     // The simulator delivers change notifications here.
     if settings.http.public_url.is_none() {
         settings.http.public_url = Some(url.clone());
+    }
+    // The partner app's consent page sends admins back to this service's callback.
+    if let Some(public) = &settings.http.public_url
+        && let Some(partner) = sim
+            .state()
+            .scenario()
+            .tenants
+            .iter()
+            .find(|t| t.name == "adatum")
+    {
+        let callback = format!("{}/consent/callback", public.trim_end_matches('/'));
+        sim.state()
+            .set_redirect_uris("adatum", partner.app().client_id, vec![callback])
+            .map_err(|e| anyhow::anyhow!("registering the consent callback: {e}"))?;
     }
     let extra_ca = match sim.ca_pem_path() {
         Some(path) => Some(
@@ -228,6 +246,7 @@ fn announce(
     sim: &GraphSim,
 ) {
     let scenario = sim.state().scenario();
+    let credentials = tenantry_graph_sim::credentials(&scenario);
     if json {
         println!(
             "{}",
@@ -237,7 +256,8 @@ fn announce(
                 "msp_id": msp_id,
                 "database": database,
                 "graph_sim_url": sim.base_url(),
-                "demo_tenants": tenantry_graph_sim::credentials(&scenario)["tenants"],
+                "demo_tenants": super::graph_sim::own_app_tenants(&credentials),
+                "partners": credentials["partners"],
             })
         );
         return;

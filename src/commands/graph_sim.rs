@@ -71,13 +71,37 @@ fn tls_options(files: TlsFiles) -> anyhow::Result<TlsOptions> {
 }
 
 /// The simulator's URL and what to paste for each demo tenant.
+/// The tenants with an app registration of their own: every tenant but partner tenants
+/// and their customers (which are reached through the partner's app, listed apart).
+pub fn own_app_tenants(credentials: &serde_json::Value) -> Vec<serde_json::Value> {
+    let partners = credentials["partners"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let in_partner_mode = |id: &serde_json::Value| {
+        partners.iter().any(|p| {
+            p["tenant_id"] == *id
+                || p["customers"]
+                    .as_array()
+                    .is_some_and(|c| c.iter().any(|c| c["tenant_id"] == *id))
+        })
+    };
+    credentials["tenants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| !in_partner_mode(&t["tenant_id"]))
+        .cloned()
+        .collect()
+}
+
 pub fn print_credentials(base_url: &str, scenario: &Scenario) {
     println!("Microsoft simulator at {base_url}");
     println!(
         "  login authority: {base_url}/<tenant>   Graph: {base_url}/v1.0   control: {base_url}/_sim/"
     );
     let credentials = tenantry_graph_sim::credentials(scenario);
-    for tenant in credentials["tenants"].as_array().into_iter().flatten() {
+    for tenant in own_app_tenants(&credentials) {
         println!(
             "  {:<10} tenant {}  client {}  secret {}  ({})",
             tenant["name"].as_str().unwrap_or(""),
@@ -85,6 +109,16 @@ pub fn print_credentials(base_url: &str, scenario: &Scenario) {
             tenant["client_id"].as_str().unwrap_or("-"),
             tenant["client_secret"].as_str().unwrap_or("-"),
             tenant["expect"].as_str().unwrap_or(""),
+        );
+    }
+    for partner in credentials["partners"].as_array().into_iter().flatten() {
+        println!(
+            "  partner {:<10} tenant {}  client {}  secret {}  ({} GDAP customers; POST /api/v1/partner-connections)",
+            partner["name"].as_str().unwrap_or(""),
+            partner["tenant_id"].as_str().unwrap_or(""),
+            partner["client_id"].as_str().unwrap_or("-"),
+            partner["client_secret"].as_str().unwrap_or("-"),
+            partner["customers"].as_array().map_or(0, Vec::len),
         );
     }
 }

@@ -90,9 +90,18 @@ impl TestApp {
     /// The app as `serve` builds it (`tenantry::wiring`), with `tweak` applied to its HTTP
     /// settings.
     pub async fn spawn_with(pool: PgPool, tweak: impl FnOnce(&mut ApiConfig)) -> Self {
-        tenantry_graph::install_default_crypto();
         let mut scenario = tenantry_graph_sim::scenario::demo();
         scenario.tenants.retain(|t| t.name != "litware");
+        Self::spawn_on(pool, scenario, tweak).await
+    }
+
+    /// The app over a simulator loaded with `scenario`.
+    pub async fn spawn_on(
+        pool: PgPool,
+        scenario: tenantry_graph_sim::Scenario,
+        tweak: impl FnOnce(&mut ApiConfig),
+    ) -> Self {
+        tenantry_graph::install_default_crypto();
         let sim = tenantry_graph_sim::GraphSim::start(scenario.clone())
             .await
             .expect("simulator");

@@ -181,7 +181,8 @@ async fn another_msps_key_sees_and_touches_nothing_on_any_route(pool: PgPool) {
                 .replace("{group}", &victim_group)
                 .replace("{action}", "password_reset")
                 .replace("{endpoint}", &victim_endpoint)
-                .replace("{organization}", &victim_org);
+                .replace("{organization}", &victim_org)
+                .replace("{tenant}", &app.demo("contoso").id.to_string());
             assert!(
                 !concrete.contains('{'),
                 "{method} {path}: add a victim fixture for this path parameter"
@@ -206,6 +207,12 @@ async fn another_msps_key_sees_and_touches_nothing_on_any_route(pool: PgPool) {
                 }
                 ("put", "/api/v1/organizations/{id}/policies/{action}") => {
                     Some(json!({"approval": "none"}))
+                }
+                ("put", "/api/v1/partner-connections/{id}/credentials") => {
+                    Some(json!({"client_secret": "probe-secret"}))
+                }
+                ("post", "/api/v1/partner-connections/{id}/customers/connect") => {
+                    Some(json!({"tenant_ids": [app.demo("contoso").id]}))
                 }
                 ("put", _) => Some(
                     json!({"client_id": uuid::Uuid::new_v4(), "client_secret": "probe-secret"}),

@@ -13,6 +13,7 @@ mod isolation;
 mod operations;
 mod operators;
 mod organizations;
+mod partner;
 mod python;
 mod python_client;
 mod schemathesis;

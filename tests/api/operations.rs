@@ -10,7 +10,7 @@ use crate::helpers::{TestApp, assert_problem};
 
 /// Every operation the API serves. Adding a route without documenting it, or documenting
 /// one that is not served, fails a test below.
-const OPERATIONS: [(&str, &str); 61] = [
+const OPERATIONS: [(&str, &str); 74] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -72,6 +72,25 @@ const OPERATIONS: [(&str, &str); 61] = [
     ("get", "/api/v1/certificates/{id}"),
     ("delete", "/api/v1/certificates/{id}"),
     ("get", "/api/v1/certificates/{id}/certificate.cer"),
+    ("get", "/api/v1/partner-connections"),
+    ("post", "/api/v1/partner-connections"),
+    ("get", "/api/v1/partner-connections/{id}"),
+    ("delete", "/api/v1/partner-connections/{id}"),
+    ("put", "/api/v1/partner-connections/{id}/credentials"),
+    ("post", "/api/v1/partner-connections/{id}/sync"),
+    ("get", "/api/v1/partner-connections/{id}/customers"),
+    ("get", "/api/v1/partner-connections/{id}/customers/{tenant}"),
+    (
+        "post",
+        "/api/v1/partner-connections/{id}/customers/{tenant}/consent-link",
+    ),
+    ("post", "/api/v1/partner-connections/{id}/consent-links"),
+    (
+        "post",
+        "/api/v1/partner-connections/{id}/customers/{tenant}/verify",
+    ),
+    ("post", "/api/v1/partner-connections/{id}/customers/connect"),
+    ("get", "/consent/callback"),
 ];
 
 async fn openapi(app: &TestApp) -> Value {
@@ -254,6 +273,11 @@ async fn every_api_operation_is_served_and_demands_a_key(pool: PgPool) {
         } else if path.starts_with("/hooks/") {
             // Authenticated by signature, not key: an unknown endpoint is simply not there.
             assert_problem(response, 404, "NOT_FOUND").await;
+        } else if path == "/consent/callback" {
+            // A browser's page, proven by its `state` alone: without one, a 400 page.
+            assert_eq!(response.status(), 400, "{method} {path}");
+            let html = response.text().await.expect("page");
+            assert!(html.contains("<code>state</code>"), "{html}");
         } else {
             assert_eq!(response.status(), 200, "{method} {path}");
         }

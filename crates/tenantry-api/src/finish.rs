@@ -48,8 +48,16 @@ pub async fn problems(request: Request, next: Next) -> Response {
     finish(response, request_id)
 }
 
+/// Marks a response whose error body is meant for a person's browser (the consent
+/// callback's HTML pages): it is passed on as it is, not replaced by a problem document.
+#[derive(Clone, Copy)]
+pub struct OwnBody;
+
 fn finish(mut response: Response, request_id: Option<String>) -> Response {
     let status = response.status();
+    if response.extensions_mut().remove::<OwnBody>().is_some() {
+        return response;
+    }
     if let Some(InternalCause(cause)) = response.extensions_mut().remove::<InternalCause>() {
         tracing::error!(%status, request_id = request_id.as_deref().unwrap_or(""), %cause, "request failed");
     }

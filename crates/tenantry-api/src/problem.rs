@@ -211,7 +211,7 @@ impl ApiError {
         ApiError::DatabaseUnavailable(cause.to_string())
     }
 
-    fn problem(&self) -> Problem {
+    pub(crate) fn problem(&self) -> Problem {
         match self {
             ApiError::InvalidRequest {
                 status,
@@ -377,7 +377,10 @@ pub fn refusal(code: ErrorCode, detail: &str) -> ApiError {
         | ErrorCode::SelfApproval
         | ErrorCode::NotAnApprover
         | ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-        ErrorCode::ActionStateConflict | ErrorCode::JobStateConflict => StatusCode::CONFLICT,
+        ErrorCode::ActionStateConflict
+        | ErrorCode::JobStateConflict
+        | ErrorCode::PartnerConnectionInUse
+        | ErrorCode::TenantAlreadyBound => StatusCode::CONFLICT,
         ErrorCode::SecretGone => StatusCode::GONE,
         ErrorCode::UpstreamUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::UNPROCESSABLE_ENTITY,

@@ -134,6 +134,14 @@ pub enum KeyGrantError {
         "verifying the whole audit chain needs an owner or admin key without an organization limit"
     )]
     AuditVerifyAdminOnly,
+    #[error(
+        "partner connections hold the credential of every customer: changing one needs an owner key without an organization limit"
+    )]
+    PartnerOwnerOnly,
+    #[error(
+        "partner connections span every customer: this needs a technician key or higher without an organization limit"
+    )]
+    PartnerUnlimitedOnly,
 }
 
 impl KeyGrant {
@@ -203,6 +211,30 @@ impl KeyGrant {
             Ok(())
         } else {
             Err(KeyGrantError::AuditVerifyAdminOnly)
+        }
+    }
+
+    /// Creating, rotating and deleting a partner connection: its credential reaches every
+    /// customer, so only an unlimited owner key.
+    pub fn may_change_partner_connections(&self) -> Result<(), KeyGrantError> {
+        if self.role == Role::Owner && self.organizations == OrganizationLimit::All {
+            Ok(())
+        } else {
+            Err(KeyGrantError::PartnerOwnerOnly)
+        }
+    }
+
+    /// Reading partner connections and their customers, syncing, consent links: a
+    /// technician or higher whose key sees every organization (a customer is not yet an
+    /// organization a limit could name).
+    pub fn may_work_with_partner_connections(&self) -> Result<(), KeyGrantError> {
+        if self.role.includes(Role::Technician)
+            && self.role != Role::SelfServiceGateway
+            && self.organizations == OrganizationLimit::All
+        {
+            Ok(())
+        } else {
+            Err(KeyGrantError::PartnerUnlimitedOnly)
         }
     }
 

@@ -86,10 +86,19 @@ pub enum ErrorCode {
     CertificateNotYetValid,
     /// The private key or the certificate is longer than the service accepts; `field` says which.
     CertificateTooLarge,
+    /// The partner connection's app is not multi-tenant (`signInAudience` is not
+    /// `AzureADMultipleOrgs`), so no customer can consent to it.
+    PartnerAppNotMultitenant,
+    /// The partner connection still serves organizations; delete or move them first, or
+    /// delete with `?force`.
+    PartnerConnectionInUse,
+    /// The customer has not consented to the partner app (or its consent is incomplete),
+    /// so it cannot be connected yet.
+    CustomerNotReady,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 40] = [
+    pub const ALL: [ErrorCode; 43] = [
         ErrorCode::InvalidRequest,
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
@@ -130,6 +139,9 @@ impl ErrorCode {
         ErrorCode::CertificateExpired,
         ErrorCode::CertificateNotYetValid,
         ErrorCode::CertificateTooLarge,
+        ErrorCode::PartnerAppNotMultitenant,
+        ErrorCode::PartnerConnectionInUse,
+        ErrorCode::CustomerNotReady,
     ];
 
     /// The machine-readable code, as sent in the `code` member.
@@ -175,6 +187,9 @@ impl ErrorCode {
             ErrorCode::CertificateExpired => "CERTIFICATE_EXPIRED",
             ErrorCode::CertificateNotYetValid => "CERTIFICATE_NOT_YET_VALID",
             ErrorCode::CertificateTooLarge => "CERTIFICATE_TOO_LARGE",
+            ErrorCode::PartnerAppNotMultitenant => "PARTNER_APP_NOT_MULTITENANT",
+            ErrorCode::PartnerConnectionInUse => "PARTNER_CONNECTION_IN_USE",
+            ErrorCode::CustomerNotReady => "CUSTOMER_NOT_READY",
         }
     }
 
@@ -223,6 +238,9 @@ impl ErrorCode {
             ErrorCode::CertificateExpired => "The certificate has expired",
             ErrorCode::CertificateNotYetValid => "The certificate is not valid yet",
             ErrorCode::CertificateTooLarge => "The private key or certificate is too large",
+            ErrorCode::PartnerAppNotMultitenant => "The partner app is not multi-tenant",
+            ErrorCode::PartnerConnectionInUse => "Organizations still use this partner connection",
+            ErrorCode::CustomerNotReady => "The customer has not consented to the partner app",
         }
     }
 

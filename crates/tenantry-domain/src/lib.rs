@@ -2,7 +2,7 @@
 //! for who may manage API keys, the action catalogue (parameters and the Graph calls each
 //! action plans), policies and their decisions, webhook rules, capabilities and the
 //! permissions each needs, discovery sections, scan schedules, app credentials (a client
-//! secret or a certificate), and the stable error codes every API response uses.
+//! secret or a certificate), partner mode's badges, and the stable error codes every API response uses.
 //!
 //! This crate is pure on purpose: no I/O, no async, no database. Everything here is
 //! unit-tested without a network or a PostgreSQL cluster, and every other crate may depend
@@ -17,6 +17,7 @@ pub mod error_chain;
 pub mod error_code;
 pub mod ids;
 pub mod name;
+pub mod partner;
 pub mod permissions;
 pub mod policy;
 pub mod role;

@@ -38,6 +38,7 @@ const THROTTLE_WITHOUT_RETRY_AFTER: Duration = Duration::from_secs(2);
 pub struct ActionHandler {
     store: ActionRunStore,
     graph: GraphAccess,
+    refusals: tenantry_store::TokenRefusals,
 }
 
 /// Why execution stopped before every step ran.
@@ -73,8 +74,16 @@ fn read_failure(failure: &tenantry_graph::calls::GraphFailure) -> Halt {
 }
 
 impl ActionHandler {
-    pub fn new(store: ActionRunStore, graph: GraphAccess) -> Self {
-        Self { store, graph }
+    pub fn new(
+        store: ActionRunStore,
+        graph: GraphAccess,
+        refusals: tenantry_store::TokenRefusals,
+    ) -> Self {
+        Self {
+            store,
+            graph,
+            refusals,
+        }
     }
 
     async fn run_job(&self, job: &ClaimedJob, args: ActionJob) -> Outcome {
@@ -133,6 +142,10 @@ impl ActionHandler {
         let stored = self.store.credential(organization).await?;
         organization_token(
             &self.graph,
+            crate::credentials::Refusals {
+                log: &self.refusals,
+                organization,
+            },
             stored.tenant_id,
             stored.client_id,
             &stored.credential,

@@ -39,15 +39,21 @@ const GROUP_FIELDS: &str = "id,displayName,description,mail,mailEnabled,security
 pub struct DiscoveryHandler {
     store: DiscoveryStore,
     graph: GraphAccess,
+    refusals: tenantry_store::TokenRefusals,
     /// Requests in flight per run (Graph throttles per app and tenant).
     requests_per_run: usize,
 }
 
 impl DiscoveryHandler {
-    pub fn new(store: DiscoveryStore, graph: GraphAccess) -> Self {
+    pub fn new(
+        store: DiscoveryStore,
+        graph: GraphAccess,
+        refusals: tenantry_store::TokenRefusals,
+    ) -> Self {
         Self {
             store,
             graph,
+            refusals,
             requests_per_run: 4,
         }
     }
@@ -173,6 +179,10 @@ impl DiscoveryHandler {
         let run = &context.run;
         let token = match organization_token(
             &self.graph,
+            crate::credentials::Refusals {
+                log: &self.refusals,
+                organization: context.run.organization_id,
+            },
             context.tenant_id,
             context.client_id,
             &context.credential,
@@ -197,7 +207,33 @@ impl DiscoveryHandler {
                 ));
             }
         };
-        let sections: &[Section] = &plan.reads().collect::<Vec<_>>();
+        let mut sections: Vec<Section> = plan.reads().collect();
+        // In partner mode the app's registration is the partner tenant's: its secret's
+        // expiry is the partner connection's to track, and this tenant has no entry.
+        if context.partner_connection_id.is_some() && sections.contains(&Section::AppSecret) {
+            sections.retain(|s| *s != Section::AppSecret);
+            let status = json!({
+                "status": "skipped",
+                "reason": "partner_mode",
+                "detail": "the app is registered in the partner tenant; its credential is the partner connection's, whose expiry the connection shows",
+            });
+            if let Err(error) = self
+                .store
+                .record_section(
+                    run.run_id,
+                    Section::AppSecret.name(),
+                    &status,
+                    Counters::default(),
+                )
+                .await
+            {
+                return Outcome::Retry(format!(
+                    "database: {}",
+                    tenantry_domain::error_chain(&error)
+                ));
+            }
+        }
+        let sections: &[Section] = &sections;
         // Sections staged or skipped by an earlier attempt of this run are kept.
         let settled = |section: Section| {
             matches!(

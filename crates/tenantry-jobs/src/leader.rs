@@ -131,6 +131,10 @@ async fn maintain(
     if notified > 0 {
         tracing::info!(notified, "delta scans queued for notified changes");
     }
+    let syncs = tenantry_store::partner::queue_due_syncs(discovery.pool(), 100).await?;
+    if syncs > 0 {
+        tracing::info!(syncs, "scheduled partner connection syncs queued");
+    }
     let renewals =
         tenantry_store::change_notifications::queue_due_renewals(discovery.pool()).await?;
     if renewals > 0 {

@@ -1,7 +1,8 @@
 //! The durable job engine and what runs on it: the worker loop ([`engine`]), the leader's
 //! maintenance and schedules ([`leader`]), and one handler per job kind: discovery
 //! ([`discovery`]), automatic re-validation ([`revalidate`]), identity actions
-//! ([`action`]), webhook playbooks ([`playbook`], which request actions through
+//! ([`action`]), partner mode's GDAP syncs and customer verifications ([`partner`]),
+//! webhook playbooks ([`playbook`], which request actions through
 //! `tenantry-actions`, the same checks as the API) and Graph change-notification
 //! subscriptions ([`subscriptions`]).
 //!
@@ -15,6 +16,7 @@ mod credentials;
 pub mod discovery;
 pub mod engine;
 pub mod leader;
+pub mod partner;
 mod password;
 pub mod playbook;
 pub mod revalidate;
@@ -51,6 +53,7 @@ pub fn handlers(context: &JobContext) -> Vec<Arc<dyn Handler>> {
         typed(discovery::DiscoveryHandler::new(
             store.discovery(),
             graph.clone(),
+            store.token_refusals(),
         )),
         typed(revalidate::RevalidateHandler::new(
             store.revalidation(),
@@ -59,12 +62,22 @@ pub fn handlers(context: &JobContext) -> Vec<Arc<dyn Handler>> {
         typed(action::ActionHandler::new(
             store.action_runs(),
             graph.clone(),
+            store.token_refusals(),
         )),
         typed(playbook::PlaybookHandler::new(store.clone(), graph.clone())),
         typed(subscriptions::SubscriptionHandler::new(
             store.change_notifications(),
             graph.clone(),
+            store.token_refusals(),
             public_url.clone(),
+        )),
+        typed(partner::PartnerSyncHandler::new(
+            store.partner(),
+            graph.clone(),
+        )),
+        typed(partner::PartnerVerifyHandler::new(
+            store.partner(),
+            graph.clone(),
         )),
     ]
 }

@@ -47,7 +47,12 @@ impl RevalidateHandler {
             Ok(credentials) => credentials,
             Err(error) => return Outcome::Discard(format!("stored credentials: {error}")),
         };
-        let (status, report, outcome) = match self.validator.validate(&credentials, None).await {
+        let checked = if stored.partner_connection_id.is_some() {
+            self.validator.validate_customer(&credentials, None).await
+        } else {
+            self.validator.validate(&credentials, None).await
+        };
+        let (status, report, outcome) = match checked {
             Ok(report) => {
                 let status = report.status();
                 match serde_json::to_value(&report) {

@@ -29,6 +29,7 @@ const RESOURCES: [&str; 2] = ["users", "groups"];
 pub struct SubscriptionHandler {
     store: ChangeNotificationStore,
     graph: GraphAccess,
+    refusals: tenantry_store::TokenRefusals,
     /// Where Graph reaches this service (`http.public_url`); without it nothing can
     /// subscribe.
     public_url: Option<String>,
@@ -66,11 +67,13 @@ impl SubscriptionHandler {
     pub fn new(
         store: ChangeNotificationStore,
         graph: GraphAccess,
+        refusals: tenantry_store::TokenRefusals,
         public_url: Option<String>,
     ) -> Self {
         Self {
             store,
             graph,
+            refusals,
             public_url,
         }
     }
@@ -106,6 +109,10 @@ impl SubscriptionHandler {
         })?;
         organization_token(
             &self.graph,
+            crate::credentials::Refusals {
+                log: &self.refusals,
+                organization,
+            },
             stored.tenant_id,
             stored.client_id,
             &stored.credential,

@@ -85,6 +85,40 @@ impl JobArgs for SubscriptionsJob {
     }
 }
 
+/// Reads a partner connection's GDAP relationships and customers, then verifies every
+/// customer's consent and roles.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PartnerSyncJob {
+    pub partner_connection_id: Uuid,
+}
+
+impl JobArgs for PartnerSyncJob {
+    const KIND: &'static str = "partner_sync";
+    fn unique_key(&self) -> Option<String> {
+        Some(format!("{}:{}", Self::KIND, self.partner_connection_id))
+    }
+}
+
+/// Verifies one customer of a partner connection (after a consent callback, or while a
+/// consent propagates), on the re-validation backoff schedule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PartnerVerifyJob {
+    pub partner_connection_id: Uuid,
+    pub tenant_id: Uuid,
+}
+
+impl JobArgs for PartnerVerifyJob {
+    const KIND: &'static str = "partner_verify";
+    fn unique_key(&self) -> Option<String> {
+        Some(format!(
+            "{}:{}:{}",
+            Self::KIND,
+            self.partner_connection_id,
+            self.tenant_id
+        ))
+    }
+}
+
 impl NewJob {
     /// A job of `args`'s kind for `organization`, with its uniqueness; one attempt budget
     /// and priority until set otherwise.

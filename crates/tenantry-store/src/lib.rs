@@ -24,6 +24,7 @@ mod key_hash;
 mod operator;
 pub mod operators;
 mod organizations;
+pub mod partner;
 mod policies;
 pub mod pool;
 mod principal;
@@ -32,6 +33,7 @@ mod readiness;
 pub mod revalidation;
 mod scope;
 pub mod sealing;
+mod token_refusals;
 pub mod webhooks;
 
 use sqlx::PgPool;
@@ -46,11 +48,12 @@ pub use key_changes::ApiKeyChanges;
 pub use key_hash::{ApiKeyPepper, InvalidPepper};
 pub use operator::{MspRecord, Operator};
 pub use operators::{KeyHolder, OperatorRecord};
-pub use organizations::{NewOrganization, OrganizationRecord};
+pub use organizations::{NewOrganization, OrganizationRecord, PartnerBinding, StoredCredential};
 pub use principal::Principal;
 pub use queue::Queue;
 pub use readiness::Readiness;
 pub use scope::{Found, MspScope};
+pub use token_refusals::TokenRefusals;
 
 /// The workspace's migrations (the top-level `migrations/` folder). sqlx's migrator takes
 /// an advisory lock, so several processes may run it at once safely.
@@ -141,6 +144,17 @@ impl Store {
         )
     }
 
+    /// Uses up a consent link's `state` and records the admin's answer (`declined`: the
+    /// AADSTS description of a refusal). Not MSP-scoped: the callback is Microsoft's
+    /// redirect of a browser, and the state alone says whose it is.
+    pub async fn redeem_consent_state(
+        &self,
+        state: &str,
+        declined: Option<&str>,
+    ) -> Result<Result<partner::ConsentGrant, partner::consent::StateRefusal>, StoreError> {
+        partner::consent::redeem(&self.pool, state, declined).await
+    }
+
     /// Cross-MSP operator tasks (creating MSPs and their first keys). Not for request
     /// handlers.
     /// The connection pool (for the job engine's leader connection).
@@ -171,6 +185,16 @@ impl Store {
     /// Graph change notifications, for the receiver and workers (not MSP-scoped).
     pub fn change_notifications(&self) -> change_notifications::ChangeNotificationStore {
         change_notifications::ChangeNotificationStore::new(self.pool.clone(), self.keyring.clone())
+    }
+
+    /// Partner connections' syncs and customer verifications, for workers.
+    pub fn partner(&self) -> partner::PartnerStore {
+        partner::PartnerStore::new(self.pool.clone(), self.keyring.clone())
+    }
+
+    /// Where jobs note Entra's refusals of an organization's token.
+    pub fn token_refusals(&self) -> TokenRefusals {
+        TokenRefusals::new(self.pool.clone())
     }
 
     /// Webhook playbooks, for workers (not MSP-scoped).

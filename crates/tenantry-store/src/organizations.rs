@@ -32,6 +32,12 @@ pub struct OrganizationRecord {
     pub credential_type: Option<String>,
     /// The certificate's `x5t#S256` thumbprint, for certificate credentials.
     pub certificate_thumbprint: Option<String>,
+    /// The partner connection whose credential it uses (partner mode); `None`: its own
+    /// app registration's.
+    pub partner_connection_id: Option<Uuid>,
+    /// Why the status is what it is, when something outside a validation set it (consent
+    /// revoked, the partner connection deleted, GDAP ended).
+    pub status_reason: Option<String>,
 }
 
 /// A validated tenant to store.
@@ -63,6 +69,8 @@ struct Row {
     secret_expires_at: Option<DateTime<Utc>>,
     credential_type: Option<String>,
     certificate_thumbprint: Option<String>,
+    partner_connection_id: Option<Uuid>,
+    status_reason: Option<String>,
 }
 
 impl From<Row> for OrganizationRecord {
@@ -82,13 +90,15 @@ impl From<Row> for OrganizationRecord {
             secret_expires_at: row.secret_expires_at,
             credential_type: row.credential_type,
             certificate_thumbprint: row.certificate_thumbprint,
+            partner_connection_id: row.partner_connection_id,
+            status_reason: row.status_reason,
         }
     }
 }
 
 /// Every column but the validation report, which weighs several KB and is read only
 /// where it is shown ([`validation_report`]).
-const COLUMNS: &str = "organization_id, name, provider, tenant_id, client_id, status, validated_at, created_at, updated_at, scan_schedule, next_scan_at, secret_expires_at, credential_type, certificate_thumbprint";
+const COLUMNS: &str = "organization_id, name, provider, tenant_id, client_id, status, validated_at, created_at, updated_at, scan_schedule, next_scan_at, secret_expires_at, credential_type, certificate_thumbprint, partner_connection_id, status_reason";
 
 /// The expiry of the credential a validation report describes (`secret.expires_at` for a
 /// client secret, `certificate.expires_at` for a certificate), when it names one. The
@@ -281,35 +291,63 @@ pub struct StoredCredential {
     pub client_id: Uuid,
     pub credential_id: Uuid,
     pub credential: AppCredential,
+    /// Set in partner mode: the credential is the partner connection's, used in the
+    /// customer's tenant (whose `/applications` entry does not exist there).
+    pub partner_connection_id: Option<Uuid>,
 }
 
 /// Loads and opens an organization's credentials for a worker (not MSP-scoped: the job
-/// names the organization).
+/// names the organization). In partner mode, the partner connection's credential.
 pub(crate) async fn stored_credential(
     db: &PgPool,
     keyring: Option<&Keyring>,
     organization: OrganizationId,
 ) -> Result<StoredCredential, StoreError> {
-    let (msp, tenant, client): (Uuid, Option<Uuid>, Option<Uuid>) = sqlx::query_as(
-        "select msp_id, tenant_id, client_id from organization where organization_id = $1",
-    )
-    .bind(organization.as_uuid())
-    .fetch_optional(db)
-    .await?
-    .ok_or(StoreError::NotFound)?;
-    let (Some(tenant_id), Some(client_id)) = (tenant, client) else {
+    let (msp, tenant, client, partner): (Uuid, Option<Uuid>, Option<Uuid>, Option<Uuid>) =
+        sqlx::query_as(
+            "select msp_id, tenant_id, client_id, partner_connection_id from organization where organization_id = $1",
+        )
+        .bind(organization.as_uuid())
+        .fetch_optional(db)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let keyring = keyring.ok_or(StoreError::NoMasterKey)?;
+    let Some(tenant_id) = tenant else {
+        return Err(StoreError::Corrupt("organization without a tenant".into()));
+    };
+    if let Some(connection) = partner {
+        let partner = crate::partner::connections::open(db, keyring, connection).await?;
+        return Ok(StoredCredential {
+            msp_id: MspId::from_uuid(msp),
+            tenant_id,
+            client_id: partner.client_id,
+            credential_id: partner.credential_id,
+            credential: partner.credential,
+            partner_connection_id: Some(connection),
+        });
+    }
+    let Some(client_id) = client else {
         return Err(StoreError::Corrupt(
             "organization without credentials".into(),
         ));
     };
-    let keyring = keyring.ok_or(StoreError::NoMasterKey)?;
-    let (credential_id, credential) = credential(db, keyring, organization).await?;
+    let (credential_id, credential) = match credential(db, keyring, organization).await {
+        Err(StoreError::NotFound) => {
+            // Left without one: its partner connection was deleted.
+            return Err(StoreError::Refused(
+                tenantry_domain::ErrorCode::CredentialMissing,
+                "the organization has no credential (its partner connection was deleted); give it its own app registration's credentials".into(),
+            ));
+        }
+        other => other?,
+    };
     Ok(StoredCredential {
         msp_id: MspId::from_uuid(msp),
         tenant_id,
         client_id,
         credential_id,
         credential,
+        partner_connection_id: None,
     })
 }
 
@@ -359,7 +397,8 @@ pub(crate) async fn replace_credential(
         actor,
     } = replacement;
     let mut tx = db.begin().await?;
-    let updated = sqlx::query("update organization set client_id = $3, updated_at = now() where msp_id = $1 and organization_id = $2")
+    // Its own credential from now on: out of partner mode, if it was in it.
+    let updated = sqlx::query("update organization set client_id = $3, partner_connection_id = null, status_reason = null, updated_at = now() where msp_id = $1 and organization_id = $2")
         .bind(msp.as_uuid())
         .bind(id.as_uuid())
         .bind(client_id)
@@ -424,7 +463,8 @@ pub(crate) async fn save_validation(
         "update organization set status = $3, validation_report = $4, validated_at = now(), updated_at = now(),
              secret_expires_at = coalesce($6, secret_expires_at)
          where ($1::uuid is null or msp_id = $1) and organization_id = $2
-           and exists(select 1 from organization_credential c where c.organization_id = $2 and c.credential_id = $5)",
+           and (exists(select 1 from organization_credential c where c.organization_id = $2 and c.credential_id = $5)
+                or exists(select 1 from partner_connection p where p.partner_connection_id = organization.partner_connection_id and p.credential_id = $5))",
     )
     .bind(msp.map(|m| m.as_uuid()))
     .bind(id.as_uuid())
@@ -528,4 +568,157 @@ pub(crate) async fn rotate_data_keys(db: &PgPool, keyring: &Keyring) -> Result<u
         return Err(StoreError::RotationIncomplete { left });
     }
     Ok(count)
+}
+
+/// How a customer of a partner connection became (or already was) an organization.
+#[derive(Clone, Debug)]
+pub struct PartnerBinding {
+    pub organization: OrganizationRecord,
+    /// `created`, `moved` (from its own app registration or another connection) or
+    /// `already_connected`.
+    pub outcome: &'static str,
+    /// The discovery run queued for a new organization.
+    pub discovery_run_id: Option<tenantry_domain::DiscoveryRunId>,
+}
+
+/// What connecting a customer needs to know of its connection and verification.
+pub(crate) struct PartnerCustomer<'a> {
+    pub connection: Uuid,
+    pub client_id: Uuid,
+    pub credential_type: &'a str,
+    pub certificate_thumbprint: Option<&'a str>,
+    pub secret_expires_at: Option<DateTime<Utc>>,
+    pub tenant_id: Uuid,
+    pub name: &'a DisplayName,
+    pub status: &'a str,
+    pub report: Option<&'a serde_json::Value>,
+}
+
+/// Binds a consented customer's tenant as an organization in partner mode, in one
+/// transaction: a new organization (with its data key and first discovery run), or an
+/// existing one of the MSP moved onto the connection (its own credential is deleted; its
+/// inventory and history stay). A tenant bound in another MSP is `TenantAlreadyBound`.
+pub(crate) async fn bind_partner_customer(
+    db: &PgPool,
+    keyring: &Keyring,
+    msp: MspId,
+    customer: PartnerCustomer<'_>,
+    actor: serde_json::Value,
+) -> Result<PartnerBinding, StoreError> {
+    let mut tx = db.begin().await?;
+    let existing: Option<(Uuid, Uuid, Option<Uuid>)> = sqlx::query_as(
+        "select organization_id, msp_id, partner_connection_id from organization where tenant_id = $1 for update",
+    )
+    .bind(customer.tenant_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (id, outcome, run) = match existing {
+        Some((_, owner, _)) if owner != msp.as_uuid() => {
+            return Err(StoreError::TenantAlreadyBound);
+        }
+        Some((id, _, Some(connection))) if connection == customer.connection => {
+            (OrganizationId::from_uuid(id), "already_connected", None)
+        }
+        Some((id, _, _)) => {
+            let id = OrganizationId::from_uuid(id);
+            sqlx::query(
+                "update organization set partner_connection_id = $2, client_id = $3, credential_type = $4,
+                     certificate_thumbprint = $5, secret_expires_at = $6, status = $7, status_reason = null,
+                     validation_report = coalesce($8, validation_report), validated_at = now(), updated_at = now()
+                 where organization_id = $1",
+            )
+            .bind(id.as_uuid())
+            .bind(customer.connection)
+            .bind(customer.client_id)
+            .bind(customer.credential_type)
+            .bind(customer.certificate_thumbprint)
+            .bind(customer.secret_expires_at)
+            .bind(customer.status)
+            .bind(customer.report)
+            .execute(&mut *tx)
+            .await?;
+            // One credential per organization: the connection's from now on.
+            sqlx::query("delete from organization_credential where organization_id = $1")
+                .bind(id.as_uuid())
+                .execute(&mut *tx)
+                .await?;
+            (id, "moved", None)
+        }
+        None => {
+            let id = OrganizationId::new();
+            sqlx::query(
+                "insert into organization (organization_id, msp_id, name, tenant_id, client_id, status, validation_report,
+                     validated_at, next_scan_at, secret_expires_at, credential_type, certificate_thumbprint, partner_connection_id)
+                 values ($1, $2, $3, $4, $5, $6, $7, now(), now() + interval '23 hours' + random() * interval '2 hours', $8, $9, $10, $11)",
+            )
+            .bind(id.as_uuid())
+            .bind(msp.as_uuid())
+            .bind(customer.name.as_str())
+            .bind(customer.tenant_id)
+            .bind(customer.client_id)
+            .bind(customer.status)
+            .bind(customer.report)
+            .bind(customer.secret_expires_at)
+            .bind(customer.credential_type)
+            .bind(customer.certificate_thumbprint)
+            .bind(customer.connection)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match &e {
+                sqlx::Error::Database(db)
+                    if db.constraint() == Some("organization_tenant_bound_idx") =>
+                {
+                    StoreError::TenantAlreadyBound
+                }
+                _ => StoreError::from(e),
+            })?;
+            // Its own data key still seals what belongs to it alone (revealable passwords).
+            let data_key = DataKey::generate()?;
+            sqlx::query("insert into organization_data_key (organization_id, sealed, master_key_id) values ($1, $2, $3)")
+                .bind(id.as_uuid())
+                .bind(keyring.seal_data_key(&data_key, id)?)
+                .bind(keyring.current_id())
+                .execute(&mut *tx)
+                .await?;
+            let (run, _) = crate::discovery::queue_run(
+                &mut tx,
+                msp,
+                id,
+                crate::discovery::Trigger::Added,
+                crate::discovery::Mode::Full,
+            )
+            .await?;
+            (id, "created", Some(run))
+        }
+    };
+    if outcome != "already_connected" {
+        crate::audit::append(
+            &mut tx,
+            msp,
+            crate::audit::NewEvent {
+                kind: "organization.connected_through_partner",
+                actor,
+                organization_id: Some(id.as_uuid()),
+                parameters: serde_json::json!({
+                    "partner_connection_id": customer.connection,
+                    "tenant_id": customer.tenant_id,
+                    "outcome": outcome,
+                }),
+                decision: Some(outcome.into()),
+                ..crate::audit::NewEvent::default()
+            },
+        )
+        .await?;
+    }
+    let sql = format!("select {COLUMNS} from organization where organization_id = $1");
+    let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id.as_uuid())
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(PartnerBinding {
+        organization: OrganizationRecord::from(row),
+        outcome,
+        discovery_run_id: run,
+    })
 }

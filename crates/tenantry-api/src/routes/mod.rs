@@ -5,6 +5,7 @@ pub(crate) mod actions;
 mod api_keys;
 mod audit;
 mod certificates;
+mod consent;
 mod credential_input;
 mod discovery;
 mod hooks;
@@ -12,6 +13,7 @@ mod jobs;
 mod me;
 mod operations;
 mod organizations;
+mod partner;
 mod policies;
 mod views;
 mod webhooks;
@@ -50,6 +52,23 @@ pub fn all() -> OpenApiRouter<AppState> {
             certificates::delete_certificate
         ))
         .routes(routes!(certificates::download_generated_certificate))
+        .routes(routes!(
+            partner::list_partner_connections,
+            partner::create_partner_connection
+        ))
+        .routes(routes!(
+            partner::get_partner_connection,
+            partner::delete_partner_connection
+        ))
+        .routes(routes!(partner::replace_partner_credential))
+        .routes(routes!(partner::sync_partner_connection))
+        .routes(routes!(partner::list_customers))
+        .routes(routes!(partner::get_customer))
+        .routes(routes!(partner::create_consent_link))
+        .routes(routes!(partner::create_consent_links))
+        .routes(routes!(partner::verify_customer))
+        .routes(routes!(partner::connect_customers))
+        .routes(routes!(consent::consent_callback))
         .routes(routes!(discovery::list_runs, discovery::start_run))
         .routes(routes!(discovery::get_run))
         .routes(routes!(discovery::list_users))

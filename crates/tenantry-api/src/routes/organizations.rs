@@ -97,6 +97,14 @@ pub struct OrganizationView {
     /// The certificate's SHA-256 thumbprint (base64url, the assertions' `x5t#S256`), for
     /// certificate credentials.
     pub certificate_thumbprint: Option<String>,
+    /// `own` (the organization's own app registration) or `partner` (a partner
+    /// connection's multi-tenant app; `partner_connection_id` names it); `null` without
+    /// a credential.
+    pub credential_source: Option<String>,
+    pub partner_connection_id: Option<Uuid>,
+    /// Why the status is what it is, when something outside a validation set it (consent
+    /// revoked, the partner connection deleted, the GDAP relationship ended).
+    pub status_reason: Option<String>,
 }
 
 impl From<OrganizationRecord> for OrganizationView {
@@ -113,8 +121,15 @@ impl From<OrganizationRecord> for OrganizationView {
             scan_schedule: o.scan_schedule,
             next_scan_at: o.next_scan_at,
             secret_expires_at: o.secret_expires_at,
+            credential_source: match (&o.partner_connection_id, &o.credential_type) {
+                (Some(_), _) => Some("partner".to_owned()),
+                (None, Some(_)) => Some("own".to_owned()),
+                (None, None) => None,
+            },
             credential_type: o.credential_type,
             certificate_thumbprint: o.certificate_thumbprint,
+            partner_connection_id: o.partner_connection_id,
+            status_reason: o.status_reason,
         }
     }
 }
@@ -416,11 +431,18 @@ pub async fn validate_organization(
     // a read (viewers may not).
     scope.may_start_work()?;
     let organization = scope.organization(id).await?;
-    let (credential, stored) = scope.credential(id).await?;
-    let credentials = stored_credentials(&organization, &stored)?;
+    let stored = scope.stored_credential(id).await?;
+    let credential = stored.credential_id;
+    let credentials = stored_credentials(&organization, &stored.credential)?;
     // Reports are saved only while the secret they checked is still the one stored: a
-    // secret replaced meanwhile keeps its own, newer report.
-    match state.validator.validate(&credentials, None).await {
+    // secret replaced meanwhile keeps its own, newer report. In partner mode the app lives
+    // in the partner tenant, so the customer's check reads no application entry.
+    let checked = if stored.partner_connection_id.is_some() {
+        state.validator.validate_customer(&credentials, None).await
+    } else {
+        state.validator.validate(&credentials, None).await
+    };
+    match checked {
         Ok(report) => {
             let value = report_json(&report)?;
             scope

@@ -196,6 +196,9 @@ pub struct RunContext {
     pub tenant_id: Uuid,
     pub client_id: Uuid,
     pub credential: tenantry_domain::AppCredential,
+    /// Set in partner mode: the app (and its credential's expiry) lives in the partner
+    /// tenant, not in this one.
+    pub partner_connection_id: Option<Uuid>,
 }
 
 /// Something a run keeps aside until it is applied (refreshed groups, delta links).

@@ -28,6 +28,7 @@ impl DiscoveryStore {
             tenant_id: stored.tenant_id,
             client_id: stored.client_id,
             credential: stored.credential,
+            partner_connection_id: stored.partner_connection_id,
         })
     }
 

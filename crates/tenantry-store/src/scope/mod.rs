@@ -9,6 +9,7 @@ mod discovery;
 mod inventory;
 mod jobs;
 mod organizations;
+mod partner;
 mod webhooks;
 
 pub use inventory::Found;

@@ -113,8 +113,18 @@ impl MspScope<'_> {
         &self,
         id: OrganizationId,
     ) -> Result<(Uuid, AppCredential), StoreError> {
+        let stored = self.stored_credential(id).await?;
+        Ok((stored.credential_id, stored.credential))
+    }
+
+    /// The organization's credential with where it comes from (its own app registration,
+    /// or a partner connection), for re-validation.
+    pub async fn stored_credential(
+        &self,
+        id: OrganizationId,
+    ) -> Result<organizations::StoredCredential, StoreError> {
         self.ensure_organization(id).await?;
-        organizations::credential(self.pool, self.keyring()?, id).await
+        organizations::stored_credential(self.pool, Some(self.keyring()?), id).await
     }
 
     /// The public certificate (DER) of the organization's credential; `NotFound` when it
