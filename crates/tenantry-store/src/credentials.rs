@@ -103,29 +103,56 @@ pub(crate) async fn open(
         purpose(kind),
         &row.credential_id.to_string(),
     )?;
-    let credential = match kind {
-        CredentialKind::Secret => AppCredential::Secret(opened),
+    let credential = assemble(
+        kind,
+        opened,
+        CertificateColumns {
+            der: row.certificate_der,
+            thumbprint: row.certificate_thumbprint,
+            not_before: row.certificate_not_before,
+            not_after: row.certificate_not_after,
+        },
+    )?;
+    Ok((row.credential_id, credential))
+}
+
+/// The public columns of a stored certificate credential (all `None` for a secret).
+pub(crate) struct CertificateColumns {
+    pub der: Option<Vec<u8>>,
+    pub thumbprint: Option<String>,
+    pub not_before: Option<DateTime<Utc>>,
+    pub not_after: Option<DateTime<Utc>>,
+}
+
+/// A credential of `kind` from its opened secret (a client secret, or a certificate's
+/// private key) and its public columns; one way for every table that keeps credentials.
+pub(crate) fn assemble(
+    kind: CredentialKind,
+    opened: secrecy::SecretString,
+    columns: CertificateColumns,
+) -> Result<AppCredential, StoreError> {
+    match kind {
+        CredentialKind::Secret => Ok(AppCredential::Secret(opened)),
         CredentialKind::Certificate => {
             let (Some(der), Some(thumbprint), Some(not_before), Some(not_after)) = (
-                row.certificate_der,
-                row.certificate_thumbprint,
-                row.certificate_not_before,
-                row.certificate_not_after,
+                columns.der,
+                columns.thumbprint,
+                columns.not_before,
+                columns.not_after,
             ) else {
                 return Err(StoreError::Corrupt(
                     "certificate credential without its certificate".into(),
                 ));
             };
-            AppCredential::Certificate(CertificateCredential {
+            Ok(AppCredential::Certificate(CertificateCredential {
                 private_key_pem: opened,
                 certificate_der: der,
                 thumbprint_s256: thumbprint,
                 not_before,
                 not_after,
-            })
+            }))
         }
-    };
-    Ok((row.credential_id, credential))
+    }
 }
 
 /// The public certificate (DER) of the organization's credential; `None` for a secret.

@@ -219,6 +219,32 @@ pub(crate) async fn tenant_bound(db: &PgPool, tenant_id: Uuid) -> Result<bool, S
     )
 }
 
+/// A unique violation of the one-organization-per-tenant index, told apart.
+fn tenant_bound_error(error: sqlx::Error) -> StoreError {
+    match &error {
+        sqlx::Error::Database(db) if db.constraint() == Some("organization_tenant_bound_idx") => {
+            StoreError::TenantAlreadyBound
+        }
+        _ => StoreError::from(error),
+    }
+}
+
+/// A new organization's data key, sealed by the master key and stored.
+async fn insert_data_key(
+    conn: &mut sqlx::PgConnection,
+    keyring: &Keyring,
+    id: OrganizationId,
+) -> Result<DataKey, StoreError> {
+    let data_key = DataKey::generate()?;
+    sqlx::query("insert into organization_data_key (organization_id, sealed, master_key_id) values ($1, $2, $3)")
+        .bind(id.as_uuid())
+        .bind(keyring.seal_data_key(&data_key, id)?)
+        .bind(keyring.current_id())
+        .execute(&mut *conn)
+        .await?;
+    Ok(data_key)
+}
+
 pub(crate) async fn insert(
     tx: &mut Transaction<'_, Postgres>,
     keyring: &Keyring,
@@ -242,21 +268,8 @@ pub(crate) async fn insert(
         .bind(credential_expires_at(&new.credential, &new.report))
         .fetch_one(&mut **tx)
         .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(db)
-                if db.constraint() == Some("organization_tenant_bound_idx") =>
-            {
-                StoreError::TenantAlreadyBound
-            }
-            _ => StoreError::from(e),
-        })?;
-    let data_key = DataKey::generate()?;
-    sqlx::query("insert into organization_data_key (organization_id, sealed, master_key_id) values ($1, $2, $3)")
-        .bind(id.as_uuid())
-        .bind(keyring.seal_data_key(&data_key, id)?)
-        .bind(keyring.current_id())
-        .execute(&mut **tx)
-        .await?;
+        .map_err(tenant_bound_error)?;
+    let data_key = insert_data_key(tx, keyring, id).await?;
     crate::credentials::store(tx, &data_key, id, &new.credential).await?;
     if let Some(generated) = new.generated_certificate {
         crate::generated_certificates::consume_for_credential(tx, msp, generated).await?;
@@ -664,22 +677,9 @@ pub(crate) async fn bind_partner_customer(
             .bind(customer.connection)
             .execute(&mut *tx)
             .await
-            .map_err(|e| match &e {
-                sqlx::Error::Database(db)
-                    if db.constraint() == Some("organization_tenant_bound_idx") =>
-                {
-                    StoreError::TenantAlreadyBound
-                }
-                _ => StoreError::from(e),
-            })?;
+            .map_err(tenant_bound_error)?;
             // Its own data key still seals what belongs to it alone (revealable passwords).
-            let data_key = DataKey::generate()?;
-            sqlx::query("insert into organization_data_key (organization_id, sealed, master_key_id) values ($1, $2, $3)")
-                .bind(id.as_uuid())
-                .bind(keyring.seal_data_key(&data_key, id)?)
-                .bind(keyring.current_id())
-                .execute(&mut *tx)
-                .await?;
+            insert_data_key(&mut tx, keyring, id).await?;
             let (run, _) = crate::discovery::queue_run(
                 &mut tx,
                 msp,

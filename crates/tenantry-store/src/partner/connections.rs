@@ -6,9 +6,7 @@
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use sqlx::{PgConnection, PgPool};
-use tenantry_domain::{
-    AppCredential, CertificateCredential, CredentialKind, MspId, OrganizationId,
-};
+use tenantry_domain::{AppCredential, CredentialKind, MspId, OrganizationId};
 use uuid::Uuid;
 
 use crate::error::StoreError;
@@ -298,28 +296,16 @@ pub(crate) async fn open(
         .ok_or_else(|| StoreError::Corrupt(format!("credential kind {:?}", row.credential_type)))?;
     let (owner, context) = binding(id, row.credential_id);
     let opened = key.open(&row.sealed_secret, owner, purpose(kind), &context)?;
-    let credential = match kind {
-        CredentialKind::Secret => AppCredential::Secret(opened),
-        CredentialKind::Certificate => {
-            let (Some(der), Some(thumbprint), Some(not_before), Some(not_after)) = (
-                row.certificate_der,
-                row.certificate_thumbprint,
-                row.certificate_not_before,
-                row.certificate_not_after,
-            ) else {
-                return Err(StoreError::Corrupt(
-                    "partner certificate credential without its certificate".into(),
-                ));
-            };
-            AppCredential::Certificate(CertificateCredential {
-                private_key_pem: opened,
-                certificate_der: der,
-                thumbprint_s256: thumbprint,
-                not_before,
-                not_after,
-            })
-        }
-    };
+    let credential = crate::credentials::assemble(
+        kind,
+        opened,
+        crate::credentials::CertificateColumns {
+            der: row.certificate_der,
+            thumbprint: row.certificate_thumbprint,
+            not_before: row.certificate_not_before,
+            not_after: row.certificate_not_after,
+        },
+    )?;
     Ok(PartnerCredential {
         partner_connection_id: id,
         msp_id: msp,
