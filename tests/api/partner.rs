@@ -563,3 +563,418 @@ async fn another_msps_key_sees_no_partner_connection_customer_or_link(pool: PgPo
     )
     .await;
 }
+
+/// The partner demo with one more customer, Tailwind Traders, that also has an app
+/// registration of its own (the per-tenant model) beside the partner app's principal.
+fn scenario_with_a_tenant_in_both_models() -> scenario::Scenario {
+    use tenantry_graph_sim::TenantSpec;
+    use tenantry_graph_sim::scenario::partner::roles;
+    let mut demo = scenario::partner_demo();
+    let partner = demo.tenants[0].clone();
+    let mut tailwind = TenantSpec::healthy("tailwind", "Tailwind Traders", 20);
+    let through_partner = TenantSpec::customer_of(&partner, "tailwind", "Tailwind Traders", 20);
+    tailwind.apps.push(through_partner.apps[0].clone());
+    demo.tenants[0] = partner.with_relationship(scenario::RelationshipSpec::active(
+        &tailwind,
+        &[roles::GLOBAL_ADMINISTRATOR, roles::USER_ADMINISTRATOR],
+        100,
+        730,
+    ));
+    demo.tenants.push(tailwind);
+    demo
+}
+
+async fn connect_through(app: &TestApp, key: &str, connection: &str, name: &str) -> Value {
+    let response = app
+        .post_json(
+            &format!("/api/v1/partner-connections/{connection}/customers/connect"),
+            key,
+            json!({"tenant_ids": [app.demo(name).id]}),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("results");
+    body["data"][0].clone()
+}
+
+async fn inventory_users(app: &TestApp, organization: &str) -> i64 {
+    sqlx::query_scalar("select count(*) from inventory_user where organization_id = $1::uuid")
+        .bind(organization)
+        .fetch_one(&app.pool)
+        .await
+        .expect("inventory")
+}
+
+#[sqlx::test]
+async fn an_organization_moves_to_partner_mode_and_back_keeping_its_inventory_and_acts(
+    pool: PgPool,
+) {
+    let app = TestApp::spawn_on(pool, scenario_with_a_tenant_in_both_models(), |_| {}).await;
+    let msp = app.create_msp("Northwind MSP").await;
+    // Connected the per-tenant way first, and scanned.
+    let organization = crate::helpers::connect(&app, &msp, "tailwind").await;
+    app.run_pending_jobs().await;
+    assert_eq!(inventory_users(&app, &organization).await, 20);
+
+    let connection = create_connection(&app, &msp).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    app.run_pending_jobs().await;
+    let moved = connect_through(&app, &msp.owner_key, &connection, "tailwind").await;
+    assert_eq!(moved["outcome"], "moved", "{moved}");
+    assert_eq!(moved["organization"]["id"], organization.as_str());
+    assert_eq!(moved["organization"]["credential_source"], "partner");
+    assert_eq!(
+        inventory_users(&app, &organization).await,
+        20,
+        "the inventory stays"
+    );
+    let own_credential: i64 = sqlx::query_scalar(
+        "select count(*) from organization_credential where organization_id = $1::uuid",
+    )
+    .bind(&organization)
+    .fetch_one(&app.pool)
+    .await
+    .expect("credential rows");
+    assert_eq!(
+        own_credential, 0,
+        "one credential per organization: the partner's"
+    );
+    // Connecting it again changes nothing.
+    let again = connect_through(&app, &msp.owner_key, &connection, "tailwind").await;
+    assert_eq!(again["outcome"], "already_connected");
+
+    // An action in partner mode: the partner's app, in Tailwind's tenant.
+    let response = app
+        .request(
+            reqwest::Method::PUT,
+            &format!("/api/v1/organizations/{organization}/policies/revoke_sessions"),
+            Some(&msp.owner_key),
+        )
+        .json(&json!({"approval": "none"}))
+        .send()
+        .await
+        .expect("policy");
+    assert_eq!(response.status(), 200);
+    // A user who holds no admin role (users 0–2 do), so the privileged guard stays out.
+    let (_, upn) = crate::helpers::sim_user(&app, "tailwind", 10).await;
+    let requested = app
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/v1/organizations/{organization}/actions"),
+            Some(&msp.owner_key),
+        )
+        .header("Idempotency-Key", "ticket-1")
+        .json(&json!({"action": "revoke_sessions", "target": upn}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(requested.status(), 201);
+    let action: Value = requested.json().await.expect("action");
+    app.run_pending_jobs().await;
+    let done: Value = app
+        .get(
+            &format!("/api/v1/actions/{}", action["id"].as_str().expect("id")),
+            &msp.owner_key,
+        )
+        .await
+        .json()
+        .await
+        .expect("action");
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let tailwind = app.demo("tailwind").id.to_string();
+    let revoked = app
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.method == "POST"
+                && r.path.ends_with("/revokeSignInSessions")
+                && r.tenant.as_deref() == Some(tailwind.as_str())
+        })
+        .count();
+    assert_eq!(
+        revoked, 1,
+        "Graph received the write in the customer's tenant"
+    );
+
+    // And back to its own app registration: the binding is cleared.
+    let own = app.demo("tailwind");
+    let response = app
+        .request(
+            reqwest::Method::PUT,
+            &format!("/api/v1/organizations/{organization}/credentials"),
+            Some(&msp.owner_key),
+        )
+        .json(&json!({"client_id": own.app().client_id, "client_secret": own.secret_value()}))
+        .send()
+        .await
+        .expect("replace");
+    assert_eq!(
+        response.status(),
+        200,
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
+    let back: Value = app
+        .get(
+            &format!("/api/v1/organizations/{organization}"),
+            &msp.owner_key,
+        )
+        .await
+        .json()
+        .await
+        .expect("org");
+    assert_eq!(back["credential_source"], "own", "{back}");
+    assert_eq!(back["partner_connection_id"], Value::Null);
+    assert_eq!(inventory_users(&app, &organization).await, 20);
+}
+
+#[sqlx::test]
+async fn rotating_the_partner_credential_with_twenty_organizations_fails_no_job(pool: PgPool) {
+    let app = TestApp::spawn_on(pool, scenario::partner::partner_at_scale(20, 3), |_| {}).await;
+    let msp = app.create_msp("Northwind MSP").await;
+    let partner = app.demo("scalepartner").clone();
+    let response = app
+        .post_json(
+            "/api/v1/partner-connections",
+            &msp.owner_key,
+            json!({"name": "Scale", "tenant_id": partner.id, "client_id": partner.app().client_id,
+                   "client_secret": partner.secret_value()}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let connection = response.json::<Value>().await.expect("connection")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    app.run_pending_jobs().await;
+    let tenants: Vec<String> = app.scenario.tenants[1..]
+        .iter()
+        .map(|t| t.id.to_string())
+        .collect();
+    let response = app
+        .post_json(
+            &format!("/api/v1/partner-connections/{connection}/customers/connect"),
+            &msp.owner_key,
+            json!({"tenant_ids": tenants}),
+        )
+        .await;
+    let connected: Value = response.json().await.expect("connected");
+    let organizations: Vec<String> = connected["data"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| {
+            assert_eq!(r["outcome"], "created", "{r}");
+            r["organization"]["id"].as_str().expect("id").to_owned()
+        })
+        .collect();
+    assert_eq!(organizations.len(), 20);
+    app.run_pending_jobs().await;
+
+    // A new secret is added to the app in Entra, and scans are running when it is put in.
+    let new_secret = "rot8Q~new-secret-value-0000000000000000000".to_owned();
+    app.change_tenant("scalepartner", |t| {
+        let mut added = t.apps[0].secrets[0].clone();
+        added.key_id = uuid::Uuid::now_v7();
+        added.value = new_secret.clone();
+        t.apps[0].secrets.push(added);
+    });
+    let workers = app.start_workers();
+    for organization in &organizations {
+        let run = app
+            .post_json(
+                &format!("/api/v1/organizations/{organization}/discovery-runs"),
+                &msp.owner_key,
+                json!({}),
+            )
+            .await;
+        assert_eq!(run.status(), 202);
+    }
+    let rotated = app
+        .request(
+            reqwest::Method::PUT,
+            &format!("/api/v1/partner-connections/{connection}/credentials"),
+            Some(&msp.owner_key),
+        )
+        .json(&json!({"client_secret": new_secret}))
+        .send()
+        .await
+        .expect("rotate");
+    assert_eq!(rotated.status(), 200);
+    // Then the old secret is removed in Entra: everything from now on must use the new one.
+    wait_for_runs(&app, 40).await;
+    let old = partner.secret_value().to_owned();
+    app.change_tenant("scalepartner", |t| {
+        t.apps[0].secrets.retain(|s| s.value != old)
+    });
+    for organization in &organizations {
+        app.post_json(
+            &format!("/api/v1/organizations/{organization}/discovery-runs"),
+            &msp.owner_key,
+            json!({}),
+        )
+        .await;
+    }
+    wait_for_runs(&app, 60).await;
+    drop(workers);
+    let states: Vec<(String, i64)> =
+        sqlx::query_as("select state, count(*) from discovery_run group by state order by state")
+            .fetch_all(&app.pool)
+            .await
+            .expect("runs");
+    assert_eq!(
+        states,
+        [("succeeded".to_owned(), 60)],
+        "every scan succeeded"
+    );
+    let failed: i64 = sqlx::query_scalar(
+        "select count(*) from job where state = 'discarded' or (state = 'completed' and attempt > 1)",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("jobs");
+    assert_eq!(failed, 0, "no job failed or needed another attempt");
+}
+
+/// Waits until `count` discovery runs have succeeded (at most 60 s).
+async fn wait_for_runs(app: &TestApp, count: i64) {
+    for _ in 0..600 {
+        let done: i64 = sqlx::query_scalar(
+            "select count(*) from discovery_run where state not in ('queued', 'running')",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .expect("runs");
+        if done >= count {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{count} discovery runs did not finish within 60 s");
+}
+
+#[sqlx::test]
+async fn a_certificate_partner_connection_works_and_an_unregistered_one_is_refused(pool: PgPool) {
+    let app = spawn(pool).await;
+    let msp = app.create_msp("Northwind MSP").await;
+    let partner = app.demo("adatum").clone();
+    let generate = || async {
+        let response = app
+            .post_json("/api/v1/certificates", &msp.owner_key, json!({}))
+            .await;
+        assert_eq!(response.status(), 201);
+        response.json::<Value>().await.expect("certificate")
+    };
+    let body = |generated: &Value| {
+        json!({"name": "Adatum (certificate)", "tenant_id": partner.id,
+               "client_id": partner.app().client_id,
+               "certificate": {"generated_id": generated["id"]}})
+    };
+    let unregistered = generate().await;
+    let refused = app
+        .post_json(
+            "/api/v1/partner-connections",
+            &msp.owner_key,
+            body(&unregistered),
+        )
+        .await;
+    let problem = assert_problem(refused, 422, "INVALID_CREDENTIALS").await;
+    assert_eq!(problem["reason"], "certificate_not_registered", "{problem}");
+
+    // Registered on the app in Entra (the simulator's control API), it connects.
+    let pem = unregistered["certificate_pem"]
+        .as_str()
+        .expect("pem")
+        .to_owned();
+    app.change_tenant("adatum", |t| *t = t.clone().with_certificate(&pem));
+    let created = app
+        .post_json(
+            "/api/v1/partner-connections",
+            &msp.owner_key,
+            body(&unregistered),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.expect("connection");
+    assert_eq!(created["credential_type"], "certificate");
+    assert!(created["certificate_thumbprint"].is_string());
+    let id = created["id"].as_str().expect("id").to_owned();
+    app.run_pending_jobs().await;
+    let list = customers(&app, &msp.owner_key, &id).await;
+    assert_eq!(
+        customer(&list, &app, "fourthcoffee")["consent"]["status"],
+        "complete",
+        "client assertions work in customer tenants too"
+    );
+    let private_keys: i64 = sqlx::query_scalar(
+        "select count(*) from partner_connection where sealed_secret::text like '%PRIVATE KEY%'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("sealed");
+    assert_eq!(private_keys, 0, "the key is sealed");
+}
+
+#[sqlx::test]
+async fn a_gdap_relationship_that_ends_shows_on_the_customer_and_its_organization(pool: PgPool) {
+    let app = spawn(pool).await;
+    let msp = app.create_msp("Northwind MSP").await;
+    let connection = create_connection(&app, &msp).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    app.run_pending_jobs().await;
+    let connected = connect_through(&app, &msp.owner_key, &connection, "fourthcoffee").await;
+    let organization = connected["organization"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    app.run_pending_jobs().await;
+
+    // The customer terminates the relationship in its admin center.
+    let fourth = app.demo("fourthcoffee").id;
+    let relationship = app
+        .demo("adatum")
+        .gdap_relationships
+        .iter()
+        .find(|r| r.customer_tenant_id == fourth)
+        .expect("relationship")
+        .clone()
+        .with_status(scenario::RelationshipStatus::Terminated);
+    app.sim
+        .state()
+        .put_relationship("adatum", relationship)
+        .expect("terminate");
+    let sync = app
+        .post_json(
+            &format!("/api/v1/partner-connections/{connection}/sync"),
+            &msp.owner_key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(sync.status(), 202);
+    app.run_pending_jobs().await;
+    let list = customers(&app, &msp.owner_key, &connection).await;
+    let badge = &customer(&list, &app, "fourthcoffee")["gdap"];
+    assert_eq!(badge["status"], "ended", "{badge}");
+    assert_eq!(badge["can_consent"], false);
+    let org: Value = app
+        .get(
+            &format!("/api/v1/organizations/{organization}"),
+            &msp.owner_key,
+        )
+        .await
+        .json()
+        .await
+        .expect("org");
+    assert_eq!(org["status"], "needs_attention", "{org}");
+    assert!(
+        org["status_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("GDAP")),
+        "{org}"
+    );
+}

@@ -520,3 +520,53 @@ async fn the_admin_consent_link_round_trips_through_adminconsent() {
     assert_eq!(value("state"), Some(state));
     assert!(value("error").is_none());
 }
+
+/// One partner credential serves every customer: 50 jobs asking at once for one
+/// customer's token cost Entra one request (single flight per customer tenant), and a
+/// second customer gets a token of its own.
+#[tokio::test]
+async fn fifty_concurrent_jobs_for_one_customer_make_one_token_request() {
+    let fixture = Fixture::demo().await;
+    let partner = fixture.partner();
+    let http = GraphHttp::new(GraphConfig::new(
+        &fixture.sim.base_url(),
+        &fixture.sim.base_url(),
+    ))
+    .expect("client");
+    let access = tenantry_graph::GraphAccess::new(http);
+    let credential = tenantry_domain::AppCredential::Secret(secrecy::SecretString::from(
+        partner.secret_value().to_owned(),
+    ));
+    let customer = fixture.tenant("fourthcoffee").id;
+    let client = partner.app().client_id;
+    let mut jobs = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let (access, credential) = (access.clone(), credential.clone());
+        jobs.spawn(async move {
+            access
+                .organization_token(customer, client, &credential)
+                .await
+                .map(|t| secrecy::ExposeSecret::expose_secret(&t).to_owned())
+        });
+    }
+    let mut tokens = BTreeSet::new();
+    while let Some(joined) = jobs.join_next().await {
+        tokens.insert(joined.expect("joined").expect("a token"));
+    }
+    assert_eq!(tokens.len(), 1, "every job got the same token");
+    let other = fixture.tenant("lamna").id;
+    access
+        .organization_token(other, client, &credential)
+        .await
+        .expect("another customer's token");
+    let token_requests = |tenant: uuid::Uuid| {
+        fixture
+            .sim
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path == format!("/{tenant}/oauth2/v2.0/token"))
+            .count()
+    };
+    assert_eq!(token_requests(customer), 1, "one request for 50 jobs");
+    assert_eq!(token_requests(other), 1, "one token per customer tenant");
+}

@@ -238,7 +238,12 @@ impl PartnerSyncHandler {
         let mut later = None;
         while let Some(joined) = tasks.join_next().await {
             match joined {
-                Ok((tenant, Ok(Some(ConsentState::Propagating)))) => {
+                // Consented but not (yet) complete: Microsoft may still be propagating
+                // a consent given outside Tenantry's link, so it is checked again.
+                Ok((
+                    tenant,
+                    Ok(Some(ConsentState::Propagating | ConsentState::PermissionsMissing)),
+                )) => {
                     let minutes = SCHEDULE_MINUTES[0];
                     if let Err(error) = self
                         .store
@@ -305,15 +310,18 @@ impl PartnerVerifyHandler {
         // The validator takes a new token each time: roles reach only tokens minted
         // after they propagate.
         match verify_and_save(&self.store, &self.graph, &credential, args.tenant_id).await {
-            Ok(Some(ConsentState::Propagating)) => {
+            Ok(Some(state @ (ConsentState::Propagating | ConsentState::PermissionsMissing))) => {
                 // The first check came seconds after the callback; then 1, 5, 15, … min.
                 let next = usize::try_from(job.snoozes).unwrap_or(usize::MAX);
-                match SCHEDULE_MINUTES.get(next) {
-                    Some(minutes) => Outcome::Snooze(
+                match (SCHEDULE_MINUTES.get(next), state) {
+                    (Some(minutes), _) => Outcome::Snooze(
                         Duration::from_secs(60 * u64::try_from(*minutes).unwrap_or(120)),
-                        format!("consent is still propagating; checking again in {minutes} min"),
+                        format!("consent is {}; checking again in {minutes} min", state.as_str()),
                     ),
-                    None => Outcome::Discard(
+                    // Permissions still missing after two hours: a state the badge shows,
+                    // with its fix, not a failed job.
+                    (None, ConsentState::PermissionsMissing) => Outcome::Done,
+                    (None, _) => Outcome::Discard(
                         "consent has not reached Microsoft after the last scheduled check; open a new consent link".into(),
                     ),
                 }
