@@ -4,8 +4,6 @@
 //! job succeeding, the `.cer` downloads, and the private key kept out of every answer, log
 //! and plaintext column.
 
-use std::sync::{Arc, Mutex};
-
 use base64::Engine;
 use reqwest::Method;
 use secrecy::ExposeSecret;
@@ -14,7 +12,7 @@ use sqlx::PgPool;
 use tenantry_domain::CertificateCredential;
 use tenantry_graph::certificate;
 
-use crate::helpers::{TestApp, TestMsp, assert_problem};
+use crate::helpers::{Logs, TestApp, TestMsp, assert_problem};
 
 /// A key pair whose certificate is valid from `start` for two years.
 fn key_pair(start: chrono::DateTime<chrono::Utc>) -> CertificateCredential {
@@ -56,40 +54,6 @@ fn uploaded(pair: &CertificateCredential) -> Value {
         "private_key_pem": pair.private_key_pem.expose_secret(),
         "certificate_pem": certificate::certificate_pem(&pair.certificate_der),
     })
-}
-
-/// Every log line the test's tasks write while it runs (this thread's subscriber, at
-/// TRACE, so nothing is filtered out).
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
-        let logs = Logs::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(move || writer.clone())
-            .finish();
-        (logs, tracing::subscriber::set_default(subscriber))
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
-    }
 }
 
 /// The base64 body of a PEM key, and a few distinctive pieces of it.

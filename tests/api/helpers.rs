@@ -1,7 +1,7 @@
 //! `TestApp`: the real API on a random port, over a fresh database per test (from
 //! `#[sqlx::test]`), driven with a real HTTP client.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
@@ -527,4 +527,38 @@ pub async fn connect_run(app: &TestApp, key: &str, body: Value) -> (String, Stri
             .expect("run id")
             .to_owned(),
     )
+}
+
+/// Every log line the test's tasks write while it runs (this thread's subscriber, at
+/// TRACE, so nothing is filtered out).
+#[derive(Clone, Default)]
+pub struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    pub fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .finish();
+        (logs, tracing::subscriber::set_default(subscriber))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+    }
 }

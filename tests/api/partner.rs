@@ -99,6 +99,7 @@ async fn a_partner_connection_syncs_badges_consents_connects_and_discovers(pool:
     let app = spawn(pool).await;
     let msp = app.create_msp("Northwind MSP").await;
     let partner = app.demo("adatum");
+    let (logs, guard) = crate::helpers::Logs::capture();
     let created = create_connection(&app, &msp).await;
     let id = created["id"].as_str().expect("id").to_owned();
     assert_eq!(created["tenant_id"], partner.id.to_string());
@@ -344,7 +345,24 @@ async fn a_partner_connection_syncs_badges_consents_connects_and_discovers(pool:
             .expect("inventory");
     assert!(kept > 0, "the inventory stays");
 
-    // No secret anywhere it could leak: job arguments, audit events, stored customers.
+    // No secret anywhere it could leak: the logs, job arguments, audit events, stored
+    // customers; nor the consent link's state in the logs.
+    drop(guard);
+    let logged = logs.text();
+    assert!(
+        logged.contains("partner connection created"),
+        "logs were captured"
+    );
+    assert!(
+        !logged.contains(partner.secret_value()),
+        "the secret is never logged"
+    );
+    let state = location
+        .split("state=")
+        .nth(1)
+        .and_then(|rest| rest.split('&').next())
+        .expect("state in the callback");
+    assert!(!logged.contains(state), "the consent state is never logged");
     let leaked: i64 = sqlx::query_scalar(
         "select (select count(*) from job where args::text like '%' || $1 || '%')
               + (select count(*) from audit_event where parameters::text like '%' || $1 || '%')
@@ -976,5 +994,80 @@ async fn a_gdap_relationship_that_ends_shows_on_the_customer_and_its_organizatio
             .as_str()
             .is_some_and(|r| r.contains("GDAP")),
         "{org}"
+    );
+}
+
+#[sqlx::test]
+async fn a_state_answers_only_for_the_msp_connection_and_customer_it_was_issued_for(pool: PgPool) {
+    let app = spawn(pool).await;
+    let ours = app.create_msp("Northwind MSP").await;
+    let theirs = app.create_msp("Contoso MSP").await;
+    // Both MSPs connect the same partner app (two MSPs of one partner, say).
+    let our_connection = create_connection(&app, &ours).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let their_connection = create_connection(&app, &theirs).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    app.run_pending_jobs().await;
+    app.sim
+        .state()
+        .set_consent(
+            "alpineskihouse",
+            ConsentSpec {
+                choice: ConsentChoice::Accept,
+                propagation_seconds: 0,
+                service_principal_seconds: Some(0),
+            },
+        )
+        .expect("consent");
+    // Their link, answered: only their customer row moves.
+    let location =
+        open_consent_link(&app, &theirs.owner_key, &their_connection, "alpineskihouse").await;
+    assert_eq!(
+        reqwest::get(&location).await.expect("callback").status(),
+        200
+    );
+    let alpine = app.demo("alpineskihouse").id;
+    let consented: Vec<(uuid::Uuid, bool)> = sqlx::query_as(
+        "select msp_id, consented_at is not null from partner_customer where tenant_id = $1 order by msp_id",
+    )
+    .bind(alpine)
+    .fetch_all(&app.pool)
+    .await
+    .expect("rows");
+    let expected: Vec<(uuid::Uuid, bool)> = {
+        let mut rows = vec![(ours.id, false), (theirs.id, true)];
+        rows.sort();
+        rows
+    };
+    assert_eq!(
+        consented, expected,
+        "our customer is untouched by their state"
+    );
+    // Our key cannot ask a link for their connection, nor read its customer.
+    let path =
+        format!("/api/v1/partner-connections/{their_connection}/customers/{alpine}/consent-link");
+    assert_problem(
+        app.post_json(&path, &ours.owner_key, json!({})).await,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+    let ours_now: Value = app
+        .get(
+            &format!("/api/v1/partner-connections/{our_connection}/customers/{alpine}"),
+            &ours.owner_key,
+        )
+        .await
+        .json()
+        .await
+        .expect("customer");
+    assert_eq!(
+        ours_now["consent"]["consented_at"],
+        Value::Null,
+        "{ours_now}"
     );
 }

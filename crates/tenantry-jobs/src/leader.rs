@@ -135,6 +135,7 @@ async fn maintain(
     if syncs > 0 {
         tracing::info!(syncs, "scheduled partner connection syncs queued");
     }
+    tenantry_store::partner::consent::prune(discovery.pool()).await?;
     let renewals =
         tenantry_store::change_notifications::queue_due_renewals(discovery.pool()).await?;
     if renewals > 0 {

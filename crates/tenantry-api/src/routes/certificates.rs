@@ -109,8 +109,11 @@ pub async fn generate_certificate(
     };
     // Key generation is CPU work of a few hundred milliseconds: off the async workers,
     // and one at a time in this process, so no MSP's burst takes the cores from the
-    // others (it cannot be cancelled once started).
-    let Ok(_generating) = KEY_GENERATION.try_acquire() else {
+    // others (it cannot be cancelled once started). A request waits its turn for a few
+    // seconds; only a sustained burst is refused.
+    let Ok(Ok(_generating)) =
+        tokio::time::timeout(KEY_GENERATION_WAIT, KEY_GENERATION.acquire()).await
+    else {
         return Err(ApiError::Described {
             problem: Box::new(Problem::new(
                 ErrorCode::RateLimited,
@@ -132,6 +135,8 @@ pub async fn generate_certificate(
 
 /// Key pairs generated at once in this process.
 static KEY_GENERATION: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+/// How long a request waits for its turn to generate before it is answered 429.
+const KEY_GENERATION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A generated certificate that no connection has used yet.
 #[utoipa::path(get, path = "/api/v1/certificates/{id}", tag = "certificates", security(("api_key" = [])),

@@ -143,3 +143,14 @@ pub(crate) async fn redeem(
         customer_tenant_id: customer,
     }))
 }
+
+/// Deletes consent requests a day past their expiry (used or not): nothing can redeem
+/// them, and an MSP asking for links every day should not grow the table forever.
+pub async fn prune(db: &PgPool) -> Result<u64, StoreError> {
+    Ok(
+        sqlx::query("delete from consent_request where expires_at < now() - interval '1 day'")
+            .execute(db)
+            .await?
+            .rows_affected(),
+    )
+}
