@@ -10,7 +10,7 @@ use crate::helpers::{TestApp, assert_problem};
 
 /// Every operation the API serves. Adding a route without documenting it, or documenting
 /// one that is not served, fails a test below.
-const OPERATIONS: [(&str, &str); 74] = [
+const OPERATIONS: [(&str, &str); 75] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -91,6 +91,7 @@ const OPERATIONS: [(&str, &str); 74] = [
     ),
     ("post", "/api/v1/partner-connections/{id}/customers/connect"),
     ("get", "/consent/callback"),
+    ("get", "/api/v1/partner-connections/{id}/certificate.cer"),
 ];
 
 async fn openapi(app: &TestApp) -> Value {

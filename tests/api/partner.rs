@@ -920,6 +920,18 @@ async fn a_certificate_partner_connection_works_and_an_unregistered_one_is_refus
     assert_eq!(created["credential_type"], "certificate");
     assert!(created["certificate_thumbprint"].is_string());
     let id = created["id"].as_str().expect("id").to_owned();
+    // The public certificate, as a .cer file for Entra; never the key.
+    let cer = app
+        .get(
+            &format!("/api/v1/partner-connections/{id}/certificate.cer"),
+            &msp.owner_key,
+        )
+        .await;
+    assert_eq!(cer.status(), 200);
+    assert_eq!(cer.headers()["content-type"], "application/pkix-cert");
+    let der = cer.bytes().await.expect("der");
+    assert_eq!(der.first(), Some(&0x30), "DER starts with a SEQUENCE");
+    assert!(!String::from_utf8_lossy(&der).contains("PRIVATE KEY"));
     app.run_pending_jobs().await;
     let list = customers(&app, &msp.owner_key, &id).await;
     assert_eq!(

@@ -61,6 +61,7 @@ pub fn all() -> OpenApiRouter<AppState> {
             partner::delete_partner_connection
         ))
         .routes(routes!(partner::replace_partner_credential))
+        .routes(routes!(partner::download_partner_certificate))
         .routes(routes!(partner::sync_partner_connection))
         .routes(routes!(partner::list_customers))
         .routes(routes!(partner::get_customer))

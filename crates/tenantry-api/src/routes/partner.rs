@@ -654,3 +654,20 @@ async fn connect_one(
         "discovery_run_id": bound.discovery_run_id,
     }))
 }
+
+/// The public certificate of the connection's certificate credential, DER-encoded (a
+/// `.cer` file, to register on the app in Entra).
+#[utoipa::path(get, path = "/api/v1/partner-connections/{id}/certificate.cer", tag = "partner", security(("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The partner connection's id")),
+    responses((status = 200, description = "The certificate, DER", content_type = "application/pkix-cert", body = Vec<u8>),
+        (status = 404, description = "No such connection for this key, or it uses a client secret", body = Problem, content_type = PROBLEM)))]
+pub async fn download_partner_certificate(
+    caller: Caller,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<axum::response::Response, ApiError> {
+    let der = caller.scope().partner_certificate(id).await?;
+    Ok(crate::routes::certificates::cer_file(
+        der,
+        &format!("partner-{id}.cer"),
+    ))
+}
