@@ -164,6 +164,7 @@ async fn main() {
             ),
             generated: None,
             required_permissions: DEFAULT_REQUIRED.iter().map(|p| (*p).to_owned()).collect(),
+            capabilities: None,
             redirect_uris: Vec::new(),
             app_display_name: None,
             secret_expires_at: None,

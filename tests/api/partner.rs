@@ -506,6 +506,48 @@ async fn creating_a_connection_refuses_bad_input_wrong_credentials_and_single_te
     .await;
     assert_eq!(body["reason"], "secret_invalid");
 
+    let mut unknown = connection_body(&app);
+    unknown["capabilities"] = json!(["teleportation"]);
+    assert_problem(
+        app.post_json(path, &msp.owner_key, unknown).await,
+        422,
+        "INVALID_REQUEST",
+    )
+    .await;
+
+    // Narrowed to discovery: the consent scope is what discovery needs, no more.
+    let mut narrowed = connection_body(&app);
+    narrowed["capabilities"] = json!(["discovery"]);
+    let response = app.post_json(path, &msp.owner_key, narrowed).await;
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.expect("connection");
+    let expected: Vec<String> = tenantry_domain::capabilities::required_permissions(Some(&[
+        tenantry_domain::capabilities::Capability::Discovery,
+    ]))
+    .into_iter()
+    .collect();
+    assert_eq!(created["consent_scope"], json!(expected));
+    assert_eq!(created["capabilities"], json!(["discovery"]));
+    assert!(
+        !created["consent_scope"]
+            .as_array()
+            .expect("scope")
+            .iter()
+            .any(|p| p == "UserAuthenticationMethod.ReadWrite.All"),
+        "no write permission a scan does not need"
+    );
+    let id = created["id"].as_str().expect("id").to_owned();
+    app.run_pending_jobs().await;
+    let list = customers(&app, &msp.owner_key, &id).await;
+    assert_eq!(
+        customer(&list, &app, "fourthcoffee")["consent"]["status"],
+        "complete"
+    );
+    let deleted = app
+        .delete(&format!("/api/v1/partner-connections/{id}"), &msp.owner_key)
+        .await;
+    assert_eq!(deleted.status(), 200);
+
     // The app made single-tenant in Entra: no customer could consent to it.
     app.change_tenant("adatum", |t| {
         t.apps[0].sign_in_audience = scenario::SignInAudience::AzureADMyOrg;

@@ -63,9 +63,15 @@ async fn verify(graph: &GraphAccess, credential: &PartnerCredential, tenant: Uui
         Ok(credentials) => credentials,
         Err(error) => return Checked::Refused(format!("stored credential: {error}")),
     };
+    // The capabilities the connection serves (names it stored itself; an unknown one
+    // would be a corrupt row, and is left out rather than widening the check).
+    let capabilities: Option<Vec<tenantry_domain::capabilities::Capability>> = credential
+        .capabilities
+        .as_ref()
+        .map(|names| names.iter().filter_map(|n| n.parse().ok()).collect());
     match graph
         .validator()
-        .validate_customer(&credentials, None)
+        .validate_customer(&credentials, capabilities.as_deref())
         .await
     {
         Ok(report) => {

@@ -216,7 +216,9 @@ pub(crate) fn validation_problem(error: ValidationError) -> ApiError {
     }
 }
 
-fn parse_capabilities(raw: Option<Vec<String>>) -> Result<Option<Vec<Capability>>, ApiError> {
+pub(crate) fn parse_capabilities(
+    raw: Option<Vec<String>>,
+) -> Result<Option<Vec<Capability>>, ApiError> {
     let Some(raw) = raw else { return Ok(None) };
     if raw.len() > Capability::ALL.len() {
         return Err(ApiError::validation(vec![FieldError::new(

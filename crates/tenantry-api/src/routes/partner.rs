@@ -12,7 +12,6 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tenantry_domain::partner::{self as badges, Badge, GdapBadge, RoleNeed};
-use tenantry_domain::permissions::DEFAULT_REQUIRED;
 use tenantry_domain::{DisplayName, ErrorCode};
 use tenantry_graph::partner::{self, PartnerCheckError};
 use tenantry_graph::{Credentials, ValidationError};
@@ -43,6 +42,10 @@ pub struct CreatePartnerConnection {
     /// The app's client secret **Value**. Send this or `certificate`.
     pub client_secret: Option<String>,
     pub certificate: Option<CertificateInput>,
+    /// The capabilities the connection's organizations need (default: every one). Their
+    /// required permissions are the consent scope: what the app must declare and what
+    /// each customer is verified for.
+    pub capabilities: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -65,6 +68,8 @@ pub struct PartnerConnectionView {
     pub secret_expires_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The Graph application permissions customers consent to.
     pub consent_scope: Vec<String>,
+    /// The capabilities the consent scope serves; `null`: every capability.
+    pub capabilities: Option<Vec<String>>,
     /// Where Microsoft sends the admin back after consent, and whether it is registered
     /// on the app (Entra refuses the consent page otherwise).
     pub redirect_uri: Option<String>,
@@ -103,6 +108,7 @@ fn view(state: &AppState, p: PartnerConnectionRecord) -> PartnerConnectionView {
         certificate_thumbprint: p.certificate_thumbprint,
         secret_expires_at: p.secret_expires_at,
         consent_scope: p.required_permissions,
+        capabilities: p.capabilities,
         redirect_uri: redirect,
         redirect_uri_registered: registered,
         organizations: p.organizations,
@@ -171,6 +177,7 @@ pub async fn create_partner_connection(
 ) -> Result<(StatusCode, Json<PartnerConnectionView>), ApiError> {
     let scope = caller.scope();
     scope.may_change_partner_connections()?;
+    let capabilities = crate::routes::organizations::parse_capabilities(body.capabilities)?;
     let mut errors = Vec::new();
     let name = parse_name(&body.name, &mut errors);
     let given = credential_input::read(
@@ -185,7 +192,8 @@ pub async fn create_partner_connection(
     let (Some(name), Some(given), true) = (name, given, errors.is_empty()) else {
         return Err(ApiError::validation(errors));
     };
-    let required: Vec<&str> = DEFAULT_REQUIRED.to_vec();
+    let required_set = tenantry_domain::capabilities::required_permissions(capabilities.as_deref());
+    let required: Vec<&str> = required_set.iter().map(String::as_str).collect();
     let app = state
         .validator
         .check_partner(&given.credentials, &required)
@@ -204,6 +212,9 @@ pub async fn create_partner_connection(
             credential: given.credentials.credential.clone(),
             generated: given.generated,
             required_permissions: required.iter().map(|p| (*p).to_owned()).collect(),
+            capabilities: capabilities
+                .as_ref()
+                .map(|c| c.iter().map(|c| c.as_str().to_owned()).collect()),
             redirect_uris: app.redirect_uris.clone(),
             app_display_name: app.display_name.clone(),
             secret_expires_at: expires,

@@ -25,6 +25,8 @@ pub struct PartnerConnectionRecord {
     pub certificate_thumbprint: Option<String>,
     pub secret_expires_at: Option<DateTime<Utc>>,
     pub required_permissions: Vec<String>,
+    /// The capabilities its organizations need (`None`: every capability).
+    pub capabilities: Option<Vec<String>>,
     pub redirect_uris: Vec<String>,
     pub app_display_name: Option<String>,
     pub last_synced_at: Option<DateTime<Utc>>,
@@ -39,7 +41,7 @@ pub struct PartnerConnectionRecord {
 }
 
 const COLUMNS: &str = "p.partner_connection_id, p.name, p.tenant_id, p.client_id, p.credential_type,
-    p.certificate_thumbprint, p.secret_expires_at, p.required_permissions, p.redirect_uris,
+    p.certificate_thumbprint, p.secret_expires_at, p.required_permissions, p.capabilities, p.redirect_uris,
     p.app_display_name, p.last_synced_at, p.next_sync_at, p.sync_error, p.created_at, p.updated_at,
     (select count(*) from organization o where o.partner_connection_id = p.partner_connection_id) as organizations,
     (select count(*) from partner_customer c where c.partner_connection_id = p.partner_connection_id and c.listed) as customers";
@@ -53,6 +55,8 @@ pub struct NewPartnerConnection {
     /// The generated key pair the credential came from, used up with the insert.
     pub generated: Option<Uuid>,
     pub required_permissions: Vec<String>,
+    /// The capabilities its organizations need (`None`: every capability).
+    pub capabilities: Option<Vec<String>>,
     pub redirect_uris: Vec<String>,
     pub app_display_name: Option<String>,
     pub secret_expires_at: Option<DateTime<Utc>>,
@@ -67,6 +71,8 @@ pub struct PartnerCredential {
     pub credential_id: Uuid,
     pub credential: AppCredential,
     pub required_permissions: Vec<String>,
+    /// The capabilities customers are verified for (`None`: every capability).
+    pub capabilities: Option<Vec<String>>,
 }
 
 fn purpose(kind: CredentialKind) -> Purpose {
@@ -160,8 +166,8 @@ pub(crate) async fn insert(
     sqlx::query(
         "insert into partner_connection (partner_connection_id, msp_id, name, tenant_id, client_id,
              credential_id, sealed_secret, credential_type, required_permissions, redirect_uris,
-             app_display_name, next_sync_at)
-         values ($1, $2, $3, $4, $5, $1, '\\x00', 'secret', $6, $7, $8, now() + $9)",
+             app_display_name, next_sync_at, capabilities)
+         values ($1, $2, $3, $4, $5, $1, '\\x00', 'secret', $6, $7, $8, now() + $9, $10)",
     )
     .bind(id)
     .bind(msp.as_uuid())
@@ -172,6 +178,7 @@ pub(crate) async fn insert(
     .bind(&new.redirect_uris)
     .bind(&new.app_display_name)
     .bind(SYNC_EVERY)
+    .bind(&new.capabilities)
     .execute(&mut *tx)
     .await
     .map_err(|e| match &e {
@@ -269,6 +276,7 @@ struct SealedRow {
     certificate_not_before: Option<DateTime<Utc>>,
     certificate_not_after: Option<DateTime<Utc>>,
     required_permissions: Vec<String>,
+    capabilities: Option<Vec<String>>,
 }
 
 /// The connection's credential, opened (not MSP-scoped: workers, and doors that checked
@@ -281,7 +289,7 @@ pub(crate) async fn open(
     let row: SealedRow = sqlx::query_as(
         "select msp_id, tenant_id, client_id, credential_id, sealed_secret, credential_type,
              certificate_der, certificate_thumbprint, certificate_not_before, certificate_not_after,
-             required_permissions
+             required_permissions, capabilities
          from partner_connection where partner_connection_id = $1",
     )
     .bind(id)
@@ -314,6 +322,7 @@ pub(crate) async fn open(
         credential_id: row.credential_id,
         credential,
         required_permissions: row.required_permissions,
+        capabilities: row.capabilities,
     })
 }
 
