@@ -386,6 +386,34 @@ async fn consent_callbacks_with_forged_expired_declined_or_missing_state_change_
         .expect("id")
         .to_owned();
     app.run_pending_jobs().await;
+    // Bulk links: one for every listed customer whose consent is not complete.
+    let response = app
+        .post_json(
+            &format!("/api/v1/partner-connections/{id}/consent-links"),
+            &msp.owner_key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let links: Value = response.json().await.expect("links");
+    let mut pending: Vec<&str> = links["data"]
+        .as_array()
+        .expect("links")
+        .iter()
+        .map(|l| {
+            assert!(
+                l["url"].as_str().is_some_and(|u| u.contains("state=")),
+                "{l}"
+            );
+            l["display_name"].as_str().expect("name")
+        })
+        .collect();
+    pending.sort_unstable();
+    assert_eq!(
+        pending,
+        ["Alpine Ski House", "Proseware Inc", "Wide World Importers"],
+        "every customer not yet complete, and only those"
+    );
     let callback = |query: &str| format!("{}/consent/callback?{query}", app.url);
 
     let forged = reqwest::get(callback(&format!(
@@ -463,6 +491,11 @@ async fn consent_callbacks_with_forged_expired_declined_or_missing_state_change_
             .await
             .expect("count");
     assert_eq!(used, 1, "only the declined answer used a state");
+    let issued: i64 = sqlx::query_scalar("select count(*) from consent_request")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(issued, 5, "three bulk links and two single ones");
 }
 
 #[sqlx::test]
