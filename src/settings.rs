@@ -120,6 +120,8 @@ pub struct MicrosoftSettings {
     pub authority_url: String,
     /// `TENANTRY__MICROSOFT__GRAPH_URL`
     pub graph_url: String,
+    /// `TENANTRY__MICROSOFT__EXCHANGE_URL`: the Exchange Online admin API's host.
+    pub exchange_url: String,
 }
 
 #[derive(Debug, Deserialize)]

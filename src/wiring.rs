@@ -15,7 +15,8 @@ pub fn graph_access(
     let mut config = tenantry_graph::GraphConfig::new(
         &settings.microsoft.authority_url,
         &settings.microsoft.graph_url,
-    );
+    )
+    .with_exchange_url(&settings.microsoft.exchange_url);
     config.extra_ca_pem = extra_ca_pem;
     Ok(tenantry_graph::GraphAccess::new(
         tenantry_graph::GraphHttp::new(config)?,

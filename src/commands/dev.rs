@@ -64,6 +64,7 @@ pub async fn run(json: bool) -> anyhow::Result<ExitCode> {
     };
     settings.microsoft.authority_url = sim.base_url();
     settings.microsoft.graph_url = sim.base_url();
+    settings.microsoft.exchange_url = sim.base_url();
 
     let pool = connect(&settings.database, &database_url).await?;
     tenantry_store::migrate(&pool)

@@ -48,6 +48,7 @@ pub fn test_settings(sim: &tenantry_graph_sim::GraphSim) -> tenantry::settings::
         ("TENANTRY__SECRETS__MASTER_KEY", encode(&TEST_MASTER_KEY)),
         ("TENANTRY__MICROSOFT__AUTHORITY_URL", sim.base_url()),
         ("TENANTRY__MICROSOFT__GRAPH_URL", sim.base_url()),
+        ("TENANTRY__MICROSOFT__EXCHANGE_URL", sim.base_url()),
         ("TENANTRY__HTTP__BODY_LIMIT_BYTES", "65536".into()),
         ("TENANTRY__HTTP__AUTH_FAILURES_PER_MINUTE", "1000".into()),
     ]

@@ -32,6 +32,10 @@ pub enum Capability {
     Mail,
     Sites,
     Teams,
+    /// Exchange Online administration through the admin API (graph-facts-next §2.1):
+    /// `Exchange.ManageAsApp` on the Office 365 Exchange Online resource and an
+    /// Exchange-capable directory role.
+    Exchange,
 }
 
 /// Entra role template ids (graph-facts §6.1).
@@ -40,9 +44,12 @@ pub mod roles {
     pub const PRIVILEGED_AUTHENTICATION_ADMINISTRATOR: &str =
         "7be44c8a-adaf-4e2a-84d6-ab2649e08a13";
     pub const USER_ADMINISTRATOR: &str = "fe930be7-5e62-47db-91af-98c3a49a38b1";
+    pub const EXCHANGE_ADMINISTRATOR: &str = "29232cdf-9323-42fd-ade2-1d097af3e4de";
+    pub const EXCHANGE_RECIPIENT_ADMINISTRATOR: &str = "31392ffb-586c-42d1-9346-e59415a2cc4e";
 
-    /// Built-in roles Tenantry reasons about (template ids from graph-facts §6.1).
-    pub const KNOWN: [(&str, &str); 8] = [
+    /// Built-in roles Tenantry reasons about (template ids from graph-facts §6.1 and
+    /// graph-facts-next §1.10).
+    pub const KNOWN: [(&str, &str); 10] = [
         (GLOBAL_ADMINISTRATOR, "Global Administrator"),
         (
             "e8611ab8-c189-46e8-94e1-60213ab1f814",
@@ -68,6 +75,11 @@ pub mod roles {
         (
             "194ae4cb-b126-40b2-bd5b-6091b380977d",
             "Security Administrator",
+        ),
+        (EXCHANGE_ADMINISTRATOR, "Exchange Administrator"),
+        (
+            EXCHANGE_RECIPIENT_ADMINISTRATOR,
+            "Exchange Recipient Administrator",
         ),
     ];
 
@@ -95,8 +107,17 @@ pub struct RoleDiff {
 
 /// Compares held roles with the needs of `capabilities` (`None`: every capability).
 pub fn role_diff(capabilities: Option<&[Capability]>, held: &BTreeSet<String>) -> RoleDiff {
-    let chosen: Vec<Capability> =
-        capabilities.map_or_else(|| Capability::ALL.to_vec(), <[Capability]>::to_vec);
+    // By default, the capabilities the default required set serves: a role is not
+    // "missing" for a capability (Exchange's) whose permissions nobody asked for.
+    let chosen: Vec<Capability> = capabilities.map_or_else(
+        || {
+            Capability::ALL
+                .into_iter()
+                .filter(|c| c.served_by_default())
+                .collect()
+        },
+        <[Capability]>::to_vec,
+    );
     let mut diff = RoleDiff::default();
     for capability in chosen {
         let needed = capability.needs().directory_roles;
@@ -157,6 +178,21 @@ const APPLICATIONS_READ: &[&str] = &[
     "Directory.Read.All",
     "Directory.ReadWrite.All",
 ];
+/// The Exchange Online resource's app role an app needs (graph-facts-next §2.1), named as
+/// the validator names a granted one.
+pub const EXCHANGE_MANAGE_AS_APP: &str = "Exchange.ManageAsApp";
+/// Its app role id on the resource `00000002-0000-0ff1-ce00-000000000000`.
+pub const EXCHANGE_MANAGE_AS_APP_ID: &str = "dc50a0fb-09a3-484d-be87-e023b12c6440";
+/// Office 365 Exchange Online's application id, the same in every tenant.
+pub const EXCHANGE_APP_ID: &str = "00000002-0000-0ff1-ce00-000000000000";
+/// Roles that cover Tenantry's Exchange cmdlets, reads and writes alike (graph-facts-next
+/// §2.1: "Exchange Administrator … provide the required permissions for any task";
+/// Recipient Administrator covers recipients, the cmdlets Tenantry runs).
+const EXCHANGE_ROLES: &[&str] = &[
+    roles::EXCHANGE_ADMINISTRATOR,
+    roles::EXCHANGE_RECIPIENT_ADMINISTRATOR,
+    roles::GLOBAL_ADMINISTRATOR,
+];
 /// Password reset by an application: User Administrator or higher (graph-facts §6.2).
 const PASSWORD_ROLES: &[&str] = &[
     roles::USER_ADMINISTRATOR,
@@ -173,7 +209,7 @@ pub struct Needs {
 }
 
 impl Capability {
-    pub const ALL: [Capability; 15] = [
+    pub const ALL: [Capability; 16] = [
         Capability::Discovery,
         Capability::Devices,
         Capability::PasswordReset,
@@ -189,6 +225,7 @@ impl Capability {
         Capability::Mail,
         Capability::Sites,
         Capability::Teams,
+        Capability::Exchange,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -208,7 +245,16 @@ impl Capability {
             Capability::Mail => "mail",
             Capability::Sites => "sites",
             Capability::Teams => "teams",
+            Capability::Exchange => "exchange",
         }
+    }
+
+    /// Whether the default required set (Dex's 27) covers every permission it needs.
+    pub fn served_by_default(self) -> bool {
+        self.needs()
+            .permissions
+            .iter()
+            .all(|group| group.iter().any(|p| DEFAULT_REQUIRED.contains(p)))
     }
 
     pub fn needs(self) -> Needs {
@@ -284,6 +330,10 @@ impl Capability {
                     &["AppCatalog.ReadWrite.All"],
                 ],
                 directory_roles: none,
+            },
+            Capability::Exchange => Needs {
+                permissions: &[&[EXCHANGE_MANAGE_AS_APP]],
+                directory_roles: EXCHANGE_ROLES,
             },
         }
     }
@@ -417,8 +467,13 @@ mod tests {
             .into_iter()
             .filter(|c| !evaluate(*c, &granted, &roles).available)
             .collect();
-        // Dex's list has no IdentityRiskyUser.* permission.
-        assert_eq!(unavailable, [Capability::UnblockSignin]);
+        // Dex's list has no IdentityRiskyUser.* permission, nor Exchange's resource.
+        assert_eq!(
+            unavailable,
+            [Capability::UnblockSignin, Capability::Exchange]
+        );
+        assert!(!Capability::Exchange.served_by_default());
+        assert!(Capability::PasswordReset.served_by_default());
     }
 
     #[test]
@@ -459,8 +514,13 @@ mod tests {
             set(&["194ae4cb-b126-40b2-bd5b-6091b380977d"]),
             "Security Administrator is not needed"
         );
-        assert!(diff.missing.is_empty());
-        assert_eq!(diff.not_required.len(), 6);
+        assert!(
+            diff.missing.is_empty(),
+            "Exchange's role is not asked for by default"
+        );
+        assert_eq!(diff.not_required.len(), 8);
+        let exchange = role_diff(Some(&[Capability::Exchange]), &held);
+        assert_eq!(exchange.missing, set(&[roles::EXCHANGE_ADMINISTRATOR]));
         let none = role_diff(Some(&[Capability::PasswordReset]), &BTreeSet::new());
         assert_eq!(none.missing, set(&[roles::USER_ADMINISTRATOR]));
         assert!(

@@ -13,24 +13,18 @@ use crate::capabilities::roles as known_roles;
 /// §1.10).
 pub mod roles {
     pub use crate::capabilities::roles::{
-        GLOBAL_ADMINISTRATOR, PRIVILEGED_AUTHENTICATION_ADMINISTRATOR, USER_ADMINISTRATOR,
+        EXCHANGE_ADMINISTRATOR, EXCHANGE_RECIPIENT_ADMINISTRATOR, GLOBAL_ADMINISTRATOR,
+        PRIVILEGED_AUTHENTICATION_ADMINISTRATOR, USER_ADMINISTRATOR,
     };
     pub const PRIVILEGED_ROLE_ADMINISTRATOR: &str = "e8611ab8-c189-46e8-94e1-60213ab1f814";
-    pub const EXCHANGE_ADMINISTRATOR: &str = "29232cdf-9323-42fd-ade2-1d097af3e4de";
     pub const GLOBAL_READER: &str = "f2ef992c-3afb-46b9-b7cf-a126ee74c451";
     pub const CLOUD_APPLICATION_ADMINISTRATOR: &str = "158c047a-c907-4556-b7ef-446551a6b5f7";
-    pub const EXCHANGE_RECIPIENT_ADMINISTRATOR: &str = "31392ffb-586c-42d1-9346-e59415a2cc4e";
 
-    const MORE: [(&str, &str); 5] = [
-        (EXCHANGE_ADMINISTRATOR, "Exchange Administrator"),
+    const MORE: [(&str, &str); 3] = [
         (GLOBAL_READER, "Global Reader"),
         (
             CLOUD_APPLICATION_ADMINISTRATOR,
             "Cloud Application Administrator",
-        ),
-        (
-            EXCHANGE_RECIPIENT_ADMINISTRATOR,
-            "Exchange Recipient Administrator",
         ),
         (
             "fdd7a751-b60b-444a-984c-02652fe8fa1c",

@@ -44,6 +44,25 @@ impl GraphAccess {
             .await
     }
 
+    /// An organization's app-only token for the Exchange Online admin API (its own cache
+    /// entry: one token per tenant and resource).
+    pub async fn exchange_token(
+        &self,
+        tenant_id: Uuid,
+        client_id: Uuid,
+        credential: &AppCredential,
+    ) -> Result<SecretString, TokenFailure> {
+        self.tokens
+            .token_for(
+                &self.http,
+                &tenant_id.to_string(),
+                &client_id.to_string(),
+                credential,
+                crate::token::EXCHANGE_SCOPE,
+            )
+            .await
+    }
+
     /// Forgets every cached token, so the next call takes one that carries what Entra
     /// grants now (after a permission change an operator knows of).
     pub fn forget_tokens(&self) {

@@ -1,7 +1,7 @@
 //! The Microsoft identity platform and Microsoft Graph client: token acquisition (through
 //! the `oauth2` crate, with Entra's error body classified on `error` and `error_codes`,
 //! never on message text), a token cache with early refresh and single flight, typed
-//! calls for the endpoints Tenantry uses, certificate credentials (reading an uploaded key
+//! calls for the endpoints Tenantry uses, the Exchange Online admin API ([`exchange`]), certificate credentials (reading an uploaded key
 //! and certificate, generating a pair, signing client assertions), error classification
 //! (throttling and outages are never reported as bad credentials), the credential
 //! validator, and partner mode (a multi-tenant app proven in its partner tenant and
@@ -16,6 +16,7 @@ pub mod assertion;
 pub mod calls;
 pub mod certificate;
 mod config;
+pub mod exchange;
 mod http_client;
 pub mod partner;
 pub mod reader;
@@ -24,7 +25,7 @@ pub mod token;
 pub mod validator;
 
 pub use access::GraphAccess;
-pub use config::GraphConfig;
+pub use config::{EXCHANGE_URL, GraphConfig};
 pub use http_client::{GraphHttp, install_default_crypto};
 pub use report::ValidationReport;
 pub use token::{TokenCache, TokenFailure};

@@ -24,6 +24,8 @@ use tenantry_domain::AppCredential;
 use crate::http_client::{GraphHttp, OauthClient};
 
 pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
+/// Exchange Online's resource (graph-facts-next §2.2): one token per (tenant, resource).
+pub const EXCHANGE_SCOPE: &str = "https://outlook.office365.com/.default";
 /// Tokens are refreshed this long before they expire.
 const EARLY_REFRESH: Duration = Duration::from_secs(300);
 /// The most (tenant, client, credential) keys cached; past it, the cache starts over.
@@ -110,9 +112,22 @@ impl TokenCache {
         client_id: &str,
         credential: &AppCredential,
     ) -> Result<SecretString, TokenFailure> {
+        self.token_for(http, tenant, client_id, credential, GRAPH_SCOPE)
+            .await
+    }
+
+    /// [`TokenCache::token`] for another resource's `scope` (Exchange Online's).
+    pub async fn token_for(
+        &self,
+        http: &GraphHttp,
+        tenant: &str,
+        client_id: &str,
+        credential: &AppCredential,
+        scope: &'static str,
+    ) -> Result<SecretString, TokenFailure> {
         let fingerprint = fingerprint(credential);
         let key = format!(
-            "{}|{}|{fingerprint}",
+            "{}|{}|{fingerprint}|{scope}",
             tenant.to_ascii_lowercase(),
             client_id.to_ascii_lowercase()
         );
@@ -128,7 +143,7 @@ impl TokenCache {
             return Ok(token.token.clone());
         }
         let (token, lifetime) =
-            match request_with_retries(http, tenant, client_id, credential).await {
+            match request_with_retries(http, tenant, client_id, credential, scope).await {
                 Ok(issued) => issued,
                 Err(failure) => {
                     // A failed key leaves nothing behind.
@@ -178,10 +193,11 @@ async fn request_with_retries(
     tenant: &str,
     client_id: &str,
     credential: &AppCredential,
+    scope: &str,
 ) -> Result<(SecretString, Duration), TokenFailure> {
     let mut pauses = TOKEN_RETRY_PAUSES.iter();
     loop {
-        match request_token(http, tenant, client_id, credential).await {
+        match request_token_for(http, tenant, client_id, credential, scope).await {
             Err(TokenFailure::Unavailable(cause)) => match pauses.next() {
                 Some(pause) => {
                     tracing::debug!(%cause, "the token endpoint was unavailable; asking again");
@@ -202,6 +218,17 @@ pub async fn request_token(
     client_id: &str,
     credential: &AppCredential,
 ) -> Result<(SecretString, Duration), TokenFailure> {
+    request_token_for(http, tenant, client_id, credential, GRAPH_SCOPE).await
+}
+
+/// [`request_token`] for another resource's `scope`.
+pub async fn request_token_for(
+    http: &GraphHttp,
+    tenant: &str,
+    client_id: &str,
+    credential: &AppCredential,
+    scope: &str,
+) -> Result<(SecretString, Duration), TokenFailure> {
     let url = http.config.token_url(tenant);
     let token_url =
         TokenUrl::new(url.clone()).map_err(|e| TokenFailure::Unavailable(e.to_string()))?;
@@ -213,7 +240,7 @@ pub async fn request_token(
             client
                 .set_client_secret(ClientSecret::new(secret.expose_secret().to_owned()))
                 .exchange_client_credentials()
-                .add_scope(Scope::new(GRAPH_SCOPE.to_owned()))
+                .add_scope(Scope::new(scope.to_owned()))
                 .request_async(&OauthClient(http))
                 .await
         }
@@ -223,7 +250,7 @@ pub async fn request_token(
                     .map_err(|e| TokenFailure::Unusable(e.to_string()))?;
             client
                 .exchange_client_credentials()
-                .add_scope(Scope::new(GRAPH_SCOPE.to_owned()))
+                .add_scope(Scope::new(scope.to_owned()))
                 .add_extra_param("client_assertion_type", crate::assertion::ASSERTION_TYPE)
                 .add_extra_param("client_assertion", assertion.expose_secret().to_owned())
                 .request_async(&OauthClient(http))

@@ -453,6 +453,18 @@ impl Validator {
                     })
                     .filter_map(permissions::permission_of)
                     .map(str::to_owned)
+                    // Exchange Online's one app role (graph-facts-next §2.1) is granted on
+                    // its own resource; its id is that role's everywhere, so it is named
+                    // without reading the Exchange principal.
+                    .chain(
+                        rows.iter()
+                            .any(|row| {
+                                row["appRoleId"].as_str().is_some_and(|id| {
+                                    id.eq_ignore_ascii_case(capabilities::EXCHANGE_MANAGE_AS_APP_ID)
+                                })
+                            })
+                            .then(|| capabilities::EXCHANGE_MANAGE_AS_APP.to_owned()),
+                    )
                     .collect()
             }
             Err(_) => {

@@ -1,0 +1,135 @@
+//! Typed rows of the Exchange cmdlets Tenantry reads: mailboxes with their forwarding
+//! (graph-facts-next §2.6, §2.10.10). Properties the service does not use are dropped,
+//! and `smtp:` prefixes are stripped where Exchange adds them.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// The properties asked for with `Get-Mailbox` (`$select`-like; the cmdlet answers
+/// ~250 otherwise).
+pub const MAILBOX_PROPERTIES: &str = "ExternalDirectoryObjectId,Guid,DisplayName,UserPrincipalName,PrimarySmtpAddress,RecipientTypeDetails,EmailAddresses,ForwardingSmtpAddress,ForwardingAddress,DeliverToMailboxAndForward,HiddenFromAddressListsEnabled,GrantSendOnBehalfTo";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Mailbox {
+    /// Exchange's object guid.
+    pub guid: String,
+    /// The Entra user's object id (`ExternalDirectoryObjectId`), when it has one.
+    pub user_id: Option<String>,
+    pub display_name: String,
+    pub user_principal_name: Option<String>,
+    pub primary_smtp_address: String,
+    /// `UserMailbox`, `SharedMailbox`, `RoomMailbox`, `EquipmentMailbox`, …
+    pub recipient_type_details: String,
+    /// Every address, without the `smtp:`/`SMTP:` prefixes.
+    pub aliases: Vec<String>,
+    /// `ForwardingSmtpAddress` without its `smtp:` prefix: mail to outside addresses.
+    pub forwarding_smtp_address: Option<String>,
+    /// `ForwardingAddress`: an internal recipient (it wins over the SMTP one).
+    pub forwarding_address: Option<String>,
+    pub deliver_to_mailbox_and_forward: bool,
+    pub hidden_from_address_lists: bool,
+    pub grant_send_on_behalf_to: Vec<String>,
+}
+
+fn text(row: &Value, name: &str) -> Option<String> {
+    row[name]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+fn strip_smtp(address: &str) -> String {
+    address
+        .split_once(':')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("smtp"))
+        .map_or(address, |(_, rest)| rest)
+        .to_owned()
+}
+
+fn strings(row: &Value, name: &str) -> Vec<String> {
+    row[name]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect()
+}
+
+impl Mailbox {
+    /// A `Get-Mailbox` row; `None` without its guid or primary address.
+    pub fn from_row(row: &Value) -> Option<Self> {
+        Some(Self {
+            guid: text(row, "Guid")?,
+            user_id: text(row, "ExternalDirectoryObjectId"),
+            display_name: text(row, "DisplayName").unwrap_or_default(),
+            user_principal_name: text(row, "UserPrincipalName"),
+            primary_smtp_address: text(row, "PrimarySmtpAddress")?,
+            recipient_type_details: text(row, "RecipientTypeDetails")
+                .unwrap_or_else(|| "UserMailbox".into()),
+            aliases: strings(row, "EmailAddresses")
+                .iter()
+                .map(|a| strip_smtp(a))
+                .collect(),
+            forwarding_smtp_address: text(row, "ForwardingSmtpAddress").map(|a| strip_smtp(&a)),
+            forwarding_address: text(row, "ForwardingAddress"),
+            deliver_to_mailbox_and_forward: row["DeliverToMailboxAndForward"]
+                .as_bool()
+                .unwrap_or(false),
+            hidden_from_address_lists: row["HiddenFromAddressListsEnabled"]
+                .as_bool()
+                .unwrap_or(false),
+            grant_send_on_behalf_to: strings(row, "GrantSendOnBehalfTo"),
+        })
+    }
+
+    /// The outside domain mail is forwarded to, when the SMTP forwarding leaves every
+    /// domain in `own_domains` (and no internal forwarding overrides it).
+    pub fn outside_forwarding<'d>(
+        &self,
+        own_domains: impl IntoIterator<Item = &'d str>,
+    ) -> Option<String> {
+        if self.forwarding_address.is_some() {
+            return None;
+        }
+        let address = self.forwarding_smtp_address.as_deref()?;
+        let domain = address.rsplit_once('@')?.1.to_ascii_lowercase();
+        let own: Vec<String> = own_domains
+            .into_iter()
+            .map(str::to_ascii_lowercase)
+            .collect();
+        (!own.contains(&domain)).then_some(domain)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_mailbox_row_is_read_with_prefixes_stripped_and_outside_forwarding_seen() {
+        let row = json!({
+            "Guid@odata.type": "#Guid", "Guid": "9feb45ad-0cc9-43dc-a609-2110e2216c15",
+            "ExternalDirectoryObjectId": "7cdbe897-3c7f-4fb6-a369-56408d68081f",
+            "DisplayName": "Calvin", "UserPrincipalName": "C@lvin.ie", "PrimarySmtpAddress": "C@lvin.ie",
+            "RecipientTypeDetails": "UserMailbox",
+            "EmailAddresses@odata.type": "#Collection(String)",
+            "EmailAddresses": ["smtp:c@vdbdx.onmicrosoft.com", "SMTP:C@lvin.ie"],
+            "ForwardingSmtpAddress": "smtp:calvinbergin212@gmail.com", "ForwardingAddress": null,
+            "DeliverToMailboxAndForward": true
+        });
+        let mailbox = Mailbox::from_row(&row).expect("mailbox");
+        assert_eq!(mailbox.aliases, ["c@vdbdx.onmicrosoft.com", "C@lvin.ie"]);
+        assert_eq!(
+            mailbox.forwarding_smtp_address.as_deref(),
+            Some("calvinbergin212@gmail.com")
+        );
+        assert_eq!(
+            mailbox.outside_forwarding(["lvin.ie", "vdbdx.onmicrosoft.com"]),
+            Some("gmail.com".into())
+        );
+        assert_eq!(mailbox.outside_forwarding(["gmail.com"]), None);
+        assert!(Mailbox::from_row(&json!({"DisplayName": "no guid"})).is_none());
+    }
+}
