@@ -12,6 +12,10 @@
 //! after a propagation delay, and the partner tenant answers the GDAP APIs
 //! (`/v1.0/tenantRelationships/…`). `scenario::partner_demo` is the preset.
 //!
+//! The Exchange Online admin API (graph-facts-next §2): `POST
+//! /adminapi/{beta|v1.0}/{tenant}/InvokeCommand` runs the modelled cmdlets on a simulated
+//! Exchange organisation per tenant, for tokens asked for `https://outlook.office365.com/.default`.
+//!
 //! Change-notification subscriptions (`/v1.0/subscriptions`) make the simulator a client
 //! too: it validates notification endpoints when a subscription is created and, while a
 //! [`GraphSim`] runs, a background task POSTs change notifications for user and group
@@ -36,6 +40,7 @@
 
 mod consent;
 mod control;
+mod exchange;
 pub use control::credentials;
 mod faults;
 mod graph;
@@ -463,6 +468,10 @@ pub fn router(state: SimState) -> Router {
         .route("/{tenant}/adminconsent", get(consent::v1))
         .route("/{tenant}/v2.0/adminconsent", get(consent::v2))
         .route("/v1.0/{*path}", axum::routing::any(graph::entry))
+        .route(
+            "/adminapi/{version}/{tenant}/InvokeCommand",
+            axum::routing::any(exchange::invoke),
+        )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             record::observe,

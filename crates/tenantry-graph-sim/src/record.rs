@@ -27,12 +27,20 @@ pub struct RequestRecord {
     /// The `x-ms-throttle-priority` header, when sent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub throttle_priority: Option<String>,
+    /// The cmdlet an Exchange admin API request ran (`Get-Mailbox`), by its canonical name
+    /// (as sent when unknown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cmdlet: Option<String>,
 }
 
 /// The tenant a request concerns: the first path segment of login requests, the `tid` of
 /// the bearer token (read without verification) for Graph requests.
 fn tenant_of(request: &Request) -> Option<String> {
     let path = request.uri().path();
+    if path.starts_with("/adminapi/") {
+        // `/adminapi/{version}/{tenant}/InvokeCommand`: the tenant as addressed.
+        return path.split('/').nth(3).map(str::to_owned);
+    }
     if path.starts_with("/v1.0/") {
         let token = request
             .headers()
@@ -86,6 +94,10 @@ pub async fn observe(State(state): State<SimState>, request: Request, next: Next
         crate::faults::Outcome::Pass => next.run(request).await,
         other => other.respond(),
     };
+    let cmdlet = response
+        .extensions()
+        .get::<crate::exchange::CmdletName>()
+        .map(|c| c.0.clone());
     state.record(RequestRecord {
         at: Utc::now(),
         method,
@@ -94,6 +106,7 @@ pub async fn observe(State(state): State<SimState>, request: Request, next: Next
         status: response.status().as_u16(),
         duration_ms: started.elapsed().as_secs_f64() * 1000.0,
         throttle_priority,
+        cmdlet,
     });
     response
 }

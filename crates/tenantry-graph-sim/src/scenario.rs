@@ -2,6 +2,7 @@
 //! directory roles and sizes. `demo` is built here (`partner_demo` in [`partner`]); tests
 //! build their own with [`TenantSpec`]'s builder methods or load JSON (`PUT /_sim/scenario`).
 
+pub mod exchange;
 pub mod partner;
 
 pub use partner::{
@@ -40,6 +41,9 @@ pub struct TenantSpec {
     /// What the tenant's simulated admin answers on `/adminconsent`.
     #[serde(default)]
     pub consent: ConsentSpec,
+    /// Exchange Online data (graph-facts-next §2); by default a mailbox per user.
+    #[serde(default, skip_serializing_if = "exchange::ExchangeSpec::is_empty")]
+    pub exchange: exchange::ExchangeSpec,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -91,7 +95,8 @@ pub struct CertificateSpec {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ServicePrincipalSpec {
     pub id: Uuid,
-    /// Granted Microsoft Graph application permissions, by value (`User.Read.All`).
+    /// Granted application permissions, by value: Microsoft Graph's (`User.Read.All`) and
+    /// Office 365 Exchange Online's `Exchange.ManageAsApp`.
     pub granted: Vec<String>,
     /// Directory roles held by the service principal, by display name.
     pub directory_roles: Vec<String>,
@@ -135,6 +140,7 @@ impl TenantSpec {
             organization_id_override: None,
             gdap_relationships: Vec::new(),
             consent: ConsentSpec::default(),
+            exchange: exchange::ExchangeSpec::default(),
             apps: vec![AppSpec {
                 client_id,
                 display_name: "Tenantry".to_owned(),
@@ -281,9 +287,11 @@ impl SecretSpec {
 
 /// The `demo` scenario: one tenant for each situation an MSP meets when adding a tenant.
 pub fn demo() -> Scenario {
+    let contoso = TenantSpec::healthy("contoso", "Contoso Ltd", 250).with_exchange_admin();
+    let contoso_exchange = exchange::contoso_exchange(&contoso);
     Scenario {
         tenants: vec![
-            TenantSpec::healthy("contoso", "Contoso Ltd", 250),
+            contoso.with_exchange(contoso_exchange),
             TenantSpec::healthy("fabrikam", "Fabrikam Inc", 120).without_permissions(&[
                 "AuditLog.Read.All",
                 "Sites.Read.All",
@@ -291,7 +299,11 @@ pub fn demo() -> Scenario {
             ]),
             TenantSpec::healthy("northwind", "Northwind Traders", 80).without_service_principal(),
             TenantSpec::healthy("woodgrove", "Woodgrove Bank", 60).with_expired_secret(),
-            TenantSpec::healthy("tailspin", "Tailspin Toys", 40).with_directory_roles(&[]),
+            TenantSpec::healthy("tailspin", "Tailspin Toys", 40)
+                .with_directory_roles(&[])
+                // Exchange.ManageAsApp without an Exchange-capable role: every cmdlet
+                // answers 401 "User is not allowed to call …".
+                .with_exchange_manage_as_app(),
             TenantSpec::healthy("litware", "Litware Inc", 50_000),
         ],
     }

@@ -70,6 +70,23 @@ pub struct Throttle {
     resource_units: HashMap<(Uuid, Uuid), Bucket>,
     writes: HashMap<(Uuid, Uuid), Bucket>,
     risky: HashMap<Uuid, Instant>,
+    /// The Exchange admin API's budget per application and tenant.
+    exchange: HashMap<(Uuid, Uuid), Bucket>,
+}
+
+/// The Exchange admin API's budget: `Rate-Limit-Limit: 30000` was captured (graph-facts-next
+/// §2.6); the window it refers to is UNVERIFIED, the simulator refills it over an hour.
+pub const EXCHANGE_LIMIT: f64 = 30_000.0;
+const EXCHANGE_WINDOW: Duration = Duration::from_secs(3600);
+
+/// What the Exchange budget said about one request.
+pub struct ExchangeVerdict {
+    pub limit: u64,
+    pub remaining: u64,
+    /// Until the budget is full again.
+    pub reset_in: Duration,
+    /// `Some`: throttled, retry after this long.
+    pub retry_after: Option<Duration>,
 }
 
 impl Default for Throttle {
@@ -85,6 +102,25 @@ impl Throttle {
             resource_units: HashMap::new(),
             writes: HashMap::new(),
             risky: HashMap::new(),
+            exchange: HashMap::new(),
+        }
+    }
+
+    /// One request to the Exchange admin API (one unit of its budget).
+    pub fn check_exchange(&mut self, app: Uuid, tenant: Uuid) -> ExchangeVerdict {
+        let capacity = (EXCHANGE_LIMIT * self.scale).max(1.0);
+        let bucket = self
+            .exchange
+            .entry((app, tenant))
+            .or_insert_with(|| Bucket::new(capacity, EXCHANGE_WINDOW));
+        let retry_after = bucket.take(1.0).err();
+        ExchangeVerdict {
+            limit: bucket.capacity as u64,
+            remaining: bucket.tokens.max(0.0).floor() as u64,
+            reset_in: Duration::from_secs_f64(
+                ((bucket.capacity - bucket.tokens) / bucket.per_second).max(0.0),
+            ),
+            retry_after,
         }
     }
 

@@ -36,9 +36,39 @@ pub struct Claims {
     pub sub: String,
     pub tid: String,
     pub ver: String,
+    /// Directory role template ids, in Exchange tokens only (graph-facts-next §2.2: "the
+    /// directory role … is returned in the access token"; the claim name `wids` for this
+    /// resource is UNVERIFIED).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wids: Vec<String>,
 }
 
 pub const GRAPH_AUDIENCE: &str = "https://graph.microsoft.com";
+/// The audience of Exchange Online tokens. UNVERIFIED (graph-facts-next §2.2): the
+/// resource URI the scope names, as Entra does for resources requested by URI.
+pub const EXCHANGE_AUDIENCE: &str = "https://outlook.office365.com";
+
+/// The resource a client-credentials request asks a token for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resource {
+    Graph,
+    Exchange,
+}
+
+impl Resource {
+    fn of_scope(scope: &str) -> Option<Self> {
+        match scope {
+            "https://graph.microsoft.com/.default"
+            | "00000003-0000-0000-c000-000000000000/.default" => Some(Resource::Graph),
+            // graph-facts-next §2.2 (CIPP, ExoHelper); the appId form is accepted like
+            // Graph's.
+            "https://outlook.office365.com/.default"
+            | "https://outlook.office.com/.default"
+            | "00000002-0000-0ff1-ce00-000000000000/.default" => Some(Resource::Exchange),
+            _ => None,
+        }
+    }
+}
 pub const TOKEN_LIFETIME_SECS: i64 = 3599;
 
 /// An AADSTS error as Entra's token endpoint answers it.
@@ -180,10 +210,7 @@ fn issue(
         ));
     }
     let scope = form.get("scope").map(String::as_str).unwrap_or("");
-    if !matches!(
-        scope,
-        "https://graph.microsoft.com/.default" | "00000003-0000-0000-c000-000000000000/.default"
-    ) {
+    let Some(resource) = Resource::of_scope(scope) else {
         return Err(StsError::new(
             StatusCode::BAD_REQUEST,
             "invalid_scope",
@@ -192,7 +219,7 @@ fn issue(
                 "The provided value for the input parameter 'scope' isn't valid. The scope {scope} isn't valid."
             ),
         ));
-    }
+    };
     let world = state.world();
     let Some(index) = world.tenant_index(tenant_key) else {
         // The token endpoint answered `invalid_request` in recorded responses; newer ones
@@ -247,8 +274,29 @@ fn issue(
     };
     let iat = now.timestamp();
     let issuer = format!("https://sts.windows.net/{}/", tenant.id);
+    // The roles granted in this tenant for the asked resource and propagated at minting
+    // time (§1.2): later grants only reach new tokens. Graph tokens never carry
+    // Exchange's roles, nor Exchange tokens Graph's.
+    let (aud, roles, wids) = match resource {
+        Resource::Graph => (
+            GRAPH_AUDIENCE,
+            sp.roles_at(now)
+                .filter_map(crate::permissions::value_of)
+                .map(str::to_owned)
+                .collect(),
+            Vec::new(),
+        ),
+        Resource::Exchange => (
+            EXCHANGE_AUDIENCE,
+            sp.exchange_roles_at(now)
+                .filter_map(crate::model::exchange::role_value_of)
+                .map(str::to_owned)
+                .collect(),
+            sp.directory_roles.iter().map(Uuid::to_string).collect(),
+        ),
+    };
     let claims = Claims {
-        aud: GRAPH_AUDIENCE.to_owned(),
+        aud: aud.to_owned(),
         iss: issuer.clone(),
         iat,
         nbf: iat,
@@ -259,16 +307,11 @@ fn issue(
         idp: issuer,
         idtyp: "app".to_owned(),
         oid: sp.id.to_string(),
-        // The roles granted in this tenant and propagated at minting time (§1.2): later
-        // grants only reach new tokens.
-        roles: sp
-            .roles_at(now)
-            .filter_map(crate::permissions::value_of)
-            .map(str::to_owned)
-            .collect(),
+        roles,
         sub: sp.id.to_string(),
         tid: tenant.id.to_string(),
         ver: "1.0".to_owned(),
+        wids,
     };
     jsonwebtoken::encode(&keys::header(), &claims, &keys::KEYS.encoding).map_err(|e| {
         StsError::new(
@@ -581,8 +624,13 @@ pub async fn jwks(Path(_tenant): Path<String>) -> Response {
 
 /// Verifies a Graph bearer token: signature, expiry, audience. Returns its claims.
 pub fn verify(token: &str) -> Result<Claims, jsonwebtoken::errors::Error> {
+    verify_for(token, GRAPH_AUDIENCE)
+}
+
+/// Verifies a bearer token for `audience` (Graph's or Exchange's).
+pub fn verify_for(token: &str, audience: &str) -> Result<Claims, jsonwebtoken::errors::Error> {
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
-    validation.set_audience(&[GRAPH_AUDIENCE]);
+    validation.set_audience(&[audience]);
     validation.leeway = 0;
     jsonwebtoken::decode::<Claims>(token, &keys::KEYS.decoding, &validation).map(|data| data.claims)
 }

@@ -208,6 +208,27 @@ fn graph_service_principal(tenant: &Tenant) -> Value {
     })
 }
 
+/// The Office 365 Exchange Online service principal, present in every tenant, with its
+/// `Exchange.ManageAsApp` app role (graph-facts-next §2.1).
+fn exchange_service_principal(tenant: &Tenant) -> Value {
+    use crate::model::exchange::{EXCHANGE_APP_ID, MANAGE_AS_APP, MANAGE_AS_APP_ID};
+    json!({
+        "id": tenant.exchange_sp_id,
+        "deletedDateTime": null,
+        "accountEnabled": true,
+        "appDisplayName": "Office 365 Exchange Online",
+        "appId": EXCHANGE_APP_ID,
+        "appOwnerOrganizationId": "f8cdef31-a31e-4b4a-93e4-5f571e91255a",
+        "appRoleAssignmentRequired": false,
+        "appRoles": [{"allowedMemberTypes": ["Application"], "description": "Allows the app to manage the organization's Exchange environment without any user interaction. This includes mailboxes, groups, and other configuration objects. To enable management actions, an admin must assign the appropriate roles directly to the app.",
+            "displayName": "Manage Exchange As Application", "id": MANAGE_AS_APP_ID, "isEnabled": true, "origin": "Application", "value": MANAGE_AS_APP}],
+        "displayName": "Office 365 Exchange Online",
+        "servicePrincipalType": "Application",
+        "signInAudience": "AzureADMultipleOrgs",
+        "tags": [],
+    })
+}
+
 fn app_service_principal(
     tenant: &Tenant,
     app: &crate::model::App,
@@ -252,6 +273,11 @@ fn all_service_principals(tenant: &Tenant) -> Vec<(Uuid, String, Value)> {
         GRAPH_APP_ID.to_owned(),
         graph_service_principal(tenant),
     )];
+    all.push((
+        tenant.exchange_sp_id,
+        crate::model::exchange::EXCHANGE_APP_ID.to_owned(),
+        exchange_service_principal(tenant),
+    ));
     let now = chrono::Utc::now();
     for app in &tenant.apps {
         if let Some(sp) = app.sp_at(now).filter(|sp| !sp.not_yet_in_graph) {
@@ -353,16 +379,31 @@ fn service_principal(
             let display = body["displayName"].clone();
             // Grants still propagating are not shown yet.
             let now = chrono::Utc::now();
-            let grants: Vec<(String, Uuid, chrono::DateTime<chrono::Utc>)> = tenant
+            // Graph's grants first, then Office 365 Exchange Online's (`Exchange.ManageAsApp`).
+            let grants: Vec<(String, Uuid, chrono::DateTime<chrono::Utc>, Uuid, &str)> = tenant
                 .apps
                 .iter()
                 .filter_map(|a| a.sp.as_ref())
                 .find(|sp| sp.id == sp_id)
                 .map(|sp| {
-                    sp.granted
-                        .iter()
-                        .filter(|(_, _, created)| *created <= now)
-                        .cloned()
+                    let graph = sp.granted.iter().map(|(id, role, at)| {
+                        (id, role, at, tenant.graph_sp_id, "Microsoft Graph")
+                    });
+                    let exchange = sp.exchange_granted.iter().map(|(id, role, at)| {
+                        (
+                            id,
+                            role,
+                            at,
+                            tenant.exchange_sp_id,
+                            "Office 365 Exchange Online",
+                        )
+                    });
+                    graph
+                        .chain(exchange)
+                        .filter(|(_, _, created, _, _)| **created <= now)
+                        .map(|(id, role, at, resource, name)| {
+                            (id.clone(), *role, *at, resource, name)
+                        })
                         .collect()
                 })
                 .unwrap_or_default();
@@ -372,7 +413,7 @@ fn service_principal(
                 .iter()
                 .skip(start)
                 .take(top)
-                .map(|(id, role, created)| json!({
+                .map(|(id, role, created, resource, resource_name)| json!({
                     "id": id,
                     "deletedDateTime": null,
                     "appRoleId": role,
@@ -380,8 +421,8 @@ fn service_principal(
                     "principalDisplayName": display,
                     "principalId": sp_id,
                     "principalType": "ServicePrincipal",
-                    "resourceDisplayName": "Microsoft Graph",
-                    "resourceId": tenant.graph_sp_id,
+                    "resourceDisplayName": resource_name,
+                    "resourceId": resource,
                 }))
                 .collect();
             let mut body =

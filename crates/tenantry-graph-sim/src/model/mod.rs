@@ -2,6 +2,7 @@
 //! users, groups, roles, licences, devices, risk and authentication methods. Built from a
 //! [`Scenario`]; writes made through the Graph API change it in memory.
 
+pub mod exchange;
 pub mod ids;
 pub mod methods;
 pub mod partner;
@@ -50,7 +51,7 @@ impl SizeClass {
 }
 
 /// Entra built-in roles the simulator knows (template ids from graph-facts §6.1).
-pub const ROLE_TEMPLATES: [(&str, &str, &str); 10] = [
+pub const ROLE_TEMPLATES: [(&str, &str, &str); 11] = [
     (
         "62e90394-69f5-4237-9190-012177145e10",
         "Global Administrator",
@@ -101,6 +102,12 @@ pub const ROLE_TEMPLATES: [(&str, &str, &str); 10] = [
         "f2ef992c-3afb-46b9-b7cf-a126ee74c451",
         "Global Reader",
         "Can read everything that a Global Administrator can, but not update anything.",
+    ),
+    // graph-facts-next §2.1 (Exchange-capable roles).
+    (
+        "31392ffb-586c-42d1-9346-e59415a2cc4e",
+        "Exchange Recipient Administrator",
+        "Can create or update Exchange Online recipients within the Exchange Online organization.",
     ),
 ];
 
@@ -157,6 +164,9 @@ pub struct ServicePrincipal {
     /// (assignment id, app role id, created); a grant whose `created` is still ahead is
     /// propagating: not yet in tokens or in Graph.
     pub granted: Vec<(String, Uuid, DateTime<Utc>)>,
+    /// The same for Office 365 Exchange Online's app roles (`Exchange.ManageAsApp`): in
+    /// Exchange tokens only, never in Graph's.
+    pub exchange_granted: Vec<(String, Uuid, DateTime<Utc>)>,
     pub directory_roles: Vec<Uuid>,
     /// Tokens are issued for it, but Graph reads of it answer 404 (replication lag).
     pub not_yet_in_graph: bool,
@@ -281,6 +291,12 @@ pub struct Tenant {
     pub relationships: Vec<RelationshipSpec>,
     /// What the simulated admin answers on `/adminconsent`.
     pub consent: ConsentSpec,
+    /// The Office 365 Exchange Online service principal's object id in this tenant.
+    pub exchange_sp_id: Uuid,
+    /// What the Exchange organisation is built from, on first use.
+    pub exchange_spec: crate::scenario::exchange::ExchangeSpec,
+    /// The Exchange Online organisation, once an admin API call asked for it.
+    pub exchange: Option<exchange::Exchange>,
 }
 
 /// Users whose index has this remainder mod 97 are at risk.
@@ -354,6 +370,12 @@ impl Tenant {
                             .filter_map(|value| permissions::id_of(value))
                             .map(|role| (assignment_id(sp.id, role), role, created))
                             .collect(),
+                        exchange_granted: sp
+                            .granted
+                            .iter()
+                            .filter_map(|value| exchange::role_id_of(value))
+                            .map(|role| (assignment_id(sp.id, role), role, created))
+                            .collect(),
                         directory_roles,
                         not_yet_in_graph: sp.not_yet_in_graph,
                     }
@@ -389,6 +411,9 @@ impl Tenant {
             subscriptions: Subscriptions::default(),
             relationships: spec.gdap_relationships.clone(),
             consent: spec.consent,
+            exchange_sp_id: ids::named(&format!("{}.exchange-sp", spec.name)),
+            exchange_spec: spec.exchange.clone(),
+            exchange: None,
         }
     }
 
@@ -415,6 +440,14 @@ impl Tenant {
 
     pub fn is_risky(&self, user: u32) -> bool {
         user % RISKY_MODULUS == RISKY_REMAINDER && !self.dismissed_risk.contains(&user)
+    }
+
+    /// The Exchange Online organisation, built from the users and the spec on first use.
+    pub fn exchange_mut(&mut self) -> &mut exchange::Exchange {
+        let (name, domains, users, spec) =
+            (&self.name, &self.domains, &self.users, &self.exchange_spec);
+        self.exchange
+            .get_or_insert_with(|| exchange::Exchange::build(name, domains, users, spec))
     }
 
     pub fn initial_domain(&self) -> &str {

@@ -21,6 +21,14 @@ impl ServicePrincipal {
             .filter(move |(_, _, created)| *created <= now)
             .map(|(_, role, _)| *role)
     }
+
+    /// The Exchange Online app role ids granted and propagated at `now`.
+    pub fn exchange_roles_at(&self, now: DateTime<Utc>) -> impl Iterator<Item = Uuid> + '_ {
+        self.exchange_granted
+            .iter()
+            .filter(move |(_, _, created)| *created <= now)
+            .map(|(_, role, _)| *role)
+    }
 }
 
 impl App {
@@ -188,6 +196,7 @@ impl Tenant {
             id: super::ids::named(&format!("{name}.{}.sp", grant.client_id)),
             since: now + sp_delay,
             granted: Vec::new(),
+            exchange_granted: Vec::new(),
             directory_roles: Vec::new(),
             not_yet_in_graph: false,
         });
