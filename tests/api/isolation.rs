@@ -182,7 +182,8 @@ async fn another_msps_key_sees_and_touches_nothing_on_any_route(pool: PgPool) {
                 .replace("{action}", "password_reset")
                 .replace("{endpoint}", &victim_endpoint)
                 .replace("{organization}", &victim_org)
-                .replace("{tenant}", &app.demo("contoso").id.to_string());
+                .replace("{tenant}", &app.demo("contoso").id.to_string())
+                .replace("{mailbox}", "probe@contoso.onmicrosoft.com");
             assert!(
                 !concrete.contains('{'),
                 "{method} {path}: add a victim fixture for this path parameter"

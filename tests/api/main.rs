@@ -7,6 +7,7 @@ mod auth;
 mod certificates;
 mod change_notifications;
 mod discovery;
+mod exchange;
 mod helpers;
 mod http_conventions;
 mod isolation;

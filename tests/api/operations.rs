@@ -10,7 +10,7 @@ use crate::helpers::{TestApp, assert_problem};
 
 /// Every operation the API serves. Adding a route without documenting it, or documenting
 /// one that is not served, fails a test below.
-const OPERATIONS: [(&str, &str); 75] = [
+const OPERATIONS: [(&str, &str); 77] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -92,6 +92,8 @@ const OPERATIONS: [(&str, &str); 75] = [
     ("post", "/api/v1/partner-connections/{id}/customers/connect"),
     ("get", "/consent/callback"),
     ("get", "/api/v1/partner-connections/{id}/certificate.cer"),
+    ("get", "/api/v1/organizations/{id}/mailboxes"),
+    ("get", "/api/v1/organizations/{id}/mailboxes/{mailbox}"),
 ];
 
 async fn openapi(app: &TestApp) -> Value {

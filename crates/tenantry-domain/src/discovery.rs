@@ -18,11 +18,13 @@ pub enum Section {
     Devices,
     RiskyUsers,
     AppSecret,
+    /// Exchange Online mailboxes (the admin API's `Get-Mailbox`).
+    Mailboxes,
 }
 
 impl Section {
     /// Every section, in the order a full run reports them.
-    pub const ALL: [Section; 11] = [
+    pub const ALL: [Section; 12] = [
         Section::Organization,
         Section::Domains,
         Section::Users,
@@ -34,6 +36,7 @@ impl Section {
         Section::Devices,
         Section::RiskyUsers,
         Section::AppSecret,
+        Section::Mailboxes,
     ];
 
     /// How long a section stays fresh for delta runs: users and groups are read by every
@@ -49,9 +52,10 @@ impl Section {
         match self {
             Section::Users | Section::Groups | Section::GroupMembers => None,
             Section::Devices | Section::RiskyUsers => Some(TimeDelta::hours(4)),
-            Section::DirectoryRoles | Section::ServicePrincipals | Section::Licenses => {
-                Some(TimeDelta::hours(12))
-            }
+            Section::DirectoryRoles
+            | Section::ServicePrincipals
+            | Section::Licenses
+            | Section::Mailboxes => Some(TimeDelta::hours(12)),
             Section::Organization | Section::Domains | Section::AppSecret => {
                 Some(TimeDelta::hours(24))
             }
@@ -72,6 +76,7 @@ impl Section {
             Section::Devices => "devices",
             Section::RiskyUsers => "risky_users",
             Section::AppSecret => "app_secret",
+            Section::Mailboxes => "mailboxes",
         }
     }
 
@@ -89,6 +94,10 @@ impl Section {
             Section::ServicePrincipals | Section::AppSecret => "Application.Read.All",
             Section::Devices => "DeviceManagementManagedDevices.ReadWrite.All",
             Section::RiskyUsers => "IdentityRiskyUser.Read.All",
+            // An app role of the Exchange Online resource, with an Exchange role.
+            Section::Mailboxes => {
+                "Exchange.ManageAsApp (Office 365 Exchange Online) with the Exchange Administrator role"
+            }
         }
     }
 

@@ -131,6 +131,11 @@ impl DiscoveryHandler {
             client_id: context.client_id,
             in_use: InUse::of(&context.credential),
             delta: context.run.mode == "delta",
+            exchange: Arc::new(ExchangeReach {
+                graph: self.graph.clone(),
+                tenant_id: context.tenant_id,
+                credential: context.credential.clone(),
+            }),
         }
     }
 
@@ -406,6 +411,23 @@ fn database(error: StoreError) -> GraphFailure {
 }
 
 /// Reads one section of one run.
+/// An Exchange failure in the terms sections speak: a refusal of the cmdlet is a
+/// skipped section, throttling and outages are retried, anything else fails it.
+fn exchange_failure(failure: tenantry_graph::exchange::ExchangeFailure) -> GraphFailure {
+    use tenantry_graph::exchange::ExchangeFailure as F;
+    match failure {
+        F::Throttled { retry_after } => GraphFailure::Throttled { retry_after },
+        F::Unavailable(cause) => GraphFailure::Unavailable(cause),
+        F::NotAllowed { .. } => GraphFailure::Denied {
+            code: "Authorization_RequestDenied".into(),
+        },
+        F::NotFound { exception, .. } | F::Refused { exception, .. } => GraphFailure::Unexpected {
+            status: 400,
+            code: exception,
+        },
+    }
+}
+
 struct SectionWorker {
     store: DiscoveryStore,
     reader: Arc<Reader>,
@@ -413,6 +435,15 @@ struct SectionWorker {
     client_id: Uuid,
     in_use: InUse,
     delta: bool,
+    /// What the Exchange sections sign in with: their own token, for Exchange's resource.
+    exchange: Arc<ExchangeReach>,
+}
+
+/// The organization's way to its Exchange Online admin API.
+struct ExchangeReach {
+    graph: GraphAccess,
+    tenant_id: Uuid,
+    credential: tenantry_domain::AppCredential,
 }
 
 /// What the app-secret section looks for: the secret in use by Entra's hint (its first
@@ -471,6 +502,7 @@ impl SectionWorker {
                     .await
             }
             Section::AppSecret => self.app_secret().await,
+            Section::Mailboxes => self.mailboxes().await,
         };
         match result {
             Ok((count, delta_link)) => SectionEnd::Staged { count, delta_link },
@@ -482,6 +514,46 @@ impl SectionWorker {
             }
             Err(failure) => SectionEnd::Failed(failure),
         }
+    }
+
+    /// Every mailbox (`Get-Mailbox -ResultSize Unlimited`, paged by the client), with its
+    /// forwarding and whether that leaves the tenant. A refusal of the cmdlet (no
+    /// `Exchange.ManageAsApp`, or no Exchange role: 401) skips the section.
+    async fn mailboxes(&self) -> Result<(usize, Option<String>), GraphFailure> {
+        use tenantry_graph::exchange::{Cmdlet, Exchange, mailbox};
+        let reach = &self.exchange;
+        let token = reach
+            .graph
+            .exchange_token(reach.tenant_id, self.client_id, &reach.credential)
+            .await
+            .map_err(|failure| match failure {
+                tenantry_graph::TokenFailure::Unavailable(cause) => {
+                    GraphFailure::Unavailable(cause)
+                }
+                _ => GraphFailure::Denied {
+                    code: "Authorization_RequestDenied".into(),
+                },
+            })?;
+        let exchange = Exchange::new(reach.graph.http(), &token, reach.tenant_id);
+        let rows = exchange
+            .run(
+                &Cmdlet::new("Get-Mailbox", json!({"ResultSize": "Unlimited"}))
+                    .select(mailbox::MAILBOX_PROPERTIES),
+            )
+            .await
+            .map_err(exchange_failure)?;
+        let mut mailboxes: Vec<mailbox::Mailbox> =
+            rows.iter().filter_map(mailbox::Mailbox::from_row).collect();
+        mailbox::flag_outside_forwarding(&mut mailboxes);
+        for chunk in mailboxes.chunks(1000) {
+            let objects = serde_json::to_string(chunk)
+                .map_err(|e| GraphFailure::Unavailable(format!("mailboxes: {e}")))?;
+            self.store
+                .write_page(self.keys, Section::Mailboxes.name(), "guid", &objects)
+                .await
+                .map_err(database)?;
+        }
+        Ok((mailboxes.len(), None))
     }
 
     /// Pages through a collection, writing each page; returns the count.

@@ -368,3 +368,68 @@ pub(crate) async fn objects(
         .fetch_all(db)
         .await?)
 }
+
+/// What a mailbox list is narrowed to.
+#[derive(Clone, Debug, Default)]
+pub struct MailboxFilter {
+    /// `RecipientTypeDetails`, e.g. `SharedMailbox`.
+    pub recipient_type: Option<String>,
+    /// Part of the display name or of an address, case-insensitive.
+    pub q: Option<String>,
+    /// Only mailboxes forwarding outside the tenant.
+    pub forwarding_outside: bool,
+}
+
+/// A page of the organization's mailboxes (the `mailboxes` section), by Exchange guid.
+pub(crate) async fn mailboxes(
+    db: &PgPool,
+    organization: Uuid,
+    filter: &MailboxFilter,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<InventoryObject>, StoreError> {
+    let sql = format!(
+        "select object_id as id, display_name, data from inventory_object
+         where organization_id = $1 and generation = {CURRENT} and section = 'mailboxes'
+           and ($2::text is null or data->>'recipientTypeDetails' = $2)
+           and ($3::text is null or display_name ilike $3 or data->>'primarySmtpAddress' ilike $3)
+           and (not $4 or data->>'outsideForwardingDomain' is not null)
+           and ($5::text is null or object_id > $5)
+         order by object_id limit $6"
+    );
+    let pattern = filter.q.as_deref().map(|q| {
+        let escaped = q
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        format!("%{escaped}%")
+    });
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(organization)
+        .bind(filter.recipient_type.as_deref())
+        .bind(pattern)
+        .bind(filter.forwarding_outside)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(db)
+        .await?)
+}
+
+/// One mailbox of the organization by its Exchange guid or primary address.
+pub(crate) async fn mailbox(
+    db: &PgPool,
+    organization: Uuid,
+    key: &str,
+) -> Result<Option<InventoryObject>, StoreError> {
+    let sql = format!(
+        "select object_id as id, display_name, data from inventory_object
+         where organization_id = $1 and generation = {CURRENT} and section = 'mailboxes'
+           and (object_id = $2 or lower(data->>'primarySmtpAddress') = lower($2))
+         limit 1"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(organization)
+        .bind(key)
+        .fetch_optional(db)
+        .await?)
+}

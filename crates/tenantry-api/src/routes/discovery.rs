@@ -364,3 +364,102 @@ pub async fn list_devices(
 ) -> Result<Json<Paginated<Value>>, ApiError> {
     objects(&caller, id, "devices", query).await
 }
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct MailboxQuery {
+    /// `user`, `shared`, `room` or `equipment`.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    kind: Option<String>,
+    /// Part of the display name or primary address (case-insensitive).
+    q: Option<String>,
+    /// `outside`: only mailboxes forwarding mail outside the tenant (a classic sign of a
+    /// compromised mailbox).
+    forwarding: Option<String>,
+    /// Rows per page, 1–100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// Exchange's `RecipientTypeDetails` for a `type` filter value.
+fn recipient_type(kind: &str) -> Option<&'static str> {
+    match kind {
+        "user" => Some("UserMailbox"),
+        "shared" => Some("SharedMailbox"),
+        "room" => Some("RoomMailbox"),
+        "equipment" => Some("EquipmentMailbox"),
+        _ => None,
+    }
+}
+
+/// The organization's Exchange Online mailboxes from the inventory, with their forwarding
+/// (`outsideForwardingDomain` is set when mail leaves the tenant).
+#[utoipa::path(get, path = "/api/v1/organizations/{id}/mailboxes", tag = "inventory", security(("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The organization's id"), MailboxQuery),
+    responses((status = 200, description = "A page of mailboxes", body = Paginated<crate::schemas::InventoryObject>),
+        (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
+pub async fn list_mailboxes(
+    caller: Caller,
+    ApiPath(id): ApiPath<OrganizationId>,
+    ApiQuery(query): ApiQuery<MailboxQuery>,
+) -> Result<Json<Paginated<Value>>, ApiError> {
+    let page = PageQuery::new(query.limit, query.cursor).to_page()?;
+    let mut errors = Vec::new();
+    let recipient = match query.kind.as_deref() {
+        None => None,
+        Some(kind) => recipient_type(kind).or_else(|| {
+            errors.push(FieldError::new(
+                "type",
+                "must be user, shared, room or equipment",
+            ));
+            None
+        }),
+    };
+    let forwarding_outside = match query.forwarding.as_deref() {
+        None => false,
+        Some("outside") => true,
+        Some(_) => {
+            errors.push(FieldError::new("forwarding", "must be outside"));
+            false
+        }
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let filter = tenantry_store::inventory::MailboxFilter {
+        recipient_type: recipient.map(str::to_owned),
+        q: search_text("q", query.q)?,
+        forwarding_outside,
+    };
+    let rows = caller
+        .scope()
+        .inventory_mailboxes(id, &filter, page)
+        .await?;
+    Ok(Json(Paginated::from_rows(
+        rows,
+        page,
+        |o| Uuid::parse_str(&o.id).unwrap_or_default(),
+        to_json,
+    )))
+}
+
+/// One mailbox by its Exchange guid or primary address.
+#[utoipa::path(get, path = "/api/v1/organizations/{id}/mailboxes/{mailbox}", tag = "inventory", security(("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The organization's id"),
+        ("mailbox" = String, Path, description = "The mailbox's Exchange guid or primary address")),
+    responses((status = 200, description = "The mailbox", body = crate::schemas::InventoryObject),
+        (status = 404, description = "No such organization for this key, or no such mailbox", body = Problem, content_type = PROBLEM)))]
+pub async fn get_mailbox(
+    caller: Caller,
+    ApiPath((id, mailbox)): ApiPath<(OrganizationId, String)>,
+) -> Result<Json<Value>, ApiError> {
+    if mailbox.len() > 320 {
+        return Err(ApiError::NotFound);
+    }
+    let found = caller.scope().inventory_mailbox(id, &mailbox).await?;
+    Ok(Json(to_json(found)))
+}

@@ -80,6 +80,8 @@ pub fn all() -> OpenApiRouter<AppState> {
         .routes(routes!(discovery::list_licenses))
         .routes(routes!(discovery::list_applications))
         .routes(routes!(discovery::list_devices))
+        .routes(routes!(discovery::list_mailboxes))
+        .routes(routes!(discovery::get_mailbox))
         .routes(routes!(discovery::list_approver_proposals))
         .routes(routes!(jobs::list_jobs))
         .routes(routes!(jobs::get_job))

@@ -9,7 +9,9 @@ use serde_json::Value;
 /// ~250 otherwise).
 pub const MAILBOX_PROPERTIES: &str = "ExternalDirectoryObjectId,Guid,DisplayName,UserPrincipalName,PrimarySmtpAddress,RecipientTypeDetails,EmailAddresses,ForwardingSmtpAddress,ForwardingAddress,DeliverToMailboxAndForward,HiddenFromAddressListsEnabled,GrantSendOnBehalfTo";
 
+/// Stored and answered in camelCase, as the inventory's other objects (Graph's) are.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Mailbox {
     /// Exchange's object guid.
     pub guid: String,
@@ -29,6 +31,9 @@ pub struct Mailbox {
     pub deliver_to_mailbox_and_forward: bool,
     pub hidden_from_address_lists: bool,
     pub grant_send_on_behalf_to: Vec<String>,
+    /// The outside domain mail is forwarded to (see [`Mailbox::outside_forwarding`]),
+    /// filled in once the tenant's domains are known.
+    pub outside_forwarding_domain: Option<String>,
 }
 
 fn text(row: &Value, name: &str) -> Option<String> {
@@ -80,6 +85,7 @@ impl Mailbox {
                 .as_bool()
                 .unwrap_or(false),
             grant_send_on_behalf_to: strings(row, "GrantSendOnBehalfTo"),
+            outside_forwarding_domain: None,
         })
     }
 
@@ -99,6 +105,21 @@ impl Mailbox {
             .map(str::to_ascii_lowercase)
             .collect();
         (!own.contains(&domain)).then_some(domain)
+    }
+}
+
+/// Marks each mailbox that forwards outside the tenant: outside means a domain none of the
+/// tenant's mailboxes has an address in (the domains Exchange accepts mail for, as far as
+/// the mailboxes show them).
+pub fn flag_outside_forwarding(mailboxes: &mut [Mailbox]) {
+    let own: std::collections::BTreeSet<String> = mailboxes
+        .iter()
+        .flat_map(|m| std::iter::once(&m.primary_smtp_address).chain(m.aliases.iter()))
+        .filter_map(|a| a.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()))
+        .collect();
+    for mailbox in mailboxes {
+        mailbox.outside_forwarding_domain =
+            mailbox.outside_forwarding(own.iter().map(String::as_str));
     }
 }
 

@@ -31,11 +31,22 @@ const MAX_PAGES: usize = 1000;
 pub struct Cmdlet {
     pub name: &'static str,
     pub parameters: Value,
+    /// `$select`: the properties to answer (all ~250 otherwise, for mailboxes).
+    pub select: Option<&'static str>,
 }
 
 impl Cmdlet {
     pub fn new(name: &'static str, parameters: Value) -> Self {
-        Self { name, parameters }
+        Self {
+            name,
+            parameters,
+            select: None,
+        }
+    }
+
+    pub fn select(mut self, properties: &'static str) -> Self {
+        self.select = Some(properties);
+        self
     }
 
     fn body(&self) -> Value {
@@ -64,6 +75,9 @@ impl<'a> Exchange<'a> {
     pub async fn run(&self, cmdlet: &Cmdlet) -> Result<Vec<Value>, ExchangeFailure> {
         let body = cmdlet.body();
         let mut url = self.http.config().invoke_command(&self.tenant.to_string());
+        if let Some(select) = cmdlet.select {
+            url = format!("{url}?$select={select}");
+        }
         let mut rows = Vec::new();
         for _ in 0..MAX_PAGES {
             let page = self.post(&url, &body, cmdlet.name).await?;

@@ -92,6 +92,37 @@ impl MspScope<'_> {
         .await
     }
 
+    /// A page of the organization's mailboxes, narrowed by `filter`.
+    pub async fn inventory_mailboxes(
+        &self,
+        id: OrganizationId,
+        filter: &inventory::MailboxFilter,
+        page: Page,
+    ) -> Result<Vec<inventory::InventoryObject>, StoreError> {
+        self.ensure_organization(id).await?;
+        let after = page.after.map(|a| a.to_string());
+        inventory::mailboxes(
+            self.pool,
+            id.as_uuid(),
+            filter,
+            after.as_deref(),
+            page.limit,
+        )
+        .await
+    }
+
+    /// One mailbox by its Exchange guid or primary address.
+    pub async fn inventory_mailbox(
+        &self,
+        id: OrganizationId,
+        key: &str,
+    ) -> Result<inventory::InventoryObject, StoreError> {
+        self.ensure_organization(id).await?;
+        inventory::mailbox(self.pool, id.as_uuid(), key)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
     /// A user of the inventory by object id, user principal name or mail.
     pub async fn inventory_user_by_key(
         &self,

@@ -1,0 +1,146 @@
+//! Exchange Online through the admin API against the simulator: the exchange capability
+//! in the validation report (working, and the Exchange role missing), the mailboxes
+//! discovery section (paged, skipped with the reason when refused), and the mailbox
+//! inventory with its outside-forwarding flag.
+
+use serde_json::Value;
+use sqlx::PgPool;
+use tenantry_graph_sim::scenario::exchange::{CONTOSO_FORWARDING_USER, CONTOSO_OUTSIDE_ADDRESS};
+
+use crate::helpers::{TestApp, assert_problem};
+
+fn capability<'a>(validation: &'a Value, name: &str) -> &'a Value {
+    validation["capabilities"]
+        .as_array()
+        .expect("capabilities")
+        .iter()
+        .find(|c| c["capability"] == name)
+        .unwrap_or_else(|| panic!("capability {name} in {validation}"))
+}
+
+#[sqlx::test]
+async fn mailboxes_are_discovered_with_their_outside_forwarding_flagged(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Northwind MSP").await;
+    let response = app
+        .post_json(
+            "/api/v1/organizations",
+            &msp.owner_key,
+            app.connect_body("contoso"),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.expect("created");
+    let exchange = capability(&created["validation"], "exchange");
+    assert_eq!(exchange["available"], true, "{exchange}");
+    let organization = created["organization"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let run = created["discovery_run_id"]
+        .as_str()
+        .expect("run")
+        .to_owned();
+    let finished = app.finished_run(&msp.owner_key, &organization, &run).await;
+    assert_eq!(finished["state"], "succeeded", "{finished}");
+    assert_eq!(
+        finished["sections"]["mailboxes"]["status"], "done",
+        "{finished}"
+    );
+    assert_eq!(finished["sections"]["mailboxes"]["count"], 255);
+    let contoso = app.demo("contoso");
+    let invoked = app
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.contains("/InvokeCommand"))
+        .count();
+    assert!(invoked >= 1, "the admin API was called");
+
+    let path = format!("/api/v1/organizations/{organization}/mailboxes");
+    let all = app.get_all(&path, &msp.owner_key).await;
+    assert_eq!(all.len(), 255, "a mailbox per user and five shared ones");
+    let shared = app
+        .get_all(&format!("{path}?type=shared"), &msp.owner_key)
+        .await;
+    assert_eq!(shared.len(), 5);
+    assert!(
+        shared
+            .iter()
+            .all(|m| m["data"]["recipientTypeDetails"] == "SharedMailbox")
+    );
+    let outside = app
+        .get_all(&format!("{path}?forwarding=outside"), &msp.owner_key)
+        .await;
+    assert_eq!(outside.len(), 1, "{outside:?}");
+    let victim = &outside[0]["data"];
+    assert_eq!(victim["forwardingSmtpAddress"], CONTOSO_OUTSIDE_ADDRESS);
+    assert_eq!(victim["outsideForwardingDomain"], "outside-example.net");
+    let victim_upn = contoso.user_upn(CONTOSO_FORWARDING_USER).expect("upn");
+    assert_eq!(victim["userPrincipalName"], victim_upn.as_str());
+    let address = victim["primarySmtpAddress"].as_str().expect("address");
+    let one: Value = app
+        .get(&format!("{path}/{address}"), &msp.owner_key)
+        .await
+        .json()
+        .await
+        .expect("mailbox");
+    assert_eq!(one["data"]["guid"], victim["guid"]);
+    assert_problem(
+        app.get(&format!("{path}/nobody@nowhere.example"), &msp.owner_key)
+            .await,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+    assert_problem(
+        app.get(&format!("{path}?type=mailbag"), &msp.owner_key)
+            .await,
+        422,
+        "INVALID_REQUEST",
+    )
+    .await;
+    // Another MSP sees none of it.
+    let other = app.create_msp("Contoso MSP").await;
+    assert_problem(app.get(&path, &other.owner_key).await, 404, "NOT_FOUND").await;
+}
+
+#[sqlx::test]
+async fn without_an_exchange_role_the_capability_says_so_and_the_section_is_skipped(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Northwind MSP").await;
+    let response = app
+        .post_json(
+            "/api/v1/organizations",
+            &msp.owner_key,
+            app.connect_body("tailspin"),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.expect("created");
+    let exchange = capability(&created["validation"], "exchange");
+    assert_eq!(exchange["available"], false, "{exchange}");
+    assert!(
+        exchange.to_string().contains("Exchange Administrator"),
+        "the missing role is named: {exchange}"
+    );
+    let (organization, run) = (
+        created["organization"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned(),
+        created["discovery_run_id"]
+            .as_str()
+            .expect("run")
+            .to_owned(),
+    );
+    let finished = app.finished_run(&msp.owner_key, &organization, &run).await;
+    let section = &finished["sections"]["mailboxes"];
+    assert_eq!(section["status"], "skipped", "{finished}");
+    assert!(
+        section["permission"]
+            .as_str()
+            .is_some_and(|p| p.contains("Exchange.ManageAsApp")),
+        "{section}"
+    );
+}
