@@ -100,6 +100,48 @@ async fn mailboxes_are_discovered_with_their_outside_forwarding_flagged(pool: Pg
         "INVALID_REQUEST",
     )
     .await;
+    // The victim's inbox rules, read live: hidden ones too, the attacker's flagged.
+    let rules: Value = app
+        .get(
+            &format!("/api/v1/organizations/{organization}/users/{victim_upn}/inbox-rules"),
+            &msp.owner_key,
+        )
+        .await
+        .json()
+        .await
+        .expect("rules");
+    let names: Vec<&str> = rules["data"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    assert_eq!(
+        names.len(),
+        4,
+        "two visible, one hidden, the built-in junk rule: {rules}"
+    );
+    assert_eq!(rules["suspicious"], 3, "{rules}");
+    let junk = rules["data"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .find(|r| r["name"] == "Junk E-Mail Rule")
+        .expect("junk rule");
+    assert_eq!(junk["built_in"], true);
+    assert_eq!(junk["suspicious"], serde_json::json!([]));
+    let (_, viewer) = app.key_for(&msp, tenantry_domain::Role::Viewer).await;
+    assert_problem(
+        app.get(
+            &format!("/api/v1/organizations/{organization}/users/{victim_upn}/inbox-rules"),
+            &viewer,
+        )
+        .await,
+        403,
+        "FORBIDDEN",
+    )
+    .await;
+
     // Another MSP sees none of it.
     let other = app.create_msp("Contoso MSP").await;
     assert_problem(app.get(&path, &other.owner_key).await, 404, "NOT_FOUND").await;
@@ -142,5 +184,20 @@ async fn without_an_exchange_role_the_capability_says_so_and_the_section_is_skip
             .as_str()
             .is_some_and(|p| p.contains("Exchange.ManageAsApp")),
         "{section}"
+    );
+    // A live read says what to grant.
+    let upn = app.demo("tailspin").user_upn(10).expect("upn");
+    let refused = app
+        .get(
+            &format!("/api/v1/organizations/{organization}/users/{upn}/inbox-rules"),
+            &msp.owner_key,
+        )
+        .await;
+    let problem = assert_problem(refused, 422, "CAPABILITY_UNAVAILABLE").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("Exchange Administrator")),
+        "{problem}"
     );
 }

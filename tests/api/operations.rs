@@ -10,7 +10,7 @@ use crate::helpers::{TestApp, assert_problem};
 
 /// Every operation the API serves. Adding a route without documenting it, or documenting
 /// one that is not served, fails a test below.
-const OPERATIONS: [(&str, &str); 77] = [
+const OPERATIONS: [(&str, &str); 78] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -94,6 +94,7 @@ const OPERATIONS: [(&str, &str); 77] = [
     ("get", "/api/v1/partner-connections/{id}/certificate.cer"),
     ("get", "/api/v1/organizations/{id}/mailboxes"),
     ("get", "/api/v1/organizations/{id}/mailboxes/{mailbox}"),
+    ("get", "/api/v1/organizations/{id}/users/{user}/inbox-rules"),
 ];
 
 async fn openapi(app: &TestApp) -> Value {

@@ -874,9 +874,13 @@ async fn the_secret_expiry_follows_every_validation_and_roles_are_named(pool: Pg
     );
     assert_eq!(secret_expiry(&app, &key, &id).await, Some(reported));
     let user_administrator = tenantry_domain::capabilities::roles::USER_ADMINISTRATOR;
+    // Contoso's app also holds Exchange Administrator, for the Exchange admin API.
     assert_eq!(
         created["validation"]["directory_roles"],
-        json!([{"id": user_administrator, "name": "User Administrator"}])
+        json!([
+            {"id": tenantry_domain::capabilities::roles::EXCHANGE_ADMINISTRATOR, "name": "Exchange Administrator"},
+            {"id": user_administrator, "name": "User Administrator"}
+        ])
     );
     assert_eq!(
         created["validation"]["directory_role_status"]["granted"],

@@ -8,6 +8,7 @@ mod certificates;
 mod consent;
 mod credential_input;
 mod discovery;
+mod exchange;
 mod hooks;
 mod jobs;
 mod me;
@@ -82,6 +83,7 @@ pub fn all() -> OpenApiRouter<AppState> {
         .routes(routes!(discovery::list_devices))
         .routes(routes!(discovery::list_mailboxes))
         .routes(routes!(discovery::get_mailbox))
+        .routes(routes!(exchange::list_inbox_rules))
         .routes(routes!(discovery::list_approver_proposals))
         .routes(routes!(jobs::list_jobs))
         .routes(routes!(jobs::get_job))

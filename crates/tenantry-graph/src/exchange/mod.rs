@@ -3,10 +3,12 @@
 //! create shared mailboxes, grant FullAccess or SendAs, write distribution-group
 //! membership or read mailbox forwarding; these cmdlets can. Paging re-POSTs the same
 //! body to `@odata.nextLink` (§2.7); throttling, outages and refusals are told apart on the
-//! structured answer, never on message text ([`failure`]); typed results in [`mailbox`].
+//! structured answer, never on message text ([`failure`]); typed results in [`mailbox`]
+//! and [`rules`].
 
 pub mod failure;
 pub mod mailbox;
+pub mod rules;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
