@@ -201,3 +201,152 @@ async fn without_an_exchange_role_the_capability_says_so_and_the_section_is_skip
         "{problem}"
     );
 }
+
+async fn act(
+    app: &TestApp,
+    key: &str,
+    organization: &str,
+    body: Value,
+    idempotency: &str,
+) -> Value {
+    let response = app
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/v1/organizations/{organization}/actions"),
+            Some(key),
+        )
+        .header("Idempotency-Key", idempotency)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    // 200 for a dry run (nothing is stored), 201 for a request.
+    assert!(
+        matches!(response.status().as_u16(), 200 | 201),
+        "{}",
+        response.status()
+    );
+    response.json().await.expect("action")
+}
+
+#[sqlx::test]
+async fn bec_remediation_clears_forwarding_and_disables_the_attackers_inbox_rules(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Northwind MSP").await;
+    let organization = crate::helpers::connect(&app, &msp, "contoso").await;
+    app.run_pending_jobs().await;
+    let victim = app
+        .demo("contoso")
+        .user_upn(CONTOSO_FORWARDING_USER)
+        .expect("upn");
+    for action in ["clear_mailbox_forwarding", "disable_inbox_rules"] {
+        let response = app
+            .request(
+                reqwest::Method::PUT,
+                &format!("/api/v1/organizations/{organization}/policies/{action}"),
+                Some(&msp.owner_key),
+            )
+            .json(&serde_json::json!({"approval": "none"}))
+            .send()
+            .await
+            .expect("policy");
+        assert_eq!(response.status(), 200);
+    }
+    // The dry run shows the cmdlets, and sends nothing to Exchange.
+    let before = app.sim.requests().len();
+    let dry = act(
+        &app,
+        &msp.owner_key,
+        &organization,
+        serde_json::json!({"action": "disable_inbox_rules", "target": victim, "dry_run": true}),
+        "dry-1",
+    )
+    .await;
+    let planned = dry["planned_steps"]
+        .as_array()
+        .or(dry["steps"].as_array())
+        .expect("steps");
+    assert_eq!(planned[0]["method"], "EXCHANGE", "{dry}");
+    assert_eq!(planned[0]["path"], "Get-InboxRule");
+    assert!(
+        app.sim.requests()[before..]
+            .iter()
+            .all(|r| !r.path.contains("InvokeCommand")),
+        "a dry run calls no cmdlet"
+    );
+
+    let cleared = act(
+        &app,
+        &msp.owner_key,
+        &organization,
+        serde_json::json!({"action": "clear_mailbox_forwarding", "target": victim}),
+        "bec-1",
+    )
+    .await;
+    let rules = act(
+        &app,
+        &msp.owner_key,
+        &organization,
+        serde_json::json!({"action": "disable_inbox_rules", "target": victim}),
+        "bec-2",
+    )
+    .await;
+    app.run_pending_jobs().await;
+    for action in [&cleared, &rules] {
+        let done: Value = app
+            .get(
+                &format!("/api/v1/actions/{}", action["id"].as_str().expect("id")),
+                &msp.owner_key,
+            )
+            .await
+            .json()
+            .await
+            .expect("action");
+        assert_eq!(done["state"], "succeeded", "{done}");
+    }
+    let sent: Vec<String> = app
+        .sim
+        .requests()
+        .iter()
+        .filter_map(|r| r.cmdlet.clone())
+        .filter(|c| c == "Set-Mailbox" || c == "Disable-InboxRule")
+        .collect();
+    assert_eq!(
+        sent.iter().filter(|c| *c == "Disable-InboxRule").count(),
+        3,
+        "the three attacker's rules, not the built-in junk rule: {sent:?}"
+    );
+    assert!(sent.iter().any(|c| c == "Set-Mailbox"));
+
+    // What Exchange says now: no rule of the attacker's is enabled, and a new scan finds
+    // no forwarding outside.
+    let now: Value = app
+        .get(
+            &format!("/api/v1/organizations/{organization}/users/{victim}/inbox-rules"),
+            &msp.owner_key,
+        )
+        .await
+        .json()
+        .await
+        .expect("rules");
+    for rule in now["data"].as_array().expect("rules") {
+        let built_in = rule["built_in"] == true;
+        assert_eq!(rule["enabled"], built_in, "{rule}");
+    }
+    let scan = app
+        .post_json(
+            &format!("/api/v1/organizations/{organization}/discovery-runs"),
+            &msp.owner_key,
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(scan.status(), 202);
+    app.run_pending_jobs().await;
+    let outside = app
+        .get_all(
+            &format!("/api/v1/organizations/{organization}/mailboxes?forwarding=outside"),
+            &msp.owner_key,
+        )
+        .await;
+    assert!(outside.is_empty(), "{outside:?}");
+}

@@ -398,3 +398,24 @@ pub struct Delivery {
 pub struct GraphReceipt {
     pub recorded: i64,
 }
+
+/// An inbox rule as Exchange Online lists it (`Get-InboxRule -IncludeHidden`), judged.
+#[derive(Serialize, ToSchema)]
+pub struct InboxRule {
+    /// `Alias\RuleIdentity`, what `Disable-InboxRule` takes.
+    pub identity: String,
+    pub name: String,
+    pub enabled: bool,
+    pub priority: Option<i64>,
+    pub forward_to: Vec<String>,
+    pub redirect_to: Vec<String>,
+    pub move_to_folder: Option<String>,
+    pub delete_message: bool,
+    pub subject_or_body_contains: Vec<String>,
+    /// Exchange's own rule (junk mail, out of office): never disabled.
+    pub built_in: bool,
+    /// Outlook's `Delegate Rule -N`, which Exchange refuses to disable.
+    pub delegate_rule: bool,
+    /// Why it looks like an attacker's rule; empty when it does not.
+    pub suspicious: Vec<String>,
+}

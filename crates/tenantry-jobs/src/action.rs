@@ -35,6 +35,9 @@ const DEFAULT_METHOD_REFUSAL: &str = "Cannot delete default method";
 /// Identity Protection throttles at one request per second without `Retry-After`.
 const THROTTLE_WITHOUT_RETRY_AFTER: Duration = Duration::from_secs(2);
 
+/// The cmdlets an action step may name (a stored step names one of these, nothing else).
+const EXCHANGE_CMDLETS: [&str; 3] = ["Set-Mailbox", "Get-InboxRule", "Disable-InboxRule"];
+
 pub struct ActionHandler {
     store: ActionRunStore,
     graph: GraphAccess,
@@ -138,6 +141,83 @@ impl ActionHandler {
         }
     }
 
+    async fn exchange_token(&self, organization: OrganizationId) -> Result<SecretString, Halt> {
+        let stored = self.store.credential(organization).await?;
+        self.graph
+            .exchange_token(stored.tenant_id, stored.client_id, &stored.credential)
+            .await
+            .map_err(|failure| match failure {
+                tenantry_graph::TokenFailure::Unavailable(cause) => Halt::Later(Outcome::Retry(
+                    format!("Microsoft's login service: {cause}"),
+                )),
+                refused => Halt::Fail("INVALID_CREDENTIALS".into(), refused.to_string()),
+            })
+    }
+
+    /// Sends an Exchange step (`EXCHANGE` method: the path is the cmdlet) and answers
+    /// as a Graph write would, so the rest of the executor treats both alike.
+    async fn send_cmdlet(
+        &self,
+        tenant: uuid::Uuid,
+        token: &SecretString,
+        cmdlet: &str,
+        parameters: Option<&Value>,
+    ) -> Result<tenantry_graph::actions::Answer, WriteFailure> {
+        use tenantry_graph::exchange::{Cmdlet, Exchange, ExchangeFailure};
+        let Some(name) = EXCHANGE_CMDLETS
+            .iter()
+            .find(|c| c.eq_ignore_ascii_case(cmdlet))
+        else {
+            return Err(WriteFailure::Refused {
+                status: 400,
+                code: "UnknownCmdlet".into(),
+                message: format!("{cmdlet} is not a cmdlet Tenantry sends"),
+                request_id: None,
+            });
+        };
+        let cmdlet = Cmdlet::new(name, parameters.cloned().unwrap_or(json!({})));
+        match Exchange::new(self.graph.http(), token, tenant)
+            .run(&cmdlet)
+            .await
+        {
+            Ok(rows) => Ok(tenantry_graph::actions::Answer {
+                status: 200,
+                body: json!({"value": rows}),
+                request_id: None,
+            }),
+            Err(ExchangeFailure::Throttled { retry_after }) => Err(WriteFailure::Throttled {
+                retry_after,
+                request_id: None,
+            }),
+            Err(ExchangeFailure::Unavailable(cause)) => Err(WriteFailure::Unavailable {
+                cause,
+                request_id: None,
+            }),
+            Err(ExchangeFailure::NotAllowed { cmdlet }) => Err(WriteFailure::Refused {
+                status: 401,
+                code: "Unauthorized".into(),
+                message: format!(
+                    "User is not allowed to call {cmdlet}: the app needs an Exchange role"
+                ),
+                request_id: None,
+            }),
+            Err(ExchangeFailure::NotFound { exception, message }) => Err(WriteFailure::Refused {
+                status: 404,
+                code: exception,
+                message,
+                request_id: None,
+            }),
+            Err(ExchangeFailure::Refused {
+                exception, message, ..
+            }) => Err(WriteFailure::Refused {
+                status: 400,
+                code: exception,
+                message,
+                request_id: None,
+            }),
+        }
+    }
+
     async fn token(&self, organization: OrganizationId) -> Result<SecretString, Halt> {
         let stored = self.store.credential(organization).await?;
         organization_token(
@@ -165,11 +245,22 @@ impl ActionHandler {
         let organization = record.organization_id;
         let targets: Vec<Target> = serde_json::from_value(record.targets.clone())
             .map_err(|e| Halt::Fail("INTERNAL_ERROR".into(), format!("targets: {e}")))?;
-        let token = self.token(organization).await?;
+        // Exchange actions send cmdlets, with a token for Exchange's resource.
+        let token = if kind.runs_in_exchange() {
+            self.exchange_token(organization).await?
+        } else {
+            self.token(organization).await?
+        };
         self.store.begin(context).await?;
         let mut steps = self.store.steps(id).await?;
         if steps.is_empty() {
-            self.guard(kind, organization, record, &targets, &token)
+            // The guard reads the targets' roles from Graph, with a Graph token.
+            let graph_token = if kind.runs_in_exchange() {
+                self.token(organization).await?
+            } else {
+                token.clone()
+            };
+            self.guard(kind, organization, record, &targets, &graph_token)
                 .await?;
             let parameters = match kind {
                 ActionKind::UpdatePhoto => Parameters::Photo {
@@ -431,7 +522,12 @@ impl ActionHandler {
                 step.name
             ))));
         }
-        let result = send(self.graph.http(), token, &step.method, &path, payload).await;
+        let result = if step.method == actions::EXCHANGE {
+            let tenant = self.store.credential(organization).await?.tenant_id;
+            self.send_cmdlet(tenant, token, &path, body.as_ref()).await
+        } else {
+            send(self.graph.http(), token, &step.method, &path, payload).await
+        };
         drop(body);
         drop(password);
         match result {
@@ -449,6 +545,30 @@ impl ActionHandler {
                     detail = Some(json!({"methods": methods.len(), "to_delete": deletes.len()}));
                     if steps.len() == 1 {
                         self.store.add_steps(id, &deletes).await?;
+                    }
+                }
+                if kind == ActionKind::DisableInboxRules && step.position == 0 {
+                    let rules: Vec<tenantry_graph::exchange::rules::InboxRule> =
+                        answer.body["value"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(tenantry_graph::exchange::rules::InboxRule::from_row)
+                            .collect();
+                    let identities: Vec<String> = rules
+                        .iter()
+                        .filter(|r| r.to_disable())
+                        .map(|r| r.identity.clone())
+                        .collect();
+                    detail = Some(json!({
+                        "rules": rules.len(),
+                        "to_disable": identities.len(),
+                        "left_alone": rules.iter().filter(|r| !r.to_disable()).map(|r| json!({"name": r.name, "built_in": r.built_in, "delegate_rule": r.delegate_rule, "enabled": r.enabled})).collect::<Vec<_>>(),
+                    }));
+                    if steps.len() == 1 {
+                        self.store
+                            .add_steps(id, &actions::disable_rule_steps(&identities))
+                            .await?;
                     }
                 }
                 if kind == ActionKind::CreateUser && step.method == "POST" && step.path == "/users"

@@ -24,7 +24,7 @@ const PROBLEM: &str = "application/problem+json";
 pub struct InboxRules {
     pub user_principal_name: String,
     /// Every rule, hidden and built-in ones included, with `suspicious` reasons.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<crate::schemas::InboxRule>)]
     pub data: Vec<InboxRule>,
     /// How many rules look like an attacker's.
     pub suspicious: usize,

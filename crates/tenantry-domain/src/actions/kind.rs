@@ -21,6 +21,11 @@ pub enum ActionKind {
     GrantAccess,
     RevokeAccess,
     CreateUser,
+    /// Exchange Online: remove a mailbox's forwarding (BEC remediation).
+    ClearMailboxForwarding,
+    /// Exchange Online: disable a mailbox's inbox rules, hidden ones included, except the
+    /// built-in and delegate rules (BEC remediation).
+    DisableInboxRules,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,7 +41,7 @@ pub const CREATED_USER: &str = "{created-user-id}";
 pub const MAX_TARGETS: usize = 50;
 
 impl ActionKind {
-    pub const ALL: [ActionKind; 11] = [
+    pub const ALL: [ActionKind; 13] = [
         ActionKind::PasswordReset,
         ActionKind::MfaReset,
         ActionKind::UnblockSignin,
@@ -48,6 +53,8 @@ impl ActionKind {
         ActionKind::GrantAccess,
         ActionKind::RevokeAccess,
         ActionKind::CreateUser,
+        ActionKind::ClearMailboxForwarding,
+        ActionKind::DisableInboxRules,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -63,6 +70,8 @@ impl ActionKind {
             ActionKind::GrantAccess => "grant_access",
             ActionKind::RevokeAccess => "revoke_access",
             ActionKind::CreateUser => "create_user",
+            ActionKind::ClearMailboxForwarding => "clear_mailbox_forwarding",
+            ActionKind::DisableInboxRules => "disable_inbox_rules",
         }
     }
 
@@ -78,6 +87,9 @@ impl ActionKind {
             ActionKind::UpdatePhoto => Capability::UpdatePhoto,
             ActionKind::GrantAccess | ActionKind::RevokeAccess => Capability::GrantAccess,
             ActionKind::CreateUser => Capability::CreateUser,
+            ActionKind::ClearMailboxForwarding | ActionKind::DisableInboxRules => {
+                Capability::Exchange
+            }
         }
     }
 
@@ -107,6 +119,15 @@ impl ActionKind {
     /// Whether the target is a user to be created rather than one that exists.
     pub const fn creates_target(self) -> bool {
         matches!(self, ActionKind::CreateUser)
+    }
+
+    /// Whether its steps are Exchange Online cmdlets (sent to the admin API with a token
+    /// for Exchange's resource) rather than Graph calls.
+    pub const fn runs_in_exchange(self) -> bool {
+        matches!(
+            self,
+            ActionKind::ClearMailboxForwarding | ActionKind::DisableInboxRules
+        )
     }
 
     /// Whether execution generates a password to reveal once.

@@ -22,18 +22,34 @@ pub struct Resolved {
     pub manager_id: Option<uuid::Uuid>,
 }
 
-/// One Graph call of an action.
+/// One call of an action: a Graph request, or an Exchange Online cmdlet (method
+/// [`EXCHANGE`], the cmdlet's name as path, its parameters as body).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PlannedStep {
     pub name: String,
     pub method: &'static str,
-    /// After `/v1.0`.
+    /// After `/v1.0`; for an Exchange step, the cmdlet.
     pub path: String,
     /// JSON body; a password appears only as [`PASSWORD_PLACEHOLDER`].
     pub body: Option<Value>,
     /// Whether sending it twice does no harm. A step that may have been sent but whose
     /// answer was lost is sent again only when this holds.
     pub idempotent: bool,
+}
+
+/// The method of a step that is an Exchange Online cmdlet (`InvokeCommand`).
+pub const EXCHANGE: &str = "EXCHANGE";
+
+/// The rules a `disable_inbox_rules` listing found to disable: one step each (what the
+/// listing's rows say, see `tenantry_graph::exchange::rules`).
+pub fn disable_rule_steps(identities: &[String]) -> Vec<PlannedStep> {
+    identities
+        .iter()
+        .map(|identity| {
+            PlannedStep::new(format!("disable inbox rule {identity}"), EXCHANGE, "Disable-InboxRule".into())
+                .body(json!({"Identity": identity, "AlwaysDeleteOutlookRulesBlob": true, "Confirm": false}))
+        })
+        .collect()
 }
 
 impl PlannedStep {
@@ -71,6 +87,9 @@ pub fn plan(
     let user = |t: &Target| {
         t.id.map_or_else(|| CREATED_USER.to_owned(), |id| id.to_string())
     };
+    // Exchange finds a user's mailbox by the user principal name (or, failing it, the
+    // Entra object id, which it also takes as an identity).
+    let mailbox = |t: &Target| t.user_principal_name.clone().unwrap_or_else(|| user(t));
     let mut steps = Vec::new();
     for target in targets {
         let id = user(target);
@@ -102,6 +121,17 @@ pub fn plan(
                         .body(json!({"accountEnabled": true})),
                 );
             }
+            ActionKind::ClearMailboxForwarding => steps.push(
+                PlannedStep::new("clear mailbox forwarding", EXCHANGE, "Set-Mailbox".into()).body(
+                    json!({"Identity": mailbox(target), "ForwardingSmtpAddress": null,
+                           "ForwardingAddress": null, "DeliverToMailboxAndForward": false}),
+                ),
+            ),
+            // The listing plans the disables (`disable_rule_steps`), as MFA's does.
+            ActionKind::DisableInboxRules => steps.push(
+                PlannedStep::new("list inbox rules", EXCHANGE, "Get-InboxRule".into())
+                    .body(json!({"Mailbox": mailbox(target), "IncludeHidden": true})),
+            ),
             ActionKind::RevokeSessions => steps.push(PlannedStep::new(
                 "revoke sign-in sessions",
                 "POST",
