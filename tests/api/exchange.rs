@@ -350,3 +350,61 @@ async fn bec_remediation_clears_forwarding_and_disables_the_attackers_inbox_rule
         .await;
     assert!(outside.is_empty(), "{outside:?}");
 }
+
+#[sqlx::test]
+async fn the_bec_playbook_from_a_signed_alert_skips_what_the_tenant_has_not_granted(pool: PgPool) {
+    use crate::webhooks::{deliver_signed, endpoint, event};
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Northwind MSP").await;
+    let playbook = serde_json::json!([
+        "revoke_sessions",
+        "clear_mailbox_forwarding",
+        "disable_inbox_rules"
+    ]);
+    for (tenant, exchange_done) in [("contoso", true), ("tailspin", false)] {
+        let organization = crate::helpers::connect(&app, &msp, tenant).await;
+        app.run_pending_jobs().await;
+        let upn = app
+            .demo(tenant)
+            .user_upn(CONTOSO_FORWARDING_USER)
+            .expect("upn");
+        let (id, secret) = endpoint(
+            &app,
+            &msp.owner_key,
+            serde_json::json!({"name": format!("SIEM {tenant}"), "organization_id": organization,
+                "rules": [{"event": "user.compromised", "actions": playbook, "approval": "none"}]}),
+        )
+        .await;
+        let response = deliver_signed(
+            &app,
+            &id,
+            &secret,
+            &serde_json::json!({"id": format!("alert-{tenant}"), "type": "user.compromised", "target": upn}),
+        )
+        .await;
+        assert_eq!(response.status(), 202);
+        let delivery = response.json::<Value>().await.expect("accepted")["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        app.run_pending_jobs().await;
+        let done = event(&app, &msp.owner_key, &delivery).await;
+        let steps = done["outcome"].as_array().expect("outcome");
+        assert_eq!(steps.len(), 3, "{done}");
+        assert_eq!(steps[0]["state"], "succeeded", "{done}");
+        for step in &steps[1..] {
+            if exchange_done {
+                assert_eq!(step["state"], "succeeded", "{done}");
+            } else {
+                assert_eq!(step["state"], "skipped", "{done}");
+                assert_eq!(step["code"], "CAPABILITY_UNAVAILABLE");
+                assert!(step["detail"].is_string());
+            }
+        }
+        assert_eq!(
+            done["state"],
+            if exchange_done { "completed" } else { "failed" },
+            "{done}"
+        );
+    }
+}

@@ -15,7 +15,7 @@ use tenantry_domain::Role;
 use crate::helpers::{TestApp, assert_problem, connect, sim_calls, sim_user};
 
 /// Creates an endpoint; returns (id, signing secret).
-async fn endpoint(app: &TestApp, key: &str, body: Value) -> (String, String) {
+pub(crate) async fn endpoint(app: &TestApp, key: &str, body: Value) -> (String, String) {
     let response = app.post_json("/api/v1/webhook-endpoints", key, body).await;
     assert_eq!(
         response.status(),
@@ -56,7 +56,7 @@ async fn deliver(
     request.send().await.expect("sent")
 }
 
-async fn deliver_signed(
+pub(crate) async fn deliver_signed(
     app: &TestApp,
     endpoint: &str,
     secret: &str,
@@ -69,7 +69,7 @@ async fn deliver_signed(
 }
 
 /// A delivery as the API lists it.
-async fn event(app: &TestApp, key: &str, id: &str) -> Value {
+pub(crate) async fn event(app: &TestApp, key: &str, id: &str) -> Value {
     let page: Value = app
         .get("/api/v1/webhook-events?limit=100", key)
         .await

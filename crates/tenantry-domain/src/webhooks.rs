@@ -19,11 +19,14 @@ const MAX_SIGNATURES: usize = 5;
 
 /// What a webhook may trigger: actions that contain a compromise and need nothing but
 /// the user.
-pub const CONTAINMENT: [ActionKind; 4] = [
+pub const CONTAINMENT: [ActionKind; 6] = [
     ActionKind::RevokeSessions,
     ActionKind::PasswordReset,
     ActionKind::MfaReset,
     ActionKind::DisableAccount,
+    // BEC remediation's Exchange steps (issue #17).
+    ActionKind::ClearMailboxForwarding,
+    ActionKind::DisableInboxRules,
 ];
 
 /// Whether a rule's actions follow the organization's approval policy or skip it (the
@@ -87,7 +90,7 @@ pub fn rule_problems(rules: &[Rule]) -> Vec<(String, String)> {
                 problems.push((
                     format!("rules[{i}].actions"),
                     format!(
-                        "{kind} is not a containment action; webhooks may run revoke_sessions, password_reset, mfa_reset and disable_account"
+                        "{kind} is not a containment action; webhooks may run revoke_sessions, password_reset, mfa_reset, disable_account, clear_mailbox_forwarding and disable_inbox_rules"
                     ),
                 ));
             }

@@ -179,6 +179,12 @@ impl PlaybookHandler {
                         .after_revocation(context, rule.actions.len(), outcome)
                         .await;
                 }
+                // A step the tenant has not granted what it needs for is skipped, with
+                // the reason, and the playbook goes on (CIPP's model: partial success
+                // visible per step, never a step silently dropped).
+                Err(error) if error.code() == tenantry_domain::ErrorCode::CapabilityUnavailable => {
+                    json!({"action": kind, "state": "skipped", "code": error.code(), "detail": error.detail()})
+                }
                 Err(error) => {
                     json!({"action": kind, "code": error.code(), "detail": error.detail()})
                 }
