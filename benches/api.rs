@@ -443,10 +443,10 @@ async fn store_rate(
 /// page in 999 at a time), so the lists read real runs, jobs and inventories.
 async fn scan_everything(store: &Store, sim: &GraphSim, pool: &PgPool) {
     let graph = tenantry_graph::GraphAccess::new(
-        tenantry_graph::GraphHttp::new(tenantry_graph::GraphConfig::new(
-            &sim.base_url(),
-            &sim.base_url(),
-        ))
+        tenantry_graph::GraphHttp::new(
+            tenantry_graph::GraphConfig::new(&sim.base_url(), &sim.base_url())
+                .with_exchange_url(&sim.base_url()),
+        )
         .expect("client"),
     );
     let (stop, shutdown) = tokio::sync::watch::channel(false);

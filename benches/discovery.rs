@@ -118,8 +118,10 @@ async fn main() {
     seed::connect_all(&scope, &scenario, &serde_json::json!({})).await;
 
     let graph = tenantry_graph::GraphAccess::new(
-        tenantry_graph::GraphHttp::new(tenantry_graph::GraphConfig::new(&base, &base))
-            .expect("client"),
+        tenantry_graph::GraphHttp::new(
+            tenantry_graph::GraphConfig::new(&base, &base).with_exchange_url(&base),
+        )
+        .expect("client"),
     );
     let organizations: Vec<_> = scope
         .list_organizations(tenantry_store::Page {

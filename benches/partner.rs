@@ -177,8 +177,10 @@ async fn main() {
         .await
         .expect("clear the queue");
     let graph = tenantry_graph::GraphAccess::new(
-        tenantry_graph::GraphHttp::new(tenantry_graph::GraphConfig::new(&base, &base))
-            .expect("client"),
+        tenantry_graph::GraphHttp::new(
+            tenantry_graph::GraphConfig::new(&base, &base).with_exchange_url(&base),
+        )
+        .expect("client"),
     );
     let context = tenantry_jobs::JobContext {
         store: store.clone(),

@@ -79,6 +79,7 @@ impl Process {
         let child = Self::command("worker", database_url)
             .env("TENANTRY__MICROSOFT__AUTHORITY_URL", microsoft)
             .env("TENANTRY__MICROSOFT__GRAPH_URL", microsoft)
+            .env("TENANTRY__MICROSOFT__EXCHANGE_URL", microsoft)
             .spawn()
             .expect("tenantry worker starts");
         Self {

@@ -407,6 +407,7 @@ async fn serve_migrates_serves_keeps_secrets_out_of_logs_and_stops_on_sigterm(po
         .env("RUST_LOG", "debug")
         .env("TENANTRY__MICROSOFT__AUTHORITY_URL", sim.base_url())
         .env("TENANTRY__MICROSOFT__GRAPH_URL", sim.base_url())
+        .env("TENANTRY__MICROSOFT__EXCHANGE_URL", sim.base_url())
         .arg("serve")
         .spawn();
     let addr = server.wait_for_stderr("listening addr=", Duration::from_secs(60));
@@ -753,6 +754,7 @@ fn worker(url: &str, sim: &tenantry_graph_sim::GraphSim, drain_secs: &str) -> Te
         .database(url)
         .env("TENANTRY__MICROSOFT__AUTHORITY_URL", sim.base_url())
         .env("TENANTRY__MICROSOFT__GRAPH_URL", sim.base_url())
+        .env("TENANTRY__MICROSOFT__EXCHANGE_URL", sim.base_url())
         .env("TENANTRY__JOBS__LEASE_SECS", "3")
         .env("TENANTRY__JOBS__HEARTBEAT_SECS", "1")
         .env("TENANTRY__JOBS__POLL_INTERVAL_MS", "100")
