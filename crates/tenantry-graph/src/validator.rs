@@ -519,7 +519,19 @@ impl Validator {
         };
 
         let required = capabilities::required_permissions(capabilities);
-        let diff = PermissionDiff::compute(&required, &granted);
+        // Exchange's app role is compared only when Exchange is asked for: it is not a
+        // Graph permission, so it is neither "extra" Graph privilege nor in Dex's set.
+        let compared: BTreeSet<String> = if required.contains(capabilities::EXCHANGE_MANAGE_AS_APP)
+        {
+            granted.clone()
+        } else {
+            granted
+                .iter()
+                .filter(|p| p.as_str() != capabilities::EXCHANGE_MANAGE_AS_APP)
+                .cloned()
+                .collect()
+        };
+        let diff = PermissionDiff::compute(&required, &compared);
         let capability_statuses = Capability::ALL
             .iter()
             .map(|c| capabilities::evaluate(*c, &granted, &directory_roles))
