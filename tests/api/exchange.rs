@@ -69,6 +69,60 @@ async fn mailboxes_are_discovered_with_their_outside_forwarding_flagged(pool: Pg
             .iter()
             .all(|m| m["data"]["recipientTypeDetails"] == "SharedMailbox")
     );
+    // Shared mailboxes carry who may read them and send as them (the demo grants two
+    // FullAccess holders and one SendAs trustee each), never the mailbox's own SELF row.
+    for mailbox in &shared {
+        let full = mailbox["data"]["fullAccess"]
+            .as_array()
+            .expect("fullAccess");
+        assert_eq!(full.len(), 2, "{mailbox}");
+        assert_eq!(
+            mailbox["data"]["sendAs"].as_array().map(Vec::len),
+            Some(1),
+            "{mailbox}"
+        );
+        assert!(!mailbox.to_string().contains("NT AUTHORITY"), "{mailbox}");
+    }
+    assert_eq!(
+        finished["sections"]["distribution_groups"]["count"], 3,
+        "{finished}"
+    );
+    let groups = app
+        .get_all(
+            &format!("/api/v1/organizations/{organization}/distribution-groups"),
+            &msp.owner_key,
+        )
+        .await;
+    assert_eq!(groups.len(), 3);
+    let security = groups
+        .iter()
+        .find(|g| g["data"]["security"] == true)
+        .expect("the mail-enabled security group");
+    assert_eq!(security["display_name"], "Finance Approvers");
+    let members: Value = app
+        .get(
+            &format!(
+                "/api/v1/organizations/{organization}/distribution-groups/{}/members",
+                security["id"].as_str().expect("id")
+            ),
+            &msp.owner_key,
+        )
+        .await
+        .json()
+        .await
+        .expect("members");
+    assert_eq!(
+        members["data"].as_array().map(Vec::len),
+        Some(5),
+        "{members}"
+    );
+    let searched = app
+        .get_all(
+            &format!("/api/v1/organizations/{organization}/distribution-groups?q=sales"),
+            &msp.owner_key,
+        )
+        .await;
+    assert_eq!(searched.len(), 1);
     let outside = app
         .get_all(&format!("{path}?forwarding=outside"), &msp.owner_key)
         .await;

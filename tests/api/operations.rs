@@ -10,7 +10,7 @@ use crate::helpers::{TestApp, assert_problem};
 
 /// Every operation the API serves. Adding a route without documenting it, or documenting
 /// one that is not served, fails a test below.
-const OPERATIONS: [(&str, &str); 78] = [
+const OPERATIONS: [(&str, &str); 80] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -95,6 +95,11 @@ const OPERATIONS: [(&str, &str); 78] = [
     ("get", "/api/v1/organizations/{id}/mailboxes"),
     ("get", "/api/v1/organizations/{id}/mailboxes/{mailbox}"),
     ("get", "/api/v1/organizations/{id}/users/{user}/inbox-rules"),
+    ("get", "/api/v1/organizations/{id}/distribution-groups"),
+    (
+        "get",
+        "/api/v1/organizations/{id}/distribution-groups/{group}/members",
+    ),
 ];
 
 async fn openapi(app: &TestApp) -> Value {

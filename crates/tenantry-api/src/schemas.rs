@@ -419,3 +419,14 @@ pub struct InboxRule {
     /// Why it looks like an attacker's rule; empty when it does not.
     pub suspicious: Vec<String>,
 }
+
+/// A member of a distribution group, as `Get-DistributionGroupMember` listed it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DistributionGroupMember {
+    pub display_name: String,
+    pub primary_smtp_address: Option<String>,
+    /// The member's Entra object id, when it has one.
+    pub user_id: Option<String>,
+    pub recipient_type_details: Option<String>,
+}

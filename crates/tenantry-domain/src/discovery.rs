@@ -18,13 +18,16 @@ pub enum Section {
     Devices,
     RiskyUsers,
     AppSecret,
-    /// Exchange Online mailboxes (the admin API's `Get-Mailbox`).
+    /// Exchange Online mailboxes (the admin API's `Get-Mailbox`), shared ones with their
+    /// FullAccess and SendAs holders.
     Mailboxes,
+    /// Distribution groups and mail-enabled security groups with their members.
+    DistributionGroups,
 }
 
 impl Section {
     /// Every section, in the order a full run reports them.
-    pub const ALL: [Section; 12] = [
+    pub const ALL: [Section; 13] = [
         Section::Organization,
         Section::Domains,
         Section::Users,
@@ -37,6 +40,7 @@ impl Section {
         Section::RiskyUsers,
         Section::AppSecret,
         Section::Mailboxes,
+        Section::DistributionGroups,
     ];
 
     /// How long a section stays fresh for delta runs: users and groups are read by every
@@ -55,7 +59,8 @@ impl Section {
             Section::DirectoryRoles
             | Section::ServicePrincipals
             | Section::Licenses
-            | Section::Mailboxes => Some(TimeDelta::hours(12)),
+            | Section::Mailboxes
+            | Section::DistributionGroups => Some(TimeDelta::hours(12)),
             Section::Organization | Section::Domains | Section::AppSecret => {
                 Some(TimeDelta::hours(24))
             }
@@ -77,6 +82,7 @@ impl Section {
             Section::RiskyUsers => "risky_users",
             Section::AppSecret => "app_secret",
             Section::Mailboxes => "mailboxes",
+            Section::DistributionGroups => "distribution_groups",
         }
     }
 
@@ -95,7 +101,7 @@ impl Section {
             Section::Devices => "DeviceManagementManagedDevices.ReadWrite.All",
             Section::RiskyUsers => "IdentityRiskyUser.Read.All",
             // An app role of the Exchange Online resource, with an Exchange role.
-            Section::Mailboxes => {
+            Section::Mailboxes | Section::DistributionGroups => {
                 "Exchange.ManageAsApp (Office 365 Exchange Online) with the Exchange Administrator role"
             }
         }
@@ -254,7 +260,7 @@ mod tests {
     fn names_round_trip_and_permissions_are_in_the_catalogue() {
         for section in Section::ALL {
             assert_eq!(Section::parse(section.name()), Some(section));
-            if section == Section::Mailboxes {
+            if matches!(section, Section::Mailboxes | Section::DistributionGroups) {
                 // Exchange Online's own resource, not Graph's.
                 assert!(section.permission().starts_with("Exchange.ManageAsApp"));
                 continue;

@@ -433,3 +433,56 @@ pub(crate) async fn mailbox(
         .fetch_optional(db)
         .await?)
 }
+
+/// A page of a listed section's objects whose display name or primary address holds `q`
+/// (distribution groups).
+pub(crate) async fn search_objects(
+    db: &PgPool,
+    organization: Uuid,
+    section: &str,
+    q: Option<&str>,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<InventoryObject>, StoreError> {
+    let sql = format!(
+        "select object_id as id, display_name, data from inventory_object
+         where organization_id = $1 and generation = {CURRENT} and section = $2
+           and ($3::text is null or display_name ilike $3 or data->>'primarySmtpAddress' ilike $3)
+           and ($4::text is null or object_id > $4)
+         order by object_id limit $5"
+    );
+    let pattern = q.map(|q| {
+        let escaped = q
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        format!("%{escaped}%")
+    });
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(organization)
+        .bind(section)
+        .bind(pattern)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(db)
+        .await?)
+}
+
+/// One object of a listed section by its id.
+pub(crate) async fn object(
+    db: &PgPool,
+    organization: Uuid,
+    section: &str,
+    id: &str,
+) -> Result<Option<InventoryObject>, StoreError> {
+    let sql = format!(
+        "select object_id as id, display_name, data from inventory_object
+         where organization_id = $1 and generation = {CURRENT} and section = $2 and object_id = $3"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(organization)
+        .bind(section)
+        .bind(id)
+        .fetch_optional(db)
+        .await?)
+}

@@ -463,3 +463,62 @@ pub async fn get_mailbox(
     let found = caller.scope().inventory_mailbox(id, &mailbox).await?;
     Ok(Json(to_json(found)))
 }
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SearchQuery {
+    /// Part of the display name or primary address (case-insensitive).
+    q: Option<String>,
+    /// Rows per page, 1–100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// Distribution groups and mail-enabled security groups (Exchange Online), each with
+/// its members.
+#[utoipa::path(get, path = "/api/v1/organizations/{id}/distribution-groups", tag = "inventory", security(("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The organization's id"), SearchQuery),
+    responses((status = 200, description = "A page of groups", body = Paginated<crate::schemas::InventoryObject>),
+        (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
+pub async fn list_distribution_groups(
+    caller: Caller,
+    ApiPath(id): ApiPath<OrganizationId>,
+    ApiQuery(query): ApiQuery<SearchQuery>,
+) -> Result<Json<Paginated<Value>>, ApiError> {
+    let page = PageQuery::new(query.limit, query.cursor).to_page()?;
+    let q = search_text("q", query.q)?;
+    let rows = caller
+        .scope()
+        .inventory_distribution_groups(id, q.as_deref(), page)
+        .await?;
+    Ok(Json(Paginated::from_rows(
+        rows,
+        page,
+        |o| Uuid::parse_str(&o.id).unwrap_or_default(),
+        to_json,
+    )))
+}
+
+/// The members of one distribution group, as the last discovery run read them.
+#[utoipa::path(get, path = "/api/v1/organizations/{id}/distribution-groups/{group}/members", tag = "inventory", security(("api_key" = [])),
+    params(("id" = Uuid, Path, description = "The organization's id"),
+        ("group" = Uuid, Path, description = "The group's Exchange guid")),
+    responses((status = 200, description = "The members", body = crate::schemas::Listed<crate::schemas::DistributionGroupMember>),
+        (status = 404, description = "No such organization for this key, or no such group", body = Problem, content_type = PROBLEM)))]
+pub async fn list_distribution_group_members(
+    caller: Caller,
+    ApiPath((id, group)): ApiPath<(OrganizationId, Uuid)>,
+) -> Result<Json<Listed>, ApiError> {
+    let found = caller
+        .scope()
+        .inventory_distribution_group(id, &group.to_string())
+        .await?;
+    let members = found.data["members"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    Ok(Json(Listed { data: members }))
+}

@@ -83,6 +83,8 @@ pub fn all() -> OpenApiRouter<AppState> {
         .routes(routes!(discovery::list_devices))
         .routes(routes!(discovery::list_mailboxes))
         .routes(routes!(discovery::get_mailbox))
+        .routes(routes!(discovery::list_distribution_groups))
+        .routes(routes!(discovery::list_distribution_group_members))
         .routes(routes!(exchange::list_inbox_rules))
         .routes(routes!(discovery::list_approver_proposals))
         .routes(routes!(jobs::list_jobs))

@@ -34,6 +34,10 @@ pub struct Mailbox {
     /// The outside domain mail is forwarded to (see [`Mailbox::outside_forwarding`]),
     /// filled in once the tenant's domains are known.
     pub outside_forwarding_domain: Option<String>,
+    /// Who holds FullAccess (`Get-MailboxPermission`), read for shared mailboxes.
+    pub full_access: Vec<String>,
+    /// Who may send as it (`Get-RecipientPermission`), read for shared mailboxes.
+    pub send_as: Vec<String>,
 }
 
 fn text(row: &Value, name: &str) -> Option<String> {
@@ -86,6 +90,8 @@ impl Mailbox {
                 .unwrap_or(false),
             grant_send_on_behalf_to: strings(row, "GrantSendOnBehalfTo"),
             outside_forwarding_domain: None,
+            full_access: Vec::new(),
+            send_as: Vec::new(),
         })
     }
 
@@ -105,6 +111,100 @@ impl Mailbox {
             .map(str::to_ascii_lowercase)
             .collect();
         (!own.contains(&domain)).then_some(domain)
+    }
+}
+
+/// The mailbox itself, as Exchange lists it among a mailbox's own permissions.
+const SELF: &str = "NT AUTHORITY\\SELF";
+
+/// Whether `rights` (one string per right, or one comma-joined string: the REST form of
+/// the flags is UNVERIFIED) holds `right`.
+fn holds(rights: &Value, right: &str) -> bool {
+    match rights {
+        Value::Array(items) => items
+            .iter()
+            .any(|r| r.as_str().is_some_and(|r| holds(&Value::from(r), right))),
+        Value::String(text) => text
+            .split(',')
+            .any(|r| r.trim().eq_ignore_ascii_case(right)),
+        _ => false,
+    }
+}
+
+/// The FullAccess holders of `Get-MailboxPermission` rows (allowed, not the mailbox itself).
+pub fn full_access_holders(rows: &[Value]) -> Vec<String> {
+    rows.iter()
+        .filter(|r| holds(&r["AccessRights"], "FullAccess") && r["Deny"].as_bool() != Some(true))
+        .filter_map(|r| r["User"].as_str())
+        .filter(|u| !u.eq_ignore_ascii_case(SELF))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The SendAs trustees of `Get-RecipientPermission` rows (allowed, not the mailbox itself).
+pub fn send_as_trustees(rows: &[Value]) -> Vec<String> {
+    rows.iter()
+        .filter(|r| {
+            holds(&r["AccessRights"], "SendAs") && r["AccessControlType"].as_str() != Some("Deny")
+        })
+        .filter_map(|r| r["Trustee"].as_str())
+        .filter(|t| !t.eq_ignore_ascii_case(SELF))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A distribution group or mail-enabled security group with its members.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DistributionGroup {
+    pub guid: String,
+    pub display_name: String,
+    pub primary_smtp_address: String,
+    /// `MailUniversalDistributionGroup`, `MailUniversalSecurityGroup`, `RoomList`, …
+    pub recipient_type_details: String,
+    /// A mail-enabled security group (it can hold permissions).
+    pub security: bool,
+    pub hidden_from_address_lists: bool,
+    pub members: Vec<GroupMember>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupMember {
+    pub display_name: String,
+    pub primary_smtp_address: Option<String>,
+    /// The Entra object id, when the member has one.
+    pub user_id: Option<String>,
+    pub recipient_type_details: Option<String>,
+}
+
+impl DistributionGroup {
+    /// A `Get-DistributionGroup` row; `None` without its guid or primary address.
+    pub fn from_row(row: &Value) -> Option<Self> {
+        let details = text(row, "RecipientTypeDetails").unwrap_or_default();
+        Some(Self {
+            guid: text(row, "Guid")?,
+            display_name: text(row, "DisplayName").unwrap_or_default(),
+            primary_smtp_address: text(row, "PrimarySmtpAddress")?,
+            security: details == "MailUniversalSecurityGroup",
+            recipient_type_details: details,
+            hidden_from_address_lists: row["HiddenFromAddressListsEnabled"]
+                .as_bool()
+                .unwrap_or(false),
+            members: Vec::new(),
+        })
+    }
+}
+
+impl GroupMember {
+    /// A `Get-DistributionGroupMember` row.
+    pub fn from_row(row: &Value) -> Option<Self> {
+        Some(Self {
+            display_name: text(row, "DisplayName").or_else(|| text(row, "Name"))?,
+            primary_smtp_address: text(row, "PrimarySmtpAddress"),
+            user_id: text(row, "ExternalDirectoryObjectId"),
+            recipient_type_details: text(row, "RecipientTypeDetails"),
+        })
     }
 }
 
@@ -152,5 +252,16 @@ mod tests {
         );
         assert_eq!(mailbox.outside_forwarding(["gmail.com"]), None);
         assert!(Mailbox::from_row(&json!({"DisplayName": "no guid"})).is_none());
+        let permissions = [
+            json!({"User": "NT AUTHORITY\\SELF", "AccessRights": ["FullAccess", "ReadPermission"]}),
+            json!({"User": "alice@contoso.com", "AccessRights": ["FullAccess"], "Deny": false}),
+            json!({"User": "eve@contoso.com", "AccessRights": "FullAccess, ReadPermission", "Deny": true}),
+        ];
+        assert_eq!(full_access_holders(&permissions), ["alice@contoso.com"]);
+        let send_as = [
+            json!({"Trustee": "NT AUTHORITY\\SELF", "AccessRights": ["SendAs"], "AccessControlType": "Allow"}),
+            json!({"Trustee": "bob@contoso.com", "AccessRights": ["SendAs"], "AccessControlType": "Allow"}),
+        ];
+        assert_eq!(send_as_trustees(&send_as), ["bob@contoso.com"]);
     }
 }

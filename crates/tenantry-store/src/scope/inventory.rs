@@ -111,6 +111,38 @@ impl MspScope<'_> {
         .await
     }
 
+    /// A page of the organization's distribution groups, searched by `q`.
+    pub async fn inventory_distribution_groups(
+        &self,
+        id: OrganizationId,
+        q: Option<&str>,
+        page: Page,
+    ) -> Result<Vec<inventory::InventoryObject>, StoreError> {
+        self.ensure_organization(id).await?;
+        let after = page.after.map(|a| a.to_string());
+        inventory::search_objects(
+            self.pool,
+            id.as_uuid(),
+            "distribution_groups",
+            q,
+            after.as_deref(),
+            page.limit,
+        )
+        .await
+    }
+
+    /// One distribution group by its Exchange guid.
+    pub async fn inventory_distribution_group(
+        &self,
+        id: OrganizationId,
+        group: &str,
+    ) -> Result<inventory::InventoryObject, StoreError> {
+        self.ensure_organization(id).await?;
+        inventory::object(self.pool, id.as_uuid(), "distribution_groups", group)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
     /// One mailbox by its Exchange guid or primary address.
     pub async fn inventory_mailbox(
         &self,
