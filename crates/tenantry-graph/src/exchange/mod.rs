@@ -23,6 +23,9 @@ use crate::http_client::GraphHttp;
 const SYSTEM_MAILBOX: &str = "SystemMailbox{bb558c35-97f1-4cb9-8ff7-d53741dc928c}";
 /// Rows per page asked for (`Prefer: odata.maxpagesize`, at most 1000).
 pub const PAGE_SIZE: u32 = 1000;
+/// Tries of one page while Exchange throttles, and the longest the waits may add up to.
+const MAX_THROTTLED_TRIES: usize = 10;
+const THROTTLE_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
 /// Pages followed at most for one cmdlet (a million rows), so a server that always
 /// answers a next link cannot keep a job forever.
 const MAX_PAGES: usize = 1000;
@@ -98,7 +101,32 @@ impl<'a> Exchange<'a> {
         )))
     }
 
+    /// One page, asked again while Exchange throttles with a short `Retry-After` (a few
+    /// seconds in all, as the Graph reader does); a longer wait is the caller's to snooze.
     async fn post(&self, url: &str, body: &Value, cmdlet: &str) -> Result<Value, ExchangeFailure> {
+        let mut waited = std::time::Duration::ZERO;
+        for _ in 0..MAX_THROTTLED_TRIES {
+            match self.post_once(url, body, cmdlet).await {
+                Err(ExchangeFailure::Throttled { retry_after }) => {
+                    let wait = retry_after.unwrap_or(std::time::Duration::from_secs(1));
+                    if waited + wait > THROTTLE_BUDGET {
+                        return Err(ExchangeFailure::Throttled { retry_after });
+                    }
+                    tokio::time::sleep(wait).await;
+                    waited += wait;
+                }
+                other => return other,
+            }
+        }
+        Err(ExchangeFailure::Throttled { retry_after: None })
+    }
+
+    async fn post_once(
+        &self,
+        url: &str,
+        body: &Value,
+        cmdlet: &str,
+    ) -> Result<Value, ExchangeFailure> {
         let response = self
             .http
             .client
