@@ -35,6 +35,13 @@ const DEFAULT_METHOD_REFUSAL: &str = "Cannot delete default method";
 /// Identity Protection throttles at one request per second without `Retry-After`.
 const THROTTLE_WITHOUT_RETRY_AFTER: Duration = Duration::from_secs(2);
 
+/// What an action's steps are sent with: its token, and for Exchange actions the tenant
+/// whose admin API takes the cmdlets (read with the credential, once per run).
+struct Signed {
+    token: SecretString,
+    exchange_tenant: Option<uuid::Uuid>,
+}
+
 /// The cmdlets an action step may name (a stored step names one of these, nothing else).
 const EXCHANGE_CMDLETS: [&str; 3] = ["Set-Mailbox", "Get-InboxRule", "Disable-InboxRule"];
 
@@ -141,9 +148,11 @@ impl ActionHandler {
         }
     }
 
-    async fn exchange_token(&self, organization: OrganizationId) -> Result<SecretString, Halt> {
+    /// The organization's Exchange token and its tenant (where the cmdlets go).
+    async fn exchange_token(&self, organization: OrganizationId) -> Result<Signed, Halt> {
         let stored = self.store.credential(organization).await?;
-        self.graph
+        let token = self
+            .graph
             .exchange_token(stored.tenant_id, stored.client_id, &stored.credential)
             .await
             .map_err(|failure| match failure {
@@ -151,7 +160,11 @@ impl ActionHandler {
                     format!("Microsoft's login service: {cause}"),
                 )),
                 refused => Halt::Fail("INVALID_CREDENTIALS".into(), refused.to_string()),
-            })
+            })?;
+        Ok(Signed {
+            token,
+            exchange_tenant: Some(stored.tenant_id),
+        })
     }
 
     /// Sends an Exchange step (`EXCHANGE` method: the path is the cmdlet) and answers
@@ -246,10 +259,13 @@ impl ActionHandler {
         let targets: Vec<Target> = serde_json::from_value(record.targets.clone())
             .map_err(|e| Halt::Fail("INTERNAL_ERROR".into(), format!("targets: {e}")))?;
         // Exchange actions send cmdlets, with a token for Exchange's resource.
-        let token = if kind.runs_in_exchange() {
+        let signed = if kind.runs_in_exchange() {
             self.exchange_token(organization).await?
         } else {
-            self.token(organization).await?
+            Signed {
+                token: self.token(organization).await?,
+                exchange_tenant: None,
+            }
         };
         self.store.begin(context).await?;
         let mut steps = self.store.steps(id).await?;
@@ -258,7 +274,7 @@ impl ActionHandler {
             let graph_token = if kind.runs_in_exchange() {
                 self.token(organization).await?
             } else {
-                token.clone()
+                signed.token.clone()
             };
             self.guard(kind, organization, record, &targets, &graph_token)
                 .await?;
@@ -315,7 +331,7 @@ impl ActionHandler {
                 _ => {}
             }
             match self
-                .send_step(id, context, kind, &step, &steps, &token)
+                .send_step(id, context, kind, &step, &steps, &signed)
                 .await?
             {
                 // Later steps may need what this one learned (a created user's id, the
@@ -342,7 +358,7 @@ impl ActionHandler {
             for (step, _) in deferred {
                 let steps = self.store.steps(id).await?;
                 if let StepResult::Deferred(refusal) = self
-                    .send_step(id, context, kind, &step, &steps, &token)
+                    .send_step(id, context, kind, &step, &steps, &signed)
                     .await?
                 {
                     refused.push((step, refusal));
@@ -463,7 +479,7 @@ impl ActionHandler {
         kind: ActionKind,
         step: &StepRecord,
         steps: &[StepRecord],
-        token: &SecretString,
+        signed: &Signed,
     ) -> Result<StepResult, Halt> {
         let organization = context.record.organization_id;
         let created = steps
@@ -522,11 +538,27 @@ impl ActionHandler {
                 step.name
             ))));
         }
-        let result = if step.method == actions::EXCHANGE {
-            let tenant = self.store.credential(organization).await?.tenant_id;
-            self.send_cmdlet(tenant, token, &path, body.as_ref()).await
-        } else {
-            send(self.graph.http(), token, &step.method, &path, payload).await
+        let result = match (step.method.as_str(), signed.exchange_tenant) {
+            (actions::EXCHANGE, Some(tenant)) => {
+                self.send_cmdlet(tenant, &signed.token, &path, body.as_ref())
+                    .await
+            }
+            (actions::EXCHANGE, None) => {
+                return Err(Halt::Fail(
+                    "INTERNAL_ERROR".into(),
+                    "an Exchange step of an action that signs in to Graph".into(),
+                ));
+            }
+            _ => {
+                send(
+                    self.graph.http(),
+                    &signed.token,
+                    &step.method,
+                    &path,
+                    payload,
+                )
+                .await
+            }
         };
         drop(body);
         drop(password);

@@ -446,6 +446,24 @@ struct ExchangeReach {
     credential: tenantry_domain::AppCredential,
 }
 
+impl ExchangeReach {
+    /// The tenant's Exchange token (the process's cache makes the sections share one);
+    /// a refusal is the section's to skip.
+    async fn token(&self, client_id: Uuid) -> Result<secrecy::SecretString, GraphFailure> {
+        self.graph
+            .exchange_token(self.tenant_id, client_id, &self.credential)
+            .await
+            .map_err(|failure| match failure {
+                tenantry_graph::TokenFailure::Unavailable(cause) => {
+                    GraphFailure::Unavailable(cause)
+                }
+                _ => GraphFailure::Denied {
+                    code: "Authorization_RequestDenied".into(),
+                },
+            })
+    }
+}
+
 /// What the app-secret section looks for: the secret in use by Entra's hint (its first
 /// three characters), or the certificate in use, whose expiry is its own.
 enum InUse {
@@ -523,18 +541,7 @@ impl SectionWorker {
     async fn mailboxes(&self) -> Result<(usize, Option<String>), GraphFailure> {
         use tenantry_graph::exchange::{Cmdlet, Exchange, mailbox};
         let reach = &self.exchange;
-        let token = reach
-            .graph
-            .exchange_token(reach.tenant_id, self.client_id, &reach.credential)
-            .await
-            .map_err(|failure| match failure {
-                tenantry_graph::TokenFailure::Unavailable(cause) => {
-                    GraphFailure::Unavailable(cause)
-                }
-                _ => GraphFailure::Denied {
-                    code: "Authorization_RequestDenied".into(),
-                },
-            })?;
+        let token = reach.token(self.client_id).await?;
         let exchange = Exchange::new(reach.graph.http(), &token, reach.tenant_id);
         let rows = exchange
             .run(
@@ -581,18 +588,7 @@ impl SectionWorker {
     async fn distribution_groups(&self) -> Result<(usize, Option<String>), GraphFailure> {
         use tenantry_graph::exchange::{Cmdlet, Exchange, mailbox};
         let reach = &self.exchange;
-        let token = reach
-            .graph
-            .exchange_token(reach.tenant_id, self.client_id, &reach.credential)
-            .await
-            .map_err(|failure| match failure {
-                tenantry_graph::TokenFailure::Unavailable(cause) => {
-                    GraphFailure::Unavailable(cause)
-                }
-                _ => GraphFailure::Denied {
-                    code: "Authorization_RequestDenied".into(),
-                },
-            })?;
+        let token = reach.token(self.client_id).await?;
         let exchange = Exchange::new(reach.graph.http(), &token, reach.tenant_id);
         let rows = exchange
             .run(&Cmdlet::new(

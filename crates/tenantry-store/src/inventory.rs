@@ -397,13 +397,7 @@ pub(crate) async fn mailboxes(
            and ($5::text is null or object_id > $5)
          order by object_id limit $6"
     );
-    let pattern = filter.q.as_deref().map(|q| {
-        let escaped = q
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        format!("%{escaped}%")
-    });
+    let pattern = filter.q.as_deref().map(contains_pattern);
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(organization)
         .bind(filter.recipient_type.as_deref())
@@ -451,13 +445,7 @@ pub(crate) async fn search_objects(
            and ($4::text is null or object_id > $4)
          order by object_id limit $5"
     );
-    let pattern = q.map(|q| {
-        let escaped = q
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        format!("%{escaped}%")
-    });
+    let pattern = q.map(contains_pattern);
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(organization)
         .bind(section)

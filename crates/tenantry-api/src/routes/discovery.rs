@@ -197,6 +197,19 @@ pub async fn list_users(
     Ok(Json(Paginated::from_rows(rows, page, |u| u.id, to_json)))
 }
 
+/// A page of inventory objects, whose ids (Graph's and Exchange's) are GUIDs.
+fn object_page(
+    rows: Vec<tenantry_store::inventory::InventoryObject>,
+    page: tenantry_store::Page,
+) -> Paginated<Value> {
+    Paginated::from_rows(
+        rows,
+        page,
+        |o| Uuid::parse_str(&o.id).unwrap_or_default(),
+        to_json,
+    )
+}
+
 fn to_json<T: Serialize>(row: T) -> Value {
     serde_json::to_value(row).unwrap_or(Value::Null)
 }
@@ -318,12 +331,7 @@ async fn objects(
 ) -> Result<Json<Paginated<Value>>, ApiError> {
     let page = query.to_page()?;
     let rows = caller.scope().inventory_objects(id, section, page).await?;
-    Ok(Json(Paginated::from_rows(
-        rows,
-        page,
-        |o| Uuid::parse_str(&o.id).unwrap_or_default(),
-        to_json,
-    )))
+    Ok(Json(object_page(rows, page)))
 }
 
 /// Subscribed SKUs (licences), with consumed and prepaid units.
@@ -439,12 +447,7 @@ pub async fn list_mailboxes(
         .scope()
         .inventory_mailboxes(id, &filter, page)
         .await?;
-    Ok(Json(Paginated::from_rows(
-        rows,
-        page,
-        |o| Uuid::parse_str(&o.id).unwrap_or_default(),
-        to_json,
-    )))
+    Ok(Json(object_page(rows, page)))
 }
 
 /// One mailbox by its Exchange guid or primary address.
@@ -494,12 +497,7 @@ pub async fn list_distribution_groups(
         .scope()
         .inventory_distribution_groups(id, q.as_deref(), page)
         .await?;
-    Ok(Json(Paginated::from_rows(
-        rows,
-        page,
-        |o| Uuid::parse_str(&o.id).unwrap_or_default(),
-        to_json,
-    )))
+    Ok(Json(object_page(rows, page)))
 }
 
 /// The members of one distribution group, as the last discovery run read them.

@@ -95,16 +95,14 @@ pub async fn list_inbox_rules(
     if user.len() > 320 {
         return Err(ApiError::NotFound);
     }
-    let organization = scope.organization(id).await?;
     let found = scope
         .inventory_user_by_key(id, &user)
         .await?
         .ok_or(ApiError::NotFound)?;
     let upn = found.user_principal_name.ok_or(ApiError::NotFound)?;
+    // The credential names the tenant too: no second read of the organization.
     let stored = scope.stored_credential(id).await?;
-    let Some(tenant) = organization.tenant_id else {
-        return Err(ApiError::internal("organization without a tenant"));
-    };
+    let tenant = stored.tenant_id;
     let token = state
         .graph
         .exchange_token(tenant, stored.client_id, &stored.credential)

@@ -155,6 +155,15 @@ fn partner_problem(error: PartnerCheckError) -> ApiError {
     }
 }
 
+/// When the connection's credential ends, as the partner tenant says (a secret) or the
+/// certificate itself does.
+fn credential_expiry(app: &partner::PartnerApp) -> Option<chrono::DateTime<chrono::Utc>> {
+    app.secret
+        .as_ref()
+        .and_then(|s| s.expires_at)
+        .or(app.certificate.as_ref().map(|c| c.expires_at))
+}
+
 fn parse_name(raw: &str, errors: &mut Vec<FieldError>) -> Option<DisplayName> {
     DisplayName::parse(raw)
         .map_err(|e| errors.push(FieldError::new("name", e.to_string())))
@@ -199,11 +208,7 @@ pub async fn create_partner_connection(
         .check_partner(&given.credentials, &required)
         .await
         .map_err(partner_problem)?;
-    let expires = app
-        .secret
-        .as_ref()
-        .and_then(|s| s.expires_at)
-        .or(app.certificate.as_ref().map(|c| c.expires_at));
+    let expires = credential_expiry(&app);
     let record = scope
         .create_partner_connection(&NewPartnerConnection {
             name: name.as_str().to_owned(),
@@ -350,11 +355,7 @@ pub async fn replace_partner_credential(
             }
         }
     }
-    let expires = app
-        .secret
-        .as_ref()
-        .and_then(|s| s.expires_at)
-        .or(app.certificate.as_ref().map(|c| c.expires_at));
+    let expires = credential_expiry(&app);
     scope
         .replace_partner_credential(id, &given.credentials.credential, given.generated, expires)
         .await?;

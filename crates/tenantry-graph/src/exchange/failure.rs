@@ -85,19 +85,6 @@ pub fn detail(message: &str) -> Option<Detail> {
     }
 }
 
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
-
-fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    let value = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?;
-    Duration::try_from_secs_f64(value.trim().parse::<f64>().ok()?)
-        .ok()
-        .map(|d| d.min(MAX_RETRY_AFTER))
-}
-
 /// The body of a successful answer, or the failure it tells of.
 pub(crate) async fn classify(
     response: reqwest::Response,
@@ -106,7 +93,7 @@ pub(crate) async fn classify(
     let status = response.status();
     if status.as_u16() == 429 {
         return Err(ExchangeFailure::Throttled {
-            retry_after: retry_after(&response),
+            retry_after: crate::calls::retry_after(&response),
         });
     }
     let bytes = response

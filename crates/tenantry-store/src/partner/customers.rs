@@ -132,16 +132,6 @@ pub(crate) async fn save_sync(
     Ok(())
 }
 
-pub(crate) async fn all(db: &PgPool, connection: Uuid) -> Result<Vec<CustomerRecord>, StoreError> {
-    let sql = format!(
-        "select {COLUMNS} from partner_customer c where c.partner_connection_id = $1 order by c.tenant_id"
-    );
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(connection)
-        .fetch_all(db)
-        .await?)
-}
-
 /// One page of the connection's customers, for an MSP.
 pub(crate) async fn page(
     db: &PgPool,
@@ -166,16 +156,16 @@ pub(crate) async fn page(
 
 pub(crate) async fn find(
     db: &PgPool,
-    msp: Option<MspId>,
+    msp: MspId,
     connection: Uuid,
     tenant: Uuid,
 ) -> Result<CustomerRecord, StoreError> {
     let sql = format!(
         "select {COLUMNS} from partner_customer c
-         where ($1::uuid is null or c.msp_id = $1) and c.partner_connection_id = $2 and c.tenant_id = $3"
+         where c.msp_id = $1 and c.partner_connection_id = $2 and c.tenant_id = $3"
     );
     sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(msp.map(|m| m.as_uuid()))
+        .bind(msp.as_uuid())
         .bind(connection)
         .bind(tenant)
         .fetch_optional(db)

@@ -34,10 +34,6 @@ impl PartnerStore {
         Self { pool, keyring }
     }
 
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
     /// The connection with its credential opened.
     pub async fn credential(&self, connection: Uuid) -> Result<PartnerCredential, StoreError> {
         let keyring = self.keyring.as_deref().ok_or(StoreError::NoMasterKey)?;
@@ -57,19 +53,6 @@ impl PartnerStore {
     /// Records a sync that failed (the customers stay as they were).
     pub async fn save_sync_failure(&self, connection: Uuid, error: &str) -> Result<(), StoreError> {
         connections::sync_failed(&self.pool, connection, error).await
-    }
-
-    /// Every customer of the connection, for verification.
-    pub async fn customers(&self, connection: Uuid) -> Result<Vec<CustomerRecord>, StoreError> {
-        customers::all(&self.pool, connection).await
-    }
-
-    pub async fn customer(
-        &self,
-        connection: Uuid,
-        tenant: Uuid,
-    ) -> Result<CustomerRecord, StoreError> {
-        customers::find(&self.pool, None, connection, tenant).await
     }
 
     /// Saves a verification of credential `credential_id` (nothing when the connection's

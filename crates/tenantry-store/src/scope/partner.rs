@@ -10,7 +10,7 @@ use super::MspScope;
 use crate::error::StoreError;
 use crate::organizations::{self, PartnerBinding, PartnerCustomer};
 use crate::partner::{
-    NewPartnerConnection, PartnerConnectionRecord, PartnerCredential, connections, consent,
+    NewPartnerConnection, PartnerConnectionRecord, connections, consent,
     customers::{self, CustomerRecord},
 };
 
@@ -50,12 +50,6 @@ impl MspScope<'_> {
     ) -> Result<PartnerConnectionRecord, StoreError> {
         self.may_work_with_partner_connections()?;
         connections::find(self.pool, self.principal.msp_id(), id).await
-    }
-
-    /// The connection's credential, opened (to prove a replacement against a customer).
-    pub async fn partner_credential(&self, id: Uuid) -> Result<PartnerCredential, StoreError> {
-        self.partner_connection(id).await?;
-        connections::open(self.pool, self.keyring()?, id).await
     }
 
     /// The public certificate (DER) of a connection's certificate credential.
@@ -135,7 +129,7 @@ impl MspScope<'_> {
         tenant: Uuid,
     ) -> Result<CustomerRecord, StoreError> {
         self.may_work_with_partner_connections()?;
-        customers::find(self.pool, Some(self.principal.msp_id()), id, tenant).await
+        customers::find(self.pool, self.principal.msp_id(), id, tenant).await
     }
 
     /// A new single-use consent `state` for one customer, valid for an hour.
