@@ -256,7 +256,7 @@ async fn without_an_exchange_role_the_capability_says_so_and_the_section_is_skip
     );
 }
 
-async fn act(
+pub(crate) async fn act(
     app: &TestApp,
     key: &str,
     organization: &str,
@@ -275,12 +275,10 @@ async fn act(
         .await
         .expect("request");
     // 200 for a dry run (nothing is stored), 201 for a request.
-    assert!(
-        matches!(response.status().as_u16(), 200 | 201),
-        "{}",
-        response.status()
-    );
-    response.json().await.expect("action")
+    let status = response.status();
+    let body: Value = response.json().await.expect("action");
+    assert!(matches!(status.as_u16(), 200 | 201), "{status} {body}");
+    body
 }
 
 #[sqlx::test]

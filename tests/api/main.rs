@@ -8,6 +8,7 @@ mod certificates;
 mod change_notifications;
 mod discovery;
 mod exchange;
+mod exchange_actions;
 mod helpers;
 mod http_conventions;
 mod isolation;

@@ -35,21 +35,90 @@ pub async fn organization_graph(
     let token = graph
         .organization_token(tenant_id, client_id, &credential)
         .await
-        .map_err(|failure| match failure {
-            TokenFailure::Unavailable(_) => SubmitError::Upstream {
-                detail: "Microsoft's login service did not answer; nothing was done. Retry shortly"
-                    .into(),
-                retry_after: None,
-            },
-            TokenFailure::Refused { .. } | TokenFailure::Unusable(_) => SubmitError::refused(
-                ErrorCode::InvalidCredentials,
-                "Entra refused the organization's stored credentials; re-validate it or replace its secret or certificate",
-            ),
-        })?;
+        .map_err(token_problem)?;
     Ok(OrganizationGraph {
         http: graph.http().clone(),
         token,
     })
+}
+
+fn token_problem(failure: TokenFailure) -> SubmitError {
+    match failure {
+        TokenFailure::Unavailable(_) => SubmitError::Upstream {
+            detail: "Microsoft's login service did not answer; nothing was done. Retry shortly"
+                .into(),
+            retry_after: None,
+        },
+        TokenFailure::Refused { .. } | TokenFailure::Unusable(_) => SubmitError::refused(
+            ErrorCode::InvalidCredentials,
+            "Entra refused the organization's stored credentials; re-validate it or replace its secret or certificate",
+        ),
+    }
+}
+
+/// Exchange Online's admin API for one organization while checking a request.
+pub struct OrganizationExchange {
+    pub http: GraphHttp,
+    pub token: SecretString,
+    /// The tenant whose admin API answers (the customer's, in partner mode).
+    pub tenant: Uuid,
+}
+
+/// The organization's Exchange token (its own resource), from the cache or Entra.
+pub async fn organization_exchange(
+    graph: &GraphAccess,
+    scope: &MspScope<'_>,
+    organization: &OrganizationRecord,
+) -> Result<OrganizationExchange, SubmitError> {
+    let (_, credential) = scope.credential(organization.id).await?;
+    let (Some(tenant), Some(client_id)) = (organization.tenant_id, organization.client_id) else {
+        return Err(SubmitError::refused(
+            ErrorCode::CapabilityUnavailable,
+            "the organization has no Microsoft 365 credentials",
+        ));
+    };
+    let token = graph
+        .exchange_token(tenant, client_id, &credential)
+        .await
+        .map_err(token_problem)?;
+    Ok(OrganizationExchange {
+        http: graph.http().clone(),
+        token,
+        tenant,
+    })
+}
+
+/// The recipient `get` (`Get-Mailbox`, `Get-DistributionGroup`) finds by `key` (any
+/// identity Exchange takes: address, alias, name, guid), live; `None` when Exchange
+/// finds none.
+pub(crate) async fn find_recipient(
+    exchange: &OrganizationExchange,
+    get: &'static str,
+    key: &str,
+) -> Result<Option<serde_json::Value>, SubmitError> {
+    use tenantry_graph::exchange::{Cmdlet, Exchange, ExchangeFailure};
+    let cmdlet = Cmdlet::new(get, serde_json::json!({"Identity": key}));
+    match Exchange::new(&exchange.http, &exchange.token, exchange.tenant)
+        .run(&cmdlet)
+        .await
+    {
+        Ok(rows) => Ok(rows.into_iter().next()),
+        Err(ExchangeFailure::NotFound { .. }) => Ok(None),
+        Err(ExchangeFailure::Throttled { retry_after }) => Err(SubmitError::Upstream {
+            detail: "Exchange Online throttled the request while Tenantry checked the target; nothing was done. Retry shortly".into(),
+            retry_after,
+        }),
+        Err(ExchangeFailure::Unavailable(_)) => Err(SubmitError::Upstream {
+            detail: "Exchange Online did not answer in time or failed while Tenantry checked the target; nothing was done. Retry shortly".into(),
+            retry_after: None,
+        }),
+        Err(ExchangeFailure::NotAllowed { cmdlet }) => Err(SubmitError::refused(
+            ErrorCode::CapabilityUnavailable,
+            format!("Exchange Online does not allow the app to call {cmdlet}: its service principal needs the Exchange Administrator or Exchange Recipient Administrator role"),
+        )),
+        // Exchange refused the key as given (not an identity it takes).
+        Err(ExchangeFailure::Refused { .. }) => Ok(None),
+    }
 }
 
 /// What a Graph failure during checks means for the requester.

@@ -6,7 +6,9 @@
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tenantry_domain::actions::{self, ActionKind, MAX_TARGETS, Parameters, Resolved, Target};
+use tenantry_domain::actions::{
+    self, ActionKind, ForwardingTarget, MAX_TARGETS, Parameters, Resolved, Target, TargetKind,
+};
 use tenantry_domain::policy::{self, Approval, Decision, Requester};
 use tenantry_domain::{ErrorCode, OrganizationId, Role};
 use tenantry_graph::GraphAccess;
@@ -15,7 +17,8 @@ use tenantry_store::actions::{ActionRecord, Created, NewAction, Refusal, StepRec
 use uuid::Uuid;
 
 use crate::lookup::{
-    OrganizationGraph, graph_problem, not_found, organization_graph, resolve_user,
+    OrganizationExchange, OrganizationGraph, find_recipient, graph_problem, not_found,
+    organization_exchange, organization_graph, resolve_user,
 };
 use crate::{FieldProblem, MissingCapability, SubmitError};
 
@@ -245,8 +248,15 @@ pub async fn submit(
     };
 
     // What about.
-    let targets = targets(scope, organization_id, &graph, kind, &keys, &parameters).await?;
-    let resolved = resolved(scope, organization_id, &graph, &parameters).await?;
+    let mut tenant = Tenant {
+        graph_access,
+        scope,
+        organization: &organization,
+        graph: &graph,
+        exchange: None,
+    };
+    let targets = tenant.targets(kind, &keys, &parameters).await?;
+    let resolved = tenant.resolved(&parameters).await?;
 
     // Privileged targets, as Microsoft says now.
     let mut privileged = Vec::new();
@@ -278,6 +288,13 @@ pub async fn submit(
         None => Requester::Technician,
     };
     let mut decision = policy::decide(kind, &policy, requester, &privileged_names);
+    if let Some(domain) = resolved
+        .forwarding
+        .as_ref()
+        .and_then(|f| f.outside_domain.as_deref())
+    {
+        decision = policy::outside_forwarding(decision, domain);
+    }
     if employee.is_some()
         && !matches!(decision, Decision::Refuse { .. })
         && let Err(detail) =
@@ -366,90 +383,285 @@ pub async fn submit(
     })
 }
 
-/// The users a request is about: a new UPN that must not exist yet, or existing users
-/// (each once).
-async fn targets(
-    scope: &MspScope<'_>,
-    organization: OrganizationId,
-    graph: &OrganizationGraph,
-    kind: ActionKind,
-    keys: &[String],
-    parameters: &Parameters,
-) -> Result<Vec<Target>, SubmitError> {
-    let mut targets = Vec::new();
-    if kind.creates_target() {
-        let upn = actions::parse_new_upn(&keys[0])
-            .map_err(|e| SubmitError::invalid(e.field, e.message))?;
-        if resolve_user(scope, organization, graph, &upn)
-            .await?
-            .is_some()
-        {
-            return Err(SubmitError::invalid(
-                "target",
-                "a user with this principal name already exists",
-            ));
-        }
-        targets.push(Target {
-            id: None,
-            user_principal_name: Some(upn),
-            display_name: match parameters {
-                Parameters::NewUser { profile, .. } => profile
-                    .get("displayName")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-                _ => None,
-            },
-        });
-    } else {
-        for key in keys {
-            let target = resolve_user(scope, organization, graph, key)
-                .await?
-                .ok_or_else(|| not_found("user", key))?;
-            if !targets.iter().any(|t: &Target| t.id == target.id) {
-                targets.push(target);
-            }
-        }
-    }
-    Ok(targets)
+/// What the request's checks reach in the tenant: Graph, and Exchange's admin API once a
+/// mailbox or distribution group must be looked up there.
+struct Tenant<'a> {
+    graph_access: &'a GraphAccess,
+    scope: &'a MspScope<'a>,
+    organization: &'a tenantry_store::OrganizationRecord,
+    graph: &'a OrganizationGraph,
+    exchange: Option<OrganizationExchange>,
 }
 
-/// The objects a request's parameters name (a group, a manager), resolved to ids.
-async fn resolved(
-    scope: &MspScope<'_>,
-    organization: OrganizationId,
-    graph: &OrganizationGraph,
-    parameters: &Parameters,
-) -> Result<Resolved, SubmitError> {
-    let mut resolved = Resolved::default();
-    if let Parameters::Group { group } = parameters {
-        let found = scope.inventory_groups_by_key(organization, group).await?;
-        resolved.group_id = match found.as_slice() {
-            [one] => Some(one.id),
-            [] => match group.parse::<Uuid>() {
-                Ok(group_id) => {
-                    tenantry_graph::actions::find_group(&graph.http, &graph.token, group_id)
-                        .await
-                        .map_err(|f| graph_problem(&f))?
-                        .map(|_| group_id)
+impl Tenant<'_> {
+    fn organization_id(&self) -> OrganizationId {
+        self.organization.id
+    }
+
+    async fn user(&self, key: &str) -> Result<Option<Target>, SubmitError> {
+        resolve_user(self.scope, self.organization_id(), self.graph, key).await
+    }
+
+    async fn exchange(&mut self) -> Result<&OrganizationExchange, SubmitError> {
+        if self.exchange.is_none() {
+            self.exchange = Some(
+                organization_exchange(self.graph_access, self.scope, self.organization).await?,
+            );
+        }
+        self.exchange
+            .as_ref()
+            .ok_or_else(|| SubmitError::refused(ErrorCode::InternalError, "no Exchange access"))
+    }
+
+    /// A mailbox by address, alias or guid: a user's (so the guard sees the user), else
+    /// one of the inventory's mailboxes, else what Exchange finds now.
+    async fn mailbox(&mut self, key: &str) -> Result<Option<Target>, SubmitError> {
+        if let Some(user) = self.user(key).await? {
+            return Ok(Some(user));
+        }
+        match self
+            .scope
+            .inventory_mailbox(self.organization_id(), key)
+            .await
+        {
+            Ok(found) => {
+                return Ok(Some(Target {
+                    id: None,
+                    user_principal_name: found.data["primarySmtpAddress"]
+                        .as_str()
+                        .map(str::to_owned),
+                    display_name: found.display_name,
+                }));
+            }
+            Err(tenantry_store::StoreError::NotFound) => {}
+            Err(error) => return Err(error.into()),
+        }
+        let exchange = self.exchange().await?;
+        Ok(find_recipient(exchange, "Get-Mailbox", key)
+            .await?
+            .map(|row| Target {
+                id: None,
+                user_principal_name: row["PrimarySmtpAddress"].as_str().map(str::to_owned),
+                display_name: row["DisplayName"].as_str().map(str::to_owned),
+            }))
+    }
+
+    /// Whether an address is already some recipient's: a user, a mailbox or a group.
+    async fn address_taken(&mut self, address: &str) -> Result<bool, SubmitError> {
+        if self.mailbox(address).await?.is_some() {
+            return Ok(true);
+        }
+        let exchange = self.exchange().await?;
+        Ok(find_recipient(exchange, "Get-DistributionGroup", address)
+            .await?
+            .is_some())
+    }
+
+    /// The objects a request is about: a new user, mailbox or group that must not exist
+    /// yet, or existing users or mailboxes (each once).
+    async fn targets(
+        &mut self,
+        kind: ActionKind,
+        keys: &[String],
+        parameters: &Parameters,
+    ) -> Result<Vec<Target>, SubmitError> {
+        let mut targets = Vec::new();
+        match kind.target_kind() {
+            TargetKind::NewUser => {
+                let upn = actions::parse_new_upn(&keys[0])
+                    .map_err(|e| SubmitError::invalid(e.field, e.message))?;
+                if self.user(&upn).await?.is_some() {
+                    return Err(SubmitError::invalid(
+                        "target",
+                        "a user with this principal name already exists",
+                    ));
                 }
-                Err(_) => None,
-            },
+                targets.push(Target {
+                    id: None,
+                    user_principal_name: Some(upn),
+                    display_name: match parameters {
+                        Parameters::NewUser { profile, .. } => profile
+                            .get("displayName")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned),
+                        _ => None,
+                    },
+                });
+            }
+            TargetKind::NewMailbox | TargetKind::NewDistributionGroup => {
+                let address = keys[0].to_ascii_lowercase();
+                if !actions::is_mail_address(&address) {
+                    return Err(SubmitError::invalid(
+                        "target",
+                        "must be the new recipient's primary address, local@domain",
+                    ));
+                }
+                if self.address_taken(&address).await? {
+                    return Err(SubmitError::invalid(
+                        "target",
+                        "this address is already used by a user, mailbox or group",
+                    ));
+                }
+                let display_name = match parameters {
+                    Parameters::NewRecipient { display_name, .. } => Some(display_name.clone()),
+                    _ => None,
+                };
+                targets.push(Target {
+                    id: None,
+                    user_principal_name: Some(address),
+                    display_name,
+                });
+            }
+            TargetKind::Mailbox => {
+                let target = self
+                    .mailbox(&keys[0])
+                    .await?
+                    .ok_or_else(|| not_found("mailbox", &keys[0]))?;
+                targets.push(target);
+            }
+            TargetKind::User => {
+                for key in keys {
+                    let target = self
+                        .user(key)
+                        .await?
+                        .ok_or_else(|| not_found("user", key))?;
+                    if !targets.iter().any(|t: &Target| t.id == target.id) {
+                        targets.push(target);
+                    }
+                }
+            }
+        }
+        Ok(targets)
+    }
+
+    /// The objects a request's parameters name (a group, a manager, a trustee, a
+    /// forwarding address), resolved against the tenant.
+    async fn resolved(&mut self, parameters: &Parameters) -> Result<Resolved, SubmitError> {
+        let (scope, organization, graph) = (self.scope, self.organization_id(), self.graph);
+        let mut resolved = Resolved::default();
+        match parameters {
+            Parameters::Group { group } => {
+                let found = scope.inventory_groups_by_key(organization, group).await?;
+                resolved.group_id = match found.as_slice() {
+                    [one] => Some(one.id),
+                    [] => match group.parse::<Uuid>() {
+                        Ok(group_id) => {
+                            tenantry_graph::actions::find_group(&graph.http, &graph.token, group_id)
+                                .await
+                                .map_err(|f| graph_problem(&f))?
+                                .map(|_| group_id)
+                        }
+                        Err(_) => None,
+                    },
+                    _ => {
+                        return Err(SubmitError::invalid(
+                            "parameters.group",
+                            "matches several groups; give the group's object id",
+                        ));
+                    }
+                };
+                if resolved.group_id.is_none() {
+                    return Err(not_found("group", group));
+                }
+            }
+            Parameters::MailboxAccess { user, .. } => {
+                let found = self
+                    .user(user)
+                    .await?
+                    .ok_or_else(|| not_found("user", user))?;
+                resolved.trustee = found
+                    .user_principal_name
+                    .or_else(|| found.id.map(|id| id.to_string()));
+            }
+            Parameters::DistributionGroup { group } => {
+                resolved.distribution_group = Some(self.distribution_group(group).await?);
+            }
+            Parameters::Forwarding { forward_to, .. } => {
+                resolved.forwarding = Some(self.forwarding(forward_to).await?);
+            }
+            _ => {}
+        }
+        if let Some(manager) = parameters.manager() {
+            let found = self
+                .user(manager)
+                .await?
+                .ok_or_else(|| not_found("manager", manager))?;
+            resolved.manager_id = found.id;
+        }
+        Ok(resolved)
+    }
+
+    /// A distribution group's Exchange guid: the inventory's (by guid, address or name),
+    /// else what Exchange finds now.
+    async fn distribution_group(&mut self, key: &str) -> Result<String, SubmitError> {
+        let page = tenantry_store::Page {
+            after: None,
+            limit: 5,
+        };
+        let found = self
+            .scope
+            .inventory_distribution_groups(self.organization_id(), Some(key), page)
+            .await?;
+        let exact: Vec<_> = found
+            .iter()
+            .filter(|g| {
+                g.id.eq_ignore_ascii_case(key)
+                    || g.display_name
+                        .as_deref()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(key))
+                    || g.data["primarySmtpAddress"]
+                        .as_str()
+                        .is_some_and(|a| a.eq_ignore_ascii_case(key))
+            })
+            .collect();
+        match exact.as_slice() {
+            [one] => return Ok(one.id.clone()),
+            [] => {}
             _ => {
                 return Err(SubmitError::invalid(
                     "parameters.group",
-                    "matches several groups; give the group's object id",
+                    "matches several groups; give the group's address or id",
                 ));
             }
-        };
-        if resolved.group_id.is_none() {
-            return Err(not_found("group", group));
         }
-    }
-    if let Some(manager) = parameters.manager() {
-        let found = resolve_user(scope, organization, graph, manager)
+        let exchange = self.exchange().await?;
+        find_recipient(exchange, "Get-DistributionGroup", key)
             .await?
-            .ok_or_else(|| not_found("manager", manager))?;
-        resolved.manager_id = found.id;
+            .and_then(|row| row["Guid"].as_str().map(str::to_owned))
+            .ok_or_else(|| not_found("distribution group", key))
     }
-    Ok(resolved)
+
+    /// Where a forwarding goes: a recipient of the tenant, or an address in one of its
+    /// domains, or outside (Graph's `/domains` says which domains are the tenant's).
+    async fn forwarding(&mut self, address: &str) -> Result<ForwardingTarget, SubmitError> {
+        if let Some(recipient) = self.mailbox(address).await? {
+            return Ok(ForwardingTarget {
+                address: recipient
+                    .user_principal_name
+                    .unwrap_or_else(|| address.to_owned()),
+                internal_recipient: true,
+                outside_domain: None,
+            });
+        }
+        let domain = address
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_ascii_lowercase())
+            .unwrap_or_default();
+        let domains =
+            tenantry_graph::calls::get(&self.graph.http, &self.graph.token, "/domains?$select=id")
+                .await
+                .map_err(|f| graph_problem(&f))?;
+        let own = domains["value"].as_array().is_some_and(|all| {
+            all.iter().any(|d| {
+                d["id"]
+                    .as_str()
+                    .is_some_and(|id| id.eq_ignore_ascii_case(&domain))
+            })
+        });
+        Ok(ForwardingTarget {
+            address: address.to_owned(),
+            internal_recipient: false,
+            outside_domain: (!own).then_some(domain),
+        })
+    }
 }

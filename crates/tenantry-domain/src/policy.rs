@@ -235,6 +235,18 @@ pub fn decide(
     }
 }
 
+/// Forwarding a mailbox outside the organization is how a compromised mailbox leaks
+/// mail, so it waits for an approval even where the policy needs none; a refusal stays a
+/// refusal.
+pub fn outside_forwarding(decision: Decision, domain: &str) -> Decision {
+    match decision {
+        Decision::Proceed => Decision::NeedsApproval {
+            reason: format!("mail would be forwarded outside the organization, to {domain}"),
+        },
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

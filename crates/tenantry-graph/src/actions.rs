@@ -204,7 +204,23 @@ pub async fn user_roles(
     token: &SecretString,
     user: uuid::Uuid,
 ) -> Result<Vec<(String, String)>, GraphFailure> {
-    let objects = calls::get_all(http, token, &format!("/users/{user}/transitiveMemberOf")).await?;
+    // Asked again after a short Retry-After (5 s in all, as the validator does): a bulk
+    // action reads every target's roles, and one throttled read must not send the whole
+    // check back to the queue to start over.
+    let path = format!("/users/{user}/transitiveMemberOf");
+    let deadline = tokio::time::Instant::now() + crate::validator::THROTTLE_BUDGET;
+    let objects = loop {
+        match calls::get_all(http, token, &path).await {
+            Err(GraphFailure::Throttled { retry_after }) => {
+                let wait = retry_after.unwrap_or(std::time::Duration::from_secs(1));
+                if tokio::time::Instant::now() + wait > deadline {
+                    return Err(GraphFailure::Throttled { retry_after });
+                }
+                tokio::time::sleep(wait).await;
+            }
+            other => break other?,
+        }
+    };
     Ok(objects
         .iter()
         .filter(|o| o["@odata.type"] == "#microsoft.graph.directoryRole")

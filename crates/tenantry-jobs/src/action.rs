@@ -43,7 +43,19 @@ struct Signed {
 }
 
 /// The cmdlets an action step may name (a stored step names one of these, nothing else).
-const EXCHANGE_CMDLETS: [&str; 3] = ["Set-Mailbox", "Get-InboxRule", "Disable-InboxRule"];
+const EXCHANGE_CMDLETS: [&str; 11] = [
+    "Set-Mailbox",
+    "Get-InboxRule",
+    "Disable-InboxRule",
+    "New-Mailbox",
+    "Add-MailboxPermission",
+    "Remove-MailboxPermission",
+    "Add-RecipientPermission",
+    "Remove-RecipientPermission",
+    "New-DistributionGroup",
+    "Add-DistributionGroupMember",
+    "Remove-DistributionGroupMember",
+];
 
 pub struct ActionHandler {
     store: ActionRunStore,
@@ -667,6 +679,18 @@ impl ActionHandler {
                         Some("already a member; nothing changed")
                     }
                     (ActionKind::RevokeAccess, 404) => Some("not a member; nothing changed"),
+                    // Exchange names the state in its exception type (graph-facts-next
+                    // §2.8, §2.10.8); the not-a-member one is UNVERIFIED.
+                    (ActionKind::AddDistributionGroupMember, _)
+                        if exception_is(&code, "MemberAlreadyExistsException") =>
+                    {
+                        Some("already a member; nothing changed")
+                    }
+                    (ActionKind::RemoveDistributionGroupMember, _)
+                        if exception_is(&code, "MemberNotFoundException") =>
+                    {
+                        Some("not a member; nothing changed")
+                    }
                     (ActionKind::MfaReset, 404) if step.method == "DELETE" => {
                         Some("already removed; nothing changed")
                     }
@@ -837,6 +861,11 @@ struct Refusal {
     code: String,
     message: String,
     request_id: Option<String>,
+}
+
+/// Whether an Exchange refusal's code (its exception type) is `name`.
+fn exception_is(code: &str, name: &str) -> bool {
+    code.rsplit('.').next() == Some(name)
 }
 
 /// Microsoft's code, or the HTTP status when the body named none.

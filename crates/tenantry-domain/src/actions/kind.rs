@@ -26,6 +26,38 @@ pub enum ActionKind {
     /// Exchange Online: disable a mailbox's inbox rules, hidden ones included, except the
     /// built-in and delegate rules (BEC remediation).
     DisableInboxRules,
+    /// Exchange Online: a new shared mailbox (`New-Mailbox -Shared`).
+    CreateSharedMailbox,
+    /// Exchange Online: a user's mailbox becomes a shared one (offboarding).
+    ConvertToSharedMailbox,
+    /// Exchange Online: FullAccess (with or without auto-mapping), SendAs or
+    /// SendOnBehalf on a mailbox, for a user.
+    GrantMailboxAccess,
+    RevokeMailboxAccess,
+    /// Exchange Online: a distribution group or mail-enabled security group.
+    CreateDistributionGroup,
+    AddDistributionGroupMember,
+    RemoveDistributionGroupMember,
+    /// Exchange Online: forward a mailbox's mail (to an outside address only with an
+    /// approval).
+    SetMailboxForwarding,
+    /// Exchange Online: hide a mailbox from the address lists, or show it again.
+    HideFromAddressLists,
+}
+
+/// What a request's `target` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetKind {
+    /// Existing users (UPN, mail or object id).
+    User,
+    /// A user to be created: its principal name.
+    NewUser,
+    /// An existing mailbox, a user's or a shared one (address or Exchange guid).
+    Mailbox,
+    /// A shared mailbox to be created: its primary address.
+    NewMailbox,
+    /// A distribution group to be created: its primary address.
+    NewDistributionGroup,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,7 +73,7 @@ pub const CREATED_USER: &str = "{created-user-id}";
 pub const MAX_TARGETS: usize = 50;
 
 impl ActionKind {
-    pub const ALL: [ActionKind; 13] = [
+    pub const ALL: [ActionKind; 22] = [
         ActionKind::PasswordReset,
         ActionKind::MfaReset,
         ActionKind::UnblockSignin,
@@ -55,6 +87,15 @@ impl ActionKind {
         ActionKind::CreateUser,
         ActionKind::ClearMailboxForwarding,
         ActionKind::DisableInboxRules,
+        ActionKind::CreateSharedMailbox,
+        ActionKind::ConvertToSharedMailbox,
+        ActionKind::GrantMailboxAccess,
+        ActionKind::RevokeMailboxAccess,
+        ActionKind::CreateDistributionGroup,
+        ActionKind::AddDistributionGroupMember,
+        ActionKind::RemoveDistributionGroupMember,
+        ActionKind::SetMailboxForwarding,
+        ActionKind::HideFromAddressLists,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -72,6 +113,15 @@ impl ActionKind {
             ActionKind::CreateUser => "create_user",
             ActionKind::ClearMailboxForwarding => "clear_mailbox_forwarding",
             ActionKind::DisableInboxRules => "disable_inbox_rules",
+            ActionKind::CreateSharedMailbox => "create_shared_mailbox",
+            ActionKind::ConvertToSharedMailbox => "convert_to_shared_mailbox",
+            ActionKind::GrantMailboxAccess => "grant_mailbox_access",
+            ActionKind::RevokeMailboxAccess => "revoke_mailbox_access",
+            ActionKind::CreateDistributionGroup => "create_distribution_group",
+            ActionKind::AddDistributionGroupMember => "add_distribution_group_member",
+            ActionKind::RemoveDistributionGroupMember => "remove_distribution_group_member",
+            ActionKind::SetMailboxForwarding => "set_mailbox_forwarding",
+            ActionKind::HideFromAddressLists => "hide_from_address_lists",
         }
     }
 
@@ -87,9 +137,17 @@ impl ActionKind {
             ActionKind::UpdatePhoto => Capability::UpdatePhoto,
             ActionKind::GrantAccess | ActionKind::RevokeAccess => Capability::GrantAccess,
             ActionKind::CreateUser => Capability::CreateUser,
-            ActionKind::ClearMailboxForwarding | ActionKind::DisableInboxRules => {
-                Capability::Exchange
-            }
+            ActionKind::ClearMailboxForwarding
+            | ActionKind::DisableInboxRules
+            | ActionKind::CreateSharedMailbox
+            | ActionKind::ConvertToSharedMailbox
+            | ActionKind::GrantMailboxAccess
+            | ActionKind::RevokeMailboxAccess
+            | ActionKind::CreateDistributionGroup
+            | ActionKind::AddDistributionGroupMember
+            | ActionKind::RemoveDistributionGroupMember
+            | ActionKind::SetMailboxForwarding
+            | ActionKind::HideFromAddressLists => Capability::Exchange,
         }
     }
 
@@ -112,13 +170,33 @@ impl ActionKind {
     pub const fn takes_many_targets(self) -> bool {
         matches!(
             self,
-            ActionKind::DisableAccount | ActionKind::EnableAccount | ActionKind::RevokeSessions
+            ActionKind::DisableAccount
+                | ActionKind::EnableAccount
+                | ActionKind::RevokeSessions
+                | ActionKind::AddDistributionGroupMember
+                | ActionKind::RemoveDistributionGroupMember
         )
     }
 
-    /// Whether the target is a user to be created rather than one that exists.
+    /// What the request's `target` names.
+    pub const fn target_kind(self) -> TargetKind {
+        match self {
+            ActionKind::CreateUser => TargetKind::NewUser,
+            ActionKind::CreateSharedMailbox => TargetKind::NewMailbox,
+            ActionKind::CreateDistributionGroup => TargetKind::NewDistributionGroup,
+            ActionKind::GrantMailboxAccess
+            | ActionKind::RevokeMailboxAccess
+            | ActionKind::HideFromAddressLists => TargetKind::Mailbox,
+            _ => TargetKind::User,
+        }
+    }
+
+    /// Whether the target is an object to be created rather than one that exists.
     pub const fn creates_target(self) -> bool {
-        matches!(self, ActionKind::CreateUser)
+        matches!(
+            self.target_kind(),
+            TargetKind::NewUser | TargetKind::NewMailbox | TargetKind::NewDistributionGroup
+        )
     }
 
     /// Whether its steps are Exchange Online cmdlets (sent to the admin API with a token
@@ -126,7 +204,17 @@ impl ActionKind {
     pub const fn runs_in_exchange(self) -> bool {
         matches!(
             self,
-            ActionKind::ClearMailboxForwarding | ActionKind::DisableInboxRules
+            ActionKind::ClearMailboxForwarding
+                | ActionKind::DisableInboxRules
+                | ActionKind::CreateSharedMailbox
+                | ActionKind::ConvertToSharedMailbox
+                | ActionKind::GrantMailboxAccess
+                | ActionKind::RevokeMailboxAccess
+                | ActionKind::CreateDistributionGroup
+                | ActionKind::AddDistributionGroupMember
+                | ActionKind::RemoveDistributionGroupMember
+                | ActionKind::SetMailboxForwarding
+                | ActionKind::HideFromAddressLists
         )
     }
 

@@ -58,6 +58,52 @@ pub enum Parameters {
         manager: Option<String>,
         license_sku_id: Option<uuid::Uuid>,
     },
+    /// A shared mailbox or distribution group to create (`security`: a mail-enabled
+    /// security group; always false for a mailbox).
+    NewRecipient {
+        display_name: String,
+        alias: Option<String>,
+        security: bool,
+    },
+    /// Who gets (or loses) which right on the target mailbox.
+    MailboxAccess {
+        user: String,
+        right: MailboxRight,
+        auto_mapping: bool,
+    },
+    /// The distribution group a member joins or leaves (id, address or name).
+    DistributionGroup {
+        group: String,
+    },
+    Forwarding {
+        forward_to: String,
+        keep_copy: bool,
+    },
+    Hidden {
+        hidden: bool,
+    },
+}
+
+/// A right on a mailbox, each granted by its own cmdlet (graph-facts-next §2.10.3–4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MailboxRight {
+    /// `Add-MailboxPermission -AccessRights FullAccess`.
+    FullAccess,
+    /// `Add-RecipientPermission -AccessRights SendAs`.
+    SendAs,
+    /// `Set-Mailbox -GrantSendOnBehalfTo @{Add=…}`.
+    SendOnBehalf,
+}
+
+impl MailboxRight {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            MailboxRight::FullAccess => "full_access",
+            MailboxRight::SendAs => "send_as",
+            MailboxRight::SendOnBehalf => "send_on_behalf",
+        }
+    }
 }
 
 impl Parameters {
@@ -103,6 +149,35 @@ impl Parameters {
                 "manager": manager,
                 "license_sku_id": license_sku_id,
             }),
+            Parameters::NewRecipient {
+                display_name,
+                alias,
+                security,
+            } => {
+                let mut shown = json!({"display_name": display_name, "alias": alias});
+                // Only groups may be security ones; a mailbox's record has no type.
+                if *security {
+                    shown["type"] = json!("security");
+                }
+                shown
+            }
+            Parameters::MailboxAccess {
+                user,
+                right,
+                auto_mapping,
+            } => {
+                let mut shown = json!({"user": user, "access": right.as_str()});
+                if *right == MailboxRight::FullAccess {
+                    shown["auto_mapping"] = json!(auto_mapping);
+                }
+                shown
+            }
+            Parameters::DistributionGroup { group } => json!({"group": group}),
+            Parameters::Forwarding {
+                forward_to,
+                keep_copy,
+            } => json!({"forward_to": forward_to, "keep_copy": keep_copy}),
+            Parameters::Hidden { hidden } => json!({"hidden": hidden}),
         }
     }
 
@@ -129,6 +204,45 @@ fn text(
             .map_err(|e| invalid(field, e.to_string())),
         Some(_) => Err(invalid(field, "must be a string")),
     }
+}
+
+fn flag(object: &Map<String, Value>, field: &str, default: bool) -> Result<bool, ParameterError> {
+    match object.get(field) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(invalid(field, "must be true or false")),
+    }
+}
+
+/// An Exchange alias: letters, digits, `.`, `-` and `_` (no leading or trailing dot).
+fn alias(value: &str) -> Result<String, ParameterError> {
+    let valid = value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        && !value.starts_with('.')
+        && !value.ends_with('.');
+    if valid {
+        Ok(value.to_owned())
+    } else {
+        Err(invalid(
+            "alias",
+            "may hold only letters, digits, '.', '_' and '-', and not start or end with '.'",
+        ))
+    }
+}
+
+/// A required reference to another object, its error (if any) added to `errors`.
+fn required_reference(
+    errors: &mut Vec<ParameterError>,
+    object: &Map<String, Value>,
+    field: &str,
+    what: &str,
+) -> Option<String> {
+    let value = keep(errors, text(object, field, 256));
+    if value.is_none() && !object.contains_key(field) {
+        errors.push(invalid(field, format!("is required: {what}")));
+    }
+    value
 }
 
 fn usage_location(value: &str) -> Result<String, ParameterError> {
@@ -192,6 +306,16 @@ pub fn parse_parameters(kind: ActionKind, raw: &Value) -> Result<Parameters, Vec
             "manager",
             "license_sku_id",
         ],
+        ActionKind::CreateSharedMailbox => &["display_name", "alias"],
+        ActionKind::CreateDistributionGroup => &["display_name", "alias", "type"],
+        ActionKind::GrantMailboxAccess => &["user", "access", "auto_mapping"],
+        // A revocation's record carries FullAccess's auto-mapping too; it is ignored.
+        ActionKind::RevokeMailboxAccess => &["user", "access", "auto_mapping"],
+        ActionKind::AddDistributionGroupMember | ActionKind::RemoveDistributionGroupMember => {
+            &["group"]
+        }
+        ActionKind::SetMailboxForwarding => &["forward_to", "keep_copy"],
+        ActionKind::HideFromAddressLists => &["hidden"],
         _ => &[],
     };
     let mut errors: Vec<ParameterError> = object
@@ -354,6 +478,107 @@ pub fn parse_parameters(kind: ActionKind, raw: &Value) -> Result<Parameters, Vec
                 license_sku_id,
             }
         }
+        ActionKind::CreateSharedMailbox | ActionKind::CreateDistributionGroup => {
+            let display_name =
+                required_reference(&mut errors, object, "display_name", "the name people see");
+            let alias = match keep(&mut errors, text(object, "alias", 64)) {
+                Some(raw) => match alias(&raw) {
+                    Ok(alias) => Some(alias),
+                    Err(e) => {
+                        errors.push(e);
+                        None
+                    }
+                },
+                None => None,
+            };
+            let security = match keep(&mut errors, text(object, "type", 16)).as_deref() {
+                None | Some("distribution") => false,
+                Some("security") => true,
+                Some(_) => {
+                    errors.push(invalid("type", "must be \"distribution\" or \"security\""));
+                    false
+                }
+            };
+            Parameters::NewRecipient {
+                display_name: display_name.unwrap_or_default(),
+                alias,
+                security,
+            }
+        }
+        ActionKind::GrantMailboxAccess | ActionKind::RevokeMailboxAccess => {
+            let user = required_reference(
+                &mut errors,
+                object,
+                "user",
+                "the user who gets or loses the access (UPN, mail or id)",
+            );
+            let right = match keep(&mut errors, text(object, "access", 32)).as_deref() {
+                None | Some("full_access") => MailboxRight::FullAccess,
+                Some("send_as") => MailboxRight::SendAs,
+                Some("send_on_behalf") => MailboxRight::SendOnBehalf,
+                Some(_) => {
+                    errors.push(invalid(
+                        "access",
+                        "must be full_access, send_as or send_on_behalf",
+                    ));
+                    MailboxRight::FullAccess
+                }
+            };
+            let auto_mapping = flag(object, "auto_mapping", true).unwrap_or_else(|e| {
+                errors.push(e);
+                true
+            });
+            if object.contains_key("auto_mapping") && right != MailboxRight::FullAccess {
+                errors.push(invalid("auto_mapping", "applies to full_access only"));
+            }
+            Parameters::MailboxAccess {
+                user: user.unwrap_or_default(),
+                right,
+                auto_mapping,
+            }
+        }
+        ActionKind::AddDistributionGroupMember | ActionKind::RemoveDistributionGroupMember => {
+            let group = required_reference(
+                &mut errors,
+                object,
+                "group",
+                "a distribution group's id, address or name",
+            );
+            Parameters::DistributionGroup {
+                group: group.unwrap_or_default(),
+            }
+        }
+        ActionKind::SetMailboxForwarding => {
+            let forward_to = required_reference(
+                &mut errors,
+                object,
+                "forward_to",
+                "the address mail is forwarded to",
+            );
+            if let Some(address) = &forward_to
+                && !is_mail_address(address)
+            {
+                errors.push(invalid(
+                    "forward_to",
+                    "must be an email address, local@domain",
+                ));
+            }
+            let keep_copy = flag(object, "keep_copy", true).unwrap_or_else(|e| {
+                errors.push(e);
+                true
+            });
+            Parameters::Forwarding {
+                forward_to: forward_to.unwrap_or_default(),
+                keep_copy,
+            }
+        }
+        ActionKind::HideFromAddressLists => {
+            let hidden = flag(object, "hidden", true).unwrap_or_else(|e| {
+                errors.push(e);
+                true
+            });
+            Parameters::Hidden { hidden }
+        }
         _ => Parameters::None,
     };
     if errors.is_empty() {
@@ -361,6 +586,27 @@ pub fn parse_parameters(kind: ActionKind, raw: &Value) -> Result<Parameters, Vec
     } else {
         Err(errors)
     }
+}
+
+/// Whether `raw` is a plain mail address: an RFC 5322 dot-atom local part and a dotted
+/// domain of letters, digits and hyphens (no quoted local parts, no IP literals).
+pub fn is_mail_address(raw: &str) -> bool {
+    raw.len() <= 254
+        && raw.rsplit_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && local.len() <= 64
+                && local
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c))
+                && !local.starts_with('.')
+                && !local.ends_with('.')
+                && !local.contains("..")
+                && domain.contains('.')
+                && domain.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                })
+        })
 }
 
 /// Checks a user principal name for a user to be created: `local@domain`.

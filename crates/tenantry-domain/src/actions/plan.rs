@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{ActionKind, CREATED_USER, PASSWORD_PLACEHOLDER, Parameters};
+use super::{ActionKind, CREATED_USER, MailboxRight, PASSWORD_PLACEHOLDER, Parameters};
 
 /// A user the action is about, resolved against the tenant.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,6 +20,27 @@ pub struct Target {
 pub struct Resolved {
     pub group_id: Option<uuid::Uuid>,
     pub manager_id: Option<uuid::Uuid>,
+    /// The address Exchange knows the `user` of a mailbox-access request by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trustee: Option<String>,
+    /// The distribution group of a membership request, as Exchange identifies it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution_group: Option<String>,
+    /// Where a forwarding goes, as found in the tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarding: Option<ForwardingTarget>,
+}
+
+/// A forwarding address, looked up in the tenant: a recipient of its own
+/// (`ForwardingAddress`), or an SMTP address (`ForwardingSmtpAddress`) whose domain may be
+/// outside the tenant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardingTarget {
+    pub address: String,
+    /// A mailbox or mail user of the tenant.
+    pub internal_recipient: bool,
+    /// The domain, when it is none of the tenant's (mail leaves the organization).
+    pub outside_domain: Option<String>,
 }
 
 /// One call of an action: a Graph request, or an Exchange Online cmdlet (method
@@ -132,6 +153,140 @@ pub fn plan(
                 PlannedStep::new("list inbox rules", EXCHANGE, "Get-InboxRule".into())
                     .body(json!({"Mailbox": mailbox(target), "IncludeHidden": true})),
             ),
+            ActionKind::CreateSharedMailbox => {
+                if let Parameters::NewRecipient {
+                    display_name,
+                    alias,
+                    ..
+                } = parameters
+                {
+                    let address = mailbox(target);
+                    steps.push(
+                        PlannedStep::new("create shared mailbox", EXCHANGE, "New-Mailbox".into())
+                            .body(json!({
+                                "Name": alias.clone().unwrap_or_else(|| local_part(&address)),
+                                "DisplayName": display_name,
+                                "PrimarySmtpAddress": address,
+                                "Shared": true,
+                            }))
+                            .once(),
+                    );
+                }
+            }
+            ActionKind::ConvertToSharedMailbox => steps.push(
+                PlannedStep::new("convert to shared mailbox", EXCHANGE, "Set-Mailbox".into())
+                    .body(json!({"Identity": mailbox(target), "Type": "Shared"})),
+            ),
+            ActionKind::GrantMailboxAccess | ActionKind::RevokeMailboxAccess => {
+                if let Parameters::MailboxAccess {
+                    right,
+                    auto_mapping,
+                    ..
+                } = parameters
+                {
+                    let trustee = resolved.trustee.clone().unwrap_or_else(|| "{user}".into());
+                    steps.push(mailbox_access(
+                        kind == ActionKind::GrantMailboxAccess,
+                        &mailbox(target),
+                        &trustee,
+                        *right,
+                        *auto_mapping,
+                    ));
+                }
+            }
+            ActionKind::CreateDistributionGroup => {
+                if let Parameters::NewRecipient {
+                    display_name,
+                    alias,
+                    security,
+                } = parameters
+                {
+                    let address = mailbox(target);
+                    let alias = alias.clone().unwrap_or_else(|| local_part(&address));
+                    steps.push(
+                        PlannedStep::new(
+                            "create distribution group",
+                            EXCHANGE,
+                            "New-DistributionGroup".into(),
+                        )
+                        .body(json!({
+                            "Name": alias,
+                            "Alias": alias,
+                            "DisplayName": display_name,
+                            "PrimarySmtpAddress": address,
+                            "Type": if *security { "Security" } else { "Distribution" },
+                        }))
+                        .once(),
+                    );
+                }
+            }
+            ActionKind::AddDistributionGroupMember | ActionKind::RemoveDistributionGroupMember => {
+                let group = resolved
+                    .distribution_group
+                    .clone()
+                    .unwrap_or_else(|| "{group}".into());
+                let add = kind == ActionKind::AddDistributionGroupMember;
+                steps.push(
+                    PlannedStep::new(
+                        if add {
+                            "add distribution group member"
+                        } else {
+                            "remove distribution group member"
+                        },
+                        EXCHANGE,
+                        if add {
+                            "Add-DistributionGroupMember"
+                        } else {
+                            "Remove-DistributionGroupMember"
+                        }
+                        .into(),
+                    )
+                    .body(json!({
+                        "Identity": group,
+                        "Member": mailbox(target),
+                        "BypassSecurityGroupManagerCheck": true,
+                        "Confirm": false,
+                    })),
+                );
+            }
+            ActionKind::SetMailboxForwarding => {
+                if let (Parameters::Forwarding { keep_copy, .. }, Some(forwarding)) =
+                    (parameters, &resolved.forwarding)
+                {
+                    // One of the two fields, the other cleared: Exchange ignores the SMTP
+                    // one while the recipient one is set (graph-facts-next §2.10.5).
+                    let (recipient, smtp) = if forwarding.internal_recipient {
+                        (json!(forwarding.address), Value::Null)
+                    } else {
+                        (Value::Null, json!(forwarding.address))
+                    };
+                    steps.push(
+                        PlannedStep::new("set mailbox forwarding", EXCHANGE, "Set-Mailbox".into())
+                            .body(json!({
+                                "Identity": mailbox(target),
+                                "ForwardingAddress": recipient,
+                                "ForwardingSmtpAddress": smtp,
+                                "DeliverToMailboxAndForward": keep_copy,
+                            })),
+                    );
+                }
+            }
+            ActionKind::HideFromAddressLists => {
+                if let Parameters::Hidden { hidden } = parameters {
+                    steps.push(
+                        PlannedStep::new(
+                            if *hidden {
+                                "hide from address lists"
+                            } else {
+                                "show in address lists"
+                            },
+                            EXCHANGE,
+                            "Set-Mailbox".into(),
+                        )
+                        .body(json!({"Identity": mailbox(target), "HiddenFromAddressListsEnabled": hidden})),
+                    );
+                }
+            }
             ActionKind::RevokeSessions => steps.push(PlannedStep::new(
                 "revoke sign-in sessions",
                 "POST",
@@ -241,6 +396,57 @@ pub fn plan(
         }
     }
     steps
+}
+
+/// The part of an address before the `@`, as an Exchange name.
+fn local_part(address: &str) -> String {
+    address.split('@').next().unwrap_or_default().to_owned()
+}
+
+/// The cmdlet that grants or removes one right on a mailbox (graph-facts-next
+/// §2.10.3–4): FullAccess and SendAs are permissions of their own, SendOnBehalf is a
+/// multi-valued property of the mailbox changed with `Add`/`Remove`.
+fn mailbox_access(
+    grant: bool,
+    mailbox: &str,
+    trustee: &str,
+    right: MailboxRight,
+    auto_mapping: bool,
+) -> PlannedStep {
+    let verb = if grant { "grant" } else { "revoke" };
+    let name = format!("{verb} {}", right.as_str().replace('_', " "));
+    match right {
+        MailboxRight::FullAccess => {
+            let mut body = json!({"Identity": mailbox, "User": trustee, "AccessRights": ["FullAccess"], "Confirm": false});
+            if grant {
+                body["AutoMapping"] = json!(auto_mapping);
+                body["InheritanceType"] = json!("All");
+            }
+            let cmdlet = if grant {
+                "Add-MailboxPermission"
+            } else {
+                "Remove-MailboxPermission"
+            };
+            PlannedStep::new(name, EXCHANGE, cmdlet.into()).body(body)
+        }
+        MailboxRight::SendAs => {
+            let cmdlet = if grant {
+                "Add-RecipientPermission"
+            } else {
+                "Remove-RecipientPermission"
+            };
+            PlannedStep::new(name, EXCHANGE, cmdlet.into()).body(json!({"Identity": mailbox, "Trustee": trustee, "AccessRights": ["SendAs"], "Confirm": false}))
+        }
+        MailboxRight::SendOnBehalf => {
+            PlannedStep::new(name, EXCHANGE, "Set-Mailbox".into()).body(json!({
+                "Identity": mailbox,
+                "GrantSendOnBehalfTo": {
+                    "@odata.type": "#Exchange.GenericHashTable",
+                    if grant { "Add" } else { "Remove" }: [trustee],
+                },
+            }))
+        }
+    }
 }
 
 fn set_manager(user: &str, manager: uuid::Uuid, graph_base: &str) -> PlannedStep {

@@ -35,10 +35,18 @@ use crate::problem::{ApiError, FieldError, PROBLEM_CONTENT_TYPE as PROBLEM, Prob
 pub struct ActionRequest {
     /// `password_reset`, `mfa_reset`, `unblock_signin`, `revoke_sessions`,
     /// `disable_account`, `enable_account`, `update_user_profile`, `update_photo`,
-    /// `grant_access`, `revoke_access` or `create_user`.
+    /// `grant_access`, `revoke_access`, `create_user`, or an Exchange Online action:
+    /// `clear_mailbox_forwarding`, `set_mailbox_forwarding`, `disable_inbox_rules`,
+    /// `create_shared_mailbox`, `convert_to_shared_mailbox`, `grant_mailbox_access`,
+    /// `revoke_mailbox_access`, `create_distribution_group`,
+    /// `add_distribution_group_member`, `remove_distribution_group_member`,
+    /// `hide_from_address_lists` (docs/exchange.md).
     action: String,
     /// The user: UPN, mail or object id; a list of up to 50 for `disable_account`,
-    /// `enable_account` and `revoke_sessions`; the new UPN for `create_user`.
+    /// `enable_account`, `revoke_sessions` and the distribution-group member actions;
+    /// the new UPN for `create_user`; the new address for `create_shared_mailbox` and
+    /// `create_distribution_group`; a mailbox's address for the mailbox-access actions
+    /// and `hide_from_address_lists`.
     #[schema(value_type = Object)]
     target: Value,
     #[schema(value_type = Object)]
