@@ -555,3 +555,411 @@ async fn exchange_actions_finish_through_a_throttling_storm(pool: PgPool) {
         "each member added exactly once"
     );
 }
+
+/// The contoso user's Graph object (what Microsoft holds now).
+async fn graph_user(app: &TestApp, tenant: &str, upn: &str) -> Value {
+    app.graph(
+        tenant,
+        reqwest::Method::GET,
+        &format!("/users/{upn}?$select=id,accountEnabled,assignedLicenses"),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .expect("user")
+}
+
+#[sqlx::test]
+async fn offboarding_runs_every_step_after_one_approval_exactly_as_its_dry_run_showed(
+    pool: PgPool,
+) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Northwind MSP").await;
+    let organization = crate::helpers::connect(&app, &msp, "contoso").await;
+    app.run_pending_jobs().await;
+    let contoso = app.demo("contoso");
+    // A member of Sales DL (the demo's members 25 to 34), given a licence and a Graph
+    // group before the scan the offboarding reads its memberships from.
+    let (leaver, delegate) = (
+        contoso.user_upn(30).expect("upn"),
+        contoso.user_upn(31).expect("upn"),
+    );
+    let key = &msp.owner_key;
+    let user = graph_user(&app, "contoso", &leaver).await;
+    let user_id = user["id"].as_str().expect("id").to_owned();
+    let licensed = app
+        .graph(
+            "contoso",
+            reqwest::Method::POST,
+            &format!("/users/{user_id}/assignLicense"),
+            Some(json!({"addLicenses": [{"skuId": "c7df2760-2c81-4ef7-b578-5b5392b571df", "disabledPlans": []}], "removeLicenses": []})),
+        )
+        .await;
+    let status = licensed.status();
+    assert_eq!(status, 200, "{}", licensed.text().await.unwrap_or_default());
+    let groups: Value = app
+        .graph("contoso", reqwest::Method::GET, "/groups?$top=50", None)
+        .await
+        .json()
+        .await
+        .expect("groups");
+    let group = groups["value"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .find(|g| {
+            g["securityEnabled"] == true
+                && g["mailEnabled"] != true
+                && !g["groupTypes"].to_string().contains("Dynamic")
+        })
+        .expect("a security group")
+        .clone();
+    let joined = app
+        .graph(
+            "contoso",
+            reqwest::Method::POST,
+            &format!("/groups/{}/members/$ref", group["id"].as_str().expect("id")),
+            Some(json!({"@odata.id": format!("{}/v1.0/directoryObjects/{user_id}", app.sim.base_url())})),
+        )
+        .await;
+    let status = joined.status();
+    let answer = joined.text().await.unwrap_or_default();
+    assert!(
+        status.is_success() || answer.contains("already exist"),
+        "{status} {answer}"
+    );
+    rescan(&app, key, &organization).await;
+
+    let request = json!({"action": "offboard_user", "target": leaver,
+        "parameters": {"delegate": delegate, "forward_to_delegate": true}});
+    let mut dry_request = request.clone();
+    dry_request["dry_run"] = json!(true);
+    let dry = act(&app, key, &organization, dry_request, "dry").await;
+    assert_eq!(dry["decision"], "would_wait_for_approval", "{dry}");
+    let planned: Vec<(String, String, String)> = dry["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap_or_default().to_owned(),
+                s["method"].as_str().unwrap_or_default().to_owned(),
+                s["path"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let names: Vec<&str> = planned.iter().map(|(n, _, _)| n.as_str()).collect();
+    for expected in [
+        "block sign-in",
+        "reset password",
+        "revoke sign-in sessions",
+        "leave distribution group Sales DL",
+        "convert mailbox to shared",
+        "grant full access",
+        "forward mail to the delegate",
+        "hide from address lists",
+        "remove 1 licence(s)",
+    ] {
+        assert!(names.contains(&expected), "{expected} in {names:?}");
+    }
+    let group_name = group["displayName"].as_str().expect("name");
+    assert!(
+        names.contains(&format!("leave group {group_name}").as_str()),
+        "{names:?}"
+    );
+    assert!(
+        dry.to_string().contains("[generated at execution"),
+        "no password in a plan"
+    );
+
+    // One approval covers every step; nothing is sent before it.
+    let requested = act(&app, key, &organization, request, "offboard").await;
+    assert_eq!(requested["state"], "pending_approval", "{requested}");
+    app.run_pending_jobs().await;
+    assert_eq!(
+        graph_user(&app, "contoso", &leaver).await["accountEnabled"],
+        true
+    );
+    let (_, admin) = app.key_for(&msp, Role::Admin).await;
+    let approved = app
+        .post_json(
+            &format!(
+                "/api/v1/actions/{}/approve",
+                requested["id"].as_str().expect("id")
+            ),
+            &admin,
+            json!({"reason": "HR ticket 512"}),
+        )
+        .await;
+    assert_eq!(approved.status(), 200);
+    let done = finished(&app, key, &requested).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let ran: Vec<(String, String, String)> = done["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap_or_default().to_owned(),
+                s["method"].as_str().unwrap_or_default().to_owned(),
+                s["path"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(ran, planned, "what ran is what the dry run showed");
+    let licence_step = done["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| {
+            s["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("/assignLicense"))
+        })
+        .expect("licence step");
+    assert_eq!(
+        licence_step["detail"]["licenses_returned"], 1,
+        "{licence_step}"
+    );
+
+    // What Microsoft holds now.
+    let after = graph_user(&app, "contoso", &leaver).await;
+    assert_eq!(after["accountEnabled"], false);
+    assert_eq!(after["assignedLicenses"], json!([]));
+    rescan(&app, key, &organization).await;
+    let shown = mailbox(&app, key, &organization, &leaver).await;
+    assert_eq!(
+        shown["data"]["recipientTypeDetails"], "SharedMailbox",
+        "{shown}"
+    );
+    assert_eq!(shown["data"]["hiddenFromAddressLists"], true, "{shown}");
+    assert!(shown["data"]["forwardingAddress"].is_string(), "{shown}");
+    let detail: Value = app
+        .get(
+            &format!("/api/v1/organizations/{organization}/users/{user_id}"),
+            key,
+        )
+        .await
+        .json()
+        .await
+        .expect("user");
+    assert!(
+        !detail.to_string().contains(group_name),
+        "left the group: {detail}"
+    );
+    let sales = app
+        .get_all(
+            &format!("/api/v1/organizations/{organization}/distribution-groups?q=Sales"),
+            key,
+        )
+        .await;
+    assert!(
+        !sales[0]
+            .to_string()
+            .to_lowercase()
+            .contains(&leaver.to_lowercase()),
+        "{sales:?}"
+    );
+}
+
+#[sqlx::test]
+async fn offboarding_where_exchange_is_not_granted_skips_those_steps_with_the_reason(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Northwind MSP").await;
+    let organization = crate::helpers::connect(&app, &msp, "tailspin").await;
+    app.run_pending_jobs().await;
+    open(&app, &msp, &organization, &["offboard_user"]).await;
+    let tailspin = app.demo("tailspin");
+    let (leaver, delegate) = (
+        tailspin.user_upn(30).expect("upn"),
+        tailspin.user_upn(31).expect("upn"),
+    );
+    let key = &msp.owner_key;
+    let requested = act(
+        &app,
+        key,
+        &organization,
+        json!({"action": "offboard_user", "target": leaver, "parameters": {"delegate": delegate}}),
+        "offboard",
+    )
+    .await;
+    let done = finished(&app, key, &requested).await;
+    assert_eq!(done["state"], "partially_succeeded", "{done}");
+    let steps = done["steps"].as_array().expect("steps");
+    for step in steps {
+        // Tailspin's app holds no Exchange role (and no role to reset passwords).
+        if step["method"] == "EXCHANGE" || step["state"] == "skipped" {
+            assert_eq!(step["state"], "skipped", "{step}");
+            assert_eq!(step["error_code"], "CAPABILITY_UNAVAILABLE", "{step}");
+            assert!(
+                step["error_message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("grant it")),
+                "{step}"
+            );
+        } else {
+            assert_eq!(step["state"], "succeeded", "{step}");
+        }
+    }
+    assert!(steps.iter().any(|s| s["method"] == "EXCHANGE"), "{done}");
+    assert_eq!(
+        graph_user(&app, "tailspin", &leaver).await["accountEnabled"],
+        false
+    );
+    assert_eq!(
+        app.sim
+            .requests()
+            .iter()
+            .filter(|r| r.path.contains("/InvokeCommand")
+                && r.tenant.as_deref() == Some(&tailspin.id.to_string()))
+            .filter(|r| r.cmdlet.as_deref().is_some_and(|c| !c.starts_with("Get-")))
+            .count(),
+        0,
+        "no cmdlet was sent for a skipped step"
+    );
+}
+
+fn step_keys(action: &Value) -> Vec<(String, String, String)> {
+    action["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap_or_default().to_owned(),
+                s["method"].as_str().unwrap_or_default().to_owned(),
+                s["path"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[sqlx::test]
+async fn bec_remediation_as_one_request_is_dry_run_approved_and_run_step_by_step(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Northwind MSP").await;
+    let organization = crate::helpers::connect(&app, &msp, "contoso").await;
+    app.run_pending_jobs().await;
+    let key = &msp.owner_key;
+
+    // The technician finds the mailbox forwarding outside through the API.
+    let outside = app
+        .get_all(
+            &format!("/api/v1/organizations/{organization}/mailboxes?forwarding=outside"),
+            key,
+        )
+        .await;
+    assert_eq!(outside.len(), 1, "{outside:?}");
+    let victim = outside[0]["data"]["userPrincipalName"]
+        .as_str()
+        .expect("upn")
+        .to_owned();
+    // The organization itself says so.
+    let shown: Value = app
+        .get(&format!("/api/v1/organizations/{organization}"), key)
+        .await
+        .json()
+        .await
+        .expect("organization");
+    assert_eq!(
+        shown["warnings"][0]["code"], "OUTSIDE_FORWARDING",
+        "{shown}"
+    );
+    assert!(
+        shown["warnings"][0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("outside-example.net")),
+        "{shown}"
+    );
+
+    let dry = act(
+        &app,
+        key,
+        &organization,
+        json!({"action": "remediate_compromised_user", "target": victim, "dry_run": true}),
+        "dry",
+    )
+    .await;
+    assert_eq!(dry["decision"], "would_wait_for_approval", "{dry}");
+    let planned = step_keys(&dry);
+    let names: Vec<&str> = planned.iter().map(|(n, _, _)| n.as_str()).collect();
+    assert_eq!(
+        &names[..3],
+        ["reset password", "revoke sign-in sessions", "block sign-in"]
+    );
+    assert!(names.contains(&"clear mailbox forwarding"), "{names:?}");
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| n.starts_with("disable inbox rule"))
+            .count(),
+        3,
+        "the attacker's three rules, hidden one included, not the junk rule: {names:?}"
+    );
+    assert!(
+        app.sim
+            .requests()
+            .iter()
+            .all(|r| r.cmdlet.as_deref().is_none_or(|c| c.starts_with("Get-"))),
+        "a dry run changes nothing"
+    );
+
+    let requested = act(
+        &app,
+        key,
+        &organization,
+        json!({"action": "remediate_compromised_user", "target": victim}),
+        "bec",
+    )
+    .await;
+    assert_eq!(requested["state"], "pending_approval", "{requested}");
+    let (_, admin) = app.key_for(&msp, Role::Admin).await;
+    let approved = app
+        .post_json(
+            &format!(
+                "/api/v1/actions/{}/approve",
+                requested["id"].as_str().expect("id")
+            ),
+            &admin,
+            json!({"reason": "Defender alert 4411"}),
+        )
+        .await;
+    assert_eq!(approved.status(), 200);
+    let done = finished(&app, key, &requested).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(
+        step_keys(&done),
+        planned,
+        "what ran is what the dry run showed"
+    );
+    assert!(done["password_available"] == true, "{done}");
+
+    let rules: Value = app
+        .get(
+            &format!("/api/v1/organizations/{organization}/users/{victim}/inbox-rules"),
+            key,
+        )
+        .await
+        .json()
+        .await
+        .expect("rules");
+    for rule in rules["data"].as_array().expect("rules") {
+        assert_eq!(rule["enabled"], rule["built_in"] == true, "{rule}");
+    }
+    rescan(&app, key, &organization).await;
+    let outside = app
+        .get_all(
+            &format!("/api/v1/organizations/{organization}/mailboxes?forwarding=outside"),
+            key,
+        )
+        .await;
+    assert!(outside.is_empty(), "{outside:?}");
+    let shown: Value = app
+        .get(&format!("/api/v1/organizations/{organization}"), key)
+        .await
+        .json()
+        .await
+        .expect("organization");
+    assert!(shown.get("warnings").is_none(), "{shown}");
+}

@@ -7,8 +7,10 @@
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tenantry_domain::actions::{
-    self, ActionKind, ForwardingTarget, MAX_TARGETS, Parameters, Resolved, Target, TargetKind,
+    self, ActionKind, ForwardingTarget, MAX_TARGETS, NamedGroup, OffboardingPlan, Parameters,
+    RemediationPlan, Resolved, Target, TargetKind,
 };
+use tenantry_domain::capabilities::Capability;
 use tenantry_domain::policy::{self, Approval, Decision, Requester};
 use tenantry_domain::{ErrorCode, OrganizationId, Role};
 use tenantry_graph::GraphAccess;
@@ -131,6 +133,17 @@ pub(crate) fn checked_text(
                 .map_err(|e| SubmitError::invalid(field, e.to_string()))
         })
         .transpose()
+}
+
+/// The capabilities the organization's last validation report found unavailable.
+fn unavailable_capabilities(report: Option<&Value>) -> Vec<Capability> {
+    report
+        .and_then(|r| r["capabilities"].as_array())
+        .into_iter()
+        .flatten()
+        .filter(|c| c["available"].as_bool() == Some(false))
+        .filter_map(|c| c["capability"].as_str()?.parse().ok())
+        .collect()
 }
 
 /// The capability check against the organization's last validation report.
@@ -256,7 +269,17 @@ pub async fn submit(
         exchange: None,
     };
     let targets = tenant.targets(kind, &keys, &parameters).await?;
-    let resolved = tenant.resolved(&parameters).await?;
+    let mut resolved = tenant.resolved(&parameters).await?;
+    if let (Parameters::Offboarding { .. }, Some(target)) = (&parameters, targets.first()) {
+        resolved.offboarding = Some(
+            tenant
+                .offboarding(target, &parameters, report.as_ref())
+                .await?,
+        );
+    }
+    if let (ActionKind::RemediateCompromisedUser, Some(target)) = (kind, targets.first()) {
+        resolved.remediation = Some(tenant.remediation(target, report.as_ref()).await?);
+    }
 
     // Privileged targets, as Microsoft says now.
     let mut privileged = Vec::new();
@@ -589,6 +612,178 @@ impl Tenant<'_> {
             resolved.manager_id = found.id;
         }
         Ok(resolved)
+    }
+
+    /// What offboarding `target` will undo, read now: the memberships of the last scan,
+    /// the delegate (named, else the user's manager), the licences Graph says the user
+    /// holds, and the capabilities the last validation found missing.
+    async fn offboarding(
+        &mut self,
+        target: &Target,
+        parameters: &Parameters,
+        report: Option<&Value>,
+    ) -> Result<OffboardingPlan, SubmitError> {
+        let Parameters::Offboarding {
+            delegate,
+            forward_to_delegate,
+            remove_from_groups,
+            remove_licenses,
+            ..
+        } = parameters
+        else {
+            return Ok(OffboardingPlan::default());
+        };
+        let Some(user) = target.id else {
+            return Err(not_found("user", ""));
+        };
+        let (http, token) = (&self.graph.http, &self.graph.token);
+        let mut plan = OffboardingPlan {
+            unavailable: unavailable_capabilities(report),
+            ..OffboardingPlan::default()
+        };
+        if *remove_from_groups {
+            let address = target.user_principal_name.clone().unwrap_or_default();
+            let memberships = self
+                .scope
+                .inventory_memberships(self.organization_id(), user, &address)
+                .await?;
+            plan.groups = memberships
+                .graph_groups
+                .into_iter()
+                .map(|(id, name)| NamedGroup {
+                    id: id.to_string(),
+                    name,
+                })
+                .collect();
+            plan.distribution_groups = memberships
+                .distribution_groups
+                .into_iter()
+                .map(|(id, name)| NamedGroup { id, name })
+                .collect();
+        }
+        plan.delegate = match delegate {
+            Some(key) => {
+                let found = self
+                    .user(key)
+                    .await?
+                    .ok_or_else(|| not_found("delegate", key))?;
+                if found.id == Some(user) {
+                    return Err(SubmitError::invalid(
+                        "parameters.delegate",
+                        "must be someone other than the user being offboarded",
+                    ));
+                }
+                found.user_principal_name
+            }
+            None => match tenantry_graph::calls::get(
+                http,
+                token,
+                &format!("/users/{user}/manager?$select=id,userPrincipalName"),
+            )
+            .await
+            {
+                Ok(manager) => manager["userPrincipalName"].as_str().map(str::to_owned),
+                Err(tenantry_graph::calls::GraphFailure::NotFound) => None,
+                Err(failure) => return Err(graph_problem(&failure)),
+            },
+        };
+        if *forward_to_delegate && plan.delegate.is_none() {
+            return Err(SubmitError::invalid(
+                "parameters.forward_to_delegate",
+                "needs a delegate: the user has no manager, so name one in `delegate`",
+            ));
+        }
+        if *remove_licenses {
+            let held = tenantry_graph::calls::get(
+                http,
+                token,
+                &format!("/users/{user}?$select=id,assignedLicenses"),
+            )
+            .await
+            .map_err(|f| graph_problem(&f))?;
+            plan.licenses = held["assignedLicenses"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|l| l["skuId"].as_str()?.parse().ok())
+                .collect();
+        }
+        Ok(plan)
+    }
+
+    /// What a BEC remediation of `target` will remove, listed now: the authentication
+    /// methods (Graph) and the inbox rules to disable (Exchange, hidden ones included),
+    /// each only where the tenant granted the capability to remove them.
+    async fn remediation(
+        &mut self,
+        target: &Target,
+        report: Option<&Value>,
+    ) -> Result<RemediationPlan, SubmitError> {
+        use tenantry_graph::exchange::{Cmdlet, Exchange, ExchangeFailure, rules::InboxRule};
+        let Some(user) = target.id else {
+            return Err(not_found("user", ""));
+        };
+        let mut plan = RemediationPlan {
+            unavailable: unavailable_capabilities(report),
+            ..RemediationPlan::default()
+        };
+        if !plan.unavailable.contains(&Capability::MfaReset) {
+            let methods = tenantry_graph::calls::get(
+                &self.graph.http,
+                &self.graph.token,
+                &format!("/users/{user}/authentication/methods"),
+            )
+            .await
+            .map_err(|f| graph_problem(&f))?;
+            plan.methods = methods["value"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| json!({"@odata.type": m["@odata.type"], "id": m["id"], "phoneType": m["phoneType"]}))
+                .collect();
+        }
+        if !plan.unavailable.contains(&Capability::Exchange) {
+            let mailbox = target
+                .user_principal_name
+                .clone()
+                .unwrap_or_else(|| user.to_string());
+            let exchange = self.exchange().await?;
+            let rows = Exchange::new(&exchange.http, &exchange.token, exchange.tenant)
+                .run(&Cmdlet::new(
+                    "Get-InboxRule",
+                    json!({"Mailbox": mailbox, "IncludeHidden": true}),
+                ))
+                .await;
+            plan.inbox_rules = match rows {
+                Ok(rows) => rows
+                    .iter()
+                    .filter_map(InboxRule::from_row)
+                    .filter(InboxRule::to_disable)
+                    .map(|r| r.identity)
+                    .collect(),
+                // A user without a mailbox has no rules to disable.
+                Err(ExchangeFailure::NotFound { .. }) => Vec::new(),
+                Err(ExchangeFailure::Throttled { retry_after }) => {
+                    return Err(SubmitError::Upstream {
+                        detail: "Exchange Online throttled the listing of the inbox rules; nothing was done. Retry shortly".into(),
+                        retry_after,
+                    });
+                }
+                Err(ExchangeFailure::Unavailable(_)) => {
+                    return Err(SubmitError::Upstream {
+                        detail: "Exchange Online did not answer while Tenantry listed the inbox rules; nothing was done. Retry shortly".into(),
+                        retry_after: None,
+                    });
+                }
+                Err(failure) => {
+                    return Err(SubmitError::refused(
+                        ErrorCode::CapabilityUnavailable,
+                        format!("Exchange Online refused to list the inbox rules: {failure}"),
+                    ));
+                }
+            };
+        }
+        Ok(plan)
     }
 
     /// A distribution group's Exchange guid: the inventory's (by guid, address or name),

@@ -19,7 +19,7 @@ const MAX_SIGNATURES: usize = 5;
 
 /// What a webhook may trigger: actions that contain a compromise and need nothing but
 /// the user.
-pub const CONTAINMENT: [ActionKind; 6] = [
+pub const CONTAINMENT: [ActionKind; 7] = [
     ActionKind::RevokeSessions,
     ActionKind::PasswordReset,
     ActionKind::MfaReset,
@@ -27,6 +27,8 @@ pub const CONTAINMENT: [ActionKind; 6] = [
     // BEC remediation's Exchange steps (issue #17).
     ActionKind::ClearMailboxForwarding,
     ActionKind::DisableInboxRules,
+    // The whole BEC remediation as one action.
+    ActionKind::RemediateCompromisedUser,
 ];
 
 /// Whether a rule's actions follow the organization's approval policy or skip it (the
@@ -90,7 +92,7 @@ pub fn rule_problems(rules: &[Rule]) -> Vec<(String, String)> {
                 problems.push((
                     format!("rules[{i}].actions"),
                     format!(
-                        "{kind} is not a containment action; webhooks may run revoke_sessions, password_reset, mfa_reset, disable_account, clear_mailbox_forwarding and disable_inbox_rules"
+                        "{kind} is not a containment action; webhooks may run revoke_sessions, password_reset, mfa_reset, disable_account, clear_mailbox_forwarding, disable_inbox_rules and remediate_compromised_user"
                     ),
                 ));
             }

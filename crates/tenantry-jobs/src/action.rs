@@ -35,11 +35,13 @@ const DEFAULT_METHOD_REFUSAL: &str = "Cannot delete default method";
 /// Identity Protection throttles at one request per second without `Retry-After`.
 const THROTTLE_WITHOUT_RETRY_AFTER: Duration = Duration::from_secs(2);
 
-/// What an action's steps are sent with: its token, and for Exchange actions the tenant
-/// whose admin API takes the cmdlets (read with the credential, once per run).
-struct Signed {
-    token: SecretString,
-    exchange_tenant: Option<uuid::Uuid>,
+/// The tokens an action's steps are sent with, each fetched the first time a step needs
+/// it: Graph's, and Exchange's with the tenant whose admin API takes the cmdlets (read
+/// with the credential, once per run).
+#[derive(Default)]
+struct Tokens {
+    graph: Option<SecretString>,
+    exchange: Option<(SecretString, uuid::Uuid)>,
 }
 
 /// The cmdlets an action step may name (a stored step names one of these, nothing else).
@@ -161,7 +163,10 @@ impl ActionHandler {
     }
 
     /// The organization's Exchange token and its tenant (where the cmdlets go).
-    async fn exchange_token(&self, organization: OrganizationId) -> Result<Signed, Halt> {
+    async fn exchange_token(
+        &self,
+        organization: OrganizationId,
+    ) -> Result<(SecretString, uuid::Uuid), Halt> {
         let stored = self.store.credential(organization).await?;
         let token = self
             .graph
@@ -173,10 +178,40 @@ impl ActionHandler {
                 )),
                 refused => Halt::Fail("INVALID_CREDENTIALS".into(), refused.to_string()),
             })?;
-        Ok(Signed {
-            token,
-            exchange_tenant: Some(stored.tenant_id),
-        })
+        Ok((token, stored.tenant_id))
+    }
+
+    async fn graph_token(
+        &self,
+        organization: OrganizationId,
+        tokens: &mut Tokens,
+    ) -> Result<SecretString, Halt> {
+        if let Some(token) = &tokens.graph {
+            return Ok(token.clone());
+        }
+        let token = self.token(organization).await?;
+        tokens.graph = Some(token.clone());
+        Ok(token)
+    }
+
+    /// What `step` is sent with: an Exchange step's token and tenant, or Graph's token.
+    async fn signer(
+        &self,
+        organization: OrganizationId,
+        step: &StepRecord,
+        tokens: &mut Tokens,
+    ) -> Result<(SecretString, Option<uuid::Uuid>), Halt> {
+        if step.method != actions::EXCHANGE {
+            return Ok((self.graph_token(organization, tokens).await?, None));
+        }
+        if tokens.exchange.is_none() {
+            tokens.exchange = Some(self.exchange_token(organization).await?);
+        }
+        let (token, tenant) = tokens
+            .exchange
+            .as_ref()
+            .ok_or_else(|| Halt::Fail("INTERNAL_ERROR".into(), "no Exchange token".into()))?;
+        Ok((token.clone(), Some(*tenant)))
     }
 
     /// Sends an Exchange step (`EXCHANGE` method: the path is the cmdlet) and answers
@@ -270,24 +305,18 @@ impl ActionHandler {
         let organization = record.organization_id;
         let targets: Vec<Target> = serde_json::from_value(record.targets.clone())
             .map_err(|e| Halt::Fail("INTERNAL_ERROR".into(), format!("targets: {e}")))?;
-        // Exchange actions send cmdlets, with a token for Exchange's resource.
-        let signed = if kind.runs_in_exchange() {
-            self.exchange_token(organization).await?
-        } else {
-            Signed {
-                token: self.token(organization).await?,
-                exchange_tenant: None,
-            }
-        };
+        // Exchange steps send cmdlets, with a token for Exchange's resource; each token
+        // is fetched when a step first needs it (a skipped step needs none). A Graph
+        // action's credentials are proven before anything is recorded as begun.
+        let mut tokens = Tokens::default();
+        if !kind.runs_in_exchange() {
+            self.graph_token(organization, &mut tokens).await?;
+        }
         self.store.begin(context).await?;
         let mut steps = self.store.steps(id).await?;
         if steps.is_empty() {
             // The guard reads the targets' roles from Graph, with a Graph token.
-            let graph_token = if kind.runs_in_exchange() {
-                self.token(organization).await?
-            } else {
-                signed.token.clone()
-            };
+            let graph_token = self.graph_token(organization, &mut tokens).await?;
             self.guard(kind, organization, record, &targets, &graph_token)
                 .await?;
             let parameters = match kind {
@@ -317,7 +346,7 @@ impl ActionHandler {
             let again = kind == ActionKind::MfaReset && steps.len() == 1;
             match step.state.as_str() {
                 "succeeded" if again => {}
-                "succeeded" | "failed" | "unknown" => continue,
+                "succeeded" | "failed" | "unknown" | "skipped" => continue,
                 "sent" if !step.idempotent => {
                     self.store
                         .finish_step(
@@ -343,7 +372,7 @@ impl ActionHandler {
                 _ => {}
             }
             match self
-                .send_step(id, context, kind, &step, &steps, &signed)
+                .send_step(id, context, kind, &step, &steps, &mut tokens)
                 .await?
             {
                 // Later steps may need what this one learned (a created user's id, the
@@ -370,7 +399,7 @@ impl ActionHandler {
             for (step, _) in deferred {
                 let steps = self.store.steps(id).await?;
                 if let StepResult::Deferred(refusal) = self
-                    .send_step(id, context, kind, &step, &steps, &signed)
+                    .send_step(id, context, kind, &step, &steps, &mut tokens)
                     .await?
                 {
                     refused.push((step, refusal));
@@ -406,9 +435,12 @@ impl ActionHandler {
             deferred = refused;
         }
         let steps = self.store.steps(id).await?;
-        let first_problem = steps
-            .iter()
-            .find(|s| matches!(s.state.as_str(), "failed" | "unknown" | "pending"));
+        let first_problem = steps.iter().find(|s| {
+            matches!(
+                s.state.as_str(),
+                "failed" | "unknown" | "pending" | "skipped"
+            )
+        });
         let (state, error) = match first_problem {
             None => (ActionState::Succeeded, None),
             Some(step) => (
@@ -491,9 +523,11 @@ impl ActionHandler {
         kind: ActionKind,
         step: &StepRecord,
         steps: &[StepRecord],
-        signed: &Signed,
+        tokens: &mut Tokens,
     ) -> Result<StepResult, Halt> {
         let organization = context.record.organization_id;
+        // Before anything is marked sent: without a token nothing leaves.
+        let (token, exchange_tenant) = self.signer(organization, step, tokens).await?;
         let created = steps
             .iter()
             .find_map(|s| s.detail.as_ref()?["created_id"].as_str().map(str::to_owned));
@@ -550,27 +584,17 @@ impl ActionHandler {
                 step.name
             ))));
         }
-        let result = match (step.method.as_str(), signed.exchange_tenant) {
+        let result = match (step.method.as_str(), exchange_tenant) {
             (actions::EXCHANGE, Some(tenant)) => {
-                self.send_cmdlet(tenant, &signed.token, &path, body.as_ref())
-                    .await
+                self.send_cmdlet(tenant, &token, &path, body.as_ref()).await
             }
             (actions::EXCHANGE, None) => {
                 return Err(Halt::Fail(
                     "INTERNAL_ERROR".into(),
-                    "an Exchange step of an action that signs in to Graph".into(),
+                    "an Exchange step without Exchange's tenant".into(),
                 ));
             }
-            _ => {
-                send(
-                    self.graph.http(),
-                    &signed.token,
-                    &step.method,
-                    &path,
-                    payload,
-                )
-                .await
-            }
+            _ => send(self.graph.http(), &token, &step.method, &path, payload).await,
         };
         drop(body);
         drop(password);
@@ -618,6 +642,15 @@ impl ActionHandler {
                 if kind == ActionKind::CreateUser && step.method == "POST" && step.path == "/users"
                 {
                     detail = Some(json!({"created_id": answer.body["id"]}));
+                }
+                // Offboarding says how many seats it returned (CyberDrain/CIPP #291).
+                if kind == ActionKind::OffboardUser && step.path.ends_with("/assignLicense") {
+                    let returned = step
+                        .detail
+                        .as_ref()
+                        .and_then(|d| d["request"]["removeLicenses"].as_array())
+                        .map_or(0, Vec::len);
+                    detail = Some(json!({"licenses_returned": returned}));
                 }
                 self.record(
                     id,
@@ -679,6 +712,9 @@ impl ActionHandler {
                         Some("already a member; nothing changed")
                     }
                     (ActionKind::RevokeAccess, 404) => Some("not a member; nothing changed"),
+                    (ActionKind::OffboardUser, 404) if step.method == "DELETE" => {
+                        Some("not a member any more; nothing changed")
+                    }
                     // Exchange names the state in its exception type (graph-facts-next
                     // §2.8, §2.10.8); the not-a-member one is UNVERIFIED.
                     (ActionKind::AddDistributionGroupMember, _)
@@ -686,12 +722,17 @@ impl ActionHandler {
                     {
                         Some("already a member; nothing changed")
                     }
-                    (ActionKind::RemoveDistributionGroupMember, _)
+                    (ActionKind::RemoveDistributionGroupMember | ActionKind::OffboardUser, _)
                         if exception_is(&code, "MemberNotFoundException") =>
                     {
                         Some("not a member; nothing changed")
                     }
                     (ActionKind::MfaReset, 404) if step.method == "DELETE" => {
+                        Some("already removed; nothing changed")
+                    }
+                    (ActionKind::RemediateCompromisedUser, 404)
+                        if step.method == "DELETE" && step.path.contains("/authentication/") =>
+                    {
                         Some("already removed; nothing changed")
                     }
                     _ => None,
@@ -711,7 +752,11 @@ impl ActionHandler {
                 }
                 // A refused MFA delete may pass once the other methods are gone (the
                 // default method; a mobile phone behind an alternateMobile one).
-                if kind == ActionKind::MfaReset && step.method == "DELETE" && status == 400 {
+                let mfa_delete = step.method == "DELETE"
+                    && (kind == ActionKind::MfaReset
+                        || (kind == ActionKind::RemediateCompromisedUser
+                            && step.path.contains("/authentication/")));
+                if mfa_delete && status == 400 {
                     let note = if message.contains(DEFAULT_METHOD_REFUSAL) {
                         "the default method; sent again after the others"
                     } else {
@@ -796,7 +841,10 @@ impl ActionHandler {
         let body = step.detail.as_ref().and_then(|d| d.get("request"));
         let change = match (kind, user) {
             (_, None) => None,
-            (ActionKind::GrantAccess | ActionKind::RevokeAccess, Some(group)) => {
+            (ActionKind::GrantAccess | ActionKind::RevokeAccess, Some(group))
+            | (ActionKind::OffboardUser, Some(group))
+                if kind != ActionKind::OffboardUser || step.method == "DELETE" =>
+            {
                 let member = path
                     .split('/')
                     .filter_map(|s| s.parse::<uuid::Uuid>().ok())

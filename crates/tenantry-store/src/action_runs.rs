@@ -154,8 +154,10 @@ impl ActionRunStore {
         for (offset, step) in steps.iter().enumerate() {
             let position = next + i32::try_from(offset).unwrap_or(i32::MAX - next);
             sqlx::query(
-                "insert into action_step (action_id, position, name, method, path, idempotent, state, detail)
-                 values ($1, $2, $3, $4, $5, $6, 'pending', $7)",
+                "insert into action_step (action_id, position, name, method, path, idempotent, state, detail,
+                                          error_code, error_message)
+                 values ($1, $2, $3, $4, $5, $6, case when $8::text is null then 'pending' else 'skipped' end, $7,
+                         case when $8::text is null then null else 'CAPABILITY_UNAVAILABLE' end, $8)",
             )
             .bind(id.as_uuid())
             .bind(position)
@@ -164,6 +166,7 @@ impl ActionRunStore {
             .bind(&step.path)
             .bind(step.idempotent)
             .bind(step.body.as_ref().map(|b| json!({"request": b})))
+            .bind(step.skipped.as_deref())
             .execute(&mut *tx)
             .await?;
             positions.push(position);

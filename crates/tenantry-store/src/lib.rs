@@ -52,7 +52,7 @@ pub use organizations::{NewOrganization, OrganizationRecord, PartnerBinding, Sto
 pub use principal::Principal;
 pub use queue::Queue;
 pub use readiness::Readiness;
-pub use scope::{Found, MspScope};
+pub use scope::{Found, Memberships, MspScope};
 pub use token_refusals::TokenRefusals;
 
 /// The workspace's migrations (the top-level `migrations/` folder). sqlx's migrator takes

@@ -105,6 +105,20 @@ pub struct OrganizationView {
     /// Why the status is what it is, when something outside a validation set it (consent
     /// revoked, the partner connection deleted, the GDAP relationship ended).
     pub status_reason: Option<String>,
+    /// What the last scan found that a technician should look at (shown by
+    /// `GET /api/v1/organizations/{id}`; absent from lists and when there is none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<OrganizationWarning>,
+}
+
+/// A finding of the last scan that needs a person, with a stable `code`.
+#[derive(Serialize, ToSchema)]
+pub struct OrganizationWarning {
+    /// `OUTSIDE_FORWARDING`: mailboxes forwarding mail outside the organization.
+    pub code: &'static str,
+    pub detail: String,
+    /// The mailboxes concerned (primary addresses), at most 100.
+    pub mailboxes: Vec<String>,
 }
 
 impl From<OrganizationRecord> for OrganizationView {
@@ -130,6 +144,7 @@ impl From<OrganizationRecord> for OrganizationView {
             certificate_thumbprint: o.certificate_thumbprint,
             partner_connection_id: o.partner_connection_id,
             status_reason: o.status_reason,
+            warnings: Vec::new(),
         }
     }
 }
@@ -348,7 +363,44 @@ pub async fn get_organization(
     caller: Caller,
     ApiPath(id): ApiPath<OrganizationId>,
 ) -> Result<Json<OrganizationView>, ApiError> {
-    Ok(Json(caller.scope().organization(id).await?.into()))
+    let scope = caller.scope();
+    let mut view: OrganizationView = scope.organization(id).await?.into();
+    // Forwarding outside the organization is a classic sign of a compromised mailbox
+    // (docs/exchange.md): the organization says so, not only its mailbox list.
+    let filter = tenantry_store::inventory::MailboxFilter {
+        forwarding_outside: true,
+        ..Default::default()
+    };
+    let page = tenantry_store::Page {
+        limit: 100,
+        after: None,
+    };
+    let forwarding = scope.inventory_mailboxes(id, &filter, page).await?;
+    if !forwarding.is_empty() {
+        let shown: Vec<String> = forwarding
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} to {}",
+                    m.data["primarySmtpAddress"].as_str().unwrap_or(&m.id),
+                    m.data["outsideForwardingDomain"].as_str().unwrap_or("?")
+                )
+            })
+            .collect();
+        view.warnings.push(OrganizationWarning {
+            code: "OUTSIDE_FORWARDING",
+            detail: format!(
+                "{} mailbox(es) forward mail outside the organization, a classic sign of a compromised mailbox: {}. Review them (GET …/mailboxes?forwarding=outside) and clear what nobody asked for (clear_mailbox_forwarding, or remediate_compromised_user).",
+                forwarding.len(),
+                shown.join("; ")
+            ),
+            mailboxes: forwarding
+                .iter()
+                .filter_map(|m| m.data["primarySmtpAddress"].as_str().map(str::to_owned))
+                .collect(),
+        });
+    }
+    Ok(Json(view))
 }
 
 /// Rename an organization (owner or admin).

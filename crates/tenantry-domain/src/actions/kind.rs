@@ -43,6 +43,15 @@ pub enum ActionKind {
     SetMailboxForwarding,
     /// Exchange Online: hide a mailbox from the address lists, or show it again.
     HideFromAddressLists,
+    /// The offboarding playbook as one action: block sign-in, reset the password,
+    /// revoke sessions, leave groups and distribution groups, convert the mailbox to
+    /// shared, give a delegate FullAccess (and optionally the forwarding), hide it, and
+    /// return the licences. Graph and Exchange steps in one plan; one approval.
+    OffboardUser,
+    /// BEC remediation as one action: reset the password, revoke sessions, block
+    /// sign-in, remove MFA methods, clear forwarding, disable the inbox rules. Each step
+    /// has its own outcome; one the tenant has not granted is skipped with the reason.
+    RemediateCompromisedUser,
 }
 
 /// What a request's `target` names.
@@ -73,7 +82,7 @@ pub const CREATED_USER: &str = "{created-user-id}";
 pub const MAX_TARGETS: usize = 50;
 
 impl ActionKind {
-    pub const ALL: [ActionKind; 22] = [
+    pub const ALL: [ActionKind; 24] = [
         ActionKind::PasswordReset,
         ActionKind::MfaReset,
         ActionKind::UnblockSignin,
@@ -96,6 +105,8 @@ impl ActionKind {
         ActionKind::RemoveDistributionGroupMember,
         ActionKind::SetMailboxForwarding,
         ActionKind::HideFromAddressLists,
+        ActionKind::OffboardUser,
+        ActionKind::RemediateCompromisedUser,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -122,6 +133,8 @@ impl ActionKind {
             ActionKind::RemoveDistributionGroupMember => "remove_distribution_group_member",
             ActionKind::SetMailboxForwarding => "set_mailbox_forwarding",
             ActionKind::HideFromAddressLists => "hide_from_address_lists",
+            ActionKind::OffboardUser => "offboard_user",
+            ActionKind::RemediateCompromisedUser => "remediate_compromised_user",
         }
     }
 
@@ -131,8 +144,16 @@ impl ActionKind {
             ActionKind::PasswordReset => Capability::PasswordReset,
             ActionKind::MfaReset => Capability::MfaReset,
             ActionKind::UnblockSignin => Capability::UnblockSignin,
-            ActionKind::RevokeSessions => Capability::RevokeSessions,
-            ActionKind::DisableAccount | ActionKind::EnableAccount => Capability::DisableAccount,
+            // BEC remediation's first containment step; the others are skipped, with
+            // the reason, where their capability is missing.
+            ActionKind::RevokeSessions | ActionKind::RemediateCompromisedUser => {
+                Capability::RevokeSessions
+            }
+            // Offboarding's first step; every other step is skipped, with the reason,
+            // where the tenant has not granted its own capability.
+            ActionKind::DisableAccount | ActionKind::EnableAccount | ActionKind::OffboardUser => {
+                Capability::DisableAccount
+            }
             ActionKind::UpdateUserProfile => Capability::UpdateUserProfile,
             ActionKind::UpdatePhoto => Capability::UpdatePhoto,
             ActionKind::GrantAccess | ActionKind::RevokeAccess => Capability::GrantAccess,
@@ -220,7 +241,13 @@ impl ActionKind {
 
     /// Whether execution generates a password to reveal once.
     pub const fn generates_password(self) -> bool {
-        matches!(self, ActionKind::PasswordReset | ActionKind::CreateUser)
+        matches!(
+            self,
+            ActionKind::PasswordReset
+                | ActionKind::CreateUser
+                | ActionKind::OffboardUser
+                | ActionKind::RemediateCompromisedUser
+        )
     }
 }
 

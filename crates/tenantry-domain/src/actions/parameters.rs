@@ -82,6 +82,17 @@ pub enum Parameters {
     Hidden {
         hidden: bool,
     },
+    /// What an offboarding does beyond blocking, resetting and revoking (each `true` by
+    /// default but the forwarding), and who takes over the mailbox (the user's manager
+    /// when not named).
+    Offboarding {
+        delegate: Option<String>,
+        forward_to_delegate: bool,
+        remove_from_groups: bool,
+        convert_to_shared: bool,
+        hide_from_address_lists: bool,
+        remove_licenses: bool,
+    },
 }
 
 /// A right on a mailbox, each granted by its own cmdlet (graph-facts-next §2.10.3–4).
@@ -178,6 +189,21 @@ impl Parameters {
                 keep_copy,
             } => json!({"forward_to": forward_to, "keep_copy": keep_copy}),
             Parameters::Hidden { hidden } => json!({"hidden": hidden}),
+            Parameters::Offboarding {
+                delegate,
+                forward_to_delegate,
+                remove_from_groups,
+                convert_to_shared,
+                hide_from_address_lists,
+                remove_licenses,
+            } => json!({
+                "delegate": delegate,
+                "forward_to_delegate": forward_to_delegate,
+                "remove_from_groups": remove_from_groups,
+                "convert_to_shared": convert_to_shared,
+                "hide_from_address_lists": hide_from_address_lists,
+                "remove_licenses": remove_licenses,
+            }),
         }
     }
 
@@ -316,6 +342,14 @@ pub fn parse_parameters(kind: ActionKind, raw: &Value) -> Result<Parameters, Vec
         }
         ActionKind::SetMailboxForwarding => &["forward_to", "keep_copy"],
         ActionKind::HideFromAddressLists => &["hidden"],
+        ActionKind::OffboardUser => &[
+            "delegate",
+            "forward_to_delegate",
+            "remove_from_groups",
+            "convert_to_shared",
+            "hide_from_address_lists",
+            "remove_licenses",
+        ],
         _ => &[],
     };
     let mut errors: Vec<ParameterError> = object
@@ -578,6 +612,28 @@ pub fn parse_parameters(kind: ActionKind, raw: &Value) -> Result<Parameters, Vec
                 true
             });
             Parameters::Hidden { hidden }
+        }
+        ActionKind::OffboardUser => {
+            let delegate = keep(&mut errors, text(object, "delegate", 256));
+            let mut choice = |field: &str, default: bool| {
+                flag(object, field, default).unwrap_or_else(|e| {
+                    errors.push(e);
+                    default
+                })
+            };
+            let forward_to_delegate = choice("forward_to_delegate", false);
+            let remove_from_groups = choice("remove_from_groups", true);
+            let convert_to_shared = choice("convert_to_shared", true);
+            let hide_from_address_lists = choice("hide_from_address_lists", true);
+            let remove_licenses = choice("remove_licenses", true);
+            Parameters::Offboarding {
+                delegate,
+                forward_to_delegate,
+                remove_from_groups,
+                convert_to_shared,
+                hide_from_address_lists,
+                remove_licenses,
+            }
         }
         _ => Parameters::None,
     };

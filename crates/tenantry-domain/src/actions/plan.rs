@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{ActionKind, CREATED_USER, MailboxRight, PASSWORD_PLACEHOLDER, Parameters};
+use crate::capabilities::Capability;
 
 /// A user the action is about, resolved against the tenant.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +30,51 @@ pub struct Resolved {
     /// Where a forwarding goes, as found in the tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forwarding: Option<ForwardingTarget>,
+    /// What an offboarding found to undo, frozen when it was requested so the dry run,
+    /// the approval and the execution see the same steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offboarding: Option<OffboardingPlan>,
+    /// What a BEC remediation found to remove, frozen when it was requested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remediation: Option<RemediationPlan>,
+}
+
+/// A BEC remediation's findings: the user's authentication methods and the inbox rules
+/// to disable as listed at request time, and the capabilities the tenant lacks.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemediationPlan {
+    /// `GET …/authentication/methods` rows (`@odata.type`, `id`, `phoneType`).
+    #[serde(default)]
+    pub methods: Vec<Value>,
+    /// Identities of the enabled rules that are neither built-in nor delegate rules.
+    #[serde(default)]
+    pub inbox_rules: Vec<String>,
+    #[serde(default)]
+    pub unavailable: Vec<Capability>,
+}
+
+/// A group an offboarded user leaves: its id (Graph object id or Exchange guid) and name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamedGroup {
+    pub id: String,
+    pub name: Option<String>,
+}
+
+/// An offboarding's findings: the memberships to end (from the last scan), who takes
+/// over the mailbox, the licences held now, and the capabilities the tenant lacks (the
+/// steps needing them are planned as skipped, with the reason).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffboardingPlan {
+    #[serde(default)]
+    pub groups: Vec<NamedGroup>,
+    #[serde(default)]
+    pub distribution_groups: Vec<NamedGroup>,
+    /// The delegate's address (FullAccess, and the forwarding when asked).
+    pub delegate: Option<String>,
+    #[serde(default)]
+    pub licenses: Vec<uuid::Uuid>,
+    #[serde(default)]
+    pub unavailable: Vec<Capability>,
 }
 
 /// A forwarding address, looked up in the tenant: a recipient of its own
@@ -56,6 +102,10 @@ pub struct PlannedStep {
     /// Whether sending it twice does no harm. A step that may have been sent but whose
     /// answer was lost is sent again only when this holds.
     pub idempotent: bool,
+    /// Why the step will not be sent (the tenant has not granted its capability): it is
+    /// recorded `skipped` with this reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// The method of a step that is an Exchange Online cmdlet (`InvokeCommand`).
@@ -81,7 +131,19 @@ impl PlannedStep {
             path,
             body: None,
             idempotent: true,
+            skipped: None,
         }
+    }
+
+    /// Skipped when the tenant has not granted `capability`.
+    fn needs(mut self, capability: Capability, unavailable: &[Capability]) -> Self {
+        if unavailable.contains(&capability) {
+            self.skipped = Some(format!(
+                "the tenant has not granted the {} capability; grant it and re-validate the organization",
+                capability.as_str()
+            ));
+        }
+        self
     }
 
     fn body(mut self, body: Value) -> Self {
@@ -287,6 +349,18 @@ pub fn plan(
                     );
                 }
             }
+            ActionKind::RemediateCompromisedUser => {
+                if let Some(found) = &resolved.remediation {
+                    steps.extend(remediation_steps(&id, &mailbox(target), found));
+                }
+            }
+            ActionKind::OffboardUser => {
+                if let (Parameters::Offboarding { .. }, Some(found)) =
+                    (parameters, &resolved.offboarding)
+                {
+                    steps.extend(offboarding_steps(&id, &mailbox(target), parameters, found));
+                }
+            }
             ActionKind::RevokeSessions => steps.push(PlannedStep::new(
                 "revoke sign-in sessions",
                 "POST",
@@ -394,6 +468,163 @@ pub fn plan(
                 }
             }
         }
+    }
+    steps
+}
+
+/// BEC remediation in the order of the issue and CIPP's: the attacker's sessions end and
+/// the account is locked before the mailbox is cleaned up.
+fn remediation_steps(user: &str, mailbox: &str, found: &RemediationPlan) -> Vec<PlannedStep> {
+    let off = &found.unavailable;
+    let mut steps = vec![
+        PlannedStep::new("reset password", "PATCH", format!("/users/{user}"))
+            .body(json!({"passwordProfile": {
+                "forceChangePasswordNextSignIn": true,
+                "password": PASSWORD_PLACEHOLDER,
+            }}))
+            .once()
+            .needs(Capability::PasswordReset, off),
+        PlannedStep::new(
+            "revoke sign-in sessions",
+            "POST",
+            format!("/users/{user}/revokeSignInSessions"),
+        )
+        .needs(Capability::RevokeSessions, off),
+        PlannedStep::new("block sign-in", "PATCH", format!("/users/{user}"))
+            .body(json!({"accountEnabled": false}))
+            .needs(Capability::DisableAccount, off),
+    ];
+    // Without a capability nothing was listed: one skipped step says what did not run.
+    if off.contains(&Capability::MfaReset) {
+        steps.push(
+            PlannedStep::new(
+                "remove MFA methods",
+                "DELETE",
+                format!("/users/{user}/authentication/methods"),
+            )
+            .needs(Capability::MfaReset, off),
+        );
+    }
+    steps.extend(mfa_delete_steps(user, &found.methods));
+    steps.push(
+        PlannedStep::new("clear mailbox forwarding", EXCHANGE, "Set-Mailbox".into())
+            .body(json!({"Identity": mailbox, "ForwardingSmtpAddress": null,
+                         "ForwardingAddress": null, "DeliverToMailboxAndForward": false}))
+            .needs(Capability::Exchange, off),
+    );
+    if off.contains(&Capability::Exchange) {
+        steps.push(
+            PlannedStep::new("disable inbox rules", EXCHANGE, "Disable-InboxRule".into())
+                .needs(Capability::Exchange, off),
+        );
+    }
+    steps.extend(disable_rule_steps(&found.inbox_rules));
+    steps
+}
+
+/// Offboarding in CIPP's order (graph-facts §6, graph-facts-next §2.10): sign-in blocked
+/// first so nothing happens meanwhile, the mailbox made shared before its licence goes
+/// (a shared mailbox needs none; an unlicensed user mailbox is deleted after 30 days).
+fn offboarding_steps(
+    user: &str,
+    mailbox: &str,
+    parameters: &Parameters,
+    found: &OffboardingPlan,
+) -> Vec<PlannedStep> {
+    let Parameters::Offboarding {
+        forward_to_delegate,
+        remove_from_groups,
+        convert_to_shared,
+        hide_from_address_lists,
+        remove_licenses,
+        ..
+    } = parameters
+    else {
+        return Vec::new();
+    };
+    let off = &found.unavailable;
+    let mut steps = vec![
+        PlannedStep::new("block sign-in", "PATCH", format!("/users/{user}"))
+            .body(json!({"accountEnabled": false}))
+            .needs(Capability::DisableAccount, off),
+        PlannedStep::new("reset password", "PATCH", format!("/users/{user}"))
+            .body(json!({"passwordProfile": {
+                "forceChangePasswordNextSignIn": true,
+                "password": PASSWORD_PLACEHOLDER,
+            }}))
+            .once()
+            .needs(Capability::PasswordReset, off),
+        PlannedStep::new(
+            "revoke sign-in sessions",
+            "POST",
+            format!("/users/{user}/revokeSignInSessions"),
+        )
+        .needs(Capability::RevokeSessions, off),
+    ];
+    if *remove_from_groups {
+        for group in &found.groups {
+            let name = group.name.as_deref().unwrap_or(&group.id);
+            steps.push(
+                PlannedStep::new(
+                    format!("leave group {name}"),
+                    "DELETE",
+                    format!("/groups/{}/members/{user}/$ref", group.id),
+                )
+                .needs(Capability::GrantAccess, off),
+            );
+        }
+        for group in &found.distribution_groups {
+            let name = group.name.as_deref().unwrap_or(&group.id);
+            steps.push(
+                PlannedStep::new(
+                    format!("leave distribution group {name}"),
+                    EXCHANGE,
+                    "Remove-DistributionGroupMember".into(),
+                )
+                .body(json!({"Identity": group.id, "Member": mailbox,
+                             "BypassSecurityGroupManagerCheck": true, "Confirm": false}))
+                .needs(Capability::Exchange, off),
+            );
+        }
+    }
+    if *convert_to_shared {
+        steps.push(
+            PlannedStep::new("convert mailbox to shared", EXCHANGE, "Set-Mailbox".into())
+                .body(json!({"Identity": mailbox, "Type": "Shared"}))
+                .needs(Capability::Exchange, off),
+        );
+    }
+    if let Some(delegate) = &found.delegate {
+        steps.push(
+            mailbox_access(true, mailbox, delegate, MailboxRight::FullAccess, true)
+                .needs(Capability::Exchange, off),
+        );
+        if *forward_to_delegate {
+            steps.push(
+                PlannedStep::new("forward mail to the delegate", EXCHANGE, "Set-Mailbox".into())
+                    .body(json!({"Identity": mailbox, "ForwardingAddress": delegate,
+                                 "ForwardingSmtpAddress": null, "DeliverToMailboxAndForward": true}))
+                    .needs(Capability::Exchange, off),
+            );
+        }
+    }
+    if *hide_from_address_lists {
+        steps.push(
+            PlannedStep::new("hide from address lists", EXCHANGE, "Set-Mailbox".into())
+                .body(json!({"Identity": mailbox, "HiddenFromAddressListsEnabled": true}))
+                .needs(Capability::Exchange, off),
+        );
+    }
+    if *remove_licenses && !found.licenses.is_empty() {
+        steps.push(
+            PlannedStep::new(
+                format!("remove {} licence(s)", found.licenses.len()),
+                "POST",
+                format!("/users/{user}/assignLicense"),
+            )
+            .body(json!({"addLicenses": [], "removeLicenses": found.licenses}))
+            .needs(Capability::CreateUser, off),
+        );
     }
     steps
 }

@@ -215,3 +215,59 @@ impl MspScope<'_> {
             .collect())
     }
 }
+
+/// The groups an offboarded user leaves, as the inventory knows them.
+#[derive(Clone, Debug, Default)]
+pub struct Memberships {
+    /// Security and Microsoft 365 groups Graph can change: not dynamic, not synced from
+    /// on-premises, not mail-enabled security groups (those are Exchange's).
+    pub graph_groups: Vec<(Uuid, Option<String>)>,
+    /// Distribution groups and mail-enabled security groups (Exchange guid, name).
+    pub distribution_groups: Vec<(String, Option<String>)>,
+}
+
+impl MspScope<'_> {
+    /// The groups `user` (object id, and `address` for distribution-group members) is a
+    /// member of in the last complete scan.
+    pub async fn inventory_memberships(
+        &self,
+        organization: OrganizationId,
+        user: Uuid,
+        address: &str,
+    ) -> Result<Memberships, StoreError> {
+        self.ensure_organization(organization).await?;
+        let sql = format!(
+            "select g.group_id, g.display_name from inventory_group g
+             join inventory_group_member gm
+               on gm.organization_id = g.organization_id and gm.generation = g.generation and gm.group_id = g.group_id
+             where g.organization_id = $1 and g.generation = {CURRENT} and gm.member_id = $2
+               and g.kind in ('m365', 'security')
+               and not (g.kind = 'security' and coalesce((g.data->>'mailEnabled')::boolean, false))
+               and not coalesce(g.data->'groupTypes', '[]'::jsonb) ? 'DynamicMembership'
+               and not coalesce((g.data->>'onPremisesSyncEnabled')::boolean, false)
+             order by g.display_name, g.group_id limit 1000"
+        );
+        let graph_groups = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(organization.as_uuid())
+            .bind(user)
+            .fetch_all(self.pool)
+            .await?;
+        let sql = format!(
+            "select object_id, display_name from inventory_object o
+             where organization_id = $1 and generation = {CURRENT} and section = 'distribution_groups'
+               and exists (select 1 from jsonb_array_elements(coalesce(o.data->'members', '[]'::jsonb)) m
+                           where m->>'userId' = $2 or lower(m->>'primarySmtpAddress') = lower($3))
+             order by display_name, object_id limit 1000"
+        );
+        let distribution_groups = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(organization.as_uuid())
+            .bind(user.to_string())
+            .bind(address)
+            .fetch_all(self.pool)
+            .await?;
+        Ok(Memberships {
+            graph_groups,
+            distribution_groups,
+        })
+    }
+}

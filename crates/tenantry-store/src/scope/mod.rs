@@ -12,7 +12,7 @@ mod organizations;
 mod partner;
 mod webhooks;
 
-pub use inventory::Found;
+pub use inventory::{Found, Memberships};
 
 use sqlx::PgPool;
 
