@@ -460,3 +460,97 @@ async fn the_bec_playbook_from_a_signed_alert_skips_what_the_tenant_has_not_gran
         );
     }
 }
+
+#[sqlx::test]
+async fn the_exchange_capability_is_checked_live_and_propagating_is_checked_again(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let msp = app.create_msp("Northwind MSP").await;
+    let key = &msp.owner_key;
+
+    // Permission missing: fabrikam's app holds no Exchange.ManageAsApp (and lacks Graph
+    // permissions, so the report comes with the refusal); nothing is probed.
+    let fabrikam = app
+        .post_json("/api/v1/organizations", key, app.connect_body("fabrikam"))
+        .await;
+    let problem = assert_problem(fabrikam, 422, "MISSING_PERMISSIONS").await;
+    let exchange = capability(&problem["validation"], "exchange");
+    assert_eq!(exchange["available"], false, "{exchange}");
+    assert_eq!(
+        exchange["missing_permissions"],
+        serde_json::json!(["Exchange.ManageAsApp"]),
+        "{exchange}"
+    );
+    assert!(exchange.get("live_check").is_none(), "{exchange}");
+
+    // Granted, but Exchange's RBAC has not caught up: propagating, unavailable, warned,
+    // and checked again on the schedule.
+    let contoso = app.demo("contoso");
+    assert!(app.sim.state().set_exchange_rbac_delay(
+        &contoso.id.to_string(),
+        Some(std::time::Duration::from_secs(3600))
+    ));
+    let created = app
+        .post_json("/api/v1/organizations", key, app.connect_body("contoso"))
+        .await;
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.expect("created");
+    let exchange = capability(&created["validation"], "exchange");
+    assert_eq!(exchange["live_check"], "propagating", "{exchange}");
+    assert_eq!(exchange["available"], false, "{exchange}");
+    assert!(
+        created["validation"]["warnings"]
+            .to_string()
+            .contains("Get-OrganizationConfig answered 401"),
+        "{created}"
+    );
+    let probes = app
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.cmdlet.as_deref() == Some("Get-OrganizationConfig"))
+        .count();
+    assert_eq!(probes, 1, "one live probe per validation");
+    let organization = created["organization"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let scheduled: i64 = sqlx::query_scalar(
+        "select count(*) from job where kind = 'revalidate' and organization_id = $1::uuid",
+    )
+    .bind(&organization)
+    .fetch_one(&pool)
+    .await
+    .expect("jobs");
+    assert_eq!(scheduled, 1, "a revalidation is scheduled");
+    // An Exchange action is refused meanwhile, with the capability named.
+    let refused = app
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/v1/organizations/{organization}/actions"),
+            Some(key),
+        )
+        .header("Idempotency-Key", "early")
+        .json(&serde_json::json!({"action": "clear_mailbox_forwarding", "target": contoso.user_upn(7).expect("upn")}))
+        .send()
+        .await
+        .expect("request");
+    assert_problem(refused, 422, "CAPABILITY_UNAVAILABLE").await;
+
+    // Once Exchange honours the role: working.
+    app.sim
+        .state()
+        .set_exchange_rbac_delay(&contoso.id.to_string(), None);
+    let validated: Value = app
+        .post_json(
+            &format!("/api/v1/organizations/{organization}/validate"),
+            key,
+            serde_json::json!({}),
+        )
+        .await
+        .json()
+        .await
+        .expect("validated");
+    let exchange = capability(&validated, "exchange");
+    assert_eq!(exchange["live_check"], "working", "{exchange}");
+    assert_eq!(exchange["available"], true, "{exchange}");
+}

@@ -157,6 +157,12 @@ pub struct CapabilityStatus {
     pub missing_permissions: Vec<String>,
     /// Directory roles of which the service principal needs one, when it has none.
     pub missing_directory_role: Vec<String>,
+    /// For `exchange`: what `Get-OrganizationConfig` said. `working`; `propagating`
+    /// (everything is granted but Exchange still refuses: `available` is false and the
+    /// organization is checked again at 1, 5, 15, 30, 60 and 120 minutes); `unknown`
+    /// (Exchange did not answer). Absent for the other capabilities.
+    #[schema(nullable = false)]
+    pub live_check: Option<String>,
 }
 
 /// A directory role by its template id, with its display name (Graph's, else Entra's

@@ -387,6 +387,23 @@ pub struct CapabilityStatus {
     pub missing_permissions: Vec<String>,
     /// Directory roles of which the service principal needs one, when it has none.
     pub missing_directory_role: Vec<String>,
+    /// What a live call said, for capabilities checked by one (Exchange's
+    /// `Get-OrganizationConfig`): granted is not yet working while it propagates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live_check: Option<LiveCheck>,
+}
+
+/// The answer of a capability's live probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LiveCheck {
+    /// The service answered: the capability works.
+    Working,
+    /// Everything is granted, but the service still refuses (assignments have not
+    /// reached it yet): checked again on the revalidation schedule.
+    Propagating,
+    /// The service did not answer; the grants alone decide.
+    Unknown,
 }
 
 pub fn evaluate(
@@ -420,6 +437,7 @@ pub fn evaluate(
         available: missing_permissions.is_empty() && role_ok,
         missing_permissions,
         missing_directory_role,
+        live_check: None,
     }
 }
 

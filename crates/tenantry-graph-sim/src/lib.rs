@@ -245,6 +245,27 @@ impl SimState {
     /// Gives user `user` (object id or UPN) of tenant `tenant` (GUID, domain or name)
     /// these authentication methods, as Graph lists them (`@odata.type`, `id`, …); the one
     /// whose id is `default` is the default MFA method. Returns whether the user exists.
+    /// Makes Exchange refuse every cmdlet of `tenant` (by id or name) for `delay` from now
+    /// as if the app's role assignment had not reached Exchange yet; `None` ends it.
+    /// `false` for an unknown tenant.
+    pub fn set_exchange_rbac_delay(
+        &self,
+        tenant: &str,
+        delay: Option<std::time::Duration>,
+    ) -> bool {
+        let mut world = self.world_mut();
+        let Some(index) = world
+            .tenant_index(tenant)
+            .or_else(|| world.tenants.iter().position(|t| t.name == tenant))
+        else {
+            return false;
+        };
+        world.tenants[index].exchange_rbac_ready_at = delay.map(|d| {
+            Utc::now() + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::zero())
+        });
+        true
+    }
+
     pub fn set_authentication_methods(
         &self,
         tenant: &str,

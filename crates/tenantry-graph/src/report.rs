@@ -31,6 +31,14 @@ pub struct ValidationReport {
 }
 
 impl ValidationReport {
+    /// Whether a capability is granted but its service does not honour it yet (Exchange's
+    /// live check): the organization is then checked again on the revalidation schedule.
+    pub fn propagating(&self) -> bool {
+        self.capabilities
+            .iter()
+            .any(|c| c.live_check == Some(tenantry_domain::capabilities::LiveCheck::Propagating))
+    }
+
     /// The organization's status from a passing report: `secret_expiring` within 30 days of
     /// the end of the secret or certificate in use; `needs_attention` when something could not be checked, or when a
     /// capability has its permissions but lacks the directory role it needs (a role is one

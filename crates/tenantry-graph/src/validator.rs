@@ -532,10 +532,20 @@ impl Validator {
                 .collect()
         };
         let diff = PermissionDiff::compute(&required, &compared);
-        let capability_statuses = Capability::ALL
+        let mut capability_statuses: Vec<_> = Capability::ALL
             .iter()
             .map(|c| capabilities::evaluate(*c, &granted, &directory_roles))
             .collect();
+        if let Some(exchange) = capability_statuses
+            .iter_mut()
+            .find(|c| c.capability == Capability::Exchange && c.available)
+        {
+            let check = self
+                .probe_exchange(credentials, token_tenant, &mut warnings)
+                .await;
+            exchange.available = check != capabilities::LiveCheck::Propagating;
+            exchange.live_check = Some(check);
+        }
         let report = ValidationReport {
             tenant_id: token_tenant,
             tenant_display_name: display_name,
@@ -566,6 +576,63 @@ impl Validator {
         Ok(report)
     }
 }
+
+impl Validator {
+    /// Whether Exchange honours what Graph shows granted: `Get-OrganizationConfig`, the
+    /// cheapest cmdlet every Exchange role may call, with a fresh Exchange token. A 401
+    /// (or a token Entra will not issue for Exchange yet) means the assignments have not
+    /// reached Exchange: propagating. An outage decides nothing.
+    async fn probe_exchange(
+        &self,
+        credentials: &Credentials,
+        tenant: Uuid,
+        warnings: &mut Vec<String>,
+    ) -> capabilities::LiveCheck {
+        use crate::exchange::{Cmdlet, Exchange, ExchangeFailure};
+        use capabilities::LiveCheck;
+        let token = match crate::token::request_token_for(
+            &self.http,
+            &credentials.tenant,
+            &credentials.client_id.to_string(),
+            &credentials.credential,
+            crate::token::EXCHANGE_SCOPE,
+        )
+        .await
+        {
+            Ok((token, _)) => token,
+            Err(crate::TokenFailure::Unavailable(_)) => {
+                warnings.push("Exchange Online: Entra did not answer for an Exchange token, so Exchange was not checked live.".into());
+                return LiveCheck::Unknown;
+            }
+            Err(_) => {
+                warnings.push(PROPAGATING.into());
+                return LiveCheck::Propagating;
+            }
+        };
+        match Exchange::new(&self.http, &token, tenant)
+            .run(&Cmdlet::new(
+                "Get-OrganizationConfig",
+                serde_json::json!({}),
+            ))
+            .await
+        {
+            Ok(_) => LiveCheck::Working,
+            Err(ExchangeFailure::NotAllowed { .. }) => {
+                warnings.push(PROPAGATING.into());
+                LiveCheck::Propagating
+            }
+            Err(failure) => {
+                warnings.push(format!(
+                    "Exchange Online could not be checked live ({failure}); the grants alone say it is available."
+                ));
+                LiveCheck::Unknown
+            }
+        }
+    }
+}
+
+/// The warning of a granted Exchange capability Exchange does not honour yet.
+const PROPAGATING: &str = "Exchange Online: Exchange.ManageAsApp and an Exchange role are granted, but Exchange still refuses the app (Get-OrganizationConfig answered 401). Assignments take a while to reach Exchange (up to an hour is commonly reported; UNVERIFIED); Tenantry checks again at 1, 5, 15, 30, 60 and 120 minutes.";
 
 /// Where a validation runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

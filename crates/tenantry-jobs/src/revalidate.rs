@@ -55,8 +55,15 @@ impl RevalidateHandler {
         let (status, report, outcome) = match checked {
             Ok(report) => {
                 let status = report.status();
+                // Granted but not honoured yet (Exchange's live check): the schedule
+                // goes on, as it does for consent that has not propagated.
+                let outcome = if report.propagating() {
+                    next_check(job, "a capability is granted but still propagating")
+                } else {
+                    Outcome::Done
+                };
                 match serde_json::to_value(&report) {
-                    Ok(value) => (Ok(status), value, Outcome::Done),
+                    Ok(value) => (Ok(status), value, outcome),
                     Err(error) => return Outcome::Retry(format!("report: {error}")),
                 }
             }
@@ -67,17 +74,7 @@ impl RevalidateHandler {
                 error @ (ValidationError::MissingPermissions { .. }
                 | ValidationError::ServicePrincipalNotFound),
             ) => {
-                // `snoozes` counts the checks already made after the first.
-                let next = usize::try_from(job.snoozes).unwrap_or(usize::MAX) + 1;
-                let outcome = match SCHEDULE_MINUTES.get(next) {
-                    Some(minutes) => Outcome::Snooze(
-                        Duration::from_secs(60 * u64::try_from(*minutes).unwrap_or(120)),
-                        format!("still failing ({error}); checking again in {minutes} min"),
-                    ),
-                    None => Outcome::Discard(format!(
-                        "still failing after the last scheduled check ({error}); grant admin consent in Entra, then re-validate"
-                    )),
-                };
+                let outcome = next_check(job, &error.to_string());
                 (
                     Err(error.failure()),
                     json!({"failed": error.to_string()}),
@@ -123,5 +120,20 @@ impl JobHandler for RevalidateHandler {
 
     fn run<'a>(&'a self, job: &'a ClaimedJob, args: RevalidateJob) -> JobFuture<'a> {
         Box::pin(self.revalidate(job, args))
+    }
+}
+
+/// The next scheduled check while `why` holds, or the end of the schedule.
+fn next_check(job: &ClaimedJob, why: &str) -> Outcome {
+    // `snoozes` counts the checks already made after the first.
+    let next = usize::try_from(job.snoozes).unwrap_or(usize::MAX) + 1;
+    match SCHEDULE_MINUTES.get(next) {
+        Some(minutes) => Outcome::Snooze(
+            Duration::from_secs(60 * u64::try_from(*minutes).unwrap_or(120)),
+            format!("still failing ({why}); checking again in {minutes} min"),
+        ),
+        None => Outcome::Discard(format!(
+            "still failing after the last scheduled check ({why}); grant admin consent in Entra, then re-validate"
+        )),
     }
 }

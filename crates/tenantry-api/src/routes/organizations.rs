@@ -324,6 +324,11 @@ pub async fn create_organization(
             report: report_value.clone(),
         })
         .await?;
+    // Granted but not yet honoured (Exchange's live check): checked again on the
+    // backoff schedule without anyone asking.
+    if report.propagating() {
+        scope.schedule_revalidation(record.id).await?;
+    }
     tracing::info!(organization_id = %record.id, tenant_id = %report.tenant_id,
         credential = credentials.credential.kind().as_str(), "tenant connected");
     Ok((
@@ -502,6 +507,9 @@ pub async fn validate_organization(
             scope
                 .save_validation(id, credential, report.status(), &value)
                 .await?;
+            if report.propagating() {
+                scope.schedule_revalidation(id).await?;
+            }
             Ok(Json(value))
         }
         Err(error) => {

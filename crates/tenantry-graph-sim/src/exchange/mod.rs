@@ -183,7 +183,10 @@ fn run(
     }
     let display = known.unwrap_or(name.as_str()).to_owned();
     let read = known.is_none_or(cmdlets::is_read);
-    if !caller.may_call(read) {
+    let rbac_pending = state.world().tenants[caller.tenant]
+        .exchange_rbac_ready_at
+        .is_some_and(|ready| Utc::now() < ready);
+    if !caller.may_call(read) || rbac_pending {
         return Err((ExoError::NotAllowed(display), Some(rate)));
     }
     let Some(cmdlet) = known else {

@@ -297,6 +297,10 @@ pub struct Tenant {
     pub exchange_spec: crate::scenario::exchange::ExchangeSpec,
     /// The Exchange Online organisation, once an admin API call asked for it.
     pub exchange: Option<exchange::Exchange>,
+    /// Until then Exchange's RBAC has not picked up the app's directory role: every
+    /// cmdlet answers 401 "User is not allowed to call …" although Graph shows the role
+    /// and the app role granted (assignments reach Exchange with a delay).
+    pub exchange_rbac_ready_at: Option<DateTime<Utc>>,
 }
 
 /// Users whose index has this remainder mod 97 are at risk.
@@ -414,6 +418,7 @@ impl Tenant {
             exchange_sp_id: ids::named(&format!("{}.exchange-sp", spec.name)),
             exchange_spec: spec.exchange.clone(),
             exchange: None,
+            exchange_rbac_ready_at: None,
         }
     }
 
