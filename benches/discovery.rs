@@ -29,6 +29,7 @@
 
 mod common;
 mod cpu;
+mod floor;
 mod seed;
 
 use std::time::{Duration, Instant};
@@ -169,7 +170,8 @@ async fn main() {
         .fetch_one(&pool)
         .await
         .expect("count");
-    let (copy_floor, write_floor) = inventory_write_floor(&pool).await;
+    let (copy_floor, write_floor) =
+        floor::write_floor(&pool, &INVENTORY_TABLES.map(floor::Rows::all)).await;
     let l = latency as f64 / 1000.0;
     let pages = f64::from(users.div_ceil(999).max(1));
     let chain = 1.0 + pages.max(3.0);
@@ -267,116 +269,6 @@ const INVENTORY_TABLES: [&str; 6] = [
     "inventory_role_member",
     "inventory_object",
 ];
-
-struct WriteFloor {
-    wall: Duration,
-    rows: u64,
-    /// PostgreSQL's CPU seconds for it.
-    postgres_cpu: f64,
-}
-
-/// Copies every inventory table into an empty twin with the same indexes and storage
-/// settings, all tables at once on their own connections, and times it: first as stored
-/// (`jsonb` copied as parsed), then with the JSON columns parsed from text again.
-async fn inventory_write_floor(pool: &PgPool) -> (WriteFloor, WriteFloor) {
-    let mut statements = Vec::new();
-    for table in INVENTORY_TABLES {
-        let twin = format!("floor_{table}");
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "create table {twin} (like {table} including all)"
-        )))
-        .execute(pool)
-        .await
-        .expect("twin table");
-        let columns: Vec<(String, String)> = sqlx::query_as(
-            "select column_name::text, data_type::text from information_schema.columns
-             where table_name = $1 and is_generated = 'NEVER' order by ordinal_position",
-        )
-        .bind(table)
-        .fetch_all(pool)
-        .await
-        .expect("columns");
-        let names = columns
-            .iter()
-            .map(|(name, _)| name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
-        // JSON columns are parsed again from text, as every writer's must be: Microsoft
-        // answers JSON text, and PostgreSQL parses `jsonb` on input in any wire format
-        // (the binary one is a version byte and the text). The text is made before the
-        // clock starts, so the floor pays the parse, not the printing.
-        let cast = |to: &str| {
-            columns
-                .iter()
-                .map(|(name, kind)| match kind.as_str() {
-                    "jsonb" => format!("{name}::{to} as {name}"),
-                    _ => name.clone(),
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let text = format!("floor_text_{table}");
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "create table {text} as select {} from {table}",
-            cast("text")
-        )))
-        .execute(pool)
-        .await
-        .expect("text twin");
-        statements.push((
-            format!("insert into {twin} ({names}) select {names} from {table}"),
-            format!(
-                "insert into {twin} ({names}) select {} from {text}",
-                cast("jsonb")
-            ),
-        ));
-    }
-    // Warm the source tables so the floor is the writing, not the reading from disk.
-    for table in INVENTORY_TABLES {
-        for source in [table.to_string(), format!("floor_text_{table}")] {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "select count(*) from {source}"
-            )))
-            .execute(pool)
-            .await
-            .expect("warm");
-        }
-    }
-    let copied = time_writes(pool, statements.iter().map(|(copy, _)| copy.clone())).await;
-    for table in INVENTORY_TABLES {
-        sqlx::query(sqlx::AssertSqlSafe(format!("truncate floor_{table}")))
-            .execute(pool)
-            .await
-            .expect("empty twin");
-    }
-    let parsed = time_writes(pool, statements.into_iter().map(|(_, parse)| parse)).await;
-    (copied, parsed)
-}
-
-/// Runs `statements` at once, each on its own connection; their time, rows and
-/// PostgreSQL's CPU.
-async fn time_writes(pool: &PgPool, statements: impl Iterator<Item = String>) -> WriteFloor {
-    let cpu_before = Cpu::now(0);
-    let started = Instant::now();
-    let mut writes = tokio::task::JoinSet::new();
-    for statement in statements {
-        let pool = pool.clone();
-        writes.spawn(async move {
-            sqlx::query(sqlx::AssertSqlSafe(statement))
-                .execute(&pool)
-                .await
-                .expect("copy")
-                .rows_affected()
-        });
-    }
-    let rows = writes.join_all().await.into_iter().sum();
-    let wall = started.elapsed();
-    WriteFloor {
-        wall,
-        rows,
-        postgres_cpu: Cpu::now(0).since(cpu_before).postgres,
-    }
-}
 
 /// Users changed in each tenant before the delta run.
 const CHANGED_USERS: i64 = 10;

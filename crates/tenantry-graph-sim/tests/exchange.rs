@@ -822,3 +822,88 @@ async fn throttled_requests_get_429_with_a_fractional_retry_after() {
     assert_eq!(response.headers()["Retry-After"], "2.500");
     ok(invoke(&sim, &exo, &contoso, "Get-OrganizationConfig", json!({})).await).await;
 }
+
+#[tokio::test]
+async fn a_tenant_at_scale_pages_its_mailboxes_by_the_thousand_with_shared_ones_and_groups() {
+    let spec = TenantSpec::healthy("scale", "Scale Ltd", 1980)
+        .with_exchange_admin()
+        .with_exchange_at_scale(20, 10, 50);
+    let sim = Sim::start(vec![spec.clone()]).await;
+    let exo = token_for(&sim, &spec, EXO_SCOPE).await;
+    let parameters = json!({"ResultSize": "Unlimited"});
+    let mut url = invoke_url(&sim, &spec.id.to_string());
+    let (mut seen, mut shared, mut pages) = (HashSet::new(), 0, 0);
+    loop {
+        let body = ok(invoke_at(
+            &sim,
+            &exo,
+            &url,
+            "Get-Mailbox",
+            parameters.clone(),
+            Some(1000),
+        )
+        .await)
+        .await;
+        let rows = body["value"].as_array().expect("value");
+        assert!(rows.len() <= 1000);
+        for row in rows {
+            assert!(seen.insert(row["Guid"].as_str().expect("guid").to_owned()));
+            shared += usize::from(row["RecipientTypeDetails"] == "SharedMailbox");
+        }
+        pages += 1;
+        match body["@odata.nextLink"].as_str() {
+            Some(next) => url = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!((seen.len(), shared, pages), (2000, 20, 2));
+
+    let holders = ok(invoke(
+        &sim,
+        &exo,
+        &spec,
+        "Get-MailboxPermission",
+        json!({"Identity": "shared-3@scale.example"}),
+    )
+    .await)
+    .await;
+    assert_eq!(
+        holders["value"].as_array().expect("value").len(),
+        3,
+        "SELF and two"
+    );
+    let send_as = ok(invoke(
+        &sim,
+        &exo,
+        &spec,
+        "Get-RecipientPermission",
+        json!({"Identity": "shared-3@scale.example"}),
+    )
+    .await)
+    .await;
+    assert_eq!(
+        send_as["value"].as_array().expect("value").len(),
+        2,
+        "SELF and one"
+    );
+    let groups = ok(invoke(
+        &sim,
+        &exo,
+        &spec,
+        "Get-DistributionGroup",
+        parameters.clone(),
+    )
+    .await)
+    .await;
+    assert_eq!(groups["value"].as_array().expect("value").len(), 10);
+    let members = ok(invoke(
+        &sim,
+        &exo,
+        &spec,
+        "Get-DistributionGroupMember",
+        json!({"Identity": "dl-9@scale.example", "ResultSize": "Unlimited"}),
+    )
+    .await)
+    .await;
+    assert_eq!(members["value"].as_array().expect("value").len(), 50);
+}

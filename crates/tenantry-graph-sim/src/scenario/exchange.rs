@@ -187,6 +187,55 @@ impl TenantSpec {
         self.exchange.inbox_rules.push(rule);
         self
     }
+
+    /// An organisation at scale for benches: beside a mailbox per user, `shared` shared
+    /// mailboxes `shared-<n>@` (each with two FullAccess holders and a SendAs trustee
+    /// among the users) and `groups` distribution groups `dl-<n>@` of `members` user
+    /// mailboxes each (every third one a mail-enabled security group). The tenant then
+    /// has `users + shared` mailboxes; the admin API pages them like any listing.
+    pub fn with_exchange_at_scale(mut self, shared: u32, groups: u32, members: u32) -> Self {
+        let users = self.users.max(1);
+        let upn = |i: u32| self.user_upn(i % users).unwrap_or_default();
+        let shared_domain = self
+            .domains
+            .get(1)
+            .or(self.domains.first())
+            .cloned()
+            .unwrap_or_default();
+        let mut exchange = ExchangeSpec::default();
+        for n in 0..shared {
+            let alias = format!("shared-{n}");
+            let address = format!("{alias}@{shared_domain}");
+            for trustee in [upn(2 * n), upn(2 * n + 1)] {
+                exchange.full_access.push(GrantSpec {
+                    mailbox: address.clone(),
+                    trustee,
+                });
+            }
+            exchange.send_as.push(GrantSpec {
+                mailbox: address,
+                trustee: upn(2 * n),
+            });
+            exchange.mailboxes.push(MailboxSpec {
+                display_name: format!("Shared {n}"),
+                alias,
+                kind: MailboxKind::Shared,
+            });
+        }
+        for n in 0..groups {
+            exchange.groups.push(GroupSpec {
+                alias: format!("dl-{n}"),
+                display_name: format!("Distribution list {n}"),
+                security: n % 3 == 2,
+                members: (0..members).map(|m| upn(n * members + m)).collect(),
+            });
+        }
+        self.exchange.mailboxes.extend(exchange.mailboxes);
+        self.exchange.full_access.extend(exchange.full_access);
+        self.exchange.send_as.extend(exchange.send_as);
+        self.exchange.groups.extend(exchange.groups);
+        self
+    }
 }
 
 /// The user of the demo's Contoso whose mailbox forwards outside and has suspicious rules.
