@@ -554,3 +554,49 @@ async fn the_exchange_capability_is_checked_live_and_propagating_is_checked_agai
     assert_eq!(exchange["live_check"], "working", "{exchange}");
     assert_eq!(exchange["available"], true, "{exchange}");
 }
+
+#[sqlx::test]
+async fn mailboxes_and_group_members_beyond_one_exchange_page_are_all_discovered(pool: PgPool) {
+    use tenantry_graph_sim::{Scenario, TenantSpec};
+    // 1,200 user mailboxes and 3 shared ones: two pages of Get-Mailbox; a distribution
+    // group of 1,100 members: two pages of Get-DistributionGroupMember.
+    let big = TenantSpec::healthy("contoso", "Contoso Ltd", 1_200)
+        .with_exchange_admin()
+        .with_exchange_at_scale(3, 1, 1_100);
+    let app = TestApp::spawn_on(pool, Scenario { tenants: vec![big] }, |_| {}).await;
+    let msp = app.create_msp("Northwind MSP").await;
+    let organization = crate::helpers::connect(&app, &msp, "contoso").await;
+    app.run_pending_jobs().await;
+    let key = &msp.owner_key;
+    let mailboxes = app
+        .get_all(
+            &format!("/api/v1/organizations/{organization}/mailboxes"),
+            key,
+        )
+        .await;
+    assert_eq!(mailboxes.len(), 1_203);
+    let pages = app
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.cmdlet.as_deref() == Some("Get-Mailbox") && r.status == 200)
+        .count();
+    assert!(pages >= 2, "Get-Mailbox answered in {pages} page(s)");
+    let groups = app
+        .get_all(
+            &format!("/api/v1/organizations/{organization}/distribution-groups"),
+            key,
+        )
+        .await;
+    assert_eq!(groups.len(), 1);
+    let members = app
+        .get_all(
+            &format!(
+                "/api/v1/organizations/{organization}/distribution-groups/{}/members",
+                groups[0]["id"].as_str().expect("id")
+            ),
+            key,
+        )
+        .await;
+    assert_eq!(members.len(), 1_100);
+}

@@ -433,6 +433,48 @@ async fn forwarding_outside_the_organization_waits_for_an_approval(pool: PgPool)
     assert_eq!(approved.status(), 200);
     assert_eq!(finished(&app, key, &outside).await["state"], "succeeded");
 
+    // The owner may let outside forwarding follow the policy like any other request, on
+    // set_mailbox_forwarding only.
+    let put_policy = |action: &'static str, body: Value| {
+        app.request(
+            reqwest::Method::PUT,
+            &format!("/api/v1/organizations/{organization}/policies/{action}"),
+            Some(key),
+        )
+        .json(&body)
+        .send()
+    };
+    let misplaced = put_policy(
+        "clear_mailbox_forwarding",
+        json!({"approval": "none", "outside_forwarding_approval": false}),
+    )
+    .await
+    .expect("policy");
+    let problem = assert_problem(misplaced, 422, "INVALID_REQUEST").await;
+    assert_eq!(
+        problem["errors"][0]["field"], "outside_forwarding_approval",
+        "{problem}"
+    );
+    let waived = put_policy(
+        "set_mailbox_forwarding",
+        json!({"approval": "none", "outside_forwarding_approval": false}),
+    )
+    .await
+    .expect("policy");
+    assert_eq!(waived.status(), 200);
+    let waived: Value = waived.json().await.expect("policy");
+    assert_eq!(waived["outside_forwarding_approval"], false);
+    let straight = act(
+        &app,
+        key,
+        &organization,
+        json!({"action": "set_mailbox_forwarding", "target": upn(35), "parameters": {"forward_to": "archive@partner-example.org"}}),
+        "outside-waived",
+    )
+    .await;
+    assert_eq!(straight["state"], "queued", "{straight}");
+    assert_eq!(finished(&app, key, &straight).await["state"], "succeeded");
+
     for (n, action) in ["convert_to_shared_mailbox", "hide_from_address_lists"]
         .iter()
         .enumerate()
@@ -637,18 +679,7 @@ async fn offboarding_runs_every_step_after_one_approval_exactly_as_its_dry_run_s
     dry_request["dry_run"] = json!(true);
     let dry = act(&app, key, &organization, dry_request, "dry").await;
     assert_eq!(dry["decision"], "would_wait_for_approval", "{dry}");
-    let planned: Vec<(String, String, String)> = dry["steps"]
-        .as_array()
-        .expect("steps")
-        .iter()
-        .map(|s| {
-            (
-                s["name"].as_str().unwrap_or_default().to_owned(),
-                s["method"].as_str().unwrap_or_default().to_owned(),
-                s["path"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
+    let planned = step_keys(&dry);
     let names: Vec<&str> = planned.iter().map(|(n, _, _)| n.as_str()).collect();
     for expected in [
         "block sign-in",
@@ -695,19 +726,11 @@ async fn offboarding_runs_every_step_after_one_approval_exactly_as_its_dry_run_s
     assert_eq!(approved.status(), 200);
     let done = finished(&app, key, &requested).await;
     assert_eq!(done["state"], "succeeded", "{done}");
-    let ran: Vec<(String, String, String)> = done["steps"]
-        .as_array()
-        .expect("steps")
-        .iter()
-        .map(|s| {
-            (
-                s["name"].as_str().unwrap_or_default().to_owned(),
-                s["method"].as_str().unwrap_or_default().to_owned(),
-                s["path"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
-    assert_eq!(ran, planned, "what ran is what the dry run showed");
+    assert_eq!(
+        step_keys(&done),
+        planned,
+        "what ran is what the dry run showed"
+    );
     let licence_step = done["steps"]
         .as_array()
         .expect("steps")

@@ -1158,3 +1158,144 @@ async fn a_state_answers_only_for_the_msp_connection_and_customer_it_was_issued_
         "{ours_now}"
     );
 }
+
+#[sqlx::test]
+async fn exchange_works_through_a_partner_connection_that_asks_for_it(pool: PgPool) {
+    let app = spawn(pool).await;
+    let msp = app.create_msp("Northwind MSP").await;
+    let key = &msp.owner_key;
+    // The partner app declares Exchange.ManageAsApp on Exchange's own resource, so a
+    // connection may ask for the exchange capability and its consent covers it.
+    let mut body = connection_body(&app);
+    body["capabilities"] = json!(["discovery", "exchange", "disable_account"]);
+    let response = app
+        .post_json("/api/v1/partner-connections", key, body)
+        .await;
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.expect("connection");
+    assert!(
+        created["consent_scope"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|p| p == "Exchange.ManageAsApp")),
+        "{created}"
+    );
+    let connection = created["id"].as_str().expect("id").to_owned();
+    app.run_pending_jobs().await;
+
+    // A customer holding the Exchange Administrator role: working, checked live in the
+    // customer's own Exchange.
+    let fourth = connect_through(&app, key, &connection, "fourthcoffee").await;
+    assert_eq!(fourth["outcome"], "created", "{fourth}");
+    let organization = fourth["organization"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let validation: Value = app
+        .get(
+            &format!("/api/v1/organizations/{organization}/validation"),
+            key,
+        )
+        .await
+        .json()
+        .await
+        .expect("validation");
+    let exchange = validation["capabilities"]
+        .as_array()
+        .expect("capabilities")
+        .iter()
+        .find(|c| c["capability"] == "exchange")
+        .expect("exchange")
+        .clone();
+    assert_eq!(exchange["available"], true, "{exchange}");
+    assert_eq!(exchange["live_check"], "working", "{exchange}");
+    let customer_tenant = app.demo("fourthcoffee").id.to_string();
+    assert!(
+        app.sim
+            .requests()
+            .iter()
+            .any(|r| r.cmdlet.as_deref() == Some("Get-OrganizationConfig")
+                && r.tenant.as_deref() == Some(customer_tenant.as_str())),
+        "the probe ran in the customer's Exchange"
+    );
+
+    // An Exchange action on the customer, signed with the partner's credential.
+    let response = app
+        .request(
+            reqwest::Method::PUT,
+            &format!("/api/v1/organizations/{organization}/policies/hide_from_address_lists"),
+            Some(key),
+        )
+        .json(&json!({"approval": "none"}))
+        .send()
+        .await
+        .expect("policy");
+    assert_eq!(response.status(), 200);
+    app.run_pending_jobs().await;
+    let upn = app.demo("fourthcoffee").user_upn(5).expect("upn");
+    let action: Value = app
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/v1/organizations/{organization}/actions"),
+            Some(key),
+        )
+        .header("Idempotency-Key", "hide-1")
+        .json(&json!({"action": "hide_from_address_lists", "target": upn}))
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("action");
+    app.run_pending_jobs().await;
+    let done: Value = app
+        .get(
+            &format!(
+                "/api/v1/actions/{}",
+                action["id"].as_str().expect("id {action}")
+            ),
+            key,
+        )
+        .await
+        .json()
+        .await
+        .expect("action");
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert!(
+        app.sim
+            .requests()
+            .iter()
+            .any(|r| r.cmdlet.as_deref() == Some("Set-Mailbox")
+                && r.tenant.as_deref() == Some(customer_tenant.as_str())),
+        "the cmdlet went to the customer's Exchange"
+    );
+
+    // Without the Exchange role in the customer: not available, the role named.
+    let margie = connect_through(&app, key, &connection, "margiestravel").await;
+    let organization = margie["organization"]["id"]
+        .as_str()
+        .expect("id {margie}")
+        .to_owned();
+    let validation: Value = app
+        .get(
+            &format!("/api/v1/organizations/{organization}/validation"),
+            key,
+        )
+        .await
+        .json()
+        .await
+        .expect("validation");
+    let exchange = validation["capabilities"]
+        .as_array()
+        .expect("capabilities")
+        .iter()
+        .find(|c| c["capability"] == "exchange")
+        .expect("exchange")
+        .clone();
+    assert_eq!(exchange["available"], false, "{exchange}");
+    assert!(
+        exchange["missing_directory_role"]
+            .to_string()
+            .contains("Exchange Administrator"),
+        "{exchange}"
+    );
+}

@@ -316,7 +316,7 @@ pub async fn submit(
         .as_ref()
         .and_then(|f| f.outside_domain.as_deref())
     {
-        decision = policy::outside_forwarding(decision, domain);
+        decision = policy::outside_forwarding(decision, domain, &policy);
     }
     if employee.is_some()
         && !matches!(decision, Decision::Refuse { .. })

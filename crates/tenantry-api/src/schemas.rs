@@ -361,6 +361,9 @@ pub struct PolicyView {
     pub approval_ttl_secs: i32,
     /// The groups an employee may add themselves to (`grant_access` self-service).
     pub self_service_groups: Vec<Uuid>,
+    /// Whether `set_mailbox_forwarding` to an outside address waits for an approval even
+    /// when `approval` is `none`.
+    pub outside_forwarding_approval: bool,
 }
 
 /// A Graph subscription held for change notifications.

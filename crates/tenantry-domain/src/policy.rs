@@ -72,6 +72,14 @@ pub struct Policy {
     /// The groups an employee may add themselves to (`grant_access` self-service).
     #[serde(default)]
     pub self_service_groups: Vec<uuid::Uuid>,
+    /// Whether `set_mailbox_forwarding` to an address outside the organization waits for
+    /// an approval even when `approval` is `none` (the default: yes).
+    #[serde(default = "outside_forwarding_default")]
+    pub outside_forwarding_approval: bool,
+}
+
+const fn outside_forwarding_default() -> bool {
+    true
 }
 
 impl Policy {
@@ -90,6 +98,7 @@ impl Policy {
             privileged_guard: PrivilegedGuard::Refuse,
             approval_ttl_secs: 24 * 3600,
             self_service_groups: Vec::new(),
+            outside_forwarding_approval: true,
         }
     }
 
@@ -119,6 +128,12 @@ impl Policy {
             problems.push((
                 "approvers",
                 "name at least one approver role, key or group".into(),
+            ));
+        }
+        if !self.outside_forwarding_approval && kind != ActionKind::SetMailboxForwarding {
+            problems.push((
+                "outside_forwarding_approval",
+                "applies to set_mailbox_forwarding only".into(),
             ));
         }
         if self.self_service_groups.len() > 100 {
@@ -236,11 +251,11 @@ pub fn decide(
 }
 
 /// Forwarding a mailbox outside the organization is how a compromised mailbox leaks
-/// mail, so it waits for an approval even where the policy needs none; a refusal stays a
-/// refusal.
-pub fn outside_forwarding(decision: Decision, domain: &str) -> Decision {
+/// mail, so it waits for an approval even where the policy needs none, unless the
+/// policy's `outside_forwarding_approval` is off; a refusal stays a refusal.
+pub fn outside_forwarding(decision: Decision, domain: &str, policy: &Policy) -> Decision {
     match decision {
-        Decision::Proceed => Decision::NeedsApproval {
+        Decision::Proceed if policy.outside_forwarding_approval => Decision::NeedsApproval {
             reason: format!("mail would be forwarded outside the organization, to {domain}"),
         },
         other => other,

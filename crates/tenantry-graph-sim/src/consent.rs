@@ -158,6 +158,7 @@ fn consent(
             publisher: home_tenant.display_name.clone(),
             sign_in_audience: registration.sign_in_audience,
             roles: registration.required.clone(),
+            exchange_roles: registration.exchange_required.clone(),
         };
         let seconds = |s: u64| Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX / 4));
         (

@@ -254,10 +254,7 @@ impl SimState {
         delay: Option<std::time::Duration>,
     ) -> bool {
         let mut world = self.world_mut();
-        let Some(index) = world
-            .tenant_index(tenant)
-            .or_else(|| world.tenants.iter().position(|t| t.name == tenant))
-        else {
+        let Some(index) = world.tenant_named(tenant) else {
             return false;
         };
         world.tenants[index].exchange_rbac_ready_at = delay.map(|d| {
@@ -274,10 +271,7 @@ impl SimState {
         default: Option<&str>,
     ) -> bool {
         let mut world = self.world_mut();
-        let Some(tenant) = world
-            .tenant_index(tenant)
-            .or_else(|| world.tenants.iter().position(|t| t.name == tenant))
-        else {
+        let Some(tenant) = world.tenant_named(tenant) else {
             return false;
         };
         let tenant = &mut world.tenants[tenant];
@@ -308,9 +302,7 @@ impl SimState {
         let certificate = model::Certificate::from_spec(&spec)?;
         let thumbprint = certificate.thumbprint_s256.clone();
         let mut world = self.world_mut();
-        let index = world
-            .tenant_index(tenant)
-            .or_else(|| world.tenants.iter().position(|t| t.name == tenant))?;
+        let index = world.tenant_named(tenant)?;
         let app = world.tenants[index]
             .apps
             .iter_mut()
@@ -346,10 +338,7 @@ impl SimState {
     /// `false` when there is none.
     pub fn remove_certificate(&self, tenant: &str, client_id: Uuid, key_id: Uuid) -> bool {
         let mut world = self.world_mut();
-        let Some(index) = world
-            .tenant_index(tenant)
-            .or_else(|| world.tenants.iter().position(|t| t.name == tenant))
-        else {
+        let Some(index) = world.tenant_named(tenant) else {
             return false;
         };
         let Some(app) = world.tenants[index]

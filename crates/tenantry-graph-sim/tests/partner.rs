@@ -348,9 +348,20 @@ async fn admin_consent_redirects_then_propagates_into_new_tokens_only() {
         .json()
         .await
         .expect("json");
+    // Graph's roles and, on Exchange's own resource, Exchange.ManageAsApp (the partner
+    // app declares both, so the consent grants both).
     assert_eq!(
         assignments["value"].as_array().map(Vec::len),
-        Some(DEFAULT_REQUIRED.len())
+        Some(DEFAULT_REQUIRED.len() + 1)
+    );
+    assert!(
+        assignments["value"]
+            .as_array()
+            .expect("assignments")
+            .iter()
+            .any(|a| a["appRoleId"] == "dc50a0fb-09a3-484d-be87-e023b12c6440"
+                && a["resourceDisplayName"] == "Office 365 Exchange Online"),
+        "{assignments}"
     );
     // The validator's reads of its own principal work in the customer; the application
     // object lives only in the partner tenant.

@@ -24,7 +24,10 @@ async fn main() {
         serde_json::from_value(serde_json::json!({"global": {"latency_ms": LATENCY_MS}}))
             .expect("faults");
     sim.state().set_faults(faults);
-    let http = GraphHttp::new(GraphConfig::new(&sim.base_url(), &sim.base_url())).expect("client");
+    let http = GraphHttp::new(
+        GraphConfig::new(&sim.base_url(), &sim.base_url()).with_exchange_url(&sim.base_url()),
+    )
+    .expect("client");
     let credentials = Credentials::preflight(
         &contoso.id.to_string(),
         &contoso.app().client_id.to_string(),

@@ -209,18 +209,7 @@ pub async fn user_roles(
     // check back to the queue to start over.
     let path = format!("/users/{user}/transitiveMemberOf");
     let deadline = tokio::time::Instant::now() + crate::validator::THROTTLE_BUDGET;
-    let objects = loop {
-        match calls::get_all(http, token, &path).await {
-            Err(GraphFailure::Throttled { retry_after }) => {
-                let wait = retry_after.unwrap_or(std::time::Duration::from_secs(1));
-                if tokio::time::Instant::now() + wait > deadline {
-                    return Err(GraphFailure::Throttled { retry_after });
-                }
-                tokio::time::sleep(wait).await;
-            }
-            other => break other?,
-        }
-    };
+    let objects = calls::patiently(deadline, || calls::get_all(http, token, &path)).await?;
     Ok(objects
         .iter()
         .filter(|o| o["@odata.type"] == "#microsoft.graph.directoryRole")

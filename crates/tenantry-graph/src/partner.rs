@@ -15,7 +15,7 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 use serde_json::Value;
 use tenantry_domain::AppCredential;
-use tenantry_domain::capabilities::Capability;
+use tenantry_domain::capabilities::{self, Capability};
 use tenantry_domain::permissions::{self, GRAPH_APP_ID};
 use uuid::Uuid;
 
@@ -252,6 +252,25 @@ fn declared_permissions(app: &Value, warnings: &mut Vec<String>) -> BTreeSet<Str
     if unknown > 0 {
         warnings.push(format!("{unknown} Graph application permissions declared on the app are not known to Tenantry and were ignored."));
     }
+    // Exchange Online's one app role, declared on its own resource (graph-facts-next
+    // §2.1): what a customer's consent grants for the exchange capability.
+    let exchange_declared = resources
+        .iter()
+        .filter(|r| {
+            r["resourceAppId"]
+                .as_str()
+                .is_some_and(|id| id.eq_ignore_ascii_case(capabilities::EXCHANGE_APP_ID))
+        })
+        .flat_map(|r| r["resourceAccess"].as_array().into_iter().flatten())
+        .any(|a| {
+            a["type"].as_str() == Some("Role")
+                && a["id"].as_str().is_some_and(|id| {
+                    id.eq_ignore_ascii_case(capabilities::EXCHANGE_MANAGE_AS_APP_ID)
+                })
+        });
+    if exchange_declared {
+        declared.insert(capabilities::EXCHANGE_MANAGE_AS_APP.to_owned());
+    }
     declared
 }
 
@@ -284,7 +303,7 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn only_graph_app_roles_are_declared_permissions() {
+    fn graph_app_roles_and_exchange_manage_as_app_are_declared_permissions() {
         let user_read = permissions::app_role_id_of("User.Read.All").expect("known");
         let app = json!({"requiredResourceAccess": [
             {"resourceAppId": GRAPH_APP_ID, "resourceAccess": [
@@ -295,13 +314,15 @@ mod tests {
             ]},
             {"resourceAppId": "00000002-0000-0ff1-ce00-000000000000", "resourceAccess": [
                 {"id": user_read, "type": "Role"},
+                {"id": "dc50a0fb-09a3-484d-be87-e023b12c6440", "type": "Role"},
             ]},
         ]});
         let mut warnings = Vec::new();
         let declared = declared_permissions(&app, &mut warnings);
         assert_eq!(
             declared.into_iter().collect::<Vec<_>>(),
-            [GDAP_READ, "User.Read.All"]
+            [GDAP_READ, "Exchange.ManageAsApp", "User.Read.All"],
+            "Graph's roles, and Exchange's one role on its own resource only"
         );
         assert_eq!(warnings.len(), 1, "the unknown app role");
     }

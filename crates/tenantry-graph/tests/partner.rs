@@ -27,7 +27,8 @@ struct Fixture {
 impl Fixture {
     async fn start(scenario: Scenario) -> Self {
         let sim = GraphSim::start(scenario.clone()).await.expect("simulator");
-        let config = GraphConfig::new(&sim.base_url(), &sim.base_url());
+        let config =
+            GraphConfig::new(&sim.base_url(), &sim.base_url()).with_exchange_url(&sim.base_url());
         let validator = Validator::new(GraphHttp::new(config).expect("client"));
         Self {
             sim,
@@ -102,8 +103,13 @@ impl Fixture {
     }
 }
 
+/// What the demo partner app declares: the default Graph set and Exchange.ManageAsApp.
 fn every_default() -> BTreeSet<String> {
-    DEFAULT_REQUIRED.iter().map(|p| (*p).to_owned()).collect()
+    DEFAULT_REQUIRED
+        .iter()
+        .map(|p| (*p).to_owned())
+        .chain(std::iter::once("Exchange.ManageAsApp".to_owned()))
+        .collect()
 }
 
 #[tokio::test]
@@ -354,7 +360,9 @@ async fn customers_are_validated_without_the_application_object() {
     assert_eq!(report.tenant_id, fourth.id);
     assert_eq!(report.tenant_display_name.as_deref(), Some("Fourth Coffee"));
     assert!(report.permissions.missing.is_empty());
-    assert_eq!(report.permissions.granted, every_default());
+    let graph_defaults: BTreeSet<String> =
+        DEFAULT_REQUIRED.iter().map(|p| (*p).to_owned()).collect();
+    assert_eq!(report.permissions.granted, graph_defaults);
     for role in [
         roles::USER_ADMINISTRATOR,
         roles::PRIVILEGED_AUTHENTICATION_ADMINISTRATOR,
@@ -528,10 +536,10 @@ async fn the_admin_consent_link_round_trips_through_adminconsent() {
 async fn fifty_concurrent_jobs_for_one_customer_make_one_token_request() {
     let fixture = Fixture::demo().await;
     let partner = fixture.partner();
-    let http = GraphHttp::new(GraphConfig::new(
-        &fixture.sim.base_url(),
-        &fixture.sim.base_url(),
-    ))
+    let http = GraphHttp::new(
+        GraphConfig::new(&fixture.sim.base_url(), &fixture.sim.base_url())
+            .with_exchange_url(&fixture.sim.base_url()),
+    )
     .expect("client");
     let access = tenantry_graph::GraphAccess::new(http);
     let credential = tenantry_domain::AppCredential::Secret(secrecy::SecretString::from(

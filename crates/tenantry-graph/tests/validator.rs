@@ -24,7 +24,8 @@ async fn fixture_with(timeout: Duration) -> Fixture {
     let mut scenario = demo();
     scenario.tenants.retain(|t| t.name != "litware");
     let sim = GraphSim::start(scenario.clone()).await.expect("simulator");
-    let mut config = GraphConfig::new(&sim.base_url(), &sim.base_url());
+    let mut config =
+        GraphConfig::new(&sim.base_url(), &sim.base_url()).with_exchange_url(&sim.base_url());
     config.request_timeout = timeout;
     let validator = Validator::new(GraphHttp::new(config).expect("client"));
     Fixture {
@@ -286,7 +287,8 @@ async fn an_outage_is_never_reported_as_bad_credentials() {
             .set_faults(serde_json::from_value::<Faults>(faults.clone()).expect("faults"));
         let validator = Validator::new(
             GraphHttp::new({
-                let mut c = GraphConfig::new(&f.sim.base_url(), &f.sim.base_url());
+                let mut c = GraphConfig::new(&f.sim.base_url(), &f.sim.base_url())
+                    .with_exchange_url(&f.sim.base_url());
                 c.request_timeout = Duration::from_millis(400);
                 c
             })
@@ -323,8 +325,10 @@ async fn an_outage_is_never_reported_as_bad_credentials() {
 async fn concurrent_token_requests_share_one_call_and_validation_always_gets_a_fresh_token() {
     let f = fixture().await;
     let tenant = f.tenant("contoso").clone();
-    let http =
-        GraphHttp::new(GraphConfig::new(&f.sim.base_url(), &f.sim.base_url())).expect("client");
+    let http = GraphHttp::new(
+        GraphConfig::new(&f.sim.base_url(), &f.sim.base_url()).with_exchange_url(&f.sim.base_url()),
+    )
+    .expect("client");
     let cache = TokenCache::default();
     let secret = tenantry_domain::AppCredential::Secret(secrecy::SecretString::from(
         tenant.secret_value().to_owned(),
@@ -375,8 +379,8 @@ async fn concurrent_token_requests_share_one_call_and_validation_always_gets_a_f
         .expect("valid");
     assert_eq!(
         token_calls(),
-        4,
-        "one more per validation (and one for the wrong secret)"
+        6,
+        "two more per validation, Graph's and Exchange's for contoso's live check (and one for the wrong secret)"
     );
 }
 

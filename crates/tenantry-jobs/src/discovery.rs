@@ -553,21 +553,18 @@ impl SectionWorker {
         let mut mailboxes: Vec<mailbox::Mailbox> =
             rows.iter().filter_map(mailbox::Mailbox::from_row).collect();
         mailbox::flag_outside_forwarding(&mut mailboxes);
-        // Who can read and send as each shared mailbox: two cmdlets per mailbox, one
-        // mailbox after another (UNVERIFIED how far Exchange lets one app go in parallel
-        // per tenant; graph-facts-next §2.12 knows no figure).
+        // Who can read and send as each shared mailbox: a mailbox's two cmdlets together,
+        // one mailbox after another, so this section keeps at most two requests in
+        // flight (UNVERIFIED how far Exchange lets one app go in parallel per tenant;
+        // graph-facts-next §2.12 knows no figure, and real clients stay at a few).
         for shared in mailboxes
             .iter_mut()
             .filter(|m| m.recipient_type_details == "SharedMailbox")
         {
             let identity = json!({"Identity": shared.primary_smtp_address});
-            let full = exchange
-                .run(&Cmdlet::new("Get-MailboxPermission", identity.clone()))
-                .await
-                .map_err(exchange_failure)?;
-            let send = exchange
-                .run(&Cmdlet::new("Get-RecipientPermission", identity))
-                .await
+            let full_access = Cmdlet::new("Get-MailboxPermission", identity.clone());
+            let send_as = Cmdlet::new("Get-RecipientPermission", identity);
+            let (full, send) = tokio::try_join!(exchange.run(&full_access), exchange.run(&send_as))
                 .map_err(exchange_failure)?;
             shared.full_access = mailbox::full_access_holders(&full);
             shared.send_as = mailbox::send_as_trustees(&send);

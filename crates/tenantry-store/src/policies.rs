@@ -24,11 +24,22 @@ type PolicyRow = (
     String,
     i32,
     Vec<Uuid>,
+    bool,
 );
 
 fn from_row(row: PolicyRow) -> Result<Policy, StoreError> {
-    let (enabled, approval, roles, keys, groups, self_service, guard, ttl, self_service_groups) =
-        row;
+    let (
+        enabled,
+        approval,
+        roles,
+        keys,
+        groups,
+        self_service,
+        guard,
+        ttl,
+        self_service_groups,
+        outside_forwarding_approval,
+    ) = row;
     let approval = match approval.as_str() {
         "none" => Approval::None,
         "required" => Approval::Required,
@@ -57,6 +68,7 @@ fn from_row(row: PolicyRow) -> Result<Policy, StoreError> {
         privileged_guard,
         approval_ttl_secs: ttl,
         self_service_groups,
+        outside_forwarding_approval,
     })
 }
 
@@ -68,7 +80,7 @@ pub(crate) async fn get(
 ) -> Result<(Policy, bool), StoreError> {
     let row: Option<PolicyRow> = sqlx::query_as(
         "select enabled, approval, approver_roles, approver_keys, approver_groups, self_service,
-                privileged_guard, approval_ttl_secs, self_service_groups
+                privileged_guard, approval_ttl_secs, self_service_groups, outside_forwarding_approval
          from action_policy where organization_id = $1 and action = $2",
     )
     .bind(organization.as_uuid())
@@ -95,14 +107,15 @@ pub(crate) async fn put(
     sqlx::query(
         "insert into action_policy (msp_id, organization_id, action, enabled, approval, approver_roles,
              approver_keys, approver_groups, self_service, privileged_guard, approval_ttl_secs, updated_by,
-             self_service_groups)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+             self_service_groups, outside_forwarding_approval)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
          on conflict (organization_id, action) do update set
              enabled = excluded.enabled, approval = excluded.approval,
              approver_roles = excluded.approver_roles, approver_keys = excluded.approver_keys,
              approver_groups = excluded.approver_groups, self_service = excluded.self_service,
              privileged_guard = excluded.privileged_guard, approval_ttl_secs = excluded.approval_ttl_secs,
              self_service_groups = excluded.self_service_groups,
+             outside_forwarding_approval = excluded.outside_forwarding_approval,
              updated_by = excluded.updated_by, updated_at = now()",
     )
     .bind(msp.as_uuid())
@@ -125,6 +138,7 @@ pub(crate) async fn put(
     .bind(policy.approval_ttl_secs)
     .bind(actor.api_key_id)
     .bind(&policy.self_service_groups)
+    .bind(policy.outside_forwarding_approval)
     .execute(&mut *tx)
     .await?;
     audit::append(

@@ -33,6 +33,7 @@ fn policy_view(kind: ActionKind, policy: &Policy, default: bool) -> Value {
         "privileged_guard": policy.privileged_guard,
         "approval_ttl_secs": policy.approval_ttl_secs,
         "self_service_groups": policy.self_service_groups,
+        "outside_forwarding_approval": policy.outside_forwarding_approval,
     })
 }
 
@@ -86,6 +87,9 @@ pub struct PolicyBody {
     approval_ttl_secs: Option<i32>,
     /// Group ids an employee may add themselves to with self-service `grant_access`.
     self_service_groups: Option<Vec<Uuid>>,
+    /// `set_mailbox_forwarding` only: `false` lets forwarding to an outside address
+    /// follow `approval` like any other request (default `true`: it waits for one).
+    outside_forwarding_approval: Option<bool>,
 }
 
 fn ids(ids: &[Uuid]) -> String {
@@ -120,6 +124,9 @@ pub async fn put_policy(
         self_service_groups: body
             .self_service_groups
             .unwrap_or(defaults.self_service_groups),
+        outside_forwarding_approval: body
+            .outside_forwarding_approval
+            .unwrap_or(defaults.outside_forwarding_approval),
     };
     let problems = policy.problems(kind);
     if !problems.is_empty() {

@@ -223,20 +223,7 @@ impl ActionKind {
     /// Whether its steps are Exchange Online cmdlets (sent to the admin API with a token
     /// for Exchange's resource) rather than Graph calls.
     pub const fn runs_in_exchange(self) -> bool {
-        matches!(
-            self,
-            ActionKind::ClearMailboxForwarding
-                | ActionKind::DisableInboxRules
-                | ActionKind::CreateSharedMailbox
-                | ActionKind::ConvertToSharedMailbox
-                | ActionKind::GrantMailboxAccess
-                | ActionKind::RevokeMailboxAccess
-                | ActionKind::CreateDistributionGroup
-                | ActionKind::AddDistributionGroupMember
-                | ActionKind::RemoveDistributionGroupMember
-                | ActionKind::SetMailboxForwarding
-                | ActionKind::HideFromAddressLists
-        )
+        matches!(self.capability(), Capability::Exchange)
     }
 
     /// Whether execution generates a password to reveal once.

@@ -232,11 +232,20 @@ fn text(
     }
 }
 
-fn flag(object: &Map<String, Value>, field: &str, default: bool) -> Result<bool, ParameterError> {
+/// A true/false field (`default` when absent), its error (if any) added to `errors`.
+fn flag(
+    errors: &mut Vec<ParameterError>,
+    object: &Map<String, Value>,
+    field: &str,
+    default: bool,
+) -> bool {
     match object.get(field) {
-        None | Some(Value::Null) => Ok(default),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(invalid(field, "must be true or false")),
+        None | Some(Value::Null) => default,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            errors.push(invalid(field, "must be true or false"));
+            default
+        }
     }
 }
 
@@ -558,10 +567,7 @@ pub fn parse_parameters(kind: ActionKind, raw: &Value) -> Result<Parameters, Vec
                     MailboxRight::FullAccess
                 }
             };
-            let auto_mapping = flag(object, "auto_mapping", true).unwrap_or_else(|e| {
-                errors.push(e);
-                true
-            });
+            let auto_mapping = flag(&mut errors, object, "auto_mapping", true);
             if object.contains_key("auto_mapping") && right != MailboxRight::FullAccess {
                 errors.push(invalid("auto_mapping", "applies to full_access only"));
             }
@@ -597,35 +603,24 @@ pub fn parse_parameters(kind: ActionKind, raw: &Value) -> Result<Parameters, Vec
                     "must be an email address, local@domain",
                 ));
             }
-            let keep_copy = flag(object, "keep_copy", true).unwrap_or_else(|e| {
-                errors.push(e);
-                true
-            });
+            let keep_copy = flag(&mut errors, object, "keep_copy", true);
             Parameters::Forwarding {
                 forward_to: forward_to.unwrap_or_default(),
                 keep_copy,
             }
         }
         ActionKind::HideFromAddressLists => {
-            let hidden = flag(object, "hidden", true).unwrap_or_else(|e| {
-                errors.push(e);
-                true
-            });
+            let hidden = flag(&mut errors, object, "hidden", true);
             Parameters::Hidden { hidden }
         }
         ActionKind::OffboardUser => {
             let delegate = keep(&mut errors, text(object, "delegate", 256));
-            let mut choice = |field: &str, default: bool| {
-                flag(object, field, default).unwrap_or_else(|e| {
-                    errors.push(e);
-                    default
-                })
-            };
-            let forward_to_delegate = choice("forward_to_delegate", false);
-            let remove_from_groups = choice("remove_from_groups", true);
-            let convert_to_shared = choice("convert_to_shared", true);
-            let hide_from_address_lists = choice("hide_from_address_lists", true);
-            let remove_licenses = choice("remove_licenses", true);
+            let forward_to_delegate = flag(&mut errors, object, "forward_to_delegate", false);
+            let remove_from_groups = flag(&mut errors, object, "remove_from_groups", true);
+            let convert_to_shared = flag(&mut errors, object, "convert_to_shared", true);
+            let hide_from_address_lists =
+                flag(&mut errors, object, "hide_from_address_lists", true);
+            let remove_licenses = flag(&mut errors, object, "remove_licenses", true);
             Parameters::Offboarding {
                 delegate,
                 forward_to_delegate,

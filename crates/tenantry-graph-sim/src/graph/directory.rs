@@ -502,17 +502,23 @@ fn application(tenant: &Tenant, caller: &Caller, call: &Call<'_>, app_id: &str) 
     Ok(Reply::json(select_fields(full, call)))
 }
 
-/// `requiredResourceAccess`: the declared Graph app roles (none: an empty list).
+/// `requiredResourceAccess`: the declared Graph app roles, then Office 365 Exchange
+/// Online's (graph-facts-next §2.1's manifest form); none: an empty list.
 fn required_resource_access(app: &crate::model::App) -> Value {
-    if app.required.is_empty() {
-        return json!([]);
+    let access = |ids: &[Uuid]| -> Vec<Value> {
+        ids.iter()
+            .map(|id| json!({"id": id, "type": "Role"}))
+            .collect()
+    };
+    let mut resources = Vec::new();
+    if !app.required.is_empty() {
+        resources
+            .push(json!({"resourceAppId": GRAPH_APP_ID, "resourceAccess": access(&app.required)}));
     }
-    let access: Vec<Value> = app
-        .required
-        .iter()
-        .map(|id| json!({"id": id, "type": "Role"}))
-        .collect();
-    json!([{"resourceAppId": GRAPH_APP_ID, "resourceAccess": access}])
+    if !app.exchange_required.is_empty() {
+        resources.push(json!({"resourceAppId": crate::model::exchange::EXCHANGE_APP_ID, "resourceAccess": access(&app.exchange_required)}));
+    }
+    Value::Array(resources)
 }
 
 /// Applies `$select` to a single object (keeping annotations).

@@ -135,6 +135,12 @@ impl World {
     }
 
     /// A tenant by GUID or by any of its verified domains.
+    /// A tenant by id, domain or scenario name (what the control API and tests name).
+    pub fn tenant_named(&self, key: &str) -> Option<usize> {
+        self.tenant_index(key)
+            .or_else(|| self.tenants.iter().position(|t| t.name == key))
+    }
+
     pub fn tenant_index(&self, key: &str) -> Option<usize> {
         match Uuid::parse_str(key) {
             Ok(id) => self.tenants.iter().position(|t| t.id == id),
@@ -222,6 +228,8 @@ pub struct App {
     pub redirect_uris: Vec<String>,
     /// `requiredResourceAccess` on Graph: app role ids.
     pub required: Vec<Uuid>,
+    /// `requiredResourceAccess` on Office 365 Exchange Online (`Exchange.ManageAsApp`).
+    pub exchange_required: Vec<Uuid>,
     /// `Some(tenant id)`: registered in that (partner) tenant; this entry is only its
     /// service principal here, without credentials or an application object.
     pub home: Option<Uuid>,
@@ -331,6 +339,11 @@ impl Tenant {
                     .required_permissions
                     .iter()
                     .filter_map(|value| permissions::id_of(value))
+                    .collect(),
+                exchange_required: app
+                    .required_permissions
+                    .iter()
+                    .filter_map(|value| exchange::role_id_of(value))
                     .collect(),
                 home: app.home_tenant.filter(|home| *home != spec.id),
                 publisher: spec.display_name.clone(),

@@ -150,6 +150,8 @@ pub struct Grant {
     pub publisher: String,
     pub sign_in_audience: SignInAudience,
     pub roles: Vec<Uuid>,
+    /// Exchange Online app roles the consent grants (on that resource's principal).
+    pub exchange_roles: Vec<Uuid>,
 }
 
 impl Tenant {
@@ -184,6 +186,7 @@ impl Tenant {
                     sign_in_audience: grant.sign_in_audience,
                     redirect_uris: Vec::new(),
                     required: Vec::new(),
+                    exchange_required: Vec::new(),
                     home: (grant.home != tenant_id).then_some(grant.home),
                     publisher: grant.publisher.clone(),
                 });
@@ -204,6 +207,12 @@ impl Tenant {
         for role in &grant.roles {
             if !sp.granted.iter().any(|(_, r, _)| r == role) {
                 sp.granted
+                    .push((assignment_id(sp.id, *role), *role, effective));
+            }
+        }
+        for role in &grant.exchange_roles {
+            if !sp.exchange_granted.iter().any(|(_, r, _)| r == role) {
+                sp.exchange_granted
                     .push((assignment_id(sp.id, *role), *role, effective));
             }
         }

@@ -215,9 +215,13 @@ impl TenantSpec {
     /// with that set plus `DelegatedAdminRelationship.Read.All`.
     pub fn partner(name: &str, display_name: &str, users: u32) -> Self {
         let mut spec = Self::healthy(name, display_name, users);
+        // Graph's default set and Exchange's app role, so customers can consent to both.
         let required: Vec<String> = permissions::DEFAULT_REQUIRED
             .iter()
             .map(|p| (*p).to_owned())
+            .chain(std::iter::once(
+                crate::model::exchange::MANAGE_AS_APP.to_owned(),
+            ))
             .collect();
         let app = spec.app_mut();
         app.display_name = "Tenantry Partner".to_owned();
