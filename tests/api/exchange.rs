@@ -600,3 +600,80 @@ async fn mailboxes_and_group_members_beyond_one_exchange_page_are_all_discovered
         .await;
     assert_eq!(members.len(), 1_100);
 }
+
+#[sqlx::test]
+async fn a_signed_alert_can_run_the_whole_remediation_as_one_action(pool: PgPool) {
+    use crate::webhooks::{deliver_signed, endpoint, event};
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Northwind MSP").await;
+    for (tenant, complete) in [("contoso", true), ("tailspin", false)] {
+        let organization = crate::helpers::connect(&app, &msp, tenant).await;
+        app.run_pending_jobs().await;
+        let upn = app
+            .demo(tenant)
+            .user_upn(CONTOSO_FORWARDING_USER)
+            .expect("upn");
+        let (id, secret) = endpoint(
+            &app,
+            &msp.owner_key,
+            serde_json::json!({"name": format!("SIEM {tenant}"), "organization_id": organization,
+                "rules": [{"event": "user.compromised", "actions": ["remediate_compromised_user"], "approval": "none"}]}),
+        )
+        .await;
+        let response = deliver_signed(
+            &app,
+            &id,
+            &secret,
+            &serde_json::json!({"id": format!("alert-{tenant}"), "type": "user.compromised", "target": upn}),
+        )
+        .await;
+        assert_eq!(response.status(), 202);
+        let delivery = response.json::<Value>().await.expect("accepted")["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        app.run_pending_jobs().await;
+        app.run_pending_jobs().await;
+        let done = event(&app, &msp.owner_key, &delivery).await;
+        let entry = &done["outcome"][0];
+        let action: Value = app
+            .get(
+                &format!(
+                    "/api/v1/actions/{}",
+                    entry["action_id"].as_str().expect("action id")
+                ),
+                &msp.owner_key,
+            )
+            .await
+            .json()
+            .await
+            .expect("action");
+        let steps = action["steps"].as_array().expect("steps");
+        if complete {
+            assert_eq!(action["state"], "succeeded", "{action}");
+            assert_eq!(done["state"], "completed", "{done}");
+            assert!(steps.iter().all(|s| s["state"] == "succeeded"), "{action}");
+        } else {
+            // Tailspin grants sign-out but neither Exchange nor the roles to reset
+            // passwords or MFA: those steps are recorded skipped, with the reason.
+            assert_eq!(action["state"], "partially_succeeded", "{action}");
+            let state_of = |name: &str| {
+                steps
+                    .iter()
+                    .find(|s| s["name"] == name)
+                    .map(|s| s["state"].clone())
+                    .unwrap_or_else(|| panic!("{name} in {action}"))
+            };
+            assert_eq!(state_of("revoke sign-in sessions"), "succeeded");
+            assert_eq!(state_of("clear mailbox forwarding"), "skipped");
+            assert_eq!(state_of("disable inbox rules"), "skipped");
+            assert!(
+                steps
+                    .iter()
+                    .filter(|s| s["state"] == "skipped")
+                    .all(|s| s["error_code"] == "CAPABILITY_UNAVAILABLE"),
+                "{action}"
+            );
+        }
+    }
+}

@@ -986,3 +986,57 @@ async fn bec_remediation_as_one_request_is_dry_run_approved_and_run_step_by_step
         .expect("organization");
     assert!(shown.get("warnings").is_none(), "{shown}");
 }
+
+#[sqlx::test]
+async fn only_the_listed_inbox_rules_are_disabled_when_the_request_names_them(pool: PgPool) {
+    use tenantry_graph_sim::scenario::exchange::CONTOSO_FORWARDING_USER;
+    let app = TestApp::spawn(pool).await;
+    let msp = app.create_msp("Northwind MSP").await;
+    let organization = crate::helpers::connect(&app, &msp, "contoso").await;
+    app.run_pending_jobs().await;
+    open(&app, &msp, &organization, &["disable_inbox_rules"]).await;
+    let key = &msp.owner_key;
+    let victim = app
+        .demo("contoso")
+        .user_upn(CONTOSO_FORWARDING_USER)
+        .expect("upn");
+    let bad = app
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/v1/organizations/{organization}/actions"),
+            Some(key),
+        )
+        .header("Idempotency-Key", "bad")
+        .json(&json!({"action": "disable_inbox_rules", "target": victim, "parameters": {"rules": "Invoices"}}))
+        .send()
+        .await
+        .expect("request");
+    let problem = assert_problem(bad, 422, "INVALID_REQUEST").await;
+    assert_eq!(problem["errors"][0]["field"], "parameters.rules");
+
+    // "invoices" by name (any case), and the built-in junk rule, which is never touched.
+    let only = act(
+        &app,
+        key,
+        &organization,
+        json!({"action": "disable_inbox_rules", "target": victim, "parameters": {"rules": ["invoices", "Junk E-Mail Rule"]}}),
+        "only",
+    )
+    .await;
+    let done = finished(&app, key, &only).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(cmdlets(&app, "Disable-InboxRule"), 1, "{done}");
+    let rules: Value = app
+        .get(
+            &format!("/api/v1/organizations/{organization}/users/{victim}/inbox-rules"),
+            key,
+        )
+        .await
+        .json()
+        .await
+        .expect("rules");
+    for rule in rules["data"].as_array().expect("rules") {
+        let expected = rule["name"] != "Invoices";
+        assert_eq!(rule["enabled"], expected, "{rule}");
+    }
+}

@@ -623,15 +623,30 @@ impl ActionHandler {
                             .flatten()
                             .filter_map(tenantry_graph::exchange::rules::InboxRule::from_row)
                             .collect();
+                    // Only the listed rules, when the request lists some (by name or
+                    // identity); never a built-in or delegate rule either way.
+                    let listed: Vec<String> = context.record.parameters["rules"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|r| r.as_str().map(str::to_owned))
+                        .collect();
+                    let chosen = |r: &tenantry_graph::exchange::rules::InboxRule| {
+                        listed.is_empty()
+                            || listed.iter().any(|l| {
+                                l.eq_ignore_ascii_case(&r.name)
+                                    || l.eq_ignore_ascii_case(&r.identity)
+                            })
+                    };
                     let identities: Vec<String> = rules
                         .iter()
-                        .filter(|r| r.to_disable())
+                        .filter(|r| r.to_disable() && chosen(r))
                         .map(|r| r.identity.clone())
                         .collect();
                     detail = Some(json!({
                         "rules": rules.len(),
                         "to_disable": identities.len(),
-                        "left_alone": rules.iter().filter(|r| !r.to_disable()).map(|r| json!({"name": r.name, "built_in": r.built_in, "delegate_rule": r.delegate_rule, "enabled": r.enabled})).collect::<Vec<_>>(),
+                        "left_alone": rules.iter().filter(|r| !(r.to_disable() && chosen(r))).map(|r| json!({"name": r.name, "built_in": r.built_in, "delegate_rule": r.delegate_rule, "enabled": r.enabled})).collect::<Vec<_>>(),
                     }));
                     if steps.len() == 1 {
                         self.store

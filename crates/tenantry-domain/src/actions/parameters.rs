@@ -82,6 +82,11 @@ pub enum Parameters {
     Hidden {
         hidden: bool,
     },
+    /// The inbox rules to disable, by name or identity; empty: every rule that is
+    /// neither built-in nor a delegate rule.
+    InboxRules {
+        only: Vec<String>,
+    },
     /// What an offboarding does beyond blocking, resetting and revoking (each `true` by
     /// default but the forwarding), and who takes over the mailbox (the user's manager
     /// when not named).
@@ -189,6 +194,8 @@ impl Parameters {
                 keep_copy,
             } => json!({"forward_to": forward_to, "keep_copy": keep_copy}),
             Parameters::Hidden { hidden } => json!({"hidden": hidden}),
+            Parameters::InboxRules { only } if only.is_empty() => json!({}),
+            Parameters::InboxRules { only } => json!({"rules": only}),
             Parameters::Offboarding {
                 delegate,
                 forward_to_delegate,
@@ -351,6 +358,7 @@ pub fn parse_parameters(kind: ActionKind, raw: &Value) -> Result<Parameters, Vec
         }
         ActionKind::SetMailboxForwarding => &["forward_to", "keep_copy"],
         ActionKind::HideFromAddressLists => &["hidden"],
+        ActionKind::DisableInboxRules => &["rules"],
         ActionKind::OffboardUser => &[
             "delegate",
             "forward_to_delegate",
@@ -612,6 +620,32 @@ pub fn parse_parameters(kind: ActionKind, raw: &Value) -> Result<Parameters, Vec
         ActionKind::HideFromAddressLists => {
             let hidden = flag(&mut errors, object, "hidden", true);
             Parameters::Hidden { hidden }
+        }
+        ActionKind::DisableInboxRules => {
+            let only = match object.get("rules") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::Array(items)) if !items.is_empty() && items.len() <= 100 => items
+                    .iter()
+                    .filter_map(|item| match item.as_str().map(|s| checked_text(s, 256)) {
+                        Some(Ok(name)) => Some(name.to_owned()),
+                        _ => {
+                            errors.push(invalid(
+                                "rules",
+                                "each rule is its name or identity (1 to 256 characters)",
+                            ));
+                            None
+                        }
+                    })
+                    .collect(),
+                Some(_) => {
+                    errors.push(invalid(
+                        "rules",
+                        "must list 1 to 100 rule names or identities (leave it out for every rule)",
+                    ));
+                    Vec::new()
+                }
+            };
+            Parameters::InboxRules { only }
         }
         ActionKind::OffboardUser => {
             let delegate = keep(&mut errors, text(object, "delegate", 256));
