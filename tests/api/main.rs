@@ -12,6 +12,7 @@ mod exchange_actions;
 mod helpers;
 mod http_conventions;
 mod isolation;
+mod licences;
 mod operations;
 mod operators;
 mod organizations;

@@ -277,6 +277,9 @@ pub async fn submit(
                 .await?,
         );
     }
+    if let Parameters::License { .. } = &parameters {
+        tenant.check_licence(kind, &targets, &parameters).await?;
+    }
     if let (ActionKind::RemediateCompromisedUser, Some(target)) = (kind, targets.first()) {
         resolved.remediation = Some(tenant.remediation(target, report.as_ref()).await?);
     }
@@ -784,6 +787,110 @@ impl Tenant<'_> {
             };
         }
         Ok(plan)
+    }
+
+    /// Microsoft's licence rules, checked before anything is stored so the requester
+    /// sees them as field errors: the tenant subscribes to the SKU; an assignment has a
+    /// free seat per user who lacks it and a usage location for each (or one to set);
+    /// a removal names users who hold the SKU.
+    async fn check_licence(
+        &self,
+        kind: ActionKind,
+        targets: &[Target],
+        parameters: &Parameters,
+    ) -> Result<(), SubmitError> {
+        let Parameters::License {
+            sku_id,
+            usage_location,
+            ..
+        } = parameters
+        else {
+            return Ok(());
+        };
+        let (http, token) = (&self.graph.http, &self.graph.token);
+        let skus = tenantry_graph::calls::get(http, token, "/subscribedSkus")
+            .await
+            .map_err(|f| graph_problem(&f))?;
+        let sku_text = sku_id.to_string();
+        let Some(sku) = skus["value"].as_array().into_iter().flatten().find(|s| {
+            s["skuId"]
+                .as_str()
+                .is_some_and(|id| id.eq_ignore_ascii_case(&sku_text))
+        }) else {
+            return Err(SubmitError::invalid(
+                "parameters.sku_id",
+                "the tenant does not subscribe to this SKU (GET …/licenses lists those it does)",
+            ));
+        };
+        let mut lacking = Vec::new();
+        let mut holding = Vec::new();
+        let mut unlocated = Vec::new();
+        for target in targets {
+            let Some(user) = target.id else { continue };
+            let found = tenantry_graph::calls::get(
+                http,
+                token,
+                &format!(
+                    "/users/{user}?$select=id,userPrincipalName,usageLocation,assignedLicenses"
+                ),
+            )
+            .await
+            .map_err(|f| graph_problem(&f))?;
+            let name = target
+                .user_principal_name
+                .clone()
+                .unwrap_or_else(|| user.to_string());
+            let holds = found["assignedLicenses"].as_array().is_some_and(|held| {
+                held.iter().any(|l| {
+                    l["skuId"]
+                        .as_str()
+                        .is_some_and(|id| id.eq_ignore_ascii_case(&sku_text))
+                })
+            });
+            if holds {
+                holding.push(name.clone());
+            } else {
+                lacking.push(name.clone());
+            }
+            if found["usageLocation"].as_str().is_none_or(str::is_empty) {
+                unlocated.push(name);
+            }
+        }
+        if kind == ActionKind::RemoveLicense {
+            if !lacking.is_empty() {
+                return Err(SubmitError::invalid(
+                    "target",
+                    format!(
+                        "does not hold this SKU, so there is nothing to remove: {}",
+                        lacking.join(", ")
+                    ),
+                ));
+            }
+            return Ok(());
+        }
+        if usage_location.is_none() && !unlocated.is_empty() {
+            return Err(SubmitError::invalid(
+                "parameters.usage_location",
+                format!(
+                    "is required: Microsoft refuses licences to users without a usage location, and these have none: {} (give a two-letter country code such as \"US\" to set it first)",
+                    unlocated.join(", ")
+                ),
+            ));
+        }
+        let units = |v: &Value| v.as_i64().unwrap_or(0);
+        let purchased = units(&sku["prepaidUnits"]["enabled"]);
+        let consumed = units(&sku["consumedUnits"]);
+        let free = (purchased - consumed).max(0);
+        let needed = i64::try_from(lacking.len()).unwrap_or(i64::MAX);
+        if needed > free {
+            return Err(SubmitError::invalid(
+                "parameters.sku_id",
+                format!(
+                    "{needed} seat(s) needed but {free} free ({purchased} purchased, {consumed} assigned); buy more or free some first"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// A distribution group's Exchange guid: the inventory's (by guid, address or name),

@@ -33,6 +33,8 @@ pub struct InventoryUser {
     pub usage_location: Option<String>,
     /// Whether the account is synchronised from on-premises Active Directory.
     pub on_premises_sync_enabled: Option<bool>,
+    /// The SKU ids of the user's licences.
+    pub assigned_licenses: Vec<Uuid>,
 }
 
 /// A user with the groups and directory roles they hold.
@@ -51,6 +53,8 @@ pub struct InventoryUserDetail {
     pub mobile_phone: Option<String>,
     pub usage_location: Option<String>,
     pub on_premises_sync_enabled: Option<bool>,
+    /// The SKU ids of the user's licences.
+    pub assigned_licenses: Vec<Uuid>,
     /// The groups the user is a direct member of.
     pub groups: Vec<InventoryGroup>,
     /// The activated directory roles the user holds.

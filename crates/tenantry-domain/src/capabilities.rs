@@ -36,6 +36,10 @@ pub enum Capability {
     /// `Exchange.ManageAsApp` on the Office 365 Exchange Online resource and an
     /// Exchange-capable directory role.
     Exchange,
+    /// Assigning and removing licences (`assignLicense`): `User.ReadWrite.All` (or
+    /// `LicenseAssignment.ReadWrite.All`, which Tenantry's catalogue does not name yet);
+    /// app-only, no directory role.
+    Licenses,
 }
 
 /// Entra role template ids (graph-facts §6.1).
@@ -209,7 +213,7 @@ pub struct Needs {
 }
 
 impl Capability {
-    pub const ALL: [Capability; 16] = [
+    pub const ALL: [Capability; 17] = [
         Capability::Discovery,
         Capability::Devices,
         Capability::PasswordReset,
@@ -226,6 +230,7 @@ impl Capability {
         Capability::Sites,
         Capability::Teams,
         Capability::Exchange,
+        Capability::Licenses,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -246,6 +251,7 @@ impl Capability {
             Capability::Sites => "sites",
             Capability::Teams => "teams",
             Capability::Exchange => "exchange",
+            Capability::Licenses => "licenses",
         }
     }
 
@@ -304,7 +310,7 @@ impl Capability {
                 permissions: &[GROUP_MEMBERS_WRITE],
                 directory_roles: none,
             },
-            Capability::CreateUser => Needs {
+            Capability::CreateUser | Capability::Licenses => Needs {
                 permissions: &[USERS_WRITE],
                 directory_roles: none,
             },

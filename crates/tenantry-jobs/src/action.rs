@@ -659,7 +659,9 @@ impl ActionHandler {
                     detail = Some(json!({"created_id": answer.body["id"]}));
                 }
                 // Offboarding says how many seats it returned (CyberDrain/CIPP #291).
-                if kind == ActionKind::OffboardUser && step.path.ends_with("/assignLicense") {
+                if matches!(kind, ActionKind::OffboardUser | ActionKind::RemoveLicense)
+                    && step.path.ends_with("/assignLicense")
+                {
                     let returned = step
                         .detail
                         .as_ref()

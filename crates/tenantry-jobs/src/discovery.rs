@@ -32,7 +32,7 @@ use uuid::Uuid;
 use crate::credentials::{NoToken, organization_token};
 use crate::engine::{JobFuture, JobHandler, Outcome};
 
-const USER_FIELDS: &str = "id,displayName,userPrincipalName,mail,givenName,surname,department,jobTitle,accountEnabled,officeLocation,businessPhones,mobilePhone,usageLocation,onPremisesSyncEnabled";
+const USER_FIELDS: &str = "id,displayName,userPrincipalName,mail,givenName,surname,department,jobTitle,accountEnabled,officeLocation,businessPhones,mobilePhone,usageLocation,onPremisesSyncEnabled,assignedLicenses";
 const GROUP_FIELDS: &str = "id,displayName,description,mail,mailEnabled,securityEnabled,groupTypes";
 
 /// Runs discovery jobs.

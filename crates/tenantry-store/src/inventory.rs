@@ -17,6 +17,10 @@ pub struct UserFilter {
     pub department: Option<String>,
     pub job_title: Option<String>,
     pub enabled: Option<bool>,
+    /// Only users holding this SKU.
+    pub license: Option<Uuid>,
+    /// Only users holding no licence at all.
+    pub unlicensed: bool,
 }
 
 #[derive(Clone, Debug, Serialize, sqlx::FromRow)]
@@ -33,6 +37,8 @@ pub struct InventoryUser {
     pub mobile_phone: Option<String>,
     pub usage_location: Option<String>,
     pub on_premises_sync_enabled: Option<bool>,
+    /// The SKU ids of the licences assigned to the user.
+    pub assigned_licenses: serde_json::Value,
 }
 
 /// The generation readers see, for the organization bound as `$1`.
@@ -42,7 +48,9 @@ pub(crate) const CURRENT: &str =
 const USER_COLUMNS: &str = "user_id as id, display_name, user_principal_name, mail, department, job_title, account_enabled,
     data->>'officeLocation' as office_location, data->'businessPhones' as business_phones,
     data->>'mobilePhone' as mobile_phone, data->>'usageLocation' as usage_location,
-    (data->>'onPremisesSyncEnabled')::boolean as on_premises_sync_enabled";
+    (data->>'onPremisesSyncEnabled')::boolean as on_premises_sync_enabled,
+    (select coalesce(jsonb_agg(l->'skuId'), '[]'::jsonb)
+     from jsonb_array_elements(coalesce(data->'assignedLicenses', '[]'::jsonb)) l) as assigned_licenses";
 
 /// `%text%` for LIKE, with LIKE's wildcards in the text taken literally.
 fn contains_pattern(text: &str) -> String {
@@ -67,6 +75,8 @@ pub(crate) async fn users(
            and ($4::text is null or lower(job_title) = lower($4))
            and ($5::boolean is null or account_enabled = $5)
            and ($6::uuid is null or user_id > $6)
+           and ($8::text is null or coalesce(data->'assignedLicenses', '[]'::jsonb) @> jsonb_build_array(jsonb_build_object('skuId', $8::text)))
+           and (not $9 or coalesce(jsonb_array_length(data->'assignedLicenses'), 0) = 0)
          order by user_id limit $7"
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -77,6 +87,8 @@ pub(crate) async fn users(
         .bind(filter.enabled)
         .bind(page.after)
         .bind(i64::from(page.limit))
+        .bind(filter.license.map(|sku| sku.to_string()))
+        .bind(filter.unlicensed)
         .fetch_all(db)
         .await?)
 }

@@ -168,6 +168,10 @@ pub struct UserQuery {
     job_title: Option<String>,
     /// `false` lists disabled ("locked") accounts.
     enabled: Option<bool>,
+    /// Only users holding this SKU (its id; `GET …/licenses` lists them).
+    license: Option<Uuid>,
+    /// `true`: only users holding no licence at all.
+    unlicensed: Option<bool>,
     /// Rows per page, 1–100 (default 50).
     #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
@@ -192,6 +196,8 @@ pub async fn list_users(
         department: search_text("department", query.department)?,
         job_title: search_text("job_title", query.job_title)?,
         enabled: query.enabled,
+        license: query.license,
+        unlicensed: query.unlicensed.unwrap_or(false),
     };
     let rows = caller.scope().inventory_users(id, &filter, page).await?;
     Ok(Json(Paginated::from_rows(rows, page, |u| u.id, to_json)))

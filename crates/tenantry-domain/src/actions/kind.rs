@@ -52,6 +52,10 @@ pub enum ActionKind {
     /// sign-in, remove MFA methods, clear forwarding, disable the inbox rules. Each step
     /// has its own outcome; one the tenant has not granted is skipped with the reason.
     RemediateCompromisedUser,
+    /// Licences: a SKU for users (with Microsoft's usage-location rule checked first).
+    AssignLicense,
+    /// Licences: a SKU taken back; the step says how many seats were returned.
+    RemoveLicense,
 }
 
 /// What a request's `target` names.
@@ -82,7 +86,7 @@ pub const CREATED_USER: &str = "{created-user-id}";
 pub const MAX_TARGETS: usize = 50;
 
 impl ActionKind {
-    pub const ALL: [ActionKind; 24] = [
+    pub const ALL: [ActionKind; 26] = [
         ActionKind::PasswordReset,
         ActionKind::MfaReset,
         ActionKind::UnblockSignin,
@@ -107,6 +111,8 @@ impl ActionKind {
         ActionKind::HideFromAddressLists,
         ActionKind::OffboardUser,
         ActionKind::RemediateCompromisedUser,
+        ActionKind::AssignLicense,
+        ActionKind::RemoveLicense,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -135,6 +141,8 @@ impl ActionKind {
             ActionKind::HideFromAddressLists => "hide_from_address_lists",
             ActionKind::OffboardUser => "offboard_user",
             ActionKind::RemediateCompromisedUser => "remediate_compromised_user",
+            ActionKind::AssignLicense => "assign_license",
+            ActionKind::RemoveLicense => "remove_license",
         }
     }
 
@@ -158,6 +166,7 @@ impl ActionKind {
             ActionKind::UpdatePhoto => Capability::UpdatePhoto,
             ActionKind::GrantAccess | ActionKind::RevokeAccess => Capability::GrantAccess,
             ActionKind::CreateUser => Capability::CreateUser,
+            ActionKind::AssignLicense | ActionKind::RemoveLicense => Capability::Licenses,
             ActionKind::ClearMailboxForwarding
             | ActionKind::DisableInboxRules
             | ActionKind::CreateSharedMailbox
@@ -196,6 +205,8 @@ impl ActionKind {
                 | ActionKind::RevokeSessions
                 | ActionKind::AddDistributionGroupMember
                 | ActionKind::RemoveDistributionGroupMember
+                | ActionKind::AssignLicense
+                | ActionKind::RemoveLicense
         )
     }
 

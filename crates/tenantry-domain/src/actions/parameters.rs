@@ -87,6 +87,13 @@ pub enum Parameters {
     InboxRules {
         only: Vec<String>,
     },
+    /// A SKU to assign (with its plans to leave off, and a usage location to set first)
+    /// or to remove.
+    License {
+        sku_id: uuid::Uuid,
+        disabled_plans: Vec<uuid::Uuid>,
+        usage_location: Option<String>,
+    },
     /// What an offboarding does beyond blocking, resetting and revoking (each `true` by
     /// default but the forwarding), and who takes over the mailbox (the user's manager
     /// when not named).
@@ -196,6 +203,20 @@ impl Parameters {
             Parameters::Hidden { hidden } => json!({"hidden": hidden}),
             Parameters::InboxRules { only } if only.is_empty() => json!({}),
             Parameters::InboxRules { only } => json!({"rules": only}),
+            Parameters::License {
+                sku_id,
+                disabled_plans,
+                usage_location,
+            } => {
+                let mut shown = json!({"sku_id": sku_id});
+                if !disabled_plans.is_empty() {
+                    shown["disabled_plans"] = json!(disabled_plans);
+                }
+                if let Some(location) = usage_location {
+                    shown["usage_location"] = json!(location);
+                }
+                shown
+            }
             Parameters::Offboarding {
                 delegate,
                 forward_to_delegate,
@@ -359,6 +380,8 @@ pub fn parse_parameters(kind: ActionKind, raw: &Value) -> Result<Parameters, Vec
         ActionKind::SetMailboxForwarding => &["forward_to", "keep_copy"],
         ActionKind::HideFromAddressLists => &["hidden"],
         ActionKind::DisableInboxRules => &["rules"],
+        ActionKind::AssignLicense => &["sku_id", "disabled_plans", "usage_location"],
+        ActionKind::RemoveLicense => &["sku_id"],
         ActionKind::OffboardUser => &[
             "delegate",
             "forward_to_delegate",
@@ -646,6 +669,65 @@ pub fn parse_parameters(kind: ActionKind, raw: &Value) -> Result<Parameters, Vec
                 }
             };
             Parameters::InboxRules { only }
+        }
+        ActionKind::AssignLicense | ActionKind::RemoveLicense => {
+            let guid = |raw: &str| uuid::Uuid::parse_str(raw).ok();
+            let sku_id = match keep(&mut errors, text(object, "sku_id", 36)) {
+                Some(raw) => guid(&raw).or_else(|| {
+                    errors.push(invalid(
+                        "sku_id",
+                        "must be a SKU id (a GUID; GET …/licenses lists them)",
+                    ));
+                    None
+                }),
+                None => {
+                    if !object.contains_key("sku_id") {
+                        errors.push(invalid(
+                            "sku_id",
+                            "is required: the SKU id (GET …/licenses lists them)",
+                        ));
+                    }
+                    None
+                }
+            };
+            let disabled_plans = match object.get("disabled_plans") {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::Array(plans)) if plans.len() <= 100 => plans
+                    .iter()
+                    .filter_map(|p| {
+                        let plan = p.as_str().and_then(guid);
+                        if plan.is_none() {
+                            errors.push(invalid(
+                                "disabled_plans",
+                                "each plan is a service plan id (a GUID)",
+                            ));
+                        }
+                        plan
+                    })
+                    .collect(),
+                Some(_) => {
+                    errors.push(invalid(
+                        "disabled_plans",
+                        "must list up to 100 service plan ids",
+                    ));
+                    Vec::new()
+                }
+            };
+            let usage_location = match keep(&mut errors, text(object, "usage_location", 2)) {
+                Some(raw) => match usage_location(&raw) {
+                    Ok(code) => Some(code),
+                    Err(e) => {
+                        errors.push(e);
+                        None
+                    }
+                },
+                None => None,
+            };
+            Parameters::License {
+                sku_id: sku_id.unwrap_or_default(),
+                disabled_plans,
+                usage_location,
+            }
         }
         ActionKind::OffboardUser => {
             let delegate = keep(&mut errors, text(object, "delegate", 256));

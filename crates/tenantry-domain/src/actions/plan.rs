@@ -349,6 +349,39 @@ pub fn plan(
                     );
                 }
             }
+            ActionKind::AssignLicense | ActionKind::RemoveLicense => {
+                if let Parameters::License {
+                    sku_id,
+                    disabled_plans,
+                    usage_location,
+                } = parameters
+                {
+                    if let Some(location) = usage_location {
+                        steps.push(
+                            PlannedStep::new("set usage location", "PATCH", format!("/users/{id}"))
+                                .body(json!({"usageLocation": location})),
+                        );
+                    }
+                    let assign = kind == ActionKind::AssignLicense;
+                    let body = if assign {
+                        json!({"addLicenses": [{"skuId": sku_id, "disabledPlans": disabled_plans}], "removeLicenses": []})
+                    } else {
+                        json!({"addLicenses": [], "removeLicenses": [sku_id]})
+                    };
+                    steps.push(
+                        PlannedStep::new(
+                            if assign {
+                                "assign licence"
+                            } else {
+                                "remove licence"
+                            },
+                            "POST",
+                            format!("/users/{id}/assignLicense"),
+                        )
+                        .body(body),
+                    );
+                }
+            }
             ActionKind::RemediateCompromisedUser => {
                 if let Some(found) = &resolved.remediation {
                     steps.extend(remediation_steps(&id, &mailbox(target), found));
@@ -623,7 +656,7 @@ fn offboarding_steps(
                 format!("/users/{user}/assignLicense"),
             )
             .body(json!({"addLicenses": [], "removeLicenses": found.licenses}))
-            .needs(Capability::CreateUser, off),
+            .needs(Capability::Licenses, off),
         );
     }
     steps

@@ -40,10 +40,12 @@ pub struct ActionRequest {
     /// `create_shared_mailbox`, `convert_to_shared_mailbox`, `grant_mailbox_access`,
     /// `revoke_mailbox_access`, `create_distribution_group`,
     /// `add_distribution_group_member`, `remove_distribution_group_member`,
-    /// `hide_from_address_lists` (docs/exchange.md).
+    /// `hide_from_address_lists` (docs/exchange.md); the playbooks `offboard_user` and
+    /// `remediate_compromised_user`; `assign_license` and `remove_license`.
     action: String,
     /// The user: UPN, mail or object id; a list of up to 50 for `disable_account`,
-    /// `enable_account`, `revoke_sessions` and the distribution-group member actions;
+    /// `enable_account`, `revoke_sessions`, the licence actions and the distribution-group
+    /// member actions;
     /// the new UPN for `create_user`; the new address for `create_shared_mailbox` and
     /// `create_distribution_group`; a mailbox's address for the mailbox-access actions
     /// and `hide_from_address_lists`.
