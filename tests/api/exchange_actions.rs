@@ -13,7 +13,7 @@ use crate::exchange::act;
 use crate::helpers::{TestApp, TestMsp, assert_problem};
 
 /// Opens `actions` to the owner's key without approval.
-async fn open(app: &TestApp, msp: &TestMsp, organization: &str, actions: &[&str]) {
+pub(crate) async fn open(app: &TestApp, msp: &TestMsp, organization: &str, actions: &[&str]) {
     for action in actions {
         let response = app
             .request(
@@ -30,7 +30,7 @@ async fn open(app: &TestApp, msp: &TestMsp, organization: &str, actions: &[&str]
 }
 
 /// The action after the worker ran what was queued.
-async fn finished(app: &TestApp, key: &str, action: &Value) -> Value {
+pub(crate) async fn finished(app: &TestApp, key: &str, action: &Value) -> Value {
     app.run_pending_jobs().await;
     app.get(
         &format!("/api/v1/actions/{}", action["id"].as_str().expect("id")),
@@ -43,7 +43,7 @@ async fn finished(app: &TestApp, key: &str, action: &Value) -> Value {
 }
 
 /// A new discovery run, finished.
-async fn rescan(app: &TestApp, key: &str, organization: &str) {
+pub(crate) async fn rescan(app: &TestApp, key: &str, organization: &str) {
     let scan = app
         .post_json(
             &format!("/api/v1/organizations/{organization}/discovery-runs"),
@@ -244,6 +244,30 @@ async fn shared_mailboxes_and_their_access_are_managed_through_exchange(pool: Pg
     .await
     .expect("request");
     assert_problem(stranger, 422, "TARGET_NOT_FOUND").await;
+    // A user's mailbox named by its alias is still that user: the Global Administrator's
+    // mailbox is guarded like the account.
+    let admin_alias = contoso
+        .user_upn(0)
+        .expect("upn")
+        .split('@')
+        .next()
+        .expect("alias")
+        .to_owned();
+    let guarded = post(
+        json!({"action": "grant_mailbox_access", "target": admin_alias, "parameters": {"user": alice}}),
+        "bad-6",
+    )
+    .await
+    .expect("request");
+    assert_problem(guarded, 403, "PRIVILEGED_TARGET").await;
+    // Exchange's identities take wildcards; Tenantry looks up exact ones only.
+    let wildcard = post(
+        json!({"action": "grant_mailbox_access", "target": "*", "parameters": {"user": alice}}),
+        "bad-7",
+    )
+    .await
+    .expect("request");
+    assert_problem(wildcard, 422, "TARGET_NOT_FOUND").await;
     assert_eq!(cmdlets(&app, "New-Mailbox"), 1, "refusals send nothing");
 }
 

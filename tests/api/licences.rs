@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use crate::exchange::act;
+use crate::exchange_actions::{finished, open, rescan};
 use crate::helpers::{TestApp, assert_problem};
 
 const E5: &str = "c7df2760-2c81-4ef7-b578-5b5392b571df";
@@ -41,19 +42,13 @@ async fn licences_are_assigned_and_removed_under_microsofts_rules(pool: PgPool) 
     let organization = crate::helpers::connect(&app, &msp, "contoso").await;
     app.run_pending_jobs().await;
     let key = &msp.owner_key;
-    for action in ["assign_license", "remove_license"] {
-        let response = app
-            .request(
-                reqwest::Method::PUT,
-                &format!("/api/v1/organizations/{organization}/policies/{action}"),
-                Some(key),
-            )
-            .json(&json!({"approval": "none"}))
-            .send()
-            .await
-            .expect("policy");
-        assert_eq!(response.status(), 200);
-    }
+    open(
+        &app,
+        &msp,
+        &organization,
+        &["assign_license", "remove_license"],
+    )
+    .await;
     let contoso = app.demo("contoso");
     let upn = |i: u32| contoso.user_upn(i).expect("upn");
     let post = |body: Value, idempotency: &'static str| {
@@ -102,16 +97,7 @@ async fn licences_are_assigned_and_removed_under_microsofts_rules(pool: PgPool) 
         "assign",
     )
     .await;
-    app.run_pending_jobs().await;
-    let done: Value = app
-        .get(
-            &format!("/api/v1/actions/{}", assigned["id"].as_str().expect("id")),
-            key,
-        )
-        .await
-        .json()
-        .await
-        .expect("action");
+    let done = finished(&app, key, &assigned).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     for who in [upn(40), unlocated.clone()] {
         let user = licences_of(&app, &who).await;
@@ -121,15 +107,7 @@ async fn licences_are_assigned_and_removed_under_microsofts_rules(pool: PgPool) 
 
     // A scan stores each user's licences: the users list filters by SKU and finds the
     // unlicensed.
-    let scan = app
-        .post_json(
-            &format!("/api/v1/organizations/{organization}/discovery-runs"),
-            key,
-            json!({}),
-        )
-        .await;
-    assert_eq!(scan.status(), 202);
-    app.run_pending_jobs().await;
+    rescan(&app, key, &organization).await;
     let holders = app
         .get_all(
             &format!("/api/v1/organizations/{organization}/users?license={E5}"),
@@ -178,16 +156,7 @@ async fn licences_are_assigned_and_removed_under_microsofts_rules(pool: PgPool) 
         "remove",
     )
     .await;
-    app.run_pending_jobs().await;
-    let done: Value = app
-        .get(
-            &format!("/api/v1/actions/{}", removed["id"].as_str().expect("id")),
-            key,
-        )
-        .await
-        .json()
-        .await
-        .expect("action");
+    let done = finished(&app, key, &removed).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     assert_eq!(done["steps"][0]["detail"]["licenses_returned"], 1, "{done}");
     assert_eq!(

@@ -97,11 +97,19 @@ pub(crate) async fn find_recipient(
     key: &str,
 ) -> Result<Option<serde_json::Value>, SubmitError> {
     use tenantry_graph::exchange::{Cmdlet, Exchange, ExchangeFailure};
+    // `-Identity` takes wildcards: a key with `*` would name whichever mailbox came first.
+    if key.contains('*') {
+        return Ok(None);
+    }
     let cmdlet = Cmdlet::new(get, serde_json::json!({"Identity": key}));
     match Exchange::new(&exchange.http, &exchange.token, exchange.tenant)
         .run(&cmdlet)
         .await
     {
+        Ok(rows) if rows.len() > 1 => Err(SubmitError::invalid(
+            "target",
+            "names several recipients in Exchange; give the primary address or guid",
+        )),
         Ok(rows) => Ok(rows.into_iter().next()),
         Err(ExchangeFailure::NotFound { .. }) => Ok(None),
         Err(ExchangeFailure::Throttled { retry_after }) => Err(SubmitError::Upstream {

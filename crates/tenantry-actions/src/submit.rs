@@ -445,31 +445,55 @@ impl Tenant<'_> {
         if let Some(user) = self.user(key).await? {
             return Ok(Some(user));
         }
-        match self
+        let found = match self
             .scope
             .inventory_mailbox(self.organization_id(), key)
             .await
         {
-            Ok(found) => {
-                return Ok(Some(Target {
-                    id: None,
-                    user_principal_name: found.data["primarySmtpAddress"]
-                        .as_str()
-                        .map(str::to_owned),
-                    display_name: found.display_name,
-                }));
-            }
-            Err(tenantry_store::StoreError::NotFound) => {}
+            Ok(found) => Some((
+                found.data["recipientTypeDetails"]
+                    .as_str()
+                    .map(str::to_owned),
+                found.data["userId"].as_str().map(str::to_owned),
+                found.data["primarySmtpAddress"].as_str().map(str::to_owned),
+                found.display_name,
+            )),
+            Err(tenantry_store::StoreError::NotFound) => None,
             Err(error) => return Err(error.into()),
+        };
+        let found = match found {
+            Some(found) => Some(found),
+            None => {
+                let exchange = self.exchange().await?;
+                find_recipient(exchange, "Get-Mailbox", key)
+                    .await?
+                    .map(|row| {
+                        let text = |name: &str| row[name].as_str().map(str::to_owned);
+                        (
+                            text("RecipientTypeDetails"),
+                            text("ExternalDirectoryObjectId"),
+                            text("PrimarySmtpAddress"),
+                            text("DisplayName"),
+                        )
+                    })
+            }
+        };
+        let Some((kind, user_id, address, display_name)) = found else {
+            return Ok(None);
+        };
+        // A user's mailbox found by alias or another address is still that user: the
+        // privileged-target guard must see them.
+        if kind.as_deref() == Some("UserMailbox") {
+            return match user_id {
+                Some(id) => self.user(&id).await,
+                None => Ok(None),
+            };
         }
-        let exchange = self.exchange().await?;
-        Ok(find_recipient(exchange, "Get-Mailbox", key)
-            .await?
-            .map(|row| Target {
-                id: None,
-                user_principal_name: row["PrimarySmtpAddress"].as_str().map(str::to_owned),
-                display_name: row["DisplayName"].as_str().map(str::to_owned),
-            }))
+        Ok(Some(Target {
+            id: None,
+            user_principal_name: address,
+            display_name,
+        }))
     }
 
     /// Whether an address is already some recipient's: a user, a mailbox or a group.
