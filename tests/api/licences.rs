@@ -147,6 +147,29 @@ async fn licences_are_assigned_and_removed_under_microsofts_rules(pool: PgPool) 
         .await;
     assert_problem(bad, 400, "INVALID_REQUEST").await;
 
+    // The organization's licences carry their product name and seats.
+    let skus = app
+        .get_all(
+            &format!("/api/v1/organizations/{organization}/licenses"),
+            key,
+        )
+        .await;
+    let e5 = skus
+        .iter()
+        .find(|s| s["id"] == E5)
+        .unwrap_or_else(|| panic!("E5 in {skus:?}"));
+    assert_eq!(e5["name"], "Office 365 E5", "{e5}");
+    let seats = &e5["seats"];
+    assert_eq!(
+        seats["available"].as_i64(),
+        Some(seats["purchased"].as_i64().unwrap_or(0) - seats["assigned"].as_i64().unwrap_or(0)),
+        "{e5}"
+    );
+    assert_eq!(
+        seats["available"], 3,
+        "the simulator keeps three seats free: {e5}"
+    );
+
     // Removal: the seat comes back, and the step says so.
     let removed = act(
         &app,

@@ -133,6 +133,38 @@ pub struct InventoryObject {
     pub data: Value,
 }
 
+/// A subscribed SKU with its product name and seats.
+#[derive(Serialize, ToSchema)]
+pub struct LicenseObject {
+    /// The SKU id.
+    pub id: String,
+    pub display_name: Option<String>,
+    /// The product name (Microsoft's licensing reference), else the `skuPartNumber`.
+    pub name: String,
+    pub seats: LicenseSeats,
+    /// The SKU as Graph returned it (`GET /subscribedSkus`).
+    #[schema(value_type = Object)]
+    pub data: Value,
+}
+
+/// A SKU's seats (`tenantry_domain::licences::Seats`).
+#[derive(Serialize, ToSchema)]
+pub struct LicenseSeats {
+    /// `prepaidUnits.enabled`.
+    pub purchased: i64,
+    /// `consumedUnits`.
+    pub assigned: i64,
+    /// Purchased and not assigned.
+    pub available: i64,
+    /// More assigned than enabled (units in warning or suspended).
+    pub over_assigned: bool,
+    pub warning: i64,
+    pub suspended: i64,
+    pub locked_out: i64,
+    /// Share of the purchased seats nobody uses, in percent.
+    pub unused_percent: i64,
+}
+
 /// A list that is never paged (bounded by nature).
 #[derive(Serialize, ToSchema)]
 pub struct Listed<T: ToSchema> {

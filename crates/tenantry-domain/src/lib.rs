@@ -16,6 +16,7 @@ pub mod discovery;
 pub mod error_chain;
 pub mod error_code;
 pub mod ids;
+pub mod licences;
 pub mod name;
 pub mod partner;
 pub mod permissions;

@@ -340,17 +340,28 @@ async fn objects(
     Ok(Json(object_page(rows, page)))
 }
 
-/// Subscribed SKUs (licences), with consumed and prepaid units.
+/// Subscribed SKUs (licences): each with its product name and seats (purchased,
+/// assigned, available, unused share), and the SKU as Graph returned it.
 #[utoipa::path(get, path = "/api/v1/organizations/{id}/licenses", tag = "inventory", security(("api_key" = [])),
     params(("id" = Uuid, Path, description = "The organization's id"), PageQuery),
-    responses((status = 200, description = "A page of licences", body = Paginated<crate::schemas::InventoryObject>),
+    responses((status = 200, description = "A page of licences", body = Paginated<crate::schemas::LicenseObject>),
         (status = 404, description = "No such organization for this key", body = Problem, content_type = PROBLEM)))]
 pub async fn list_licenses(
     caller: Caller,
     ApiPath(id): ApiPath<OrganizationId>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<Paginated<Value>>, ApiError> {
-    objects(&caller, id, "licenses", query).await
+    use tenantry_domain::licences;
+    let Json(mut page) = objects(&caller, id, "licenses", query).await?;
+    for row in &mut page.data {
+        let part = row["data"]["skuPartNumber"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        row["name"] = serde_json::json!(licences::product_name(&part).unwrap_or(&part));
+        row["seats"] = to_json(licences::seats(&row["data"]));
+    }
+    Ok(Json(page))
 }
 
 /// Enterprise applications (service principals).
