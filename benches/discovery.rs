@@ -30,6 +30,7 @@
 mod common;
 mod cpu;
 mod floor;
+mod runs;
 mod seed;
 
 use std::time::{Duration, Instant};
@@ -75,22 +76,6 @@ impl Cpu {
             simulator: self.simulator - before.simulator,
             workers: self.workers - before.workers,
         }
-    }
-}
-
-/// Waits until no run is queued or running; returns the elapsed time.
-async fn wait_for_runs(pool: &PgPool, started: Instant) -> Duration {
-    loop {
-        let open: i64 = sqlx::query_scalar(
-            "select count(*) from discovery_run where state in ('queued', 'running')",
-        )
-        .fetch_one(pool)
-        .await
-        .expect("count");
-        if open == 0 {
-            return started.elapsed();
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -398,7 +383,7 @@ impl Bench {
                 .await
                 .expect("queued");
         }
-        let wall = wait_for_runs(&self.pool, started).await;
+        let wall = runs::wait_for_runs(&self.pool, started).await;
         let _ = stop.send(true);
         let _ = workers.await;
         let cpu = Cpu::now(self.simulator).since(cpu_before);

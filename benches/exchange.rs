@@ -41,6 +41,7 @@
 mod common;
 mod cpu;
 mod floor;
+mod runs;
 mod seed;
 
 use std::collections::HashMap;
@@ -246,7 +247,7 @@ impl Bench {
                 .await
                 .expect("queued");
         }
-        let wall = wait_for_runs(&self.pool, started).await;
+        let wall = runs::wait_for_runs(&self.pool, started).await;
         let (pg1, sim1, own1) = (cpu::postgres(), cpu::of(self.simulator), cpu::own());
         let _ = stop.send(true);
         let _ = workers.await;
@@ -283,22 +284,6 @@ impl Bench {
             cpu_simulator: sim1 - sim0,
             cpu_workers: own1 - own0,
         }
-    }
-}
-
-/// Waits until no run is queued or running; returns the elapsed time.
-async fn wait_for_runs(pool: &PgPool, started: Instant) -> Duration {
-    loop {
-        let open: i64 = sqlx::query_scalar(
-            "select count(*) from discovery_run where state in ('queued', 'running')",
-        )
-        .fetch_one(pool)
-        .await
-        .expect("count");
-        if open == 0 {
-            return started.elapsed();
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

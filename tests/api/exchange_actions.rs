@@ -42,6 +42,22 @@ pub(crate) async fn finished(app: &TestApp, key: &str, action: &Value) -> Value 
     .expect("action")
 }
 
+/// An admin key of another person approves `action`.
+async fn approve(app: &TestApp, msp: &TestMsp, action: &Value, reason: &str) {
+    let (_, admin) = app.key_for(msp, Role::Admin).await;
+    let approved = app
+        .post_json(
+            &format!(
+                "/api/v1/actions/{}/approve",
+                action["id"].as_str().expect("id")
+            ),
+            &admin,
+            json!({"reason": reason}),
+        )
+        .await;
+    assert_eq!(approved.status(), 200);
+}
+
 /// A new discovery run, finished.
 pub(crate) async fn rescan(app: &TestApp, key: &str, organization: &str) {
     let scan = app
@@ -443,18 +459,7 @@ async fn forwarding_outside_the_organization_waits_for_an_approval(pool: PgPool)
         before,
         "nothing sent before approval"
     );
-    let (_, admin) = app.key_for(&msp, Role::Admin).await;
-    let approved = app
-        .post_json(
-            &format!(
-                "/api/v1/actions/{}/approve",
-                outside["id"].as_str().expect("id")
-            ),
-            &admin,
-            json!({"reason": "customer asked in ticket 88"}),
-        )
-        .await;
-    assert_eq!(approved.status(), 200);
+    approve(&app, &msp, &outside, "customer asked in ticket 88").await;
     assert_eq!(finished(&app, key, &outside).await["state"], "succeeded");
 
     // The owner may let outside forwarding follow the policy like any other request, on
@@ -736,18 +741,7 @@ async fn offboarding_runs_every_step_after_one_approval_exactly_as_its_dry_run_s
         graph_user(&app, "contoso", &leaver).await["accountEnabled"],
         true
     );
-    let (_, admin) = app.key_for(&msp, Role::Admin).await;
-    let approved = app
-        .post_json(
-            &format!(
-                "/api/v1/actions/{}/approve",
-                requested["id"].as_str().expect("id")
-            ),
-            &admin,
-            json!({"reason": "HR ticket 512"}),
-        )
-        .await;
-    assert_eq!(approved.status(), 200);
+    approve(&app, &msp, &requested, "HR ticket 512").await;
     let done = finished(&app, key, &requested).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     assert_eq!(
@@ -961,18 +955,7 @@ async fn bec_remediation_as_one_request_is_dry_run_approved_and_run_step_by_step
     )
     .await;
     assert_eq!(requested["state"], "pending_approval", "{requested}");
-    let (_, admin) = app.key_for(&msp, Role::Admin).await;
-    let approved = app
-        .post_json(
-            &format!(
-                "/api/v1/actions/{}/approve",
-                requested["id"].as_str().expect("id")
-            ),
-            &admin,
-            json!({"reason": "Defender alert 4411"}),
-        )
-        .await;
-    assert_eq!(approved.status(), 200);
+    approve(&app, &msp, &requested, "Defender alert 4411").await;
     let done = finished(&app, key, &requested).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     assert_eq!(
