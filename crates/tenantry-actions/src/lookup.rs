@@ -112,20 +112,42 @@ pub(crate) async fn find_recipient(
         )),
         Ok(rows) => Ok(rows.into_iter().next()),
         Err(ExchangeFailure::NotFound { .. }) => Ok(None),
-        Err(ExchangeFailure::Throttled { retry_after }) => Err(SubmitError::Upstream {
-            detail: "Exchange Online throttled the request while Tenantry checked the target; nothing was done. Retry shortly".into(),
-            retry_after,
-        }),
-        Err(ExchangeFailure::Unavailable(_)) => Err(SubmitError::Upstream {
-            detail: "Exchange Online did not answer in time or failed while Tenantry checked the target; nothing was done. Retry shortly".into(),
-            retry_after: None,
-        }),
-        Err(ExchangeFailure::NotAllowed { cmdlet }) => Err(SubmitError::refused(
-            ErrorCode::CapabilityUnavailable,
-            format!("Exchange Online does not allow the app to call {cmdlet}: its service principal needs the Exchange Administrator or Exchange Recipient Administrator role"),
-        )),
         // Exchange refused the key as given (not an identity it takes).
         Err(ExchangeFailure::Refused { .. }) => Ok(None),
+        Err(failure) => Err(exchange_problem(failure, "checked the target")),
+    }
+}
+
+/// What an Exchange failure while a request is checked means for the requester (Tenantry
+/// was `doing` something): an outage may be retried, a refusal names what the app lacks.
+pub(crate) fn exchange_problem(
+    failure: tenantry_graph::exchange::ExchangeFailure,
+    doing: &str,
+) -> SubmitError {
+    use tenantry_graph::exchange::ExchangeFailure;
+    match failure {
+        ExchangeFailure::Throttled { retry_after } => SubmitError::Upstream {
+            detail: format!(
+                "Exchange Online throttled the request while Tenantry {doing}; nothing was done. Retry shortly"
+            ),
+            retry_after,
+        },
+        ExchangeFailure::Unavailable(_) => SubmitError::Upstream {
+            detail: format!(
+                "Exchange Online did not answer in time or failed while Tenantry {doing}; nothing was done. Retry shortly"
+            ),
+            retry_after: None,
+        },
+        ExchangeFailure::NotAllowed { cmdlet } => SubmitError::refused(
+            ErrorCode::CapabilityUnavailable,
+            format!(
+                "Exchange Online does not allow the app to call {cmdlet}: its service principal needs the Exchange Administrator or Exchange Recipient Administrator role"
+            ),
+        ),
+        other => SubmitError::refused(
+            ErrorCode::CapabilityUnavailable,
+            format!("Exchange Online refused while Tenantry {doing}: {other}"),
+        ),
     }
 }
 

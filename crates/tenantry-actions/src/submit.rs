@@ -19,8 +19,8 @@ use tenantry_store::actions::{ActionRecord, Created, NewAction, Refusal, StepRec
 use uuid::Uuid;
 
 use crate::lookup::{
-    OrganizationExchange, OrganizationGraph, find_recipient, graph_problem, not_found,
-    organization_exchange, organization_graph, resolve_user,
+    OrganizationExchange, OrganizationGraph, exchange_problem, find_recipient, graph_problem,
+    not_found, organization_exchange, organization_graph, resolve_user,
 };
 use crate::{FieldProblem, MissingCapability, SubmitError};
 
@@ -790,24 +790,7 @@ impl Tenant<'_> {
                     .collect(),
                 // A user without a mailbox has no rules to disable.
                 Err(ExchangeFailure::NotFound { .. }) => Vec::new(),
-                Err(ExchangeFailure::Throttled { retry_after }) => {
-                    return Err(SubmitError::Upstream {
-                        detail: "Exchange Online throttled the listing of the inbox rules; nothing was done. Retry shortly".into(),
-                        retry_after,
-                    });
-                }
-                Err(ExchangeFailure::Unavailable(_)) => {
-                    return Err(SubmitError::Upstream {
-                        detail: "Exchange Online did not answer while Tenantry listed the inbox rules; nothing was done. Retry shortly".into(),
-                        retry_after: None,
-                    });
-                }
-                Err(failure) => {
-                    return Err(SubmitError::refused(
-                        ErrorCode::CapabilityUnavailable,
-                        format!("Exchange Online refused to list the inbox rules: {failure}"),
-                    ));
-                }
+                Err(failure) => return Err(exchange_problem(failure, "listed the inbox rules")),
             };
         }
         Ok(plan)

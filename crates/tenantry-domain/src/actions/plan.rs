@@ -177,14 +177,7 @@ pub fn plan(
     for target in targets {
         let id = user(target);
         match kind {
-            ActionKind::PasswordReset => steps.push(
-                PlannedStep::new("set password", "PATCH", format!("/users/{id}"))
-                    .body(json!({"passwordProfile": {
-                        "forceChangePasswordNextSignIn": true,
-                        "password": PASSWORD_PLACEHOLDER,
-                    }}))
-                    .once(),
-            ),
+            ActionKind::PasswordReset => steps.push(password_step("set password", &id)),
             ActionKind::MfaReset => steps.push(PlannedStep::new(
                 "list authentication methods",
                 "GET",
@@ -204,12 +197,9 @@ pub fn plan(
                         .body(json!({"accountEnabled": true})),
                 );
             }
-            ActionKind::ClearMailboxForwarding => steps.push(
-                PlannedStep::new("clear mailbox forwarding", EXCHANGE, "Set-Mailbox".into()).body(
-                    json!({"Identity": mailbox(target), "ForwardingSmtpAddress": null,
-                           "ForwardingAddress": null, "DeliverToMailboxAndForward": false}),
-                ),
-            ),
+            ActionKind::ClearMailboxForwarding => {
+                steps.push(clear_forwarding_step(&mailbox(target)));
+            }
             // The listing plans the disables (`disable_rule_steps`), as MFA's does.
             ActionKind::DisableInboxRules => steps.push(
                 PlannedStep::new("list inbox rules", EXCHANGE, "Get-InboxRule".into())
@@ -394,11 +384,7 @@ pub fn plan(
                     steps.extend(offboarding_steps(&id, &mailbox(target), parameters, found));
                 }
             }
-            ActionKind::RevokeSessions => steps.push(PlannedStep::new(
-                "revoke sign-in sessions",
-                "POST",
-                format!("/users/{id}/revokeSignInSessions"),
-            )),
+            ActionKind::RevokeSessions => steps.push(revoke_sessions_step(&id)),
             ActionKind::DisableAccount | ActionKind::EnableAccount => {
                 let enable = kind == ActionKind::EnableAccount;
                 steps.push(
@@ -505,27 +491,46 @@ pub fn plan(
     steps
 }
 
+/// A generated password set once, the user asked to change it at the next sign-in; the
+/// password itself appears only as [`PASSWORD_PLACEHOLDER`].
+fn password_step(name: &str, user: &str) -> PlannedStep {
+    PlannedStep::new(name, "PATCH", format!("/users/{user}"))
+        .body(json!({"passwordProfile": {
+            "forceChangePasswordNextSignIn": true,
+            "password": PASSWORD_PLACEHOLDER,
+        }}))
+        .once()
+}
+
+fn revoke_sessions_step(user: &str) -> PlannedStep {
+    PlannedStep::new(
+        "revoke sign-in sessions",
+        "POST",
+        format!("/users/{user}/revokeSignInSessions"),
+    )
+}
+
+fn block_sign_in_step(user: &str) -> PlannedStep {
+    PlannedStep::new("block sign-in", "PATCH", format!("/users/{user}"))
+        .body(json!({"accountEnabled": false}))
+}
+
+/// Both forwarding fields `null` explicitly, as real clients clear them
+/// (graph-facts-next §2.10.5).
+fn clear_forwarding_step(mailbox: &str) -> PlannedStep {
+    PlannedStep::new("clear mailbox forwarding", EXCHANGE, "Set-Mailbox".into())
+        .body(json!({"Identity": mailbox, "ForwardingSmtpAddress": null,
+               "ForwardingAddress": null, "DeliverToMailboxAndForward": false}))
+}
+
 /// BEC remediation in the order of the issue and CIPP's: the attacker's sessions end and
 /// the account is locked before the mailbox is cleaned up.
 fn remediation_steps(user: &str, mailbox: &str, found: &RemediationPlan) -> Vec<PlannedStep> {
     let off = &found.unavailable;
     let mut steps = vec![
-        PlannedStep::new("reset password", "PATCH", format!("/users/{user}"))
-            .body(json!({"passwordProfile": {
-                "forceChangePasswordNextSignIn": true,
-                "password": PASSWORD_PLACEHOLDER,
-            }}))
-            .once()
-            .needs(Capability::PasswordReset, off),
-        PlannedStep::new(
-            "revoke sign-in sessions",
-            "POST",
-            format!("/users/{user}/revokeSignInSessions"),
-        )
-        .needs(Capability::RevokeSessions, off),
-        PlannedStep::new("block sign-in", "PATCH", format!("/users/{user}"))
-            .body(json!({"accountEnabled": false}))
-            .needs(Capability::DisableAccount, off),
+        password_step("reset password", user).needs(Capability::PasswordReset, off),
+        revoke_sessions_step(user).needs(Capability::RevokeSessions, off),
+        block_sign_in_step(user).needs(Capability::DisableAccount, off),
     ];
     // Without a capability nothing was listed: one skipped step says what did not run.
     if off.contains(&Capability::MfaReset) {
@@ -539,12 +544,7 @@ fn remediation_steps(user: &str, mailbox: &str, found: &RemediationPlan) -> Vec<
         );
     }
     steps.extend(mfa_delete_steps(user, &found.methods));
-    steps.push(
-        PlannedStep::new("clear mailbox forwarding", EXCHANGE, "Set-Mailbox".into())
-            .body(json!({"Identity": mailbox, "ForwardingSmtpAddress": null,
-                         "ForwardingAddress": null, "DeliverToMailboxAndForward": false}))
-            .needs(Capability::Exchange, off),
-    );
+    steps.push(clear_forwarding_step(mailbox).needs(Capability::Exchange, off));
     if off.contains(&Capability::Exchange) {
         steps.push(
             PlannedStep::new("disable inbox rules", EXCHANGE, "Disable-InboxRule".into())
@@ -577,22 +577,9 @@ fn offboarding_steps(
     };
     let off = &found.unavailable;
     let mut steps = vec![
-        PlannedStep::new("block sign-in", "PATCH", format!("/users/{user}"))
-            .body(json!({"accountEnabled": false}))
-            .needs(Capability::DisableAccount, off),
-        PlannedStep::new("reset password", "PATCH", format!("/users/{user}"))
-            .body(json!({"passwordProfile": {
-                "forceChangePasswordNextSignIn": true,
-                "password": PASSWORD_PLACEHOLDER,
-            }}))
-            .once()
-            .needs(Capability::PasswordReset, off),
-        PlannedStep::new(
-            "revoke sign-in sessions",
-            "POST",
-            format!("/users/{user}/revokeSignInSessions"),
-        )
-        .needs(Capability::RevokeSessions, off),
+        block_sign_in_step(user).needs(Capability::DisableAccount, off),
+        password_step("reset password", user).needs(Capability::PasswordReset, off),
+        revoke_sessions_step(user).needs(Capability::RevokeSessions, off),
     ];
     if *remove_from_groups {
         for group in &found.groups {
